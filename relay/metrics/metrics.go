@@ -1,0 +1,123 @@
+// Package metrics holds the relay's Prometheus collectors. Every Metrics value
+// has its own registry (never the global one), so that several relays can run
+// in one process (tests, the desktop's host mode) without colliding.
+package metrics
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Eviction reasons used as the "reason" label of EvictionsTotal.
+const (
+	EvictHeartbeat    = "heartbeat_timeout" // no frame for the heartbeat timeout (4000)
+	EvictSlow         = "slow_consumer"     // send queue overflow (4001)
+	EvictReplaced     = "replaced"          // a newer connection of the same member (4002)
+	EvictHelloTimeout = "hello_timeout"     // no hello within 10 s (4003)
+	EvictTooLarge     = "too_large"         // frame over --max-frame (1009)
+	EvictRefused      = "hello_refused"     // hello refused (4500, 4501, 4503, 4504, 4505)
+	EvictShutdown     = "shutdown"          // relay draining (1001)
+)
+
+// Metrics is the set of collectors the relay updates. The zero value is not
+// usable; call New.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	Connections       prometheus.Gauge       // open websocket connections
+	Rooms             prometheus.Gauge       // rooms held in memory
+	RoomMembers       *prometheus.GaugeVec   // members (online and away) per room
+	FramesIn          *prometheus.CounterVec // frames received, by type
+	FramesOut         *prometheus.CounterVec // frames queued to clients, by type (a fan-out counts once per recipient)
+	MessagesAccepted  prometheus.Counter     // msg frames that got a seq
+	Evictions         *prometheus.CounterVec // connections the relay closed, by reason
+	QueueOverflows    prometheus.Counter     // send queues that overflowed
+	HeartbeatTimeouts prometheus.Counter     // connections closed for silence
+	FanoutDuration    prometheus.Histogram   // time to enqueue one frame to every member of a room
+	StoreCommit       prometheus.Histogram   // time from handing a record to the store until it is durable
+	StoreErrors       prometheus.Counter     // failed store writes
+	HTTPRefused       *prometheus.CounterVec // upgrade requests refused before the upgrade, by reason
+	AvatarUploads     *prometheus.CounterVec // avatar uploads, by result
+}
+
+// New creates the collectors and registers them, with the Go runtime and
+// process collectors, in a fresh registry.
+func New() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		Connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "heartline_connections",
+			Help: "Open websocket connections.",
+		}),
+		Rooms: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "heartline_rooms",
+			Help: "Rooms held in memory (rooms with members or messages in flight).",
+		}),
+		RoomMembers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "heartline_room_members",
+			Help: "Members of a room, online and away.",
+		}, []string{"room"}),
+		FramesIn: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "heartline_frames_in_total",
+			Help: "Frames received from clients, by frame type (binary and undecodable frames count as bad_frame).",
+		}, []string{"type"}),
+		FramesOut: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "heartline_frames_out_total",
+			Help: "Frames queued to clients, by frame type; a broadcast counts once per recipient.",
+		}, []string{"type"}),
+		MessagesAccepted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "heartline_messages_accepted_total",
+			Help: "Messages that were stored and acknowledged.",
+		}),
+		Evictions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "heartline_evictions_total",
+			Help: "Connections closed by the relay, by reason.",
+		}, []string{"reason"}),
+		QueueOverflows: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "heartline_queue_overflows_total",
+			Help: "Connections whose send queue overflowed (slow consumers, closed with 4001).",
+		}),
+		HeartbeatTimeouts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "heartline_heartbeat_timeouts_total",
+			Help: "Connections closed because nothing arrived for the heartbeat timeout (4000).",
+		}),
+		FanoutDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "heartline_fanout_duration_seconds",
+			Help:    "Time to encode one frame and queue it to every member of a room.",
+			Buckets: prometheus.ExponentialBuckets(1e-6, 4, 10), // 1 µs .. 0.26 s
+		}),
+		StoreCommit: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "heartline_store_commit_seconds",
+			Help:    "Time from handing a message to the store until it is durable (group commit included).",
+			Buckets: prometheus.ExponentialBuckets(1e-4, 2.5, 12), // 0.1 ms .. 2.4 s
+		}),
+		StoreErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "heartline_store_errors_total",
+			Help: "Store writes that failed (the sender got error internal, no ack).",
+		}),
+		HTTPRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "heartline_http_refused_total",
+			Help: "Websocket upgrade requests refused before the upgrade, by reason (max_conns, max_conns_per_ip, origin, draining).",
+		}, []string{"reason"}),
+		AvatarUploads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "heartline_avatar_uploads_total",
+			Help: "Avatar uploads, by result (stored, too_large, bad_image, unauthorized, rate_limited, error).",
+		}, []string{"result"}),
+	}
+	m.Registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.Connections, m.Rooms, m.RoomMembers, m.FramesIn, m.FramesOut,
+		m.MessagesAccepted, m.Evictions, m.QueueOverflows, m.HeartbeatTimeouts,
+		m.FanoutDuration, m.StoreCommit, m.StoreErrors, m.HTTPRefused, m.AvatarUploads,
+	)
+	return m
+}
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}
