@@ -19,11 +19,11 @@ func wantRefused(t *testing.T, what string, err error, code string, close int) {
 
 func TestNormalizeName(t *testing.T) {
 	good := map[string]string{
-		"Alice":                      "Alice",
-		"  Bob  ":                    "Bob",
-		"\tZoë\n":                    "Zoë",
-		"李小龙":                        "李小龙",
-		strings.Repeat("é", 32):      strings.Repeat("é", 32), // 64 bytes, 32 code points
+		"Alice":                  "Alice",
+		"  Bob  ":                "Bob",
+		"\tZoë\n":                "Zoë",
+		"李小龙":                    "李小龙",
+		strings.Repeat("é", 32):  strings.Repeat("é", 32),  // 64 bytes, 32 code points
 		"family 👨\u200d👩\u200d👧": "family 👨\u200d👩\u200d👧", // ZWJ emoji stay allowed
 	}
 	for in, want := range good {
