@@ -1,0 +1,378 @@
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+type reqKind uint8
+
+const (
+	kindAppend     reqKind = iota // explicit seq, done func(error)
+	kindAppendNext                // store assigns the seq, doneRec func(Record, error)
+	kindPutMember
+	kindDeleteMember
+	kindEnsureRoom
+)
+
+// request is one queued write. The committer fills err/out and then runs the
+// callback.
+type request struct {
+	kind     reqKind
+	room     string
+	rec      Record
+	member   MemberRecord
+	memberID string
+
+	done    func(error)
+	doneRec func(Record, error)
+	ensure  chan error // buffered (1)
+
+	err error
+	out Record
+}
+
+func (r *request) finish() {
+	switch {
+	case r.done != nil:
+		r.done(r.err)
+	case r.doneRec != nil:
+		r.doneRec(r.out, r.err)
+	case r.ensure != nil:
+		r.ensure <- r.err
+	}
+}
+
+// Append queues rec for the next group commit. rec.Seq must be the room's
+// latest seq + 1 counting records queued before it (else ErrSeqOutOfOrder);
+// a (MemberID, ClientID) already stored fails with a *DuplicateError. done(err)
+// runs after the record is durable (fsync'd) or failed, on the committer
+// goroutine, in submission order; it must not block. done may be nil.
+//
+// A failed record takes no seq: after any error the caller must continue from
+// Seq(room)+1, and records it queued meanwhile with higher seqs fail too.
+// AppendNext avoids that bookkeeping by letting the store pick the seq.
+//
+// Append blocks only while the queue (Options.QueueSize) is full, i.e. until
+// the running commit finishes and the committer takes the next batch. After
+// Close, done(ErrClosed) runs at once on a new goroutine.
+func (s *Store) Append(room string, rec Record, done func(error)) {
+	s.enqueue(&request{kind: kindAppend, room: room, rec: rec, done: done})
+}
+
+// AppendNext is Append with the seq assigned by the store at commit time
+// (rec.Seq is ignored): done receives the record as stored, with its seq. A
+// failed record takes no seq, so later records are unaffected. A duplicate
+// (member, client id) gets a *DuplicateError and the record stored first, so
+// the caller can repeat that ack.
+func (s *Store) AppendNext(room string, rec Record, done func(Record, error)) {
+	s.enqueue(&request{kind: kindAppendNext, room: room, rec: rec, doneRec: done})
+}
+
+// PutMember stores (inserts or replaces) a member of room, through the same
+// committer as Append; done may be nil.
+func (s *Store) PutMember(room string, m MemberRecord, done func(error)) {
+	s.enqueue(&request{kind: kindPutMember, room: room, member: m, done: done})
+}
+
+// DeleteMember removes a member of room (no error if absent); done may be nil.
+// The member's messages and their dedup entries stay until retention drops them.
+func (s *Store) DeleteMember(room, memberID string, done func(error)) {
+	s.enqueue(&request{kind: kindDeleteMember, room: room, memberID: memberID, done: done})
+}
+
+func (s *Store) enqueue(r *request) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		r.err = ErrClosed
+		if r.ensure != nil {
+			r.finish() // buffered channel: never blocks
+			return
+		}
+		// Not on the caller's goroutine: a callback that hands the result
+		// back to the caller (a channel the caller reads) must not deadlock.
+		go r.finish()
+		return
+	}
+	s.queue <- r
+}
+
+// committer owns all writes: it takes everything queued (up to MaxBatch),
+// writes it in one transaction, then runs the callbacks in order.
+func (s *Store) committer() {
+	defer close(s.committerDone)
+	var tick <-chan time.Time
+	if s.opts.MaxAge > 0 {
+		t := time.NewTicker(s.opts.PruneInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	batch := make([]*request, 0, s.opts.MaxBatch)
+	for {
+		select {
+		case r, ok := <-s.queue:
+			if !ok {
+				return // closed and drained
+			}
+			batch = append(batch[:0], r)
+		fill:
+			for len(batch) < s.opts.MaxBatch {
+				select {
+				case r, ok := <-s.queue:
+					if !ok {
+						break fill
+					}
+					batch = append(batch, r)
+				default:
+					break fill
+				}
+			}
+			s.commit(batch)
+			clear(batch) // drop references to callbacks and texts
+		case <-tick:
+			s.pruneAllByAge()
+		}
+	}
+}
+
+// roomTx caches one room's buckets and seq within a commit.
+type roomTx struct {
+	name                     string
+	meta, msgs, ids, members *bolt.Bucket
+	seq                      uint64
+	appended                 bool
+}
+
+func (s *Store) commit(batch []*request) {
+	start := time.Now()
+	var appended, pruned int
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		appended, pruned = 0, 0
+		rooms := tx.Bucket(bktRooms)
+		open := make(map[string]*roomTx, 1)
+		getRoom := func(name string) (*roomTx, error) {
+			if rt := open[name]; rt != nil {
+				return rt, nil
+			}
+			rb := rooms.Bucket([]byte(name))
+			if rb == nil {
+				return nil, fmt.Errorf("%w %q: create it with EnsureRoom first", ErrUnknownRoom, name)
+			}
+			rt, err := openRoomTx(rb, name)
+			if err != nil {
+				return nil, err
+			}
+			open[name] = rt
+			return rt, nil
+		}
+		var buf []byte
+		for _, r := range batch {
+			r.err, r.out = nil, Record{}
+			if r.kind == kindEnsureRoom {
+				if err := s.ensureRoomTx(rooms, r.room); err != nil {
+					return err
+				}
+				continue
+			}
+			rt, err := getRoom(r.room)
+			if err != nil {
+				r.err = err // this request only; the batch goes on
+				continue
+			}
+			switch r.kind {
+			case kindAppend, kindAppendNext:
+				rec := r.rec
+				if r.kind == kindAppendNext {
+					rec.Seq = rt.seq + 1
+				} else if rec.Seq != rt.seq+1 {
+					r.err = fmt.Errorf("%w: room %q got seq %d, next is %d", ErrSeqOutOfOrder, r.room, rec.Seq, rt.seq+1)
+					continue
+				}
+				buf = idKey(buf[:0], rec.MemberID, rec.ClientID)
+				if rec.ClientID != "" {
+					if v := rt.ids.Get(buf); v != nil {
+						old, err := decodeRecord(binary.BigEndian.Uint64(v), rt.msgs.Get(v))
+						if err != nil {
+							r.err = err
+							continue
+						}
+						r.err, r.out = &DuplicateError{Existing: old}, old
+						continue
+					}
+					if err := rt.ids.Put(buf, seqKey(rec.Seq)); err != nil {
+						return err
+					}
+				}
+				if err := rt.msgs.Put(seqKey(rec.Seq), encodeRecord(nil, &rec)); err != nil {
+					return err
+				}
+				rt.seq, rt.appended, r.out = rec.Seq, true, rec
+				appended++
+			case kindPutMember:
+				if r.member.ID == "" {
+					r.err = errors.New("store: member without id")
+					continue
+				}
+				v, err := json.Marshal(&r.member)
+				if err != nil {
+					return err
+				}
+				if err := rt.members.Put([]byte(r.member.ID), v); err != nil {
+					return err
+				}
+			case kindDeleteMember:
+				if err := rt.members.Delete([]byte(r.memberID)); err != nil {
+					return err
+				}
+			}
+		}
+		now := time.Now()
+		for _, rt := range open {
+			if !rt.appended {
+				continue
+			}
+			if err := rt.meta.Put(keySeq, seqKey(rt.seq)); err != nil {
+				return err
+			}
+			n, err := s.prune(rt, now)
+			pruned += n
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		err = fmt.Errorf("store: writing %d request(s) to %s failed: %w", len(batch), s.path, err)
+		s.log.Error("store commit failed; the affected messages were not acknowledged",
+			"err", err, "requests", len(batch))
+		for _, r := range batch {
+			r.err, r.out = err, Record{}
+		}
+		s.failed.Add(uint64(len(batch)))
+	} else {
+		s.commits.Add(1)
+		s.committed.Add(uint64(appended))
+		s.pruned.Add(uint64(pruned))
+	}
+	if d := time.Since(start); d > time.Second {
+		s.log.Warn("store commit slow", "took", d, "requests", len(batch), "appended", appended)
+	}
+	for _, r := range batch {
+		r.finish()
+	}
+}
+
+func openRoomTx(rb *bolt.Bucket, name string) (*roomTx, error) {
+	rt := &roomTx{
+		name:    name,
+		meta:    rb.Bucket(bktMeta),
+		msgs:    rb.Bucket(bktMsgs),
+		ids:     rb.Bucket(bktIDs),
+		members: rb.Bucket(bktMembers),
+	}
+	if rt.meta == nil || rt.msgs == nil || rt.ids == nil || rt.members == nil {
+		return nil, fmt.Errorf("room %q is missing a bucket: %w", name, ErrCorrupt)
+	}
+	rt.seq = keySeqOf(rt.meta.Get(keySeq))
+	return rt, nil
+}
+
+func (s *Store) ensureRoomTx(rooms *bolt.Bucket, name string) error {
+	if rooms.Bucket([]byte(name)) != nil {
+		return nil
+	}
+	epoch, err := newEpoch()
+	if err != nil {
+		return err
+	}
+	rb, err := rooms.CreateBucket([]byte(name))
+	if err != nil {
+		return err
+	}
+	for _, b := range [][]byte{bktMeta, bktMsgs, bktIDs, bktMembers} {
+		if _, err := rb.CreateBucket(b); err != nil {
+			return err
+		}
+	}
+	meta := rb.Bucket(bktMeta)
+	if err := meta.Put(keyEpoch, []byte(epoch)); err != nil {
+		return err
+	}
+	if err := meta.Put(keySeq, seqKey(0)); err != nil {
+		return err
+	}
+	created := binary.BigEndian.AppendUint64(nil, uint64(time.Now().UnixMilli()))
+	if err := meta.Put(keyCreated, created); err != nil {
+		return err
+	}
+	s.log.Info("store: room created", "room", name, "epoch", epoch)
+	return nil
+}
+
+// prune drops the oldest messages of a room beyond History, and those older
+// than MaxAge, together with their dedup entries. Seqs are contiguous and
+// only ever removed from the front, so the first key is the oldest.
+func (s *Store) prune(rt *roomTx, now time.Time) (dropped int, err error) {
+	var cutoffSeq uint64 // delete seq <= cutoffSeq
+	if rt.seq > uint64(s.opts.History) {
+		cutoffSeq = rt.seq - uint64(s.opts.History)
+	}
+	var cutoffTS int64 // delete TS < cutoffTS
+	if s.opts.MaxAge > 0 {
+		cutoffTS = now.Add(-s.opts.MaxAge).UnixMilli()
+	}
+	c := rt.msgs.Cursor()
+	var idbuf []byte
+	for k, v := c.First(); k != nil; k, v = c.First() {
+		if keySeqOf(k) > cutoffSeq {
+			ts, ok := recordTS(v)
+			if cutoffTS == 0 || (ok && ts >= cutoffTS) {
+				return dropped, nil
+			}
+		}
+		if member, client, ok := recordIDs(v); ok && len(client) > 0 {
+			idbuf = idKey(idbuf[:0], string(member), string(client))
+			if err := rt.ids.Delete(idbuf); err != nil {
+				return dropped, err
+			}
+		}
+		if err := c.Delete(); err != nil {
+			return dropped, err
+		}
+		dropped++
+	}
+	return dropped, nil
+}
+
+// pruneAllByAge runs age retention over every room (rooms that went quiet
+// would otherwise keep old messages until their next append).
+func (s *Store) pruneAllByAge() {
+	var dropped int
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		rooms := tx.Bucket(bktRooms)
+		now := time.Now()
+		return rooms.ForEachBucket(func(name []byte) error {
+			rt, err := openRoomTx(rooms.Bucket(name), string(name))
+			if err != nil {
+				return err
+			}
+			n, err := s.prune(rt, now)
+			dropped += n
+			return err
+		})
+	})
+	if err != nil {
+		s.log.Error("store: pruning old messages failed; will retry", "err", err)
+	} else if dropped > 0 {
+		s.commits.Add(1)
+		s.pruned.Add(uint64(dropped))
+		s.log.Debug("store: pruned old messages", "count", dropped)
+	}
+}

@@ -1,0 +1,345 @@
+// Package store is the relay's durable history: per room an epoch, the latest
+// seq, the retained messages, a dedup index of (member, client id) -> seq, and
+// the members. Everything lives in one bbolt file, <data dir>/heartline.db.
+//
+// Writes (Append, PutMember, DeleteMember) go through one committer goroutine
+// that group-commits: whatever is queued when a commit starts is written in a
+// single bbolt transaction (one fsync), then the done callbacks run in
+// submission order. Reads (After, Latest, LookupID, Rooms) are bbolt read
+// transactions and never wait for a commit.
+package store
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// FileName is the database file inside the data dir.
+const FileName = "heartline.db"
+
+// Defaults for the zero values of Options.
+const (
+	DefaultHistory   = 1000
+	DefaultMaxBatch  = 1024
+	DefaultQueueSize = 4096
+	DefaultLockWait  = time.Second
+)
+
+// Options configure a Store. Every zero value means the documented default.
+type Options struct {
+	// History is the number of messages kept per room; 0 means 1000 (DefaultHistory).
+	History int
+	// MaxAge prunes messages whose TS is older than this; 0 means no age limit.
+	MaxAge time.Duration
+	// PruneInterval is how often the committer prunes by age when MaxAge is set;
+	// 0 means MaxAge/10, clamped to [1 s, 1 min]. Appends also prune the room
+	// they touch, so this only matters for rooms that went quiet.
+	PruneInterval time.Duration
+	// MaxBatch bounds the records written in one transaction; 0 means 1024.
+	MaxBatch int
+	// QueueSize bounds the writes waiting for the committer; 0 means 4096.
+	// When the queue is full, Append/PutMember/DeleteMember block until the
+	// running commit takes the next batch (backpressure instead of unbounded
+	// memory): with the defaults that is at most one fsync'd transaction.
+	QueueSize int
+	// LockWait is how long Open waits for another process to release the
+	// file lock before giving up; 0 means 1 s.
+	LockWait time.Duration
+	// MaxSize caps the database file in bytes; a commit that would grow it
+	// further fails (its callbacks get the error). 0 means no cap.
+	MaxSize int
+	// Logger receives commit failures and pruning notes; nil discards.
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.History <= 0 {
+		o.History = DefaultHistory
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = DefaultMaxBatch
+	}
+	if o.QueueSize <= 0 {
+		o.QueueSize = DefaultQueueSize
+	}
+	if o.LockWait <= 0 {
+		o.LockWait = DefaultLockWait
+	}
+	if o.MaxAge > 0 && o.PruneInterval <= 0 {
+		o.PruneInterval = min(max(o.MaxAge/10, time.Second), time.Minute)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return o
+}
+
+// Record is one accepted message.
+type Record struct {
+	Seq      uint64
+	TS       int64  // unix ms, relay clock
+	MemberID string // the sender
+	ClientID string // the client's msg id (dedup key together with MemberID)
+	Text     string
+	// Name and Avatar are the sender's name and avatar when it sent the
+	// message (optional), so that history can still show who wrote a message
+	// after that member left and was deleted.
+	Name   string
+	Avatar string
+}
+
+// MemberRecord is a member of a room as it survives a restart.
+type MemberRecord struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Avatar  string `json:"avatar,omitempty"`
+	KeyHash string `json:"key_hash"` // hex SHA-256 of the member key (never the key)
+	Since   int64  `json:"since"`    // unix ms of first join
+}
+
+// RoomState is a room as stored.
+type RoomState struct {
+	Name    string
+	Epoch   string // random, created with the room's history; changes only if history is lost
+	Seq     uint64 // latest seq (0 for an empty room)
+	Members []MemberRecord
+}
+
+// Errors callers can test with errors.Is.
+var (
+	// ErrClosed: the store was closed; nothing more is written.
+	ErrClosed = errors.New("store: closed")
+	// ErrUnknownRoom: a write for a room that EnsureRoom never created.
+	ErrUnknownRoom = errors.New("store: unknown room")
+	// ErrSeqOutOfOrder: Append with a seq other than the room's latest + 1.
+	// After any failed Append the caller must take the next seq from the
+	// store again (Seq), since failed records take no seq.
+	ErrSeqOutOfOrder = errors.New("store: seq out of order")
+	// ErrDuplicateID: the (member, client id) pair is already stored; see
+	// DuplicateError for the stored record.
+	ErrDuplicateID = errors.New("store: duplicate message id")
+	// ErrLocked: another process holds the database file.
+	ErrLocked = errors.New("store: database in use")
+	// ErrCorrupt: the file is not a Heartline database or is damaged.
+	ErrCorrupt = errors.New("store: database damaged")
+)
+
+// DuplicateError is returned (to done) when a record's (member, client id)
+// is already stored. Existing is the record stored first, whose seq and ts
+// belong in the repeated ack.
+type DuplicateError struct{ Existing Record }
+
+func (e *DuplicateError) Error() string {
+	return fmt.Sprintf("store: message id %q of member %q is already stored as seq %d",
+		e.Existing.ClientID, e.Existing.MemberID, e.Existing.Seq)
+}
+
+// Is makes errors.Is(err, ErrDuplicateID) true.
+func (e *DuplicateError) Is(target error) bool { return target == ErrDuplicateID }
+
+// Store is the durable history. Safe for concurrent use.
+type Store struct {
+	db   *bolt.DB
+	path string
+	opts Options
+	log  *slog.Logger
+
+	// mu guards closed; writers hold it shared while enqueueing so that Close
+	// (exclusive) knows no one will send on queue after it closes it.
+	mu     sync.RWMutex
+	closed bool
+	queue  chan *request
+
+	committerDone chan struct{}
+
+	commits, committed, failed, pruned atomic.Uint64
+}
+
+// Stats are counters for metrics and tests.
+type Stats struct {
+	Commits  uint64 // write transactions that committed
+	Appended uint64 // messages made durable
+	Failed   uint64 // requests whose transaction failed (I/O, size cap)
+	Pruned   uint64 // messages dropped by retention
+	Queued   int    // writes waiting for the committer now
+}
+
+// Stats returns the counters since Open.
+func (s *Store) Stats() Stats {
+	return Stats{
+		Commits:  s.commits.Load(),
+		Appended: s.committed.Load(),
+		Failed:   s.failed.Load(),
+		Pruned:   s.pruned.Load(),
+		Queued:   len(s.queue),
+	}
+}
+
+// Open creates dir if needed and opens <dir>/heartline.db.
+func Open(dir string, opts Options) (*Store, error) {
+	opts = opts.withDefaults()
+	if dir == "" {
+		return nil, errors.New("store: no data dir given: set --data-dir to a directory the relay may write")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("cannot create the data dir %s: %w; create it yourself with write permission for the relay, or choose another --data-dir", dir, err)
+	}
+	path := filepath.Join(dir, FileName)
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file (%s): %w; move it away or choose another --data-dir", path, fi.Mode().Type(), ErrCorrupt)
+	}
+
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:      opts.LockWait,
+		MaxSize:      opts.MaxSize,
+		FreelistType: bolt.FreelistMapType, // retention frees pages at every append
+	})
+	if err != nil {
+		return nil, openError(path, opts.LockWait, err)
+	}
+	s := &Store{
+		db:            db,
+		path:          path,
+		opts:          opts,
+		log:           opts.Logger,
+		queue:         make(chan *request, opts.QueueSize),
+		committerDone: make(chan struct{}),
+	}
+	if err := s.initFormat(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	go s.committer()
+	return s, nil
+}
+
+// openError turns a bbolt open error into one a person can act on.
+func openError(path string, wait time.Duration, err error) error {
+	switch {
+	case errors.Is(err, berrors.ErrTimeout):
+		return fmt.Errorf("%s is in use by another heartline-relay (still locked after %s): %w; stop the other relay or use another --data-dir", path, wait, ErrLocked)
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum),
+		errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrInvalidMapping):
+		return fmt.Errorf("%s is not a Heartline database or is damaged (%v): %w; move it away to start with an empty history", path, err, ErrCorrupt)
+	case errors.Is(err, os.ErrPermission), errors.Is(err, syscall.EROFS):
+		return fmt.Errorf("cannot open %s for writing: %w; give the relay write permission on the data dir or choose another --data-dir", path, err)
+	case errors.Is(err, syscall.EISDIR):
+		return fmt.Errorf("%s is a directory: %w; move it away or choose another --data-dir", path, err)
+	}
+	// bbolt reports some damage without a sentinel ("file size too small",
+	// panics recovered as errors); a file that opens at all but fails here is
+	// damaged rather than absent.
+	return fmt.Errorf("cannot open %s (%v): %w; if the file is damaged, move it away to start with an empty history", path, err, ErrCorrupt)
+}
+
+// Bucket layout (all names are bytes):
+//
+//	heartline/format            = "1"
+//	rooms/<room>/meta/epoch     = hex string
+//	rooms/<room>/meta/seq       = uint64 big-endian (latest seq ever assigned)
+//	rooms/<room>/meta/created   = int64 big-endian unix ms
+//	rooms/<room>/msgs/<seq BE>  = encoded Record (see encodeRecord)
+//	rooms/<room>/ids/<idKey>    = uint64 big-endian seq
+//	rooms/<room>/members/<id>   = JSON MemberRecord
+var (
+	bktFormat  = []byte("heartline")
+	keyFormat  = []byte("format")
+	bktRooms   = []byte("rooms")
+	bktMeta    = []byte("meta")
+	bktMsgs    = []byte("msgs")
+	bktIDs     = []byte("ids")
+	bktMembers = []byte("members")
+	keyEpoch   = []byte("epoch")
+	keySeq     = []byte("seq")
+	keyCreated = []byte("created")
+
+	formatVersion = []byte("1")
+)
+
+// initFormat stamps a new file and refuses a bbolt file that is not ours, a
+// newer format, or one whose pages are damaged (bbolt panics on some damage;
+// we turn that into ErrCorrupt before the relay starts serving).
+func (s *Store) initFormat() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%s is damaged (%v): %w; move it away to start with an empty history", s.path, r, ErrCorrupt)
+		}
+	}()
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		fb := tx.Bucket(bktFormat)
+		if fb == nil {
+			empty := true
+			_ = tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
+			if !empty {
+				return fmt.Errorf("%s is a bbolt database of another program, not a Heartline one: %w; move it away or choose another --data-dir", s.path, ErrCorrupt)
+			}
+			if fb, err = tx.CreateBucket(bktFormat); err != nil {
+				return err
+			}
+			if err := fb.Put(keyFormat, formatVersion); err != nil {
+				return err
+			}
+			_, err := tx.CreateBucketIfNotExists(bktRooms)
+			return err
+		}
+		if v := fb.Get(keyFormat); string(v) != string(formatVersion) {
+			return fmt.Errorf("%s has format %q, this relay reads format %q: %w; run the Heartline version that wrote it, or move the file away to start with an empty history", s.path, v, formatVersion, ErrCorrupt)
+		}
+		rooms := tx.Bucket(bktRooms)
+		if rooms == nil {
+			return fmt.Errorf("%s has no rooms bucket: %w; move it away to start with an empty history", s.path, ErrCorrupt)
+		}
+		// Walk every room once so that damaged pages show up now, not when a
+		// client resumes.
+		return rooms.ForEachBucket(func(name []byte) error {
+			_, err := readRoom(rooms.Bucket(name), string(name))
+			return err
+		})
+	})
+	if err != nil && !errors.Is(err, ErrCorrupt) {
+		err = fmt.Errorf("cannot initialise %s: %w", s.path, err)
+	}
+	return err
+}
+
+// Path is the database file.
+func (s *Store) Path() string { return s.path }
+
+// Close stops accepting writes, commits everything already queued (their
+// callbacks fire), stops the committer and closes the file.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.queue)
+	s.mu.Unlock()
+	<-s.committerDone
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("closing %s: %w", s.path, err)
+	}
+	return nil
+}
+
+func newEpoch() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("store: no randomness for a room epoch: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}
