@@ -1,0 +1,614 @@
+// Package client is Heartline's headless client engine: it dials a relay,
+// says hello, keeps the link alive with heartbeats, notices dead links,
+// reconnects with backoff, resumes the room's history without gaps or
+// duplicates, and keeps an outbox so that nothing the person typed is lost.
+// A UI drives it through a few methods and renders its events; it never
+// touches a socket itself.
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/heartline/heartline/shared/protocol"
+)
+
+// Config sets up a Client. Zero values mean the documented defaults.
+type Config struct {
+	// URL of the relay: "ws://host:port/ws", "wss://host/ws", or just
+	// "host:port" (ws:// and /ws are added). http(s):// work too.
+	URL string
+	// Room, Name and Avatar as the protocol defines them. Avatar "" lets
+	// other clients draw initials.
+	Room, Name, Avatar string
+	// Token is the relay's access token, if it has one.
+	Token string
+	// Key is this member's secret (16-128 characters). Make one with NewKey
+	// once per installation and room and keep it with the settings: whoever
+	// holds the key is the member.
+	Key string
+	// Client names the program in the hello, e.g. "heartline-desktop/0.1.0";
+	// "" sends none.
+	Client string
+	// Outbox keeps messages not yet accepted by the relay. nil means an
+	// in-memory outbox; NewFileOutbox keeps them across app restarts.
+	Outbox OutboxStore
+	// Resume is where a previous run left off (see Client.ResumePoint); nil
+	// means join fresh (the latest page of history).
+	Resume *ResumePoint
+	// Clock drives every timer of the engine; nil means the real clock.
+	Clock Clock
+	// Rand returns numbers in [0,1) for backoff jitter; nil means a
+	// randomly seeded generator.
+	Rand func() float64
+	// Backoff shapes reconnect delays; the zero value means base 500 ms,
+	// cap 30 s, reset after 30 s of stable connection.
+	Backoff Backoff
+	// DialTimeout bounds the TCP connect, TLS and WebSocket handshake;
+	// 0 means 10 s.
+	DialTimeout time.Duration
+	// HelloTimeout is how long the engine waits for the welcome after the
+	// hello before it gives up on that link and retries; 0 means 10 s.
+	HelloTimeout time.Duration
+	// NetDialContext opens the TCP connection; nil means a net.Dialer.
+	// (Tests count sockets with it; an app could route through a proxy.)
+	NetDialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+	// TLSConfig for wss:// URLs; nil means the system's roots.
+	TLSConfig *tls.Config
+	// Logger receives connection lines; nil discards them.
+	Logger *slog.Logger
+}
+
+// ResumePoint is where the client's view of a room ends: the room's epoch
+// and the highest seq up to which it holds every message (its own acked
+// messages included). An app persists it to resume without gaps later.
+type ResumePoint struct {
+	Epoch   string `json:"epoch"`
+	LastSeq uint64 `json:"last_seq"`
+}
+
+// StopError is what Run returns when the relay refused the client for a
+// reason that retrying cannot fix (wrong token, name taken, room full...).
+type StopError struct {
+	Code   int    // the relay's close code (4500-4999, 1000 or 4002)
+	Reason string // a sentence a person can read, saying what to do
+	// Relay is the error frame that came before the close, if any (it may
+	// say which field was refused).
+	Relay *protocol.Error
+}
+
+func (e *StopError) Error() string { return e.Reason }
+
+// ErrClosed is returned by Send and Retry after Run has returned.
+var ErrClosed = errors.New("the connection to the room has ended: start it again to send")
+
+// ErrEmptyMessage is returned by Send for a message with nothing but spaces.
+var ErrEmptyMessage = errors.New("the message is empty")
+
+// Client is one member's connection to one room. Create it with New, start
+// it with Run (once), read Events until the channel closes.
+type Client struct {
+	cfg     Config
+	url     string
+	clock   Clock
+	rand    func() float64
+	backoff Backoff
+	log     *slog.Logger
+	store   OutboxStore
+	dialer  websocket.Dialer
+
+	events    *queue[Event]
+	eventsOut chan Event
+
+	wake      chan struct{} // the outbox has something new to send
+	retryNow  chan struct{}
+	leave     chan struct{} // closed by Leave
+	leaveOnce sync.Once
+
+	mu       sync.Mutex // guards everything below
+	started  bool
+	finished bool
+	state    State
+	outbox   []OutboxItem // pending and failed items, in sending order
+	seqs     seqTracker
+	epoch    string
+}
+
+const (
+	defaultDialTimeout = 10 * time.Second
+	// byeWait is how long Leave waits for the relay to close after bye
+	// (the protocol: "the client closes after at most 2 s anyway").
+	byeWait = 2 * time.Second
+	// maxRateLimitRetries: a message the relay refuses as too fast this
+	// many times in a row becomes Failed.
+	maxRateLimitRetries = 5
+	// writeTimeout bounds one socket write in real time; the heartbeat
+	// notices a dead link sooner, this only frees a writer stuck in the
+	// kernel.
+	writeTimeout = 10 * time.Second
+	// maxInboundFrame bounds what the engine reads from a relay (a welcome
+	// lists up to 1000 members and a page of history).
+	maxInboundFrame = 8 << 20
+)
+
+// NewKey returns a new random member key (32 URL-safe characters from
+// crypto/rand).
+func NewKey() string {
+	var b [24]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// newMessageID returns a random client message id (22 characters): ids
+// never repeat, not even across app restarts, so the relay's dedup by id is
+// safe.
+func newMessageID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// New checks cfg and returns a client ready to Run. Errors name the setting
+// that is wrong.
+func New(cfg Config) (*Client, error) {
+	u, err := normalizeURL(cfg.URL)
+	if err != nil {
+		return nil, err
+	}
+	if err := protocol.ValidateRoom(cfg.Room); err != nil {
+		return nil, fmt.Errorf("room: %s", frameMessage(err))
+	}
+	name, err := protocol.NormalizeName(cfg.Name)
+	if err != nil {
+		return nil, fmt.Errorf("name: %s", frameMessage(err))
+	}
+	cfg.Name = name
+	if err := protocol.ValidateKey(cfg.Key); err != nil {
+		return nil, fmt.Errorf("member key: %s (make one with NewKey and keep it)", frameMessage(err))
+	}
+	if err := protocol.ValidateAvatar(cfg.Avatar); err != nil {
+		return nil, fmt.Errorf("avatar: %s", frameMessage(err))
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = defaultDialTimeout
+	}
+	if cfg.HelloTimeout <= 0 {
+		cfg.HelloTimeout = protocol.HelloTimeout
+	}
+	c := &Client{
+		cfg:       cfg,
+		url:       u,
+		clock:     cfg.Clock,
+		rand:      cfg.Rand,
+		backoff:   cfg.Backoff.withDefaults(),
+		log:       cfg.Logger,
+		store:     cfg.Outbox,
+		events:    newQueue[Event](),
+		eventsOut: make(chan Event),
+		wake:      make(chan struct{}, 1),
+		retryNow:  make(chan struct{}, 1),
+		leave:     make(chan struct{}),
+	}
+	if c.clock == nil {
+		c.clock = SystemClock{}
+	}
+	if c.rand == nil {
+		c.rand = mrand.Float64
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	if c.store == nil {
+		c.store = NewMemoryOutbox()
+	}
+	c.dialer = websocket.Dialer{
+		NetDialContext:   cfg.NetDialContext,
+		TLSClientConfig:  cfg.TLSConfig,
+		HandshakeTimeout: cfg.DialTimeout, // a backstop; the clock-driven timeout comes first
+		ReadBufferSize:   4096,
+		WriteBufferSize:  4096,
+	}
+	items, err := c.store.Load()
+	if err != nil {
+		return nil, fmt.Errorf("outbox: %w", err)
+	}
+	for _, it := range items {
+		if it.Status == Sent { // a store should not keep these; nothing to do for them
+			continue
+		}
+		c.outbox = append(c.outbox, it)
+	}
+	if cfg.Resume != nil && cfg.Resume.Epoch != "" {
+		c.epoch = cfg.Resume.Epoch
+		c.seqs.reset(cfg.Resume.LastSeq)
+	}
+	return c, nil
+}
+
+func frameMessage(err error) string {
+	var fe *protocol.FrameError
+	if errors.As(err, &fe) {
+		return fe.Message
+	}
+	return err.Error()
+}
+
+// normalizeURL turns what a person types into a WebSocket URL.
+func normalizeURL(raw string) (string, error) {
+	s := strings.TrimSpace(raw)
+	if s == "" {
+		return "", errors.New("relay address is empty: enter host:port or a ws:// URL")
+	}
+	if !strings.Contains(s, "://") {
+		s = "ws://" + s
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("relay address %q is not a URL: %v", raw, err)
+	}
+	switch u.Scheme {
+	case "ws", "wss":
+	case "http":
+		u.Scheme = "ws"
+	case "https":
+		u.Scheme = "wss"
+	default:
+		return "", fmt.Errorf("relay address %q: use ws:// or wss:// (not %s://)", raw, u.Scheme)
+	}
+	if u.Hostname() == "" {
+		return "", fmt.Errorf("relay address %q has no host", raw)
+	}
+	if u.Path == "" || u.Path == "/" {
+		u.Path = "/ws"
+	}
+	return u.String(), nil
+}
+
+// URL is the WebSocket URL the client dials.
+func (c *Client) URL() string { return c.url }
+
+// Events delivers everything the engine has to say, in order, and is closed
+// after Run returns and every event has been read. It never drops events,
+// and the engine never waits for its reader; keep reading until it closes.
+func (c *Client) Events() <-chan Event { return c.eventsOut }
+
+// State returns the engine's current state.
+func (c *Client) State() State {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state
+}
+
+// ResumePoint returns the room's epoch and the gap-free last seq held; an
+// app saves it (Config.Resume) to pick up without gaps after a restart.
+func (c *Client) ResumePoint() ResumePoint {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return ResumePoint{Epoch: c.epoch, LastSeq: c.seqs.last}
+}
+
+// Outbox returns the items not yet sent (pending and failed), in order.
+func (c *Client) Outbox() []OutboxItem {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]OutboxItem(nil), c.outbox...)
+}
+
+// Send queues text for the room and returns its message id. It works
+// offline: the message waits in the outbox (and, with a file outbox, on
+// disk) until a link takes it. An error means the message was not queued.
+func (c *Client) Send(text string) (string, error) {
+	if strings.TrimSpace(text) == "" {
+		return "", ErrEmptyMessage
+	}
+	if !utf8.ValidString(text) {
+		return "", errors.New("the message is not valid UTF-8 text")
+	}
+	item := OutboxItem{ID: newMessageID(), Text: text, Status: Pending, Created: c.clock.Now()}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.finished {
+		return "", ErrClosed
+	}
+	if err := c.store.Put(item); err != nil {
+		return "", fmt.Errorf("the message could not be saved, so it was not sent: %w", err)
+	}
+	c.outbox = append(c.outbox, item)
+	c.emitLocked(OutboxChanged{Item: item})
+	c.poke()
+	return item.ID, nil
+}
+
+// Retry queues a failed message again, after every message queued so far.
+func (c *Client) Retry(id string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.finished {
+		return ErrClosed
+	}
+	i := c.outboxIndexLocked(id)
+	if i < 0 {
+		return fmt.Errorf("no message %q in the outbox", id)
+	}
+	item := c.outbox[i]
+	if item.Status != Failed {
+		return fmt.Errorf("message %q is %s, not failed", id, item.Status)
+	}
+	item.Status, item.Reason = Pending, ""
+	// Delete then Put moves it to the end in the store too, so the order
+	// survives a restart.
+	if err := c.store.Delete(id); err != nil {
+		return fmt.Errorf("the outbox could not be updated: %w", err)
+	}
+	if err := c.store.Put(item); err != nil {
+		return fmt.Errorf("the outbox could not be updated: %w", err)
+	}
+	c.outbox = append(append(c.outbox[:i:i], c.outbox[i+1:]...), item)
+	c.emitLocked(OutboxChanged{Item: item})
+	c.poke()
+	return nil
+}
+
+// RetryNow ends the current wait between reconnect attempts at once. It
+// does nothing while connecting or connected.
+func (c *Client) RetryNow() {
+	select {
+	case c.retryNow <- struct{}{}:
+	default:
+	}
+}
+
+// Leave says bye to the room (the others see the member leave at once) and
+// makes Run return nil. Without a link it just stops.
+func (c *Client) Leave() {
+	c.leaveOnce.Do(func() { close(c.leave) })
+}
+
+func (c *Client) poke() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// emitLocked queues an event; c.mu is held so that events come out in the
+// order the state changed.
+func (c *Client) emitLocked(e Event) { c.events.push(e) }
+
+func (c *Client) setStateLocked(s State) {
+	c.state = s
+	c.emitLocked(StateChanged{State: s})
+}
+
+func (c *Client) outboxIndexLocked(id string) int {
+	for i := range c.outbox {
+		if c.outbox[i].ID == id {
+			return i
+		}
+	}
+	return -1
+}
+
+// Run connects and keeps the client connected until ctx ends (it returns
+// ctx.Err()), Leave is called (nil), or the relay refuses the client for
+// good (a *StopError). It may be called once.
+func (c *Client) Run(ctx context.Context) error {
+	c.mu.Lock()
+	if c.started {
+		c.mu.Unlock()
+		return errors.New("client: Run may be called only once")
+	}
+	c.started = true
+	c.mu.Unlock()
+
+	pumpDone := make(chan struct{})
+	go func() {
+		defer close(pumpDone)
+		pumpEvents(c.events, c.eventsOut)
+	}()
+
+	err := c.loop(ctx)
+
+	c.mu.Lock()
+	c.finished = true
+	s := c.state
+	var stop *StopError
+	if errors.As(err, &stop) {
+		s = State{Phase: Stopped, StopReason: stop.Reason, CloseCode: stop.Code, LastError: s.LastError}
+	} else {
+		s = State{Phase: Offline, LastError: s.LastError}
+	}
+	c.setStateLocked(s)
+	c.mu.Unlock()
+	c.events.close()
+	return err
+}
+
+// loop is the connect / wait / reconnect cycle. Only one link exists at a
+// time: a link is fully closed (socket and goroutines) before the next dial.
+func (c *Client) loop(ctx context.Context) error {
+	attempt := 0 // reconnect attempts since the last stable link
+	var lastErr string
+	var lastCode int
+	for {
+		select { // a RetryNow from an earlier wait must not skip the next one
+		case <-c.retryNow:
+		default:
+		}
+		c.mu.Lock()
+		c.setStateLocked(State{Phase: Connecting, Attempt: attempt, LastError: lastErr, CloseCode: lastCode})
+		c.mu.Unlock()
+
+		res := c.connectOnce(ctx)
+		switch res.outcome {
+		case outcomeCanceled:
+			return ctx.Err()
+		case outcomeLeft:
+			return nil
+		case outcomeStop:
+			return res.stop
+		}
+		lastErr, lastCode = res.reason, res.closeCode
+		if res.stableFor >= c.backoff.StableAfter {
+			attempt = 0
+		}
+		attempt++
+		delay := c.backoff.Delay(attempt, c.rand())
+		timer := c.clock.NewTimer(delay)
+		c.mu.Lock()
+		c.setStateLocked(State{
+			Phase: Reconnecting, Attempt: attempt, NextTry: c.clock.Now().Add(delay),
+			LastError: lastErr, CloseCode: lastCode,
+		})
+		c.mu.Unlock()
+		c.log.Info("reconnecting", "attempt", attempt, "in", delay, "after", lastErr)
+		select {
+		case <-timer.C():
+		case <-c.retryNow:
+		case <-ctx.Done():
+			timer.Stop()
+			return ctx.Err()
+		case <-c.leave:
+			timer.Stop()
+			return nil
+		}
+		timer.Stop()
+	}
+}
+
+type outcome int
+
+const (
+	outcomeRetry outcome = iota
+	outcomeStop
+	outcomeCanceled
+	outcomeLeft
+)
+
+// linkResult is how one connection attempt ended.
+type linkResult struct {
+	outcome   outcome
+	reason    string        // for outcomeRetry: why, in words
+	closeCode int           // the relay's close code, if any
+	stableFor time.Duration // how long the link was up after its welcome
+	stop      *StopError
+}
+
+// connectOnce dials, then runs the link until it ends.
+func (c *Client) connectOnce(ctx context.Context) linkResult {
+	conn, res, ok := c.dial(ctx)
+	if !ok {
+		return res
+	}
+	l := newLink(c, conn)
+	return l.run(ctx)
+}
+
+// dial opens the WebSocket, bounded by DialTimeout on the engine's clock.
+// Whatever happens, no socket is left open behind the caller's back.
+func (c *Client) dial(ctx context.Context) (*websocket.Conn, linkResult, bool) {
+	dctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		conn *websocket.Conn
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		conn, resp, err := c.dialer.DialContext(dctx, c.url, nil)
+		if err != nil {
+			err = describeDialError(c.url, resp, err)
+		}
+		done <- result{conn, err}
+	}()
+	timer := c.clock.NewTimer(c.cfg.DialTimeout)
+	defer timer.Stop()
+	abandon := func() {
+		cancel()
+		if r := <-done; r.conn != nil {
+			r.conn.Close()
+		}
+	}
+	select {
+	case r := <-done:
+		if r.err != nil {
+			c.log.Info("dial failed", "url", c.url, "err", r.err)
+			return nil, linkResult{outcome: outcomeRetry, reason: r.err.Error()}, false
+		}
+		return r.conn, linkResult{}, true
+	case <-timer.C():
+		abandon()
+		reason := fmt.Sprintf("no answer from %s within %s: check the address, or the network", hostOf(c.url), seconds(c.cfg.DialTimeout))
+		return nil, linkResult{outcome: outcomeRetry, reason: reason}, false
+	case <-ctx.Done():
+		abandon()
+		return nil, linkResult{outcome: outcomeCanceled}, false
+	case <-c.leave:
+		abandon()
+		return nil, linkResult{outcome: outcomeLeft}, false
+	}
+}
+
+func hostOf(u string) string {
+	if p, err := url.Parse(u); err == nil {
+		return p.Host
+	}
+	return u
+}
+
+// describeDialError says what went wrong with a dial, and what to check.
+func describeDialError(u string, resp *http.Response, err error) error {
+	host := hostOf(u)
+	if resp != nil {
+		switch resp.StatusCode {
+		case http.StatusNotFound:
+			return fmt.Errorf("there is no Heartline relay at %s (HTTP 404 for %s): check the address", host, u)
+		case http.StatusTooManyRequests:
+			return fmt.Errorf("the relay at %s has too many connections from this address (HTTP 429)", host)
+		case http.StatusServiceUnavailable:
+			return fmt.Errorf("the relay at %s is busy or shutting down (HTTP 503)", host)
+		case http.StatusForbidden:
+			return fmt.Errorf("the relay at %s refused the connection (HTTP 403)", host)
+		}
+		return fmt.Errorf("the relay at %s answered HTTP %d instead of opening a chat link: check the address", host, resp.StatusCode)
+	}
+	var dnsErr *net.DNSError
+	var certErr *tls.CertificateVerificationError
+	switch {
+	case errors.As(err, &dnsErr):
+		return fmt.Errorf("cannot find the host %s: check the address and the network", dnsErr.Name)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("%s refused the connection: is the relay running on that port?", host)
+	case errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EHOSTUNREACH):
+		return fmt.Errorf("%s cannot be reached from this network", host)
+	case errors.As(err, &certErr):
+		return fmt.Errorf("the relay at %s has a certificate this computer does not trust: %v", host, certErr.Err)
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("no answer from %s in time: check the address, or the network", host)
+	}
+	return fmt.Errorf("cannot connect to %s: %v", host, err)
+}
+
+// seconds formats a duration the way a person reads a timeout: "25 s", "0.3 s".
+func seconds(d time.Duration) string {
+	if d%time.Second == 0 {
+		return fmt.Sprintf("%d s", d/time.Second)
+	}
+	return strings.TrimRight(strings.TrimRight(fmt.Sprintf("%.3f", d.Seconds()), "0"), ".") + " s"
+}
