@@ -1,0 +1,237 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/heartline/heartline/relay/store"
+)
+
+// Defaults used for the zero values of Config.
+const (
+	DefaultListen            = ":8080"
+	DefaultHeartbeatInterval = 10 * time.Second
+	DefaultHeartbeatTimeout  = 25 * time.Second
+	DefaultGrace             = 30 * time.Second
+	DefaultMaxFrame          = 64 << 10
+	DefaultMaxText           = 4000
+	DefaultRate              = 5.0
+	DefaultBurst             = 10
+	DefaultMaxRoomMembers    = 1000
+	DefaultHistoryPage       = 50
+	DefaultSendQueue         = 256
+	DefaultShutdownTimeout   = 10 * time.Second
+	DefaultKeepAliveIdle     = 60 * time.Second
+	DefaultKeepAliveInterval = 30 * time.Second
+	DefaultKeepAliveCount    = 3
+	DefaultAvatarRate        = 1.0 / 6 // uploads per second per client address (10 a minute)
+	DefaultAvatarBurst       = 5
+)
+
+// Config configures a relay. Every zero value means the documented default, so
+// Config{DataDir: dir} is a complete relay on :8080.
+type Config struct {
+	// Listen is the TCP address Start/Serve listen on; "" means ":8080".
+	// Use "127.0.0.1:0" for a free port (see Server.Addr).
+	Listen string
+	// DataDir holds the history database and uploaded avatars. Required
+	// unless Store is set (then avatars go to DataDir/avatars only if DataDir
+	// is set, else uploads are refused).
+	DataDir string
+	// Store replaces the store the relay would open in DataDir (tests inject
+	// a wrapped store; the desktop may share one). The caller closes it.
+	Store Store
+	// History is the number of messages kept per room (store retention);
+	// 0 means 1000. Ignored when Store is set.
+	History int
+	// HistoryMaxAge also prunes messages older than this; 0 means no age limit.
+	HistoryMaxAge time.Duration
+	// HistoryPage is how many recent messages a fresh join's welcome carries;
+	// 0 means 50.
+	HistoryPage int
+
+	// HeartbeatInterval is the ping interval announced to clients; 0 means 10 s.
+	HeartbeatInterval time.Duration
+	// HeartbeatTimeout closes a connection silent for this long (4000); 0 means
+	// 25 s. Must be more than twice HeartbeatInterval.
+	HeartbeatTimeout time.Duration
+	// Grace is how long a member whose link dropped stays (away) before it
+	// leaves; 0 means 30 s.
+	Grace time.Duration
+	// SweepInterval is how often the one sweeper checks heartbeats, hello
+	// timeouts and grace periods; 0 means min(HeartbeatInterval/2, 1 s).
+	SweepInterval time.Duration
+	// HelloTimeout closes a connection that sent no hello (4003); 0 means
+	// 10 s (the protocol's value; tests shorten it).
+	HelloTimeout time.Duration
+
+	// MaxFrame is the largest inbound frame in bytes (larger closes 1009);
+	// 0 means 64 KiB.
+	MaxFrame int64
+	// MaxText is the longest message text in code points (too_long); 0 means 4000.
+	MaxText int
+	// Rate is the accepted messages per second per connection; 0 means 5.
+	Rate float64
+	// Burst is the rate limiter's bucket size; 0 means 10.
+	Burst int
+	// MaxConns caps open websocket connections (HTTP 503 beyond); 0 means no cap.
+	MaxConns int
+	// MaxConnsPerIP caps connections per client IP (HTTP 429 beyond); 0 means no cap.
+	MaxConnsPerIP int
+	// MaxRoomMembers caps members (online and away) per room (4505); 0 means 1000.
+	MaxRoomMembers int
+	// SendQueue is each connection's send queue in frames; overflow closes the
+	// connection with 4001. 0 means 256.
+	SendQueue int
+
+	// Origins lists the browser origins allowed to connect (exact match, e.g.
+	// "https://chat.example.org"; "*" allows any). A request without an Origin
+	// header (desktop app, CLI clients) is always allowed. Empty means only
+	// same-host origins.
+	Origins []string
+	// Token, when set, is required in every hello (4500 otherwise) and on
+	// avatar uploads.
+	Token string
+	// AdminToken, when set, opens GET /v1/rooms to "Authorization: Bearer
+	// <AdminToken>". Empty means the endpoint always answers 401.
+	AdminToken string
+
+	// TLSCert and TLSKey are PEM files; both or neither. With them the relay
+	// serves HTTPS and wss://.
+	TLSCert, TLSKey string
+	// KeepAliveIdle, KeepAliveInterval and KeepAliveCount set TCP keepalive on
+	// accepted connections (net.KeepAliveConfig): 0 means 60 s, 30 s and 3;
+	// a negative value disables that setting (the OS default applies).
+	KeepAliveIdle, KeepAliveInterval time.Duration
+	KeepAliveCount                   int
+
+	// AvatarRate and AvatarBurst limit avatar uploads per client IP; 0 means
+	// 10 a minute with a burst of 5.
+	AvatarRate  float64
+	AvatarBurst int
+
+	// ShutdownTimeout bounds Serve's graceful shutdown after ctx ends; 0 means 10 s.
+	ShutdownTimeout time.Duration
+
+	// STUNPorts are the UDP ports of the relay's STUN responder, announced in
+	// welcome.stun; nil means none.
+	STUNPorts []int
+
+	// Logger receives connect/join/leave/eviction lines; nil discards.
+	Logger *slog.Logger
+
+	// now is the clock (tests may replace it); nil means time.Now.
+	now func() time.Time
+}
+
+// withDefaults returns c with every zero value replaced by its default.
+func (c Config) withDefaults() Config {
+	def := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if c.HistoryPage <= 0 {
+		c.HistoryPage = DefaultHistoryPage
+	}
+	def(&c.HeartbeatInterval, DefaultHeartbeatInterval)
+	def(&c.HeartbeatTimeout, DefaultHeartbeatTimeout)
+	def(&c.Grace, DefaultGrace)
+	def(&c.SweepInterval, min(c.HeartbeatInterval/2, time.Second))
+	def(&c.HelloTimeout, 10*time.Second)
+	def(&c.ShutdownTimeout, DefaultShutdownTimeout)
+	def(&c.KeepAliveIdle, DefaultKeepAliveIdle)
+	def(&c.KeepAliveInterval, DefaultKeepAliveInterval)
+	if c.KeepAliveCount == 0 {
+		c.KeepAliveCount = DefaultKeepAliveCount
+	}
+	if c.MaxFrame == 0 {
+		c.MaxFrame = DefaultMaxFrame
+	}
+	if c.MaxText == 0 {
+		c.MaxText = DefaultMaxText
+	}
+	if c.Rate == 0 {
+		c.Rate = DefaultRate
+	}
+	if c.Burst == 0 {
+		c.Burst = DefaultBurst
+	}
+	if c.MaxRoomMembers == 0 {
+		c.MaxRoomMembers = DefaultMaxRoomMembers
+	}
+	if c.SendQueue == 0 {
+		c.SendQueue = DefaultSendQueue
+	}
+	if c.AvatarRate == 0 {
+		c.AvatarRate = DefaultAvatarRate
+	}
+	if c.AvatarBurst == 0 {
+		c.AvatarBurst = DefaultAvatarBurst
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	return c
+}
+
+// Validate reports the first setting that cannot work, in words that name
+// the setting (the command line maps them to its flags).
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if c.DataDir == "" && c.Store == nil {
+		bad("data dir is empty: the relay needs a folder for its history")
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen address %q is not host:port (e.g. :8080 or 127.0.0.1:8080): %v", c.Listen, err)
+	}
+	if c.HeartbeatInterval < 0 || c.HeartbeatTimeout < 0 || c.Grace < 0 || c.SweepInterval < 0 || c.HelloTimeout < 0 {
+		bad("durations must not be negative")
+	}
+	if c.HeartbeatTimeout <= 2*c.HeartbeatInterval {
+		bad("heartbeat timeout %v must be more than twice the heartbeat interval %v, or one lost ping drops a healthy client",
+			c.HeartbeatTimeout, c.HeartbeatInterval)
+	}
+	if c.MaxFrame < 512 {
+		bad("max frame %d is too small: a hello needs up to a few hundred bytes (use at least 512)", c.MaxFrame)
+	}
+	if c.MaxText < 1 {
+		bad("max text must be at least 1 character")
+	}
+	if c.Rate < 0 || c.Burst < 1 {
+		bad("rate must be positive and burst at least 1")
+	}
+	if c.MaxConns < 0 || c.MaxConnsPerIP < 0 || c.MaxRoomMembers < 1 || c.SendQueue < 1 {
+		bad("connection and member limits must not be negative")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		bad("TLS needs both a certificate and a key file (got only one)")
+	}
+	if c.HistoryPage < 1 {
+		bad("history page must be at least 1")
+	}
+	return errors.Join(errs...)
+}
+
+// Store is what the relay needs from its history store; *store.Store
+// implements it.
+type Store interface {
+	Rooms() ([]store.RoomState, error)
+	EnsureRoom(name string) (store.RoomState, error)
+	Append(room string, rec store.Record, done func(error))
+	PutMember(room string, m store.MemberRecord, done func(error))
+	DeleteMember(room, memberID string, done func(error))
+	After(room string, seq uint64, limit int) ([]store.Record, bool, error)
+	Latest(room string, n int) ([]store.Record, error)
+	LookupID(room, memberID, clientID string) (store.Record, bool, error)
+}
+
+var _ Store = (*store.Store)(nil)

@@ -1,0 +1,368 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
+
+	"github.com/heartline/heartline/relay/metrics"
+	"github.com/heartline/heartline/shared/protocol"
+)
+
+const (
+	// closeWriteWait bounds writing the close frame.
+	closeWriteWait = time.Second
+	// closeReadWait is how long the reader keeps reading for the peer's
+	// close reply after our close frame (closing at once could turn unread
+	// bytes into a TCP reset that destroys the close frame in flight).
+	closeReadWait = 2 * time.Second
+)
+
+// outFrame is one queued frame: either a prepared message shared by every
+// recipient of a fan-out, or bytes for this connection alone.
+type outFrame struct {
+	pm   *websocket.PreparedMessage
+	data []byte
+}
+
+// conn is one websocket connection. Its reader is the HTTP handler
+// goroutine; its writer runs only while frames are queued.
+type conn struct {
+	s       *Server
+	ws      *websocket.Conn
+	netConn *batchConn
+	remote  string // ip:port of the TCP peer
+	ip      string
+	serial  uint64    // upgrade order: a newer connection has a larger serial
+	opened  time.Time // upgrade time
+
+	lastSeen atomic.Int64 // unix nanos of the last inbound frame (control frames too)
+	busy     atomic.Bool  // the reader is handling a frame: it is alive, not silent
+	joined   atomic.Bool
+	// closedFlag mirrors closing for the sweeper (which must not take mu of
+	// thousands of connections).
+	closedFlag atomic.Bool
+
+	// Reader-only state.
+	limiter      *rate.Limiter
+	blockedUntil time.Time
+
+	mu         sync.Mutex
+	queue      []outFrame
+	writing    bool // a writer goroutine is running
+	closing    bool // close requested: nothing more is queued
+	closeCode  int
+	closeText  string
+	readerDone bool
+	exitReason string  // leave reason when the link ends without bye
+	room       *room   // set by a successful hello (under the room's lock)
+	member     *member // idem
+}
+
+func (c *conn) touch() { c.lastSeen.Store(time.Now().UnixNano()) }
+
+// roomMember returns the room and member this connection joined, if any.
+func (c *conn) roomMember() (*room, *member) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.room, c.member
+}
+
+// enqueue queues f for the writer. It reports false when the connection is
+// closing (the frame is dropped) or its queue overflowed (the connection is
+// then closed with 4001: a slow consumer never delays anyone else).
+func (c *conn) enqueue(f outFrame, typ string) bool {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return false
+	}
+	if len(c.queue) >= c.s.cfg.SendQueue {
+		c.mu.Unlock()
+		c.s.metrics.QueueOverflows.Inc()
+		c.evict(protocol.CloseSlowConsumer, "send queue overflow: the client reads too slowly", protocol.ReasonSlow, metrics.EvictSlow)
+		return false
+	}
+	c.queue = append(c.queue, f)
+	c.startWriterLocked()
+	c.mu.Unlock()
+	c.s.metrics.FramesOut.WithLabelValues(typ).Inc()
+	return true
+}
+
+// send encodes f for this connection alone.
+func (c *conn) send(f protocol.Frame) {
+	data, err := protocol.Encode(f)
+	if err != nil {
+		c.s.log.Error("cannot encode frame", "type", f.FrameType(), "err", err)
+		return
+	}
+	c.enqueue(outFrame{data: data}, f.FrameType())
+}
+
+func (c *conn) sendError(code, msg, id string) {
+	c.send(&protocol.Error{Code: code, Message: msg, ID: id})
+}
+
+func (c *conn) startWriterLocked() {
+	if !c.writing {
+		c.writing = true
+		c.s.connWG.Add(1)
+		go c.writeLoop()
+	}
+}
+
+// close asks the writer to send the queued frames (unless dropQueue) and then
+// a close frame with code and text. Only the first close counts.
+func (c *conn) close(code int, text string, dropQueue bool, evictReason string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return false
+	}
+	c.closing = true
+	c.closedFlag.Store(true)
+	c.closeCode, c.closeText = code, text
+	if dropQueue {
+		c.queue = nil
+	}
+	if evictReason != "" {
+		c.s.metrics.Evictions.WithLabelValues(evictReason).Inc()
+	}
+	c.startWriterLocked()
+	return true
+}
+
+// evict closes the connection with code and makes its reader return at once,
+// so that the member turns away now (leave reason reason), not after the
+// peer's close reply.
+func (c *conn) evict(code int, text, reason, evictReason string) {
+	c.mu.Lock()
+	if c.exitReason == "" {
+		c.exitReason = reason
+	}
+	c.mu.Unlock()
+	if !c.close(code, text, true, evictReason) {
+		return
+	}
+	_, m := c.roomMember()
+	attrs := []any{"code", code, "reason", evictReason, "remote", c.remote}
+	if m != nil {
+		attrs = append(attrs, "member", m.id)
+	}
+	c.s.log.Info("evicting connection", attrs...)
+	c.netConn.SetReadDeadline(time.Now())
+}
+
+// writeLoop writes everything queued, several frames per syscall, then the
+// close frame if one was asked for. It exits when the queue is empty.
+func (c *conn) writeLoop() {
+	defer c.s.connWG.Done()
+	for {
+		c.mu.Lock()
+		q := c.queue
+		c.queue = nil
+		closing, code, text := c.closing, c.closeCode, c.closeText
+		if len(q) == 0 && !closing {
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+
+		if len(q) > 0 {
+			if err := c.writeBatch(q); err != nil {
+				c.mu.Lock()
+				c.closing = true
+				c.queue = nil
+				c.writing = false
+				c.mu.Unlock()
+				c.netConn.Close() // the reader returns and does the bookkeeping
+				return
+			}
+			continue
+		}
+
+		// Queue drained and a close was asked for.
+		c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(closeWriteWait))
+		c.mu.Lock()
+		c.writing = false
+		readerDone := c.readerDone
+		c.mu.Unlock()
+		if readerDone {
+			c.netConn.Close()
+		} else {
+			// The reader reads the peer's close reply (or gives up) and
+			// closes the socket itself.
+			c.netConn.SetReadDeadline(time.Now().Add(closeReadWait))
+		}
+		return
+	}
+}
+
+func (c *conn) writeBatch(q []outFrame) error {
+	c.netConn.beginBatch()
+	var err error
+	for _, f := range q {
+		if f.pm != nil {
+			err = c.ws.WritePreparedMessage(f.pm)
+		} else {
+			err = c.ws.WriteMessage(websocket.TextMessage, f.data)
+		}
+		if err != nil {
+			break
+		}
+	}
+	ferr := c.netConn.flushBatch(time.Now().Add(c.s.writeTimeout()))
+	return errors.Join(err, ferr)
+}
+
+// readLoop runs on the HTTP handler goroutine until the connection ends.
+func (c *conn) readLoop() {
+	ws := c.ws
+	ws.SetReadLimit(c.s.cfg.MaxFrame)
+	ws.SetPingHandler(func(data string) error {
+		c.touch()
+		c.s.metrics.FramesIn.WithLabelValues("ws_ping").Inc()
+		if pm, err := websocket.NewPreparedMessage(websocket.PongMessage, []byte(data)); err == nil {
+			c.enqueue(outFrame{pm: pm}, "ws_pong")
+		}
+		return nil
+	})
+	ws.SetPongHandler(func(string) error {
+		c.touch()
+		c.s.metrics.FramesIn.WithLabelValues("ws_pong").Inc()
+		return nil
+	})
+	var buf bytes.Buffer
+	for {
+		typ, r, err := ws.NextReader()
+		if err != nil {
+			c.readEnded(err)
+			return
+		}
+		c.touch()
+		buf.Reset()
+		if _, err := buf.ReadFrom(r); err != nil {
+			c.readEnded(err)
+			return
+		}
+		c.busy.Store(true)
+		stop := false
+		if typ == websocket.BinaryMessage {
+			c.s.metrics.FramesIn.WithLabelValues("binary").Inc()
+			c.sendError(protocol.ErrBadFrame, "binary frames are not part of the protocol: send JSON text frames", "")
+		} else {
+			stop = c.handle(buf.Bytes())
+		}
+		c.busy.Store(false)
+		c.touch()
+		if buf.Cap() > 4096 {
+			buf = bytes.Buffer{} // do not keep a big frame's buffer on an idle connection
+		}
+		if stop {
+			c.readEnded(nil)
+			return
+		}
+	}
+}
+
+// readEnded is the reader's exit: the member (if any) turns away with the
+// connection's leave reason, and the socket is closed unless the writer is
+// still sending a close frame (it closes it then).
+func (c *conn) readEnded(err error) {
+	if errors.Is(err, websocket.ErrReadLimit) {
+		c.s.metrics.Evictions.WithLabelValues(metrics.EvictTooLarge).Inc()
+		c.mu.Lock()
+		c.closing = true // gorilla already sent 1009
+		c.mu.Unlock()
+		c.s.log.Info("evicting connection", "code", websocket.CloseMessageTooBig, "reason", metrics.EvictTooLarge, "remote", c.remote)
+	}
+	c.mu.Lock()
+	c.readerDone = true
+	c.closing = true
+	writerBusy := c.writing
+	reason := c.exitReason
+	r, m := c.room, c.member
+	c.mu.Unlock()
+	if !writerBusy {
+		c.netConn.Close()
+	}
+	if reason == "" {
+		reason = protocol.ReasonClosed
+	}
+	if r != nil && m != nil {
+		r.linkDropped(m, c, reason)
+	}
+}
+
+func (s *Server) writeTimeout() time.Duration {
+	return min(s.cfg.HeartbeatTimeout, 10*time.Second)
+}
+
+// batchConn lets the writer send several websocket frames with one write:
+// between beginBatch and flushBatch, gorilla's per-frame writes are collected
+// in a pooled buffer. Writes outside a batch (gorilla's own control replies)
+// go straight through; net.Conn writes are atomic, so frames never interleave.
+type batchConn struct {
+	net.Conn
+	mu  sync.Mutex
+	buf *[]byte // non-nil during a batch
+}
+
+var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+func (b *batchConn) beginBatch() {
+	b.mu.Lock()
+	b.buf = batchPool.Get().(*[]byte)
+	b.mu.Unlock()
+}
+
+func (b *batchConn) flushBatch(deadline time.Time) error {
+	b.mu.Lock()
+	buf := b.buf
+	b.buf = nil
+	b.mu.Unlock()
+	var err error
+	if len(*buf) > 0 {
+		b.Conn.SetWriteDeadline(deadline)
+		_, err = b.Conn.Write(*buf)
+	}
+	if cap(*buf) <= 64<<10 {
+		*buf = (*buf)[:0]
+		batchPool.Put(buf)
+	}
+	return err
+}
+
+func (b *batchConn) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	if b.buf != nil {
+		*b.buf = append(*b.buf, p...)
+		b.mu.Unlock()
+		return len(p), nil
+	}
+	b.mu.Unlock()
+	return b.Conn.Write(p)
+}
+
+// SetWriteDeadline is ignored during a batch (flushBatch sets the deadline of
+// the real write).
+func (b *batchConn) SetWriteDeadline(t time.Time) error {
+	b.mu.Lock()
+	batching := b.buf != nil
+	b.mu.Unlock()
+	if batching {
+		return nil
+	}
+	return b.Conn.SetWriteDeadline(t)
+}
+
+var _ io.Writer = (*batchConn)(nil)

@@ -1,0 +1,191 @@
+package server
+
+import (
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/heartline/heartline/relay/metrics"
+	"github.com/heartline/heartline/shared/protocol"
+)
+
+// handle processes one inbound text frame on the reader goroutine. It
+// reports true when the reader should stop (the connection is closing).
+func (c *conn) handle(data []byte) (stop bool) {
+	f, err := protocol.DecodeClient(data)
+	if err != nil {
+		var fe *protocol.FrameError
+		if !errors.As(err, &fe) {
+			fe = &protocol.FrameError{Code: protocol.ErrBadFrame, Message: "the frame could not be read: " + err.Error()}
+		}
+		c.s.metrics.FramesIn.WithLabelValues(fe.Code).Inc()
+		c.send(fe.Frame())
+		if fe.Close != 0 {
+			c.close(fe.Close, protocol.CloseText(fe.Close), false, metrics.EvictRefused)
+			return true
+		}
+		return false
+	}
+	c.s.metrics.FramesIn.WithLabelValues(f.FrameType()).Inc()
+	switch f := f.(type) {
+	case *protocol.Ping:
+		c.send(&protocol.Pong{T: f.T, ServerTime: c.s.cfg.now().UnixMilli()})
+	case *protocol.Hello:
+		return c.handleHello(f)
+	case *protocol.Send:
+		c.handleSend(f)
+	case *protocol.Bye:
+		r, m := c.roomMember()
+		if r != nil {
+			r.bye(m, c)
+		}
+		c.close(protocol.CloseNormal, "bye", false, "")
+		return true
+	}
+	return false
+}
+
+// refuse sends an error frame (when code is set) and closes with closeCode.
+func (c *conn) refuse(code, msg string, closeCode int) bool {
+	if code != "" {
+		c.sendError(code, msg, "")
+	}
+	text := msg
+	if len(text) > 120 { // a close reason holds at most 123 bytes
+		text = protocol.CloseText(closeCode)
+	}
+	if len(text) > 120 {
+		text = text[:120]
+	}
+	c.close(closeCode, text, false, metrics.EvictRefused)
+	c.s.log.Info("hello refused", "remote", c.remote, "code", closeCode, "why", msg)
+	return true
+}
+
+func (c *conn) handleHello(h *protocol.Hello) bool {
+	if c.joined.Load() {
+		c.sendError(protocol.ErrBadFrame, "this connection has already joined a room; open a new connection for another room", "")
+		return false
+	}
+	if err := h.Validate(); err != nil {
+		var fe *protocol.FrameError
+		if errors.As(err, &fe) {
+			closeCode := fe.Close
+			if closeCode == 0 {
+				closeCode = protocol.CloseHelloRefused
+			}
+			return c.refuse(fe.Code, fe.Message, closeCode)
+		}
+		return c.refuse(protocol.ErrBadFrame, err.Error(), protocol.CloseHelloRefused)
+	}
+	if tok := c.s.cfg.Token; tok != "" && subtle.ConstantTimeCompare([]byte(h.Token), []byte(tok)) != 1 {
+		return c.refuse("", "unauthorized: this relay needs the right token", protocol.CloseUnauthorized)
+	}
+	if msg := c.s.checkAvatar(h.Avatar); msg != "" {
+		return c.refuse(protocol.ErrBadAvatar, msg, protocol.CloseHelloRefused)
+	}
+	for range 3 {
+		r, err := c.s.getRoom(h.Room)
+		if err != nil {
+			c.s.log.Error("cannot open room", "room", h.Room, "err", err)
+			c.sendError(protocol.ErrInternal, "the relay cannot open this room right now; try again later", "")
+			c.close(protocol.CloseProtocolError, "relay error: try again later", false, "")
+			return true
+		}
+		res := r.join(c, h)
+		if res.retry {
+			continue
+		}
+		if res.refused {
+			return c.refuse(res.code, res.msg, res.close)
+		}
+		return false
+	}
+	c.sendError(protocol.ErrInternal, "the relay is busy with this room; try again", "")
+	c.close(protocol.CloseProtocolError, "relay busy: try again", false, "")
+	return true
+}
+
+// checkAvatar returns why an avatar reference cannot be used, or "".
+func (s *Server) checkAvatar(a string) string {
+	kind, value, err := protocol.ParseAvatar(a)
+	if err != nil {
+		return err.Error()
+	}
+	switch kind {
+	case "builtin":
+		if !s.builtin[value] {
+			return fmt.Sprintf("there is no built-in avatar %q; GET /v1/avatars lists them", value)
+		}
+	case "sha256":
+		if s.avatars == nil || !s.avatars.Has(value) {
+			return "this relay has no uploaded picture " + a + "; upload it with POST /v1/avatars first"
+		}
+	}
+	return ""
+}
+
+func (c *conn) handleSend(f *protocol.Send) {
+	r, m := c.roomMember()
+	if r == nil {
+		c.sendError(protocol.ErrNotJoined, "send a hello and wait for the welcome before sending messages", f.ID)
+		return
+	}
+	if err := protocol.ValidateMsgID(f.ID); err != nil {
+		var fe *protocol.FrameError
+		msg := err.Error()
+		if errors.As(err, &fe) {
+			msg = fe.Message
+		}
+		c.sendError(protocol.ErrBadFrame, msg, f.ID)
+		return
+	}
+	if strings.TrimSpace(f.Text) == "" {
+		c.sendError(protocol.ErrBadFrame, "the message is empty: type some text before sending", f.ID)
+		return
+	}
+	if n := protocol.TextLen(f.Text); n > c.s.cfg.MaxText {
+		c.sendError(protocol.ErrTooLong, fmt.Sprintf("the message has %d characters; this relay accepts at most %d", n, c.s.cfg.MaxText), f.ID)
+		return
+	}
+	now := c.s.cfg.now()
+	if now.Before(c.blockedUntil) {
+		c.rateLimited(f.ID, c.blockedUntil.Sub(now))
+		return
+	}
+	r.send(m, c, f, now)
+}
+
+// allow takes one message from the connection's budget, or returns how long
+// to wait; a refused message consumes nothing.
+func (c *conn) allow(now time.Time) (time.Duration, bool) {
+	if c.limiter == nil {
+		c.limiter = rate.NewLimiter(rate.Limit(c.s.cfg.Rate), c.s.cfg.Burst)
+	}
+	if c.limiter.AllowN(now, 1) {
+		return 0, true
+	}
+	res := c.limiter.ReserveN(now, 1)
+	d := res.DelayFrom(now)
+	res.CancelAt(now)
+	return d, false
+}
+
+// rateLimited refuses a message and refuses every later one until d has
+// passed, so a client that resends in order keeps its order.
+func (c *conn) rateLimited(id string, d time.Duration) {
+	now := c.s.cfg.now()
+	if until := now.Add(d); until.After(c.blockedUntil) {
+		c.blockedUntil = until
+	}
+	ms := (d + time.Millisecond - 1).Milliseconds()
+	if ms < 1 {
+		ms = 1
+	}
+	c.send(&protocol.Error{Code: protocol.ErrRateLimited, ID: id, RetryAfterMS: ms,
+		Message: fmt.Sprintf("too many messages: wait %d ms, then send again", ms)})
+}

@@ -1,0 +1,364 @@
+package server
+
+import (
+	"bufio"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/heartline/heartline/assets"
+	"github.com/heartline/heartline/relay/avatar"
+	"github.com/heartline/heartline/shared/protocol"
+)
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ws", s.handleWS)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if s.draining.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, "draining\n")
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
+	mux.Handle("GET /metrics", s.metrics.Handler())
+	mux.HandleFunc("GET /v1/rooms", s.handleRooms)
+	mux.HandleFunc("POST /v1/avatars", s.handleAvatarUpload)
+	mux.HandleFunc("GET /v1/avatars", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string][]string{"builtin": assets.BuiltinAvatarNames()})
+	})
+	mux.HandleFunc("GET /v1/avatars/builtin/{name}", s.handleBuiltinAvatar)
+	mux.HandleFunc("GET /v1/avatars/{hex}", s.handleAvatar)
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// writeJSONError writes the {"error","message"} body every refusal uses.
+func writeJSONError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, map[string]string{"error": code, "message": msg})
+}
+
+// remoteIP is the TCP peer's address. X-Forwarded-For is not trusted: a
+// client could set it to anything.
+func remoteIP(remoteAddr string) string {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		return remoteAddr
+	}
+	return host
+}
+
+func (s *Server) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true // desktop app and other non-browser clients
+	}
+	for _, o := range s.cfg.Origins {
+		if o == "*" || strings.EqualFold(o, origin) {
+			return true
+		}
+	}
+	if len(s.cfg.Origins) == 0 {
+		if u, err := url.Parse(origin); err == nil && strings.EqualFold(u.Host, r.Host) {
+			return true
+		}
+	}
+	s.metrics.HTTPRefused.WithLabelValues("origin").Inc()
+	return false
+}
+
+// hijackWriter wraps the hijacked connection in a batchConn so that gorilla's
+// per-frame writes can be batched into one syscall.
+type hijackWriter struct {
+	http.ResponseWriter
+	wrapped *batchConn
+}
+
+func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	h.wrapped = &batchConn{Conn: nc}
+	return h.wrapped, brw, nil
+}
+
+// reserve counts a connection against --max-conns and --max-conns-per-ip
+// before the upgrade; it returns the HTTP status that refuses it, or 0.
+func (s *Server) reserve(ip string) int {
+	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	if s.draining.Load() {
+		return http.StatusServiceUnavailable
+	}
+	if s.cfg.MaxConns > 0 && s.total >= s.cfg.MaxConns {
+		s.metrics.HTTPRefused.WithLabelValues("max_conns").Inc()
+		return http.StatusServiceUnavailable
+	}
+	if s.cfg.MaxConnsPerIP > 0 && s.perIP[ip] >= s.cfg.MaxConnsPerIP {
+		s.metrics.HTTPRefused.WithLabelValues("max_conns_per_ip").Inc()
+		return http.StatusTooManyRequests
+	}
+	s.perIP[ip]++
+	s.total++
+	return 0
+}
+
+func (s *Server) release(ip string) {
+	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	s.total--
+	if s.perIP[ip]--; s.perIP[ip] <= 0 {
+		delete(s.perIP, ip)
+	}
+}
+
+func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
+	ip := remoteIP(r.RemoteAddr)
+	switch s.reserve(ip) {
+	case http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", "5")
+		msg := "the relay is at its connection limit; try again later"
+		if s.draining.Load() {
+			msg = "the relay is shutting down; reconnect in a moment"
+		}
+		writeJSONError(w, http.StatusServiceUnavailable, "unavailable", msg)
+		return
+	case http.StatusTooManyRequests:
+		w.Header().Set("Retry-After", "5")
+		writeJSONError(w, http.StatusTooManyRequests, "too_many_connections", "too many connections from your address; close some and try again")
+		return
+	}
+	hw := &hijackWriter{ResponseWriter: w}
+	ws, err := s.upgrader.Upgrade(hw, r, nil)
+	if err != nil {
+		s.release(ip)
+		s.log.Debug("upgrade refused", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	now := time.Now()
+	c := &conn{s: s, ws: ws, netConn: hw.wrapped, remote: r.RemoteAddr, ip: ip, serial: s.serial.Add(1), opened: now}
+	c.lastSeen.Store(now.UnixNano())
+
+	// Registering and Shutdown's snapshot share connsMu, so a connection is
+	// either closed by Shutdown or sees draining here.
+	s.connsMu.Lock()
+	if s.draining.Load() {
+		s.connsMu.Unlock()
+		s.release(ip)
+		ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "relay shutting down"), time.Now().Add(time.Second))
+		ws.Close()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.connWG.Add(1)
+	s.connsMu.Unlock()
+	s.metrics.Connections.Inc()
+	s.log.Info("connect", "remote", c.remote, "conn", c.serial)
+
+	c.readLoop()
+
+	s.connsMu.Lock()
+	delete(s.conns, c)
+	s.connsMu.Unlock()
+	s.release(ip)
+	s.metrics.Connections.Dec()
+	_, m := c.roomMember()
+	attrs := []any{"remote", c.remote, "conn", c.serial}
+	if m != nil {
+		attrs = append(attrs, "member", m.id)
+	}
+	s.log.Info("disconnect", attrs...)
+	s.connWG.Done()
+}
+
+// bearer reports whether the request carries "Authorization: Bearer <token>".
+func bearer(r *http.Request, token string) bool {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && token != "" && subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1
+}
+
+type adminMember struct {
+	ID          string  `json:"id"`
+	Name        string  `json:"name"`
+	State       string  `json:"state"`
+	Remote      string  `json:"remote"`
+	IdleSeconds float64 `json:"idle_seconds"`
+}
+
+type adminRoom struct {
+	Room    string        `json:"room"`
+	Seq     uint64        `json:"seq"`
+	Epoch   string        `json:"epoch"`
+	Members []adminMember `json:"members"`
+}
+
+// handleRooms lists rooms and members for operators (never keys or key
+// hashes). idle_seconds is the time since the member's connection last sent
+// anything (for an away member: since its link dropped).
+func (s *Server) handleRooms(w http.ResponseWriter, r *http.Request) {
+	if !bearer(r, s.cfg.AdminToken) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="heartline-admin"`)
+		writeJSONError(w, http.StatusUnauthorized, "unauthorized", "send Authorization: Bearer <admin token> (set with --admin-token)")
+		return
+	}
+	s.roomsMu.Lock()
+	rooms := make([]*room, 0, len(s.rooms))
+	for _, rm := range s.rooms {
+		rooms = append(rooms, rm)
+	}
+	s.roomsMu.Unlock()
+	now := time.Now()
+	out := make([]adminRoom, 0, len(rooms))
+	for _, rm := range rooms {
+		select {
+		case <-rm.ready:
+		default:
+			continue // still being created
+		}
+		rm.mu.Lock()
+		ar := adminRoom{Room: rm.name, Seq: rm.committed, Epoch: rm.epoch, Members: make([]adminMember, 0, len(rm.members))}
+		for _, m := range rm.members {
+			seen := m.lastSeen
+			if m.conn != nil {
+				seen = time.Unix(0, m.conn.lastSeen.Load())
+			}
+			idle := max(now.Sub(seen).Seconds(), 0)
+			ar.Members = append(ar.Members, adminMember{ID: m.id, Name: m.name, State: m.state, Remote: m.remote,
+				IdleSeconds: float64(int64(idle*10)) / 10})
+		}
+		rm.mu.Unlock()
+		sort.Slice(ar.Members, func(i, j int) bool { return ar.Members[i].Name < ar.Members[j].Name })
+		out = append(out, ar)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Room < out[j].Room })
+	writeJSON(w, http.StatusOK, map[string]any{"rooms": out})
+}
+
+func (s *Server) handleAvatarUpload(w http.ResponseWriter, r *http.Request) {
+	count := func(result string) { s.metrics.AvatarUploads.WithLabelValues(result).Inc() }
+	if s.cfg.Token != "" && !bearer(r, s.cfg.Token) {
+		count("unauthorized")
+		writeJSONError(w, http.StatusUnauthorized, "unauthorized", "this relay needs its token: send Authorization: Bearer <token>")
+		return
+	}
+	if s.avatars == nil {
+		count("error")
+		writeJSONError(w, http.StatusNotFound, "no_uploads", "this relay does not store uploaded pictures")
+		return
+	}
+	ip := remoteIP(r.RemoteAddr)
+	if d, ok := s.avatarLimits.allow(ip, time.Now()); !ok {
+		count("rate_limited")
+		w.Header().Set("Retry-After", strconv.Itoa(int(d.Seconds())+1))
+		writeJSONError(w, http.StatusTooManyRequests, "rate_limited", "too many uploads from your address; wait a minute and try again")
+		return
+	}
+	if r.ContentLength > avatar.MaxUpload {
+		count("too_large")
+		writeJSONError(w, http.StatusRequestEntityTooLarge, "too_large", avatar.ErrTooLarge.Error())
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, avatar.MaxUpload))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			count("too_large")
+			writeJSONError(w, http.StatusRequestEntityTooLarge, "too_large", avatar.ErrTooLarge.Error())
+			return
+		}
+		count("error")
+		writeJSONError(w, http.StatusBadRequest, "bad_request", "the upload could not be read: "+err.Error())
+		return
+	}
+	ct := strings.TrimSpace(strings.Split(r.Header.Get("Content-Type"), ";")[0])
+	png, err := avatar.Process(body, strings.ToLower(ct))
+	switch {
+	case errors.Is(err, avatar.ErrTooLarge):
+		count("too_large")
+		writeJSONError(w, http.StatusRequestEntityTooLarge, "too_large", err.Error())
+		return
+	case errors.Is(err, avatar.ErrDimensions):
+		count("bad_image")
+		writeJSONError(w, http.StatusUnprocessableEntity, "too_many_pixels", err.Error())
+		return
+	case errors.Is(err, avatar.ErrUnsupported):
+		count("bad_image")
+		writeJSONError(w, http.StatusUnsupportedMediaType, "bad_image", err.Error())
+		return
+	case err != nil:
+		count("error")
+		writeJSONError(w, http.StatusInternalServerError, "internal", err.Error())
+		return
+	}
+	h, err := s.avatars.Save(png)
+	if err != nil {
+		count("error")
+		s.log.Error("cannot store avatar", "err", err)
+		writeJSONError(w, http.StatusInternalServerError, "internal", "the relay could not store the picture; try again later")
+		return
+	}
+	count("stored")
+	s.log.Info("avatar stored", "avatar", h, "remote", r.RemoteAddr, "bytes", len(png))
+	writeJSON(w, http.StatusCreated, map[string]string{"avatar": protocol.AvatarSHA256 + ":" + h})
+}
+
+const immutable = "public, max-age=31536000, immutable"
+
+func (s *Server) handleAvatar(w http.ResponseWriter, r *http.Request) {
+	h := r.PathValue("hex")
+	if !avatar.ValidHex(h) || s.avatars == nil {
+		writeJSONError(w, http.StatusNotFound, "not_found", "no such picture: the name is 64 lowercase hex digits of a stored picture")
+		return
+	}
+	f, err := os.Open(s.avatars.Path(h))
+	if err != nil {
+		writeJSONError(w, http.StatusNotFound, "not_found", "no such picture on this relay")
+		return
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		writeJSONError(w, http.StatusInternalServerError, "internal", "cannot read the picture")
+		return
+	}
+	w.Header().Set("Content-Type", "image/png")
+	w.Header().Set("Cache-Control", immutable)
+	w.Header().Set("ETag", `"`+h+`"`)
+	http.ServeContent(w, r, "", st.ModTime(), f)
+}
+
+func (s *Server) handleBuiltinAvatar(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	png, ok := assets.BuiltinAvatar(name)
+	if !ok {
+		writeJSONError(w, http.StatusNotFound, "not_found", "no built-in avatar "+strconv.Quote(name)+"; GET /v1/avatars lists them")
+		return
+	}
+	w.Header().Set("Content-Type", "image/png")
+	w.Header().Set("Cache-Control", "public, max-age=86400")
+	w.Header().Set("ETag", `"builtin-`+avatar.Hash(png)[:16]+`"`)
+	http.ServeContent(w, r, "", time.Time{}, strings.NewReader(string(png)))
+}

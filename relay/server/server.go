@@ -1,0 +1,345 @@
+// Package server is the Heartline relay as a library: rooms, members,
+// heartbeat expiry, durable history through relay/store, the HTTP endpoints
+// (/ws, health, metrics, avatars, admin) and graceful shutdown. The relay's
+// main, the desktop's host mode and the tests all run it through this API:
+//
+//	srv, err := server.New(server.Config{DataDir: dir, Listen: "127.0.0.1:0"})
+//	err = srv.Start()          // or srv.Serve(ctx), or mount srv.Handler()
+//	addr := srv.Addr()         // the bound address
+//	err = srv.Shutdown(ctx)    // readyz 503, close 1001 to everyone, flush the store
+//
+// Concurrency model (see docs/ARCHITECTURE.md): each connection has a reader
+// (the HTTP handler goroutine) and at most one writer goroutine, started on
+// demand when its queue has frames and gone when it is empty; each room's
+// state is guarded by its own mutex (no global lock on the message path);
+// store commits come back on the store's goroutine and are applied to the
+// room by a per-room drainer, so no reader ever waits on a disk write; one
+// sweeper goroutine expires silent connections, hello timeouts and grace
+// periods.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/heartline/heartline/assets"
+	"github.com/heartline/heartline/relay/avatar"
+	"github.com/heartline/heartline/relay/metrics"
+	"github.com/heartline/heartline/relay/store"
+)
+
+// Server is one relay. Create it with New; it is safe for concurrent use.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	metrics  *metrics.Metrics
+	store    Store
+	ownStore *store.Store // opened by New, closed by Shutdown
+	avatars  *avatar.Dir  // nil: uploads refused
+	builtin  map[string]bool
+	upgrader websocket.Upgrader
+	handler  http.Handler
+	tlsConf  *tls.Config
+
+	roomsMu sync.Mutex
+	rooms   map[string]*room
+
+	connsMu sync.Mutex
+	conns   map[*conn]struct{}
+	perIP   map[string]int // reserved connections per client IP
+	total   int            // reserved connections
+	serial  atomic.Uint64
+
+	connWG sync.WaitGroup // readers and writers of connections
+	bgWG   sync.WaitGroup // sweeper and room drainers
+
+	avatarLimits *ipLimiter
+
+	draining atomic.Bool
+	stop     chan struct{}
+
+	mu       sync.Mutex // guards ln, httpSrv, served, shutdown
+	ln       net.Listener
+	httpSrv  *http.Server
+	served   chan error
+	shutdown bool
+	stopOnce sync.Once
+}
+
+// New checks cfg, opens the store in cfg.DataDir (unless cfg.Store is given),
+// restores the rooms and members it holds (all away, leaving after the grace
+// period unless they come back) and starts the sweeper. Call Shutdown to
+// release everything, even if Start/Serve is never called.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		cfg:          cfg,
+		log:          log,
+		metrics:      metrics.New(),
+		rooms:        make(map[string]*room),
+		conns:        make(map[*conn]struct{}),
+		perIP:        make(map[string]int),
+		builtin:      make(map[string]bool),
+		stop:         make(chan struct{}),
+		avatarLimits: newIPLimiter(cfg.AvatarRate, cfg.AvatarBurst),
+	}
+	for _, n := range assets.BuiltinAvatarNames() {
+		s.builtin[n] = true
+	}
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("cannot load the TLS certificate %s and key %s: %w", cfg.TLSCert, cfg.TLSKey, err)
+		}
+		s.tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if cfg.DataDir != "" {
+		d, err := avatar.OpenDir(filepath.Join(cfg.DataDir, "avatars"))
+		if err != nil {
+			return nil, err
+		}
+		s.avatars = d
+	}
+	s.store = cfg.Store
+	if s.store == nil {
+		st, err := store.Open(cfg.DataDir, store.Options{
+			History: cfg.History, MaxAge: cfg.HistoryMaxAge, Logger: log.With("component", "store"),
+		})
+		if err != nil {
+			return nil, err
+		}
+		s.ownStore, s.store = st, st
+	}
+	if err := s.restore(); err != nil {
+		if s.ownStore != nil {
+			s.ownStore.Close()
+		}
+		return nil, err
+	}
+	s.upgrader = websocket.Upgrader{
+		// Small read buffers: an idle member costs memory, a big frame is
+		// read straight through. Write buffers come from a pool and are
+		// held only while a frame is being written.
+		ReadBufferSize:  512,
+		WriteBufferSize: 4096,
+		WriteBufferPool: &sync.Pool{},
+		CheckOrigin:     s.checkOrigin,
+		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
+			writeJSONError(w, status, "bad_upgrade", reason.Error())
+		},
+	}
+	s.handler = s.routes()
+	s.bgWG.Add(1)
+	go s.sweeper()
+	return s, nil
+}
+
+// Handler returns the relay's HTTP handler (/ws, /healthz, /readyz, /metrics,
+// /v1/...), for embedding in another server (the desktop's host mode). The
+// caller still calls Shutdown to close connections and the store.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Metrics exposes the collectors (tests and embedding programs read them).
+func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
+
+// Start listens on cfg.Listen (with TCP keepalive and, if configured, TLS)
+// and serves in the background until Shutdown.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shutdown {
+		return errors.New("relay: Start after Shutdown")
+	}
+	if s.ln != nil {
+		return errors.New("relay: already started")
+	}
+	lc := net.ListenConfig{KeepAliveConfig: s.keepAlive()}
+	ln, err := lc.Listen(context.Background(), "tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %w (is another relay running, or pick another --listen)", s.cfg.Listen, err)
+	}
+	if s.tlsConf != nil {
+		ln = tls.NewListener(ln, s.tlsConf)
+	}
+	s.ln = ln
+	s.httpSrv = &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	s.served = make(chan error, 1)
+	go func() {
+		err := s.httpSrv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		s.served <- err
+	}()
+	s.log.Info("relay listening", "addr", ln.Addr().String(), "tls", s.tlsConf != nil)
+	return nil
+}
+
+func (s *Server) keepAlive() net.KeepAliveConfig {
+	ka := net.KeepAliveConfig{Enable: true, Idle: s.cfg.KeepAliveIdle, Interval: s.cfg.KeepAliveInterval, Count: s.cfg.KeepAliveCount}
+	// Negative values mean "leave the OS default", which KeepAliveConfig
+	// spells as -1.
+	if ka.Idle < 0 {
+		ka.Idle = -1
+	}
+	if ka.Interval < 0 {
+		ka.Interval = -1
+	}
+	if ka.Count < 0 {
+		ka.Count = -1
+	}
+	return ka
+}
+
+// Addr is the address Start bound (useful with port 0); nil before Start.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln == nil {
+		return nil
+	}
+	return s.ln.Addr()
+}
+
+// Serve starts the relay and runs it until ctx ends, then shuts down within
+// cfg.ShutdownTimeout. It returns nil after a clean shutdown.
+func (s *Server) Serve(ctx context.Context) error {
+	if err := s.Start(); err != nil {
+		s.Shutdown(context.Background())
+		return err
+	}
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-s.served:
+		s.served <- serveErr // Shutdown reads it again
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	err := s.Shutdown(sctx)
+	return errors.Join(serveErr, err)
+}
+
+// Shutdown drains the relay: /readyz turns 503, new upgrades are refused,
+// every client gets close 1001 after its queued frames, then the store
+// flushes and closes. Members stay stored (they are away after a restart).
+// If ctx ends first, remaining connections are cut and ctx.Err() returned.
+// Shutdown is idempotent.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var err error
+	s.stopOnce.Do(func() { err = s.shutdownOnce(ctx) })
+	return err
+}
+
+func (s *Server) shutdownOnce(ctx context.Context) error {
+	s.draining.Store(true)
+	s.log.Info("relay draining: closing every connection with 1001")
+	s.mu.Lock()
+	s.shutdown = true
+	httpSrv, served := s.httpSrv, s.served
+	s.mu.Unlock()
+
+	var errs []error
+	if httpSrv != nil {
+		// Stops the listener and idle keep-alive connections; hijacked
+		// websockets are ours to close below.
+		if err := httpSrv.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		if err := <-served; err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, c := range s.snapshotConns() {
+		c.close(websocket.CloseGoingAway, "relay shutting down", false, metrics.EvictShutdown)
+	}
+	if !waitGroup(ctx, &s.connWG) {
+		errs = append(errs, fmt.Errorf("shutdown: %w; cutting the remaining connections", ctx.Err()))
+		for _, c := range s.snapshotConns() {
+			c.netConn.Close()
+		}
+		s.connWG.Wait() // every reader/writer returns once its socket is closed
+	}
+	close(s.stop)
+	if s.ownStore != nil {
+		if err := s.ownStore.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s.bgWG.Wait()
+	s.log.Info("relay stopped")
+	return errors.Join(errs...)
+}
+
+// waitGroup waits for wg or ctx, reporting whether wg finished.
+func waitGroup(ctx context.Context, wg *sync.WaitGroup) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (s *Server) snapshotConns() []*conn {
+	s.connsMu.Lock()
+	defer s.connsMu.Unlock()
+	out := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		out = append(out, c)
+	}
+	return out
+}
+
+// restore loads the stored rooms that have members: after a restart every
+// member is away and leaves (reason timeout) after the grace period unless
+// its key comes back.
+func (s *Server) restore() error {
+	states, err := s.store.Rooms()
+	if err != nil {
+		return fmt.Errorf("cannot read the rooms from the store: %w", err)
+	}
+	now := s.cfg.now()
+	n := 0
+	for _, st := range states {
+		if len(st.Members) == 0 {
+			continue
+		}
+		r := s.newRoom(st.Name)
+		r.load(st, now)
+		close(r.ready)
+		s.rooms[st.Name] = r
+		n += len(st.Members)
+	}
+	if n > 0 {
+		s.log.Info("restored members after restart; they are away until they return",
+			"rooms", len(s.rooms), "members", n, "grace", s.cfg.Grace)
+	}
+	s.metrics.Rooms.Set(float64(len(s.rooms)))
+	return nil
+}

@@ -1,0 +1,126 @@
+package server
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/heartline/heartline/relay/metrics"
+	"github.com/heartline/heartline/shared/protocol"
+)
+
+// sweeper is the relay's one timer: every SweepInterval it closes silent
+// connections (4000), connections without a hello (4003), ends grace
+// periods and forgets idle avatar-upload limiters. No connection has a timer
+// of its own.
+func (s *Server) sweeper() {
+	defer s.bgWG.Done()
+	t := time.NewTicker(s.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-t.C:
+			s.sweep(now)
+		}
+	}
+}
+
+func (s *Server) sweep(now time.Time) {
+	timeout := s.cfg.HeartbeatTimeout.Nanoseconds()
+	var silent, noHello []*conn
+	nowNano := now.UnixNano()
+	s.connsMu.Lock()
+	for c := range s.conns {
+		// A reader busy with a frame is alive: the relay's own delay must
+		// not count as the client's silence.
+		if c.closedFlag.Load() || c.busy.Load() {
+			continue
+		}
+		if !c.joined.Load() {
+			if now.Sub(c.opened) >= s.cfg.HelloTimeout {
+				noHello = append(noHello, c)
+			}
+			continue
+		}
+		if nowNano-c.lastSeen.Load() >= timeout {
+			silent = append(silent, c)
+		}
+	}
+	s.connsMu.Unlock()
+
+	for _, c := range noHello {
+		c.evict(protocol.CloseProtocolError, fmt.Sprintf("no hello within %v", s.cfg.HelloTimeout), protocol.ReasonClosed, metrics.EvictHelloTimeout)
+	}
+	for _, c := range silent {
+		s.metrics.HeartbeatTimeouts.Inc()
+		c.evict(protocol.CloseHeartbeatTimeout, fmt.Sprintf("heartbeat timeout: nothing received for %v", s.cfg.HeartbeatTimeout),
+			protocol.ReasonTimeout, metrics.EvictHeartbeat)
+	}
+
+	s.roomsMu.Lock()
+	rooms := make([]*room, 0, len(s.rooms))
+	for _, r := range s.rooms {
+		rooms = append(rooms, r)
+	}
+	s.roomsMu.Unlock()
+	for _, r := range rooms {
+		select {
+		case <-r.ready:
+			r.sweep(now)
+		default: // still being created
+		}
+	}
+	s.avatarLimits.prune(now)
+}
+
+// ipLimiter rate-limits by client IP (avatar uploads).
+type ipLimiter struct {
+	limit rate.Limit
+	burst int
+	mu    sync.Mutex
+	m     map[string]*ipEntry
+}
+
+type ipEntry struct {
+	lim  *rate.Limiter
+	seen time.Time
+}
+
+func newIPLimiter(perSecond float64, burst int) *ipLimiter {
+	return &ipLimiter{limit: rate.Limit(perSecond), burst: burst, m: map[string]*ipEntry{}}
+}
+
+// allow takes one token for ip, or says how long to wait.
+func (l *ipLimiter) allow(ip string, now time.Time) (time.Duration, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e := l.m[ip]
+	if e == nil {
+		e = &ipEntry{lim: rate.NewLimiter(l.limit, l.burst)}
+		l.m[ip] = e
+	}
+	e.seen = now
+	if e.lim.AllowN(now, 1) {
+		return 0, true
+	}
+	r := e.lim.ReserveN(now, 1)
+	d := r.DelayFrom(now)
+	r.CancelAt(now)
+	return d, false
+}
+
+// prune forgets addresses whose bucket has refilled (they would start full anyway).
+func (l *ipLimiter) prune(now time.Time) {
+	full := time.Duration(float64(l.burst) / float64(l.limit) * float64(time.Second))
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for ip, e := range l.m {
+		if now.Sub(e.seen) > full {
+			delete(l.m, ip)
+		}
+	}
+}
