@@ -268,4 +268,3 @@ func TestRunBadAddress(t *testing.T) {
 		t.Fatalf("verdict %v, stages %s", r.Verdict, stageStatuses(r))
 	}
 }
-
