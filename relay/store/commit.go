@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -152,101 +153,103 @@ type roomTx struct {
 func (s *Store) commit(batch []*request) {
 	start := time.Now()
 	var appended, pruned int
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		appended, pruned = 0, 0
-		rooms := tx.Bucket(bktRooms)
-		open := make(map[string]*roomTx, 1)
-		getRoom := func(name string) (*roomTx, error) {
-			if rt := open[name]; rt != nil {
+	err := s.guard(func() error {
+		return s.db.Update(func(tx *bolt.Tx) error {
+			appended, pruned = 0, 0
+			rooms := tx.Bucket(bktRooms)
+			open := make(map[string]*roomTx, 1)
+			getRoom := func(name string) (*roomTx, error) {
+				if rt := open[name]; rt != nil {
+					return rt, nil
+				}
+				rb := rooms.Bucket([]byte(name))
+				if rb == nil {
+					return nil, fmt.Errorf("%w %q: create it with EnsureRoom first", ErrUnknownRoom, name)
+				}
+				rt, err := openRoomTx(rb, name)
+				if err != nil {
+					return nil, err
+				}
+				open[name] = rt
 				return rt, nil
 			}
-			rb := rooms.Bucket([]byte(name))
-			if rb == nil {
-				return nil, fmt.Errorf("%w %q: create it with EnsureRoom first", ErrUnknownRoom, name)
-			}
-			rt, err := openRoomTx(rb, name)
-			if err != nil {
-				return nil, err
-			}
-			open[name] = rt
-			return rt, nil
-		}
-		var buf []byte
-		for _, r := range batch {
-			r.err, r.out = nil, Record{}
-			if r.kind == kindEnsureRoom {
-				if err := s.ensureRoomTx(rooms, r.room); err != nil {
-					return err
-				}
-				continue
-			}
-			rt, err := getRoom(r.room)
-			if err != nil {
-				r.err = err // this request only; the batch goes on
-				continue
-			}
-			switch r.kind {
-			case kindAppend, kindAppendNext:
-				rec := r.rec
-				if r.kind == kindAppendNext {
-					rec.Seq = rt.seq + 1
-				} else if rec.Seq != rt.seq+1 {
-					r.err = fmt.Errorf("%w: room %q got seq %d, next is %d", ErrSeqOutOfOrder, r.room, rec.Seq, rt.seq+1)
+			var buf []byte
+			for _, r := range batch {
+				r.err, r.out = nil, Record{}
+				if r.kind == kindEnsureRoom {
+					if err := s.ensureRoomTx(rooms, r.room); err != nil {
+						return err
+					}
 					continue
 				}
-				buf = idKey(buf[:0], rec.MemberID, rec.ClientID)
-				if rec.ClientID != "" {
-					if v := rt.ids.Get(buf); v != nil {
-						old, err := decodeRecord(binary.BigEndian.Uint64(v), rt.msgs.Get(v))
-						if err != nil {
-							r.err = err
-							continue
-						}
-						r.err, r.out = &DuplicateError{Existing: old}, old
+				rt, err := getRoom(r.room)
+				if err != nil {
+					r.err = err // this request only; the batch goes on
+					continue
+				}
+				switch r.kind {
+				case kindAppend, kindAppendNext:
+					rec := r.rec
+					if r.kind == kindAppendNext {
+						rec.Seq = rt.seq + 1
+					} else if rec.Seq != rt.seq+1 {
+						r.err = fmt.Errorf("%w: room %q got seq %d, next is %d", ErrSeqOutOfOrder, r.room, rec.Seq, rt.seq+1)
 						continue
 					}
-					if err := rt.ids.Put(buf, seqKey(rec.Seq)); err != nil {
+					buf = idKey(buf[:0], rec.MemberID, rec.ClientID)
+					if rec.ClientID != "" {
+						if v := rt.ids.Get(buf); v != nil {
+							old, err := decodeRecord(binary.BigEndian.Uint64(v), rt.msgs.Get(v))
+							if err != nil {
+								r.err = err
+								continue
+							}
+							r.err, r.out = &DuplicateError{Existing: old}, old
+							continue
+						}
+						if err := rt.ids.Put(buf, seqKey(rec.Seq)); err != nil {
+							return err
+						}
+					}
+					if err := rt.msgs.Put(seqKey(rec.Seq), encodeRecord(nil, &rec)); err != nil {
+						return err
+					}
+					rt.seq, rt.appended, r.out = rec.Seq, true, rec
+					appended++
+				case kindPutMember:
+					if r.member.ID == "" {
+						r.err = errors.New("store: member without id")
+						continue
+					}
+					v, err := json.Marshal(&r.member)
+					if err != nil {
+						return err
+					}
+					if err := rt.members.Put([]byte(r.member.ID), v); err != nil {
+						return err
+					}
+				case kindDeleteMember:
+					if err := rt.members.Delete([]byte(r.memberID)); err != nil {
 						return err
 					}
 				}
-				if err := rt.msgs.Put(seqKey(rec.Seq), encodeRecord(nil, &rec)); err != nil {
-					return err
-				}
-				rt.seq, rt.appended, r.out = rec.Seq, true, rec
-				appended++
-			case kindPutMember:
-				if r.member.ID == "" {
-					r.err = errors.New("store: member without id")
+			}
+			now := time.Now()
+			for _, rt := range open {
+				if !rt.appended {
 					continue
 				}
-				v, err := json.Marshal(&r.member)
+				if err := rt.meta.Put(keySeq, seqKey(rt.seq)); err != nil {
+					return err
+				}
+				n, err := s.prune(rt, now)
+				pruned += n
 				if err != nil {
 					return err
 				}
-				if err := rt.members.Put([]byte(r.member.ID), v); err != nil {
-					return err
-				}
-			case kindDeleteMember:
-				if err := rt.members.Delete([]byte(r.memberID)); err != nil {
-					return err
-				}
 			}
-		}
-		now := time.Now()
-		for _, rt := range open {
-			if !rt.appended {
-				continue
-			}
-			if err := rt.meta.Put(keySeq, seqKey(rt.seq)); err != nil {
-				return err
-			}
-			n, err := s.prune(rt, now)
-			pruned += n
-			if err != nil {
-				return err
-			}
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
 		err = fmt.Errorf("store: writing %d request(s) to %s failed: %w", len(batch), s.path, err)
@@ -352,27 +355,60 @@ func (s *Store) prune(rt *roomTx, now time.Time) (dropped int, err error) {
 }
 
 // pruneAllByAge runs age retention over every room (rooms that went quiet
-// would otherwise keep old messages until their next append).
+// would otherwise keep old messages until their next append). A read
+// transaction finds the rooms that need it first, so an idle relay does not
+// fsync every PruneInterval.
 func (s *Store) pruneAllByAge() {
-	var dropped int
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	cutoff := time.Now().Add(-s.opts.MaxAge).UnixMilli()
+	var stale [][]byte
+	err := s.view(func(tx *bolt.Tx) error {
 		rooms := tx.Bucket(bktRooms)
-		now := time.Now()
 		return rooms.ForEachBucket(func(name []byte) error {
-			rt, err := openRoomTx(rooms.Bucket(name), string(name))
-			if err != nil {
-				return err
+			if msgs := rooms.Bucket(name).Bucket(bktMsgs); msgs != nil {
+				if k, v := msgs.Cursor().First(); k != nil {
+					if ts, ok := recordTS(v); ok && ts < cutoff {
+						stale = append(stale, slices.Clone(name))
+					}
+				}
 			}
-			n, err := s.prune(rt, now)
-			dropped += n
-			return err
+			return nil
+		})
+	})
+	if err != nil || len(stale) == 0 {
+		if err != nil {
+			s.log.Error("store: looking for old messages failed; will retry", "err", err)
+		}
+		return
+	}
+	var dropped int
+	err = s.guard(func() error {
+		return s.db.Update(func(tx *bolt.Tx) error {
+			dropped = 0
+			rooms := tx.Bucket(bktRooms)
+			now := time.Now()
+			for _, name := range stale {
+				rb := rooms.Bucket(name)
+				if rb == nil {
+					continue
+				}
+				rt, err := openRoomTx(rb, string(name))
+				if err != nil {
+					return err
+				}
+				n, err := s.prune(rt, now)
+				dropped += n
+				if err != nil {
+					return err
+				}
+			}
+			return nil
 		})
 	})
 	if err != nil {
 		s.log.Error("store: pruning old messages failed; will retry", "err", err)
-	} else if dropped > 0 {
-		s.commits.Add(1)
-		s.pruned.Add(uint64(dropped))
-		s.log.Debug("store: pruned old messages", "count", dropped)
+		return
 	}
+	s.commits.Add(1)
+	s.pruned.Add(uint64(dropped))
+	s.log.Debug("store: pruned old messages", "count", dropped, "rooms", len(stale))
 }

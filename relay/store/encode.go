@@ -2,15 +2,18 @@ package store
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
+	"hash/crc32"
 )
 
-// Messages are stored in a small binary form rather than JSON: it is about a
-// third of the size for short chat lines and encodes/decodes without
-// reflection (see BenchmarkEncodeRecord). Layout of a value in msgs:
+// Messages are stored in a small binary form rather than JSON: it is about
+// 40% smaller for short chat lines and encodes/decodes an order of magnitude
+// faster (see BenchmarkEncodeRecord). bbolt checksums only its meta pages, so
+// each record carries a CRC-32C of its bytes: a damaged page is reported as
+// damage instead of being served as someone's message. Layout of a value:
 //
 //	byte    recordVersion (1)
+//	uint32  CRC-32C (Castagnoli, big-endian) of everything after it
 //	varint  TS
 //	uvarint len, MemberID
 //	uvarint len, ClientID
@@ -21,24 +24,34 @@ import (
 // The seq is the key, so it is not repeated in the value.
 const recordVersion = 1
 
-var errBadRecord = errors.New("store: undecodable message record")
+var errBadRecord = fmt.Errorf("%w: undecodable message record", ErrCorrupt)
+
+const recordHeader = 1 + 4 // version, CRC
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 func encodeRecord(dst []byte, r *Record) []byte {
-	dst = append(dst, recordVersion)
+	start := len(dst)
+	dst = append(dst, recordVersion, 0, 0, 0, 0)
 	dst = binary.AppendVarint(dst, r.TS)
 	for _, s := range [...]string{r.MemberID, r.ClientID, r.Name, r.Avatar} {
 		dst = binary.AppendUvarint(dst, uint64(len(s)))
 		dst = append(dst, s...)
 	}
-	return append(dst, r.Text...)
+	dst = append(dst, r.Text...)
+	binary.BigEndian.PutUint32(dst[start+1:], crc32.Checksum(dst[start+recordHeader:], crcTable))
+	return dst
 }
 
 func decodeRecord(seq uint64, b []byte) (Record, error) {
 	r := Record{Seq: seq}
-	if len(b) == 0 || b[0] != recordVersion {
-		return r, fmt.Errorf("%w: seq %d has version %v", errBadRecord, seq, b[:min(len(b), 1)])
+	if len(b) < recordHeader || b[0] != recordVersion {
+		return r, fmt.Errorf("%w: seq %d has a bad header %x", errBadRecord, seq, b[:min(len(b), recordHeader)])
 	}
-	b = b[1:]
+	if crc32.Checksum(b[recordHeader:], crcTable) != binary.BigEndian.Uint32(b[1:]) {
+		return r, fmt.Errorf("%w: seq %d fails its checksum", errBadRecord, seq)
+	}
+	b = b[recordHeader:]
 	ts, n := binary.Varint(b)
 	if n <= 0 {
 		return r, fmt.Errorf("%w: seq %d has a bad timestamp", errBadRecord, seq)
@@ -59,10 +72,10 @@ func decodeRecord(seq uint64, b []byte) (Record, error) {
 // recordIDs returns the member and client id of an encoded record without
 // decoding the rest (pruning needs only these to drop the dedup entry).
 func recordIDs(b []byte) (member, client []byte, ok bool) {
-	if len(b) == 0 || b[0] != recordVersion {
+	if len(b) < recordHeader || b[0] != recordVersion {
 		return nil, nil, false
 	}
-	b = b[1:]
+	b = b[recordHeader:]
 	if _, n := binary.Varint(b); n <= 0 {
 		return nil, nil, false
 	} else {
@@ -99,9 +112,9 @@ func keySeqOf(k []byte) uint64 {
 
 // recordTS returns the TS of an encoded record (age pruning needs only it).
 func recordTS(b []byte) (int64, bool) {
-	if len(b) < 2 || b[0] != recordVersion {
+	if len(b) <= recordHeader || b[0] != recordVersion {
 		return 0, false
 	}
-	ts, n := binary.Varint(b[1:])
+	ts, n := binary.Varint(b[recordHeader:])
 	return ts, n > 0
 }

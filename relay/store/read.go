@@ -17,7 +17,7 @@ const MaxRoomNameLen = 256
 
 // view runs a read transaction, reporting a closed store as ErrClosed.
 func (s *Store) view(fn func(tx *bolt.Tx) error) error {
-	err := s.db.View(fn)
+	err := s.guard(func() error { return s.db.View(fn) })
 	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
 		return ErrClosed
 	}

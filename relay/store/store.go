@@ -2,11 +2,27 @@
 // seq, the retained messages, a dedup index of (member, client id) -> seq, and
 // the members. Everything lives in one bbolt file, <data dir>/heartline.db.
 //
-// Writes (Append, PutMember, DeleteMember) go through one committer goroutine
-// that group-commits: whatever is queued when a commit starts is written in a
-// single bbolt transaction (one fsync), then the done callbacks run in
-// submission order. Reads (After, Latest, LookupID, Rooms) are bbolt read
-// transactions and never wait for a commit.
+// Writes (Append, AppendNext, PutMember, DeleteMember, EnsureRoom) go through
+// one committer goroutine that group-commits: whatever is queued when a
+// commit starts (up to Options.MaxBatch) is written in a single bbolt
+// transaction, which bbolt fsyncs before it returns; then the done callbacks
+// run in submission order. Requests that arrive while a commit is in flight
+// wait for the next one, so the cost of an fsync is shared by every message
+// that arrived during the previous one.
+//
+// Backpressure: the queue holds at most Options.QueueSize requests. When it
+// is full, the write methods block until the committer takes the next batch
+// (normally one fsync, a few milliseconds); memory never grows without bound.
+// A caller that must never block (a connection reader) should keep its own
+// bounded count of messages awaiting their ack and refuse beyond it.
+//
+// Callbacks run on the committer goroutine: they must not block, and must not
+// call Close (which waits for the committer) or write to the store while its
+// queue may be full (which waits for the committer too).
+//
+// Reads (After, Latest, LookupID, Rooms, Room, Seq) are bbolt read
+// transactions: they see committed data only and do not wait for a commit
+// (except briefly when bbolt grows its memory map, which is rare: it doubles).
 package store
 
 import (
@@ -18,6 +34,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -202,11 +220,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("%s is not a regular file (%s): %w; move it away or choose another --data-dir", path, fi.Mode().Type(), ErrCorrupt)
 	}
 
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:      opts.LockWait,
-		MaxSize:      opts.MaxSize,
-		FreelistType: bolt.FreelistMapType, // retention frees pages at every append
-	})
+	db, err := openBolt(path, opts)
 	if err != nil {
 		return nil, openError(path, opts.LockWait, err)
 	}
@@ -224,6 +238,22 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	go s.committer()
 	return s, nil
+}
+
+// openBolt opens the file; bbolt panics on some damaged files (a garbage
+// freelist page, say), which is turned into an error here.
+func openBolt(path string, opts Options) (db *bolt.DB, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, fmt.Errorf("%w: bbolt panicked reading it: %v", berrors.ErrInvalid, r)
+		}
+	}()
+	return bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:      opts.LockWait,
+		MaxSize:      opts.MaxSize,
+		FreelistType: bolt.FreelistMapType, // retention frees pages at every append
+	})
 }
 
 // openError turns a bbolt open error into one a person can act on.
@@ -269,50 +299,118 @@ var (
 	formatVersion = []byte("1")
 )
 
-// initFormat stamps a new file and refuses a bbolt file that is not ours, a
-// newer format, or one whose pages are damaged (bbolt panics on some damage;
-// we turn that into ErrCorrupt before the relay starts serving).
-func (s *Store) initFormat() (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("%s is damaged (%v): %w; move it away to start with an empty history", s.path, r, ErrCorrupt)
-		}
-	}()
-	err = s.db.Update(func(tx *bolt.Tx) error {
-		fb := tx.Bucket(bktFormat)
-		if fb == nil {
-			empty := true
-			_ = tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
-			if !empty {
-				return fmt.Errorf("%s is a bbolt database of another program, not a Heartline one: %w; move it away or choose another --data-dir", s.path, ErrCorrupt)
+// initFormat stamps a new file, and refuses a bbolt file that is not ours,
+// has a newer format, or is damaged: it checks every page and decodes every
+// record once, so that damage shows up at start as a clear error rather than
+// as a panic or a silently short history when a client resumes.
+func (s *Store) initFormat() error {
+	fresh := false
+	err := s.guard(func() error {
+		return s.db.View(func(tx *bolt.Tx) error {
+			fb := tx.Bucket(bktFormat)
+			if fb == nil {
+				empty := true
+				_ = tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
+				if !empty {
+					return fmt.Errorf("%s is a bbolt database of another program, not a Heartline one: %w; move it away or choose another --data-dir", s.path, ErrCorrupt)
+				}
+				fresh = true
+				return nil
 			}
-			if fb, err = tx.CreateBucket(bktFormat); err != nil {
-				return err
+			if v := fb.Get(keyFormat); string(v) != string(formatVersion) {
+				return fmt.Errorf("%s has format %q, this relay reads format %q: %w; run the Heartline version that wrote it, or move the file away to start with an empty history", s.path, v, formatVersion, ErrCorrupt)
 			}
-			if err := fb.Put(keyFormat, formatVersion); err != nil {
-				return err
-			}
-			_, err := tx.CreateBucketIfNotExists(bktRooms)
-			return err
-		}
-		if v := fb.Get(keyFormat); string(v) != string(formatVersion) {
-			return fmt.Errorf("%s has format %q, this relay reads format %q: %w; run the Heartline version that wrote it, or move the file away to start with an empty history", s.path, v, formatVersion, ErrCorrupt)
-		}
-		rooms := tx.Bucket(bktRooms)
-		if rooms == nil {
-			return fmt.Errorf("%s has no rooms bucket: %w; move it away to start with an empty history", s.path, ErrCorrupt)
-		}
-		// Walk every room once so that damaged pages show up now, not when a
-		// client resumes.
-		return rooms.ForEachBucket(func(name []byte) error {
-			_, err := readRoom(rooms.Bucket(name), string(name))
-			return err
+			return s.verify(tx)
 		})
 	})
-	if err != nil && !errors.Is(err, ErrCorrupt) {
-		err = fmt.Errorf("cannot initialise %s: %w", s.path, err)
+	if err != nil || !fresh {
+		return err
 	}
-	return err
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		fb, err := tx.CreateBucket(bktFormat)
+		if err != nil {
+			return err
+		}
+		if err := fb.Put(keyFormat, formatVersion); err != nil {
+			return err
+		}
+		_, err = tx.CreateBucket(bktRooms)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("cannot initialise %s: %w; check that the disk has space and the relay may write there", s.path, err)
+	}
+	return nil
+}
+
+// verify checks the file's page structure (bbolt's own consistency check)
+// and that every room's records decode and agree with its dedup index.
+func (s *Store) verify(tx *bolt.Tx) error {
+	damaged := func(what string, args ...any) error {
+		return fmt.Errorf("%s is damaged (%s): %w; move it away to start with an empty history", s.path, fmt.Sprintf(what, args...), ErrCorrupt)
+	}
+	var problems []string
+	for err := range tx.Check() {
+		if len(problems) < 3 {
+			problems = append(problems, err.Error())
+		}
+	}
+	if len(problems) > 0 {
+		return damaged("%s", strings.Join(problems, "; "))
+	}
+	rooms := tx.Bucket(bktRooms)
+	if rooms == nil {
+		return damaged("no rooms bucket")
+	}
+	return rooms.ForEachBucket(func(name []byte) error {
+		st, err := readRoom(rooms.Bucket(name), string(name))
+		if err != nil {
+			return damaged("%v", err)
+		}
+		rb := rooms.Bucket(name)
+		msgs, ids := rb.Bucket(bktMsgs), rb.Bucket(bktIDs)
+		var last uint64
+		withID := 0
+		err = msgs.ForEach(func(k, v []byte) error {
+			r, err := decodeRecord(keySeqOf(k), v)
+			if err != nil {
+				return err
+			}
+			if r.Seq <= last || r.Seq > st.Seq {
+				return fmt.Errorf("message seq %d out of order (previous %d, room seq %d)", r.Seq, last, st.Seq)
+			}
+			last = r.Seq
+			if r.ClientID != "" {
+				withID++
+				if got := ids.Get(idKey(nil, r.MemberID, r.ClientID)); keySeqOf(got) != r.Seq {
+					return fmt.Errorf("message %d is missing from the dedup index", r.Seq)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return damaged("room %q: %v", name, err)
+		}
+		if n := ids.Stats().KeyN; n != withID {
+			return damaged("room %q: dedup index has %d entries for %d messages", name, n, withID)
+		}
+		return nil
+	})
+}
+
+// guard turns a bbolt panic (damaged pages are its usual cause) into
+// ErrCorrupt, so that one damaged page fails a request instead of the relay.
+func (s *Store) guard(fn func() error) (err error) {
+	// A damaged page can point bbolt past the end of its memory map: without
+	// this that is a fatal fault, with it a panic we recover.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("store: bbolt panicked; the database file is probably damaged", "panic", r)
+			err = fmt.Errorf("%s is damaged (%v): %w; stop the relay and move it away to start with an empty history", s.path, r, ErrCorrupt)
+		}
+	}()
+	return fn()
 }
 
 // Path is the database file.

@@ -16,8 +16,12 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(lockHelperEnv) != "" {
-		lockHelperMain() // subprocess for TestOpenLockedByAnotherProcess
+	switch {
+	case os.Getenv(lockHelperEnv) != "":
+		lockHelperMain() // subprocess of the lock tests
+		return
+	case os.Getenv(killWriterEnv) != "":
+		killWriterMain() // subprocess of TestEveryAckSurvivesSIGKILL
 		return
 	}
 	goleak.VerifyTestMain(m)
@@ -476,9 +480,49 @@ func TestRetentionByAge(t *testing.T) {
 	if _, complete, _ := s.After("quiet", 3, 50); !complete {
 		t.Error("After(latest) not complete")
 	}
+	// Once nothing is old, the sweeper finds nothing to do and writes
+	// nothing (an idle relay does not fsync every PruneInterval).
+	for s.Stats().Pruned < 6 { // counters follow the commit that the reads above saw
+		if time.Now().After(deadline) {
+			t.Fatalf("pruned counter = %d, want 6", s.Stats().Pruned)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	commits := s.Stats().Commits
+	time.Sleep(5 * 20 * time.Millisecond)
+	if c := s.Stats().Commits; c != commits {
+		t.Errorf("idle sweeps made %d commits", c-commits)
+	}
 	r := mustAppend(t, s, "quiet", msg("a", "2")) // the pruned id is free again
 	if r.Seq != 4 {
 		t.Errorf("append after pruning got seq %d, want 4", r.Seq)
+	}
+}
+
+func TestConcurrentEnsureRoomAgreesOnOneEpoch(t *testing.T) {
+	s := openT(t, t.TempDir(), Options{})
+	const n = 8
+	states := make(chan RoomState, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			st, err := s.EnsureRoom("new")
+			if err != nil {
+				t.Error(err)
+			}
+			states <- st
+		})
+	}
+	wg.Wait()
+	close(states)
+	var epoch string
+	for st := range states {
+		if epoch == "" {
+			epoch = st.Epoch
+		}
+		if st.Epoch != epoch || st.Epoch == "" {
+			t.Fatalf("EnsureRoom calls disagree: %q vs %q", st.Epoch, epoch)
+		}
 	}
 }
 
