@@ -65,8 +65,8 @@ func StatusText(m *Message, connected bool) string {
 	return ""
 }
 
-// GapText is what the marker for missing messages says.
-const GapText = "Some messages from while you were away could not be recovered"
+// GapText is what the marker for missing messages says when the engine gave no text.
+const GapText = "Some messages from while you were away could not be recovered."
 
 // JumpLabel is the text of the control that scrolls to the newest message.
 func JumpLabel(newBelow int) string {

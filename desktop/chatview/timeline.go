@@ -50,6 +50,7 @@ type Item struct {
 	Msg        *Message  // KindMessage
 	Day        time.Time // KindDay: local midnight of that day
 	GroupStart bool      // KindMessage: first of its group, so it shows avatar and name
+	Text       string    // KindGap: what the marker says
 }
 
 // Outgoing is the state of one outbox entry, as the client engine reports it.
@@ -93,12 +94,14 @@ type Timeline struct {
 	bySeq     map[seqKey]*Message
 	own       map[string]*Message // own messages by client id, pending or sent
 	gaps      []seqKey            // a gap follows the message with this key
+	gapText   map[seqKey]string
 
 	items     []Item
 	itemStart []int // itemStart[i]: first row that belongs to confirmed[i]
 	valid     int   // rows are correct for confirmed[:valid]
 	confEnd   int   // row after the last confirmed message, as last built
 	pendStart int   // first row after the confirmed messages; -1 when the tail needs a rebuild
+	changed   int   // first row rebuilt since TakeChanged; -1 for none
 }
 
 // NewTimeline returns an empty timeline that places day separators in loc
@@ -108,11 +111,23 @@ func NewTimeline(loc *time.Location) *Timeline {
 		loc = time.Local
 	}
 	return &Timeline{
-		loc:    loc,
-		epochs: map[string]int{},
-		bySeq:  map[seqKey]*Message{},
-		own:    map[string]*Message{},
+		loc:     loc,
+		epochs:  map[string]int{},
+		bySeq:   map[seqKey]*Message{},
+		own:     map[string]*Message{},
+		gapText: map[seqKey]string{},
+		changed: -1,
 	}
+}
+
+// TakeChanged returns the first row that changed (added, removed, moved or
+// restyled) since the last call, or -1 if none did. A list widget refreshes
+// from there on.
+func (t *Timeline) TakeChanged() int {
+	t.build()
+	c := t.changed
+	t.changed = -1
+	return c
 }
 
 // SetSelf tells the timeline which member id is the person's own, so that their
@@ -128,7 +143,7 @@ func (t *Timeline) SetEpoch(epoch string) {
 		idx = len(t.epochs)
 		t.epochs[epoch] = idx
 		if idx > 0 && len(t.confirmed) > 0 {
-			t.addGapAfter(t.lastKey())
+			t.addGapAfter(t.lastKey(), "The relay's history was reset: earlier messages may be missing.")
 		}
 	}
 	t.epoch = idx
@@ -225,13 +240,17 @@ func (t *Timeline) UpdateOutgoing(o Outgoing, me protocol.Member) {
 }
 
 // MarkGap records that messages after the latest one held may be missing (the
-// relay could not resume). The marker shows between the last message held now
-// and the next one that arrives, unless those turn out to be consecutive.
-func (t *Timeline) MarkGap() {
+// relay could not resume); text is what the marker says ("" for GapText). The
+// marker shows between the last message held now and the next one that
+// arrives, unless those turn out to be consecutive.
+func (t *Timeline) MarkGap(text string) {
 	if len(t.confirmed) == 0 {
 		return // nothing shown yet, so nothing was missed from the person's view
 	}
-	t.addGapAfter(t.lastKey())
+	if text == "" {
+		text = GapText
+	}
+	t.addGapAfter(t.lastKey(), text)
 }
 
 func (t *Timeline) lastKey() seqKey {
@@ -239,8 +258,11 @@ func (t *Timeline) lastKey() seqKey {
 	return seqKey{m.epoch, m.Seq}
 }
 
-func (t *Timeline) addGapAfter(k seqKey) {
+func (t *Timeline) addGapAfter(k seqKey, text string) {
 	i := sort.Search(len(t.gaps), func(i int) bool { return !t.gaps[i].less(k) })
+	if _, ok := t.gapText[k]; !ok || text != GapText {
+		t.gapText[k] = text
+	}
 	if i < len(t.gaps) && t.gaps[i] == k {
 		return
 	}
@@ -321,6 +343,9 @@ func (t *Timeline) build() {
 	}
 	t.items = t.items[:cut]
 	t.itemStart = t.itemStart[:start]
+	if t.changed < 0 || cut < t.changed {
+		t.changed = cut
+	}
 
 	var prev *Message
 	gi := 0
@@ -333,16 +358,17 @@ func (t *Timeline) build() {
 		m := t.confirmed[i]
 		key := seqKey{m.epoch, m.Seq}
 		t.itemStart = append(t.itemStart, len(t.items))
-		gap := false
+		gap, text := false, ""
 		for gi < len(t.gaps) && t.gaps[gi].less(key) {
 			gap = prev != nil
+			text = t.gapText[t.gaps[gi]]
 			gi++
 		}
 		if gap && prev.epoch == m.epoch && prev.Seq+1 == m.Seq {
 			gap = false // nothing is missing between these two after all
 		}
 		if gap {
-			t.items = append(t.items, Item{Kind: KindGap})
+			t.items = append(t.items, Item{Kind: KindGap, Text: text})
 		}
 		prev = t.appendMessage(prev, m, gap)
 	}
@@ -353,7 +379,7 @@ func (t *Timeline) build() {
 	// A gap after the newest message shows until the next page arrives.
 	afterBreak := false
 	if prev != nil && gi < len(t.gaps) {
-		t.items = append(t.items, Item{Kind: KindGap})
+		t.items = append(t.items, Item{Kind: KindGap, Text: t.gapText[t.gaps[len(t.gaps)-1]]})
 		afterBreak = true
 	}
 	for _, m := range t.pending {

@@ -31,6 +31,9 @@ func rows(t *Timeline) string {
 		case KindDay:
 			b.WriteString("D" + it.Day.Format("01-02") + "|")
 		case KindGap:
+			if it.Text == "" {
+				b.WriteString("G(no text)")
+			}
 			b.WriteString("G|")
 		case KindMessage:
 			if it.GroupStart {
@@ -166,7 +169,7 @@ func TestGapMarker(t *testing.T) {
 	tl := newTL()
 	tl.Add(msg(1, alice, t0, "one"))
 	tl.Add(msg(2, alice, t0.Add(time.Minute), "two"))
-	tl.MarkGap()
+	tl.MarkGap("")
 	if got := rows(tl); got != "D11-21|*Alice:one| :two|G|" {
 		t.Fatalf("gap before page: %s", got)
 	}
@@ -186,13 +189,13 @@ func TestGapMarker(t *testing.T) {
 func TestGapDroppedWhenNothingWasMissing(t *testing.T) {
 	tl := newTL()
 	tl.Add(msg(1, alice, t0, "one"))
-	tl.MarkGap()
+	tl.MarkGap("")
 	tl.Add(msg(2, alice, t0, "two"))
 	if got := rows(tl); got != "D11-21|*Alice:one| :two|" {
 		t.Fatal(got)
 	}
 	empty := newTL()
-	empty.MarkGap()
+	empty.MarkGap("")
 	empty.Add(msg(7, alice, t0, "first seen"))
 	if got := rows(empty); got != "D11-21|*Alice:first seen|" {
 		t.Fatalf("gap with nothing before it: %s", got)
@@ -206,6 +209,30 @@ func TestNewEpochGoesAfterOldWithGap(t *testing.T) {
 	tl.Add(msg(1, bob, t0.Add(time.Minute), "new one"))
 	if got, want := rows(tl), "D11-21|*Alice:old five|G|*Bob:new one|"; got != want {
 		t.Fatalf("rows:\n got %s\nwant %s", got, want)
+	}
+}
+
+func TestTakeChangedReportsFirstChangedRow(t *testing.T) {
+	tl := newTL()
+	tl.Add(msg(1, alice, t0, "one"))
+	tl.Add(msg(2, alice, t0, "two"))
+	if c := tl.TakeChanged(); c != 0 {
+		t.Fatalf("first build changed from %d, want 0", c)
+	}
+	if c := tl.TakeChanged(); c != -1 {
+		t.Fatalf("no change reported as %d", c)
+	}
+	tl.Add(msg(3, bob, t0, "three")) // rows: D, one, two, three
+	if c := tl.TakeChanged(); c != 3 {
+		t.Fatalf("append changed from %d, want 3", c)
+	}
+	tl.UpdateOutgoing(Outgoing{ID: "o", Text: "mine", Status: StatusPending, Created: t0}, me)
+	if c := tl.TakeChanged(); c != 4 {
+		t.Fatalf("pending changed from %d, want 4", c)
+	}
+	tl.UpdateOutgoing(Outgoing{ID: "o", Status: StatusFailed, Reason: "x"}, me)
+	if c := tl.TakeChanged(); c != 4 {
+		t.Fatalf("failed changed from %d, want 4", c)
 	}
 }
 
