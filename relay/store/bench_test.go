@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -176,4 +178,44 @@ func BenchmarkEncodeRecord(b *testing.B) {
 		}
 		b.ReportMetric(float64(len(buf)), "B/record")
 	})
+}
+
+// BenchmarkOpen: start-up with 100 full rooms (100,000 messages), which
+// includes bbolt's page check and decoding every record once.
+func BenchmarkOpen(b *testing.B) {
+	dir := b.TempDir()
+	s, err := Open(dir, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const rooms, each = 100, 1000
+	done := make(chan error, rooms*each)
+	for r := range rooms {
+		room := fmt.Sprint("room-", r)
+		if _, err := s.EnsureRoom(room); err != nil {
+			b.Fatal(err)
+		}
+		for i := range each {
+			s.AppendNext(room, benchRecord(fmt.Sprint("m", i%10), uint64(i)), func(_ Record, err error) { done <- err })
+		}
+	}
+	for range rooms * each {
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	fi, _ := os.Stat(filepath.Join(dir, FileName))
+	for b.Loop() {
+		s, err := Open(dir, Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(fi.Size())/(1<<20), "MiB-file")
 }

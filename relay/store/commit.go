@@ -137,7 +137,7 @@ func (s *Store) committer() {
 			s.commit(batch)
 			clear(batch) // drop references to callbacks and texts
 		case <-tick:
-			s.pruneAllByAge()
+			s.pruneAll()
 		}
 	}
 }
@@ -354,22 +354,34 @@ func (s *Store) prune(rt *roomTx, now time.Time) (dropped int, err error) {
 	return dropped, nil
 }
 
-// pruneAllByAge runs age retention over every room (rooms that went quiet
-// would otherwise keep old messages until their next append). A read
+// pruneAll applies retention to every room: by age, for rooms that went
+// quiet (they would otherwise keep old messages until their next append),
+// and by count, for a store reopened with a smaller History. A read
 // transaction finds the rooms that need it first, so an idle relay does not
 // fsync every PruneInterval.
-func (s *Store) pruneAllByAge() {
-	cutoff := time.Now().Add(-s.opts.MaxAge).UnixMilli()
+func (s *Store) pruneAll() {
+	var cutoff int64
+	if s.opts.MaxAge > 0 {
+		cutoff = time.Now().Add(-s.opts.MaxAge).UnixMilli()
+	}
 	var stale [][]byte
 	err := s.view(func(tx *bolt.Tx) error {
 		rooms := tx.Bucket(bktRooms)
 		return rooms.ForEachBucket(func(name []byte) error {
-			if msgs := rooms.Bucket(name).Bucket(bktMsgs); msgs != nil {
-				if k, v := msgs.Cursor().First(); k != nil {
-					if ts, ok := recordTS(v); ok && ts < cutoff {
-						stale = append(stale, slices.Clone(name))
-					}
-				}
+			rb := rooms.Bucket(name)
+			msgs, meta := rb.Bucket(bktMsgs), rb.Bucket(bktMeta)
+			if msgs == nil || meta == nil {
+				return nil
+			}
+			k, v := msgs.Cursor().First()
+			if k == nil {
+				return nil
+			}
+			ts, ok := recordTS(v)
+			tooOld := cutoff != 0 && ok && ts < cutoff
+			tooMany := keySeqOf(meta.Get(keySeq))-keySeqOf(k) >= uint64(s.opts.History)
+			if tooOld || tooMany {
+				stale = append(stale, slices.Clone(name))
 			}
 			return nil
 		})

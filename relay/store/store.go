@@ -236,6 +236,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	s.pruneAll() // History or MaxAge may be smaller than last time
 	go s.committer()
 	return s, nil
 }

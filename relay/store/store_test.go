@@ -349,7 +349,8 @@ func TestFullQueueBlocksAppendUntilTheCommitterCatchesUp(t *testing.T) {
 }
 
 func TestRetentionByCount(t *testing.T) {
-	s := openT(t, t.TempDir(), Options{History: 10})
+	dir := t.TempDir()
+	s := openT(t, dir, Options{History: 10})
 	ensureT(t, s, "r")
 	for i := 1; i <= 25; i++ {
 		mustAppend(t, s, "r", msg("a", fmt.Sprint(i)))
@@ -375,6 +376,19 @@ func TestRetentionByCount(t *testing.T) {
 	}
 	if s.Stats().Pruned != 16 {
 		t.Errorf("pruned counter = %d, want 16", s.Stats().Pruned)
+	}
+
+	// Reopened with a smaller History, the store applies it at once, not
+	// only at the room's next append.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openT(t, dir, Options{History: 4})
+	if recs, _ := s.Latest("r", 0); !equalSeqs(seqs(recs), seqRange(23, 26)) {
+		t.Errorf("after reopening with History 4: %v, want 23..26", seqs(recs))
+	}
+	if n := countIDs(t, s, "r"); n != 4 {
+		t.Errorf("dedup index has %d entries, want 4", n)
 	}
 }
 
