@@ -62,8 +62,13 @@ type link struct {
 	pingT, deadT, pauseT, byeT Timer
 
 	written      map[string]bool // outbox ids written on this link and not refused since
+	inflight     map[string]int  // writes of an id not yet answered by an ack or error
 	rateRefusals map[string]int
 	pausedUntil  time.Time       // rate limited: no msg frames before this
+	// cautious: since a rate limit, one msg frame in flight at a time, so a
+	// backlog is not resent whole after every pause; off once the outbox
+	// is empty.
+	cautious bool
 	lastRelayErr *protocol.Error // the last error frame not about an outbox item
 }
 
@@ -77,6 +82,7 @@ func newLink(c *Client, conn *websocket.Conn) *link {
 		writeErr:     make(chan error, 1),
 		done:         make(chan struct{}),
 		written:      make(map[string]bool),
+		inflight:     make(map[string]int),
 		rateRefusals: make(map[string]int),
 	}
 }
@@ -276,6 +282,9 @@ func (l *link) handle(f protocol.Frame) {
 		c.mu.Unlock()
 	case *protocol.Ack:
 		l.onAck(f)
+		if l.cautious {
+			l.flushOutbox()
+		}
 	case *protocol.Joined:
 		c.mu.Lock()
 		c.emitLocked(MemberJoined{Member: f.Member})
@@ -295,6 +304,9 @@ func (l *link) handle(f protocol.Frame) {
 		l.onPong(f)
 	case *protocol.Error:
 		l.onError(f)
+		if l.cautious {
+			l.flushOutbox()
+		}
 	}
 }
 
@@ -413,6 +425,7 @@ func (l *link) markSentLocked(i int, seq uint64, ts int64) OutboxItem {
 	}
 	c.outbox = slices.Delete(c.outbox, i, i+1)
 	delete(l.written, item.ID)
+	delete(l.inflight, item.ID)
 	delete(l.rateRefusals, item.ID)
 	c.emitLocked(OutboxChanged{Item: item})
 	return item
@@ -427,6 +440,7 @@ func (l *link) failLocked(i int, reason string) {
 	}
 	c.outbox[i] = item
 	delete(l.written, item.ID)
+	delete(l.inflight, item.ID)
 	delete(l.rateRefusals, item.ID)
 	c.emitLocked(OutboxChanged{Item: item})
 }
@@ -480,6 +494,10 @@ func (l *link) onError(e *protocol.Error) {
 func (l *link) rateLimitedLocked(i int, e *protocol.Error) {
 	c := l.c
 	id := c.outbox[i].ID
+	l.inflight[id]--
+	if l.inflight[id] > 0 {
+		return // answers an older write; the newer one is still on its way
+	}
 	if !l.written[id] {
 		return // refused as part of a streak that is already being resent
 	}
@@ -490,6 +508,7 @@ func (l *link) rateLimitedLocked(i int, e *protocol.Error) {
 	for _, it := range c.outbox[i:] {
 		delete(l.written, it.ID)
 	}
+	l.cautious = true
 	wait := time.Duration(e.RetryAfterMS) * time.Millisecond
 	if wait <= 0 {
 		wait = time.Second
@@ -514,12 +533,27 @@ func (l *link) flushOutbox() {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	pending := false
 	for _, it := range c.outbox {
-		if it.Status != Pending || l.written[it.ID] {
+		if it.Status != Pending {
+			continue
+		}
+		pending = true
+		if l.written[it.ID] {
+			if l.cautious {
+				return // wait for its answer
+			}
 			continue
 		}
 		l.written[it.ID] = true
+		l.inflight[it.ID]++
 		l.sendFrame(&protocol.Send{ID: it.ID, Text: it.Text})
+		if l.cautious {
+			return
+		}
+	}
+	if !pending {
+		l.cautious = false
 	}
 }
 

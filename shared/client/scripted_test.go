@@ -307,13 +307,18 @@ func TestOutboxRateLimitKeepsOrderAndTooLongFails(t *testing.T) {
 	// runs), then let the pause pass: two, three, four come again in order.
 	waitFor(t, "the pause timer", func() bool { return hasTimerAt(clk, clk.Now().Add(400*time.Millisecond)) })
 	clk.Advance(400 * time.Millisecond)
-	for i, want := range ids[1:] {
-		if got := p.expectMsg(); got.ID != want {
-			t.Fatalf("resent msg %d has id %s, want %s", i, got.ID, want)
-		}
+	// Now one at a time, in order: each waits for the previous answer.
+	if got := p.expectMsg(); got.ID != ids[1] {
+		t.Fatalf("resent %s first, want %s", got.ID, ids[1])
 	}
 	p.send(&protocol.Ack{ID: ids[1], Seq: 2, TS: 2})
+	if got := p.expectMsg(); got.ID != ids[2] {
+		t.Fatalf("resent %s second, want %s", got.ID, ids[2])
+	}
 	p.send(&protocol.Error{Code: protocol.ErrTooLong, Message: "the text has 5000 characters; this relay takes at most 4000", ID: ids[2]})
+	if got := p.expectMsg(); got.ID != ids[3] {
+		t.Fatalf("resent %s third, want %s", got.ID, ids[3])
+	}
 	p.send(&protocol.Ack{ID: ids[3], Seq: 3, TS: 3})
 	evs = append(evs, col.until("four delivered", func(ev Event) bool {
 		m, ok := ev.(MessageReceived)
