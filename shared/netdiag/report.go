@@ -53,6 +53,9 @@ type Target struct {
 	// STUNInterval is the time between STUN requests (the retransmit
 	// timeout). 0 = 200 ms.
 	STUNInterval time.Duration
+	// STUNSamples is how many answered requests the probe waits for before
+	// it stops; more give a finer loss figure. 0 = 4.
+	STUNSamples int
 	// Logger receives debug messages. nil = discard.
 	Logger *slog.Logger
 }

@@ -93,7 +93,7 @@ func Run(ctx context.Context, t Target) Report {
 	if len(t.STUNPorts) > 0 && t.STUNPorts[0] > 0 && t.STUNPorts[0] < 65536 {
 		cfg := probeConfig{
 			Primary:  netip.AddrPortFrom(ips[0], uint16(t.STUNPorts[0])),
-			Interval: t.STUNInterval, Budget: t.STUNBudget,
+			Interval: t.STUNInterval, Budget: t.STUNBudget, Samples: t.STUNSamples,
 		}
 		if len(t.STUNPorts) > 1 && t.STUNPorts[1] > 0 && t.STUNPorts[1] < 65536 {
 			cfg.Alternate = netip.AddrPortFrom(ips[0], uint16(t.STUNPorts[1]))
