@@ -1,0 +1,365 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// lossFigures splits what members did not receive by cause.
+type lossFigures struct {
+	FinalSeq     uint64      `json:"final_seq"` // the highest room seq (of any room)
+	Expected     uint64      `json:"expected"`  // member x seq pairs that should have arrived
+	Received     uint64      `json:"received"`
+	Gaps         uint64      `json:"gaps"`          // missing below a later seq the member got: silent loss
+	Backlog      uint64      `json:"backlog"`       // not yet received at the end of the drain wait
+	Evicted      uint64      `json:"evicted"`       // missing at members the relay cut off with 4001
+	EvictedConns int         `json:"evicted_conns"` // members closed with 4001
+	LostOnClose  uint64      `json:"lost_on_close"` // missing at members closed by the relay for another reason
+	Closed       map[int]int `json:"closed_by_relay,omitempty"`
+	Duplicates   uint64      `json:"duplicates"`
+	OutOfOrder   uint64      `json:"out_of_order"`
+}
+
+// accountLoss compares every tracked member's seqs with (its welcome seq,
+// final seq of its room]. Call it after the members' readers have stopped.
+func accountLoss(members []*member, final func(room string) uint64) lossFigures {
+	l := lossFigures{Closed: map[int]int{}}
+	for _, m := range members {
+		if m.seqs == nil {
+			continue
+		}
+		finalSeq := final(m.room)
+		l.FinalSeq = max(l.FinalSeq, finalSeq)
+		s := m.seqs
+		if finalSeq >= s.base {
+			l.Expected += finalSeq - s.base + 1
+		}
+		holes, backlog := s.missing(finalSeq)
+		l.Received += s.countRange(s.base, finalSeq)
+		l.Duplicates += s.dups
+		l.OutOfOrder += s.late
+		code := int(m.closeCode.Load())
+		switch code {
+		case 0:
+			l.Gaps += holes
+			l.Backlog += backlog
+		case 4001:
+			l.EvictedConns++
+			l.Evicted += holes + backlog
+		default:
+			l.LostOnClose += holes + backlog
+		}
+		if code != 0 {
+			l.Closed[code]++
+		}
+	}
+	return l
+}
+
+func (l lossFigures) String() string {
+	lost := l.Gaps + l.Backlog + l.Evicted + l.LostOnClose
+	pct := 0.0
+	if l.Expected > 0 {
+		pct = float64(lost) / float64(l.Expected) * 100
+	}
+	return fmt.Sprintf("expected %d deliveries up to seq %d, received %d; missing %d (%.3f%%): gaps %d, backlog %d, evicted %d (%d members cut off with 4001), lost on other closes %d; duplicates %d, out of order %d; closed by relay %v",
+		l.Expected, l.FinalSeq, l.Received, lost, pct, l.Gaps, l.Backlog, l.Evicted, l.EvictedConns, l.LostOnClose, l.Duplicates, l.OutOfOrder, l.Closed)
+}
+
+type fanoutResult struct {
+	Mode              string         `json:"mode"`
+	URL               string         `json:"url"`
+	Receivers         int            `json:"receivers"`
+	Senders           int            `json:"senders"`
+	RatePerSender     float64        `json:"rate_per_sender"` // 0: closed loop
+	Window            int            `json:"window,omitempty"`
+	Echo              string         `json:"echo,omitempty"`
+	TextBytes         int            `json:"text_bytes"`
+	Joined            int            `json:"joined"`
+	JoinFailures      map[string]int `json:"join_failures,omitempty"`
+	SendSeconds       float64        `json:"send_seconds"`
+	Sent              int64          `json:"sent"`
+	Acked             int64          `json:"acked"`
+	Refused           map[string]int `json:"refused,omitempty"`
+	Unacked           int64          `json:"unacked"`
+	MsgsPerSec        float64        `json:"msgs_per_sec"` // accepted (acked) per second of sending
+	OfferedDelivPerS  float64        `json:"offered_deliveries_per_sec,omitempty"`
+	DeliveriesPerSec  float64        `json:"deliveries_per_sec"` // received by all members during sending
+	Deliveries        int64          `json:"deliveries"`         // received by all members, drain included
+	Latency           latency        `json:"latency"`            // send -> receipt, all members
+	AckLatency        latency        `json:"ack_latency"`        // send -> ack
+	Loss              lossFigures    `json:"loss"`
+	Relay             relayFigures   `json:"relay"`
+	RelayUsPerDeliver float64        `json:"relay_cpu_us_per_delivery"`
+	LoadCPU           float64        `json:"loadgen_cpu_percent"`
+	Stalled           bool           `json:"stalled,omitempty"`
+}
+
+func fanoutMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (any, error) {
+	receivers := fs.Int("receivers", 1000, "members that only receive")
+	senders := fs.Int("senders", 10, "members that send (they receive each other's messages too)")
+	rate := fs.Float64("rate", 10, "messages per second per sender; 0 runs a closed loop with -window")
+	window := fs.Int("window", 16, "closed loop: at most this many messages awaiting their echo")
+	echo := fs.String("echo", "receiver", `closed loop: what ends a message's wait: "receiver" (the last receiver got it) or "ack" (the sender's ack)`)
+	duration := fs.Duration("duration", 20*time.Second, "how long to send")
+	warmup := fs.Duration("warmup", 2*time.Second, "latency is not recorded for messages sent in this first part")
+	drain := fs.Duration("drain", 10*time.Second, "after sending, wait at most this long for every message to arrive")
+	size := fs.Int("size", 80, "message text length in bytes (ASCII)")
+	return func(ctx context.Context, e *env, c *common) (any, error) {
+		if *receivers < 1 || *senders < 1 || *rate < 0 || *window < 1 || *size < 1 || *size > 4000 {
+			return nil, errors.New("need -receivers >= 1, -senders >= 1, -rate >= 0, -window >= 1, 1 <= -size <= 4000")
+		}
+		if *echo != "receiver" && *echo != "ack" {
+			return nil, fmt.Errorf(`-echo %q: use "receiver" or "ack"`, *echo)
+		}
+		if *receivers+*senders > 19800 {
+			return nil, errors.New("-receivers + -senders exceeds what one process may hold here (20,000 descriptors)")
+		}
+		closed := *rate == 0
+		e.readBuf = defaultReadBuf(c, 4096)
+		pid := c.relayPID()
+		res := &fanoutResult{Mode: "fanout", URL: c.url, Receivers: *receivers, Senders: *senders,
+			RatePerSender: *rate, TextBytes: *size, Refused: map[string]int{}}
+		res.Relay.PID = pid
+		if closed {
+			res.Window, res.Echo = *window, *echo
+		} else {
+			res.OfferedDelivPerS = *rate * float64(*senders) * float64(*receivers+*senders-1)
+		}
+		room := []string{"fan-" + runID()}
+		recv := newMembers(e, *receivers, room, "r")
+		send := newMembers(e, *senders, room, "s")
+		all := append(append([]*member{}, recv...), send...)
+		for _, m := range all {
+			m.track, m.lat = true, &hist{}
+		}
+		e.latFrom.Store(1 << 62) // nothing counts until sending starts
+
+		// Closed loop: a slot is taken per message sent and given back by its echo.
+		slots := make(chan struct{}, *window)
+		release := func() {
+			select {
+			case <-slots:
+			default:
+			}
+		}
+		var maxAck atomic.Uint64
+		var acked atomic.Int64
+		var refusedMu sync.Mutex
+		for _, m := range send {
+			m.ackLat = &hist{}
+			m.onAck = func(_ *member, h *frameHead, _ int64) {
+				acked.Add(1)
+				for {
+					cur := maxAck.Load()
+					if h.seq <= cur || maxAck.CompareAndSwap(cur, h.seq) {
+						break
+					}
+				}
+				if closed && *echo == "ack" {
+					release()
+				}
+			}
+			m.onErr = func(_ *member, h *frameHead) {
+				if len(h.id) == 0 {
+					return
+				}
+				refusedMu.Lock()
+				res.Refused[string(h.code)]++
+				refusedMu.Unlock()
+				if closed {
+					release()
+				}
+			}
+		}
+		if closed && *echo == "receiver" {
+			recv[len(recv)-1].onMsg = func(*member, *frameHead, int64) { release() }
+		}
+
+		var readers sync.WaitGroup
+		c.progress("fanout: joining %d receivers and %d senders", *receivers, *senders)
+		joined, took := e.joinAll(ctx, all, c.conc, &readers, nil)
+		res.Joined, res.JoinFailures = joined, e.failures()
+		c.progress("fanout: %d joined in %.1fs", joined, took.Seconds())
+		if joined < len(all) {
+			leave(all, true, &readers, 3*time.Second)
+			return res, fmt.Errorf("only %d of %d members joined (%v): fix the relay's limits (max room members, max conns, rate) first", joined, len(all), res.JoinFailures)
+		}
+		hbCtx, hbStop := context.WithCancel(ctx)
+		var bg sync.WaitGroup
+		bg.Add(1)
+		go func() { defer bg.Done(); heartbeat(hbCtx, e, all, recv[0].heartbeat) }()
+
+		text := strings.Repeat("x", *size)
+		var r0, r1 procSample
+		var sampleErr error
+		if pid != "" {
+			r0, sampleErr = readProc(pid)
+		}
+		self0, _ := readProc("self")
+		sendStart := time.Now()
+		e.latFrom.Store(e.now() + int64(*warmup))
+		sendCtx, sendStop := context.WithTimeout(ctx, *duration)
+		var sent atomic.Int64
+		counters := make([]uint64, len(send))
+		buf := make([]byte, 0, *size+64)
+		sendOne := func(k int) bool {
+			i := k % len(send)
+			counters[i]++
+			buf = msgFrame(buf, counters[i], e.now(), text)
+			if err := send[i].write(buf); err != nil {
+				return false
+			}
+			sent.Add(1)
+			return true
+		}
+		if closed {
+			stall := time.NewTimer(0)
+			for k := 0; sendCtx.Err() == nil; k++ {
+				stall.Reset(10 * time.Second)
+				select {
+				case slots <- struct{}{}:
+				case <-sendCtx.Done():
+				case <-stall.C:
+					res.Stalled = true
+				}
+				if res.Stalled || sendCtx.Err() != nil {
+					break
+				}
+				if !sendOne(k) {
+					break
+				}
+			}
+			stall.Stop()
+		} else {
+			pace(sendCtx, e, send, *rate, text, counters, &sent)
+		}
+		sendStop()
+		res.SendSeconds = time.Since(sendStart).Seconds()
+		res.Sent = sent.Load()
+		var deliveriesSending int64
+		for _, m := range all {
+			deliveriesSending += m.msgs.Load()
+		}
+		res.DeliveriesPerSec = float64(deliveriesSending) / res.SendSeconds
+		c.progress("fanout: sent %d in %.1fs; draining", res.Sent, res.SendSeconds)
+
+		// Drain: every message answered (ack or refusal) and delivered, or the wait ends.
+		drainEnd := time.Now().Add(*drain)
+		for time.Now().Before(drainEnd) && ctx.Err() == nil {
+			refusedMu.Lock()
+			var refused int64
+			for _, v := range res.Refused {
+				refused += int64(v)
+			}
+			refusedMu.Unlock()
+			if acked.Load()+refused >= res.Sent {
+				final := maxAck.Load()
+				done := true
+				for _, m := range all {
+					if m.closeCode.Load() == 0 && m.high.Load() < final {
+						done = false
+						break
+					}
+				}
+				if done {
+					break
+				}
+			}
+			sleepCtx(ctx, 20*time.Millisecond)
+		}
+		if pid != "" && sampleErr == nil {
+			r1, sampleErr = readProc(pid)
+		}
+		self1, _ := readProc("self")
+		res.LoadCPU = cpuPercent(self0, self1)
+		res.Acked = acked.Load()
+		hbStop()
+		bg.Wait()
+		leave(all, true, &readers, 3*time.Second)
+
+		// Readers have stopped: their histograms and seq sets are ours now.
+		lat, ackLat := &hist{}, &hist{}
+		for _, m := range all {
+			lat.merge(m.lat)
+			res.Deliveries += m.msgs.Load()
+			if m.ackLat != nil {
+				ackLat.merge(m.ackLat)
+			}
+		}
+		res.Latency, res.AckLatency = lat.summary(), ackLat.summary()
+		var refused int64
+		for _, v := range res.Refused {
+			refused += int64(v)
+		}
+		res.Unacked = res.Sent - res.Acked - refused
+		res.MsgsPerSec = float64(res.Acked) / res.SendSeconds
+		res.Loss = accountLoss(all, func(string) uint64 { return maxAck.Load() })
+		if pid != "" {
+			if sampleErr != nil {
+				res.Relay.SampleError = sampleErr.Error()
+			} else {
+				res.Relay.CPUPercent, res.Relay.CPUSeconds = cpuPercent(r0, r1), cpuSeconds(r0, r1)
+				res.Relay.RSSBaseKiB, res.Relay.RSSKiB, res.Relay.HWMKiB = r0.rssKiB, r1.rssKiB, r1.hwmKiB
+				res.Relay.Threads, res.Relay.FDs = r1.threads, r1.fds
+				if res.Deliveries > 0 {
+					res.RelayUsPerDeliver = res.Relay.CPUSeconds * 1e6 / float64(res.Deliveries)
+				}
+			}
+		}
+
+		if closed {
+			fmt.Printf("fanout (closed loop, window %d, echo %s): %d receivers + %d senders, %d-byte texts, %.1fs\n",
+				*window, *echo, *receivers, *senders, *size, res.SendSeconds)
+		} else {
+			fmt.Printf("fanout: %d receivers + %d senders at %g msg/s each (%.0f deliveries/s offered), %d-byte texts, %.1fs\n",
+				*receivers, *senders, *rate, res.OfferedDelivPerS, *size, res.SendSeconds)
+		}
+		fmt.Printf("  sent %d, acked %d (%.0f msg/s), refused %v, unacked %d%s\n", res.Sent, res.Acked, res.MsgsPerSec, res.Refused, res.Unacked,
+			map[bool]string{true: " - STALLED: no echo for 10 s", false: ""}[res.Stalled])
+		fmt.Printf("  deliveries: %d (%.0f/s while sending)\n", res.Deliveries, res.DeliveriesPerSec)
+		fmt.Printf("  latency send->receipt: p50 %.2f ms, p90 %.2f, p99 %.2f, p99.9 %.2f, max %.2f (%d samples after %v warm-up)\n",
+			res.Latency.P50, res.Latency.P90, res.Latency.P99, res.Latency.P999, res.Latency.Max, res.Latency.Count, *warmup)
+		fmt.Printf("  latency send->ack:     p50 %.2f ms, p99 %.2f, max %.2f\n", res.AckLatency.P50, res.AckLatency.P99, res.AckLatency.Max)
+		fmt.Printf("  loss: %s\n", res.Loss)
+		if pid != "" && sampleErr == nil {
+			fmt.Printf("  relay pid %s: %.2f s CPU (%.0f%% of a core), %.3f us per delivery; RSS %d -> %d KiB (peak ever %d)\n",
+				pid, res.Relay.CPUSeconds, res.Relay.CPUPercent, res.RelayUsPerDeliver, r0.rssKiB, r1.rssKiB, r1.hwmKiB)
+		}
+		fmt.Printf("  load generator: %.0f%% CPU\n", res.LoadCPU)
+		if res.Stalled {
+			return res, errors.New("the closed loop stalled: no echo for 10 s (was the watcher cut off?)")
+		}
+		return res, ctx.Err()
+	}
+}
+
+// pace sends rate messages per second from each sender, spread evenly, from
+// this one goroutine, until ctx ends. A sender without a live link is skipped
+// (its message is not sent). counters holds each sender's last message number.
+func pace(ctx context.Context, e *env, send []*member, rate float64, text string, counters []uint64, sent *atomic.Int64) {
+	interval := time.Duration(float64(time.Second) / (rate * float64(len(send))))
+	buf := make([]byte, 0, len(text)+64)
+	next := time.Now()
+	for k := 0; ctx.Err() == nil; {
+		for !time.Now().Before(next) && ctx.Err() == nil {
+			i := k % len(send)
+			counters[i]++
+			buf = msgFrame(buf, counters[i], e.now(), text)
+			if send[i].write(buf) == nil {
+				sent.Add(1)
+			} else {
+				counters[i]--
+			}
+			k++
+			next = next.Add(interval)
+		}
+		sleepCtx(ctx, time.Until(next))
+	}
+}

@@ -1,0 +1,280 @@
+// Command heartline-load is Heartline's load generator: it speaks protocol v1
+// to a running relay and measures it (memory and CPU per idle member, fan-out
+// latency and loss, churn, restart storms), sampling the relay's RSS and CPU
+// from /proc. Every run is bounded in connections and time and stops by itself.
+//
+//	heartline-load idle    -n 19000 -hold 30s
+//	heartline-load fanout  -receivers 1000 -senders 10 -rate 10 -duration 20s
+//	heartline-load fanout  -receivers 1000 -senders 1 -window 16 -duration 20s
+//	heartline-load churn   -members 200 -churn 20 -duration 40s
+//	heartline-load storm   -n 10000 -relay-cmd "/tmp/heartline-relay --listen 127.0.0.1:8080 ..."
+//
+// It prints a readable summary and, last, one JSON line with the same figures.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+const usage = `heartline-load: load generator for a Heartline relay (protocol v1)
+
+usage: heartline-load <mode> [flags]
+
+modes:
+  idle     N heartbeating members in rooms, held idle; relay KiB/connection and CPU%%
+  fanout   R receivers and S senders in one room, at a rate or a closed-loop window;
+           latency p50/p90/p99/max, loss (gaps, backlog, evicted), deliveries/s,
+           relay CPU per delivery
+  churn    members joining and leaving (bye and abrupt closes) while others chat
+  storm    N members connected while the relay restarts; time until all resumed,
+           loss, peak relay RSS
+
+Run "heartline-load <mode> -h" for a mode's flags. Only 127.0.0.0/8 relays and
+source addresses are accepted.
+`
+
+func main() {
+	if len(os.Args) < 2 || strings.HasPrefix(os.Args[1], "-") {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	mode := os.Args[1]
+	run, ok := modes[mode]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "heartline-load: unknown mode %q\n\n%s", mode, usage)
+		os.Exit(2)
+	}
+	fs := flag.NewFlagSet(mode, flag.ExitOnError)
+	c := commonFlags(fs)
+	exec := run(fs)
+	_ = fs.Parse(os.Args[2:])
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "heartline-load %s: unexpected arguments %q\n", mode, fs.Args())
+		os.Exit(2)
+	}
+	e, err := c.env()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "heartline-load %s: %v\n", mode, err)
+		os.Exit(2)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	res, err := exec(ctx, e, c)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "heartline-load %s: %v\n", mode, err)
+	}
+	if res != nil {
+		line, jerr := json.Marshal(res)
+		if jerr != nil {
+			fmt.Fprintf(os.Stderr, "heartline-load: encoding the result: %v\n", jerr)
+			os.Exit(1)
+		}
+		fmt.Println(string(line))
+	}
+	if err != nil {
+		os.Exit(1)
+	}
+}
+
+type modeFunc func(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (any, error)
+
+var modes = map[string]modeFunc{
+	"idle":   idleMode,
+	"fanout": fanoutMode,
+	"churn":  churnMode,
+	"storm":  stormMode,
+}
+
+// common holds the flags every mode has.
+type common struct {
+	url      string
+	srcs     string
+	pid      int
+	token    string
+	conc     int
+	timeout  time.Duration
+	readBuf  int
+	writeBuf int
+	quiet    bool
+}
+
+func commonFlags(fs *flag.FlagSet) *common {
+	c := &common{}
+	fs.StringVar(&c.url, "url", "ws://127.0.0.1:8080/ws", "relay websocket URL (a 127.0.0.0/8 address)")
+	fs.StringVar(&c.srcs, "src", "127.0.0.2-127.0.0.17", "source addresses: a range a-b or a comma list, all in 127.0.0.0/8 (about 28,000 connections per address)")
+	fs.IntVar(&c.pid, "pid", 0, "relay process id for /proc sampling; 0 finds the process listening on the URL's port")
+	fs.StringVar(&c.token, "token", "", "relay token for hello, if the relay requires one")
+	fs.IntVar(&c.conc, "conc", 64, "connection attempts in flight while joining")
+	fs.DurationVar(&c.timeout, "timeout", 15*time.Minute, "hard limit for the whole run")
+	fs.IntVar(&c.readBuf, "read-buf", 0, "websocket read buffer per connection in bytes; 0: the mode's default")
+	fs.IntVar(&c.writeBuf, "write-buf", 512, "websocket write buffer in bytes (pooled: held only while writing)")
+	fs.BoolVar(&c.quiet, "q", false, "no progress lines on stderr")
+	return c
+}
+
+func (c *common) env() (*env, error) {
+	u, err := url.Parse(c.url)
+	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") {
+		return nil, fmt.Errorf("-url %q is not a ws:// URL", c.url)
+	}
+	host := u.Hostname()
+	ip := net.ParseIP(host)
+	if host == "localhost" {
+		ip = net.IPv4(127, 0, 0, 1)
+	}
+	if ip == nil || !ip.IsLoopback() || ip.To4() == nil {
+		return nil, fmt.Errorf("-url host %q must be a 127.x address: this tool only loads a relay on this machine", host)
+	}
+	srcs, err := parseSources(c.srcs)
+	if err != nil {
+		return nil, err
+	}
+	if c.conc < 1 {
+		return nil, fmt.Errorf("-conc must be at least 1")
+	}
+	return &env{url: c.url, srcs: srcs, token: c.token, readBuf: c.readBuf, writeBuf: c.writeBuf,
+		wpool: &sync.Pool{}, start: time.Now(), fails: map[string]int{}}, nil
+}
+
+// relayPort is the URL's port (for finding the relay's pid).
+func (c *common) relayPort() int {
+	u, _ := url.Parse(c.url)
+	p, _ := strconv.Atoi(u.Port())
+	if p == 0 {
+		if u.Scheme == "wss" {
+			return 443
+		}
+		return 80
+	}
+	return p
+}
+
+// relayPID returns the relay's pid as a /proc name, or "" (with a warning)
+// when it cannot be found: figures from /proc are then left out.
+func (c *common) relayPID() string {
+	if c.pid > 0 {
+		return strconv.Itoa(c.pid)
+	}
+	pid, err := pidListeningOn(c.relayPort())
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "heartline-load: relay CPU/RSS not sampled: %v\n", err)
+		return ""
+	}
+	return strconv.Itoa(pid)
+}
+
+func parseSources(spec string) ([]net.IP, error) {
+	var out []net.IP
+	for _, part := range strings.Split(spec, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		lo, hi, isRange := strings.Cut(part, "-")
+		a := net.ParseIP(lo).To4()
+		if a == nil || a[0] != 127 {
+			return nil, fmt.Errorf("-src %q: %q is not a 127.x IPv4 address", spec, lo)
+		}
+		if !isRange {
+			out = append(out, a)
+			continue
+		}
+		b := net.ParseIP(hi).To4()
+		if b == nil || b[0] != 127 || a[0] != b[0] || a[1] != b[1] || a[2] != b[2] || b[3] < a[3] {
+			return nil, fmt.Errorf("-src %q: a range must stay within one 127.x.y.0/24 and go upwards", spec)
+		}
+		for x := int(a[3]); x <= int(b[3]); x++ {
+			out = append(out, net.IPv4(a[0], a[1], a[2], byte(x)).To4())
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("-src %q names no address", spec)
+	}
+	return out, nil
+}
+
+// newMembers makes n members spread over rooms and source addresses.
+func newMembers(e *env, n int, rooms []string, namePrefix string) []*member {
+	ms := make([]*member, n)
+	for i := range ms {
+		ms[i] = &member{
+			idx:  i,
+			room: rooms[i%len(rooms)],
+			name: namePrefix + strconv.Itoa(i),
+			key:  newKey(),
+			src:  e.srcs[i%len(e.srcs)],
+		}
+	}
+	return ms
+}
+
+// progress prints a line on stderr unless -q.
+func (c *common) progress(format string, a ...any) {
+	if !c.quiet {
+		fmt.Fprintf(os.Stderr, "%s  "+format+"\n", append([]any{time.Now().UTC().Format("15:04:05")}, a...)...)
+	}
+}
+
+// relayFigures is the /proc view of the relay in a result.
+type relayFigures struct {
+	PID         string  `json:"pid,omitempty"`
+	RSSBaseKiB  int64   `json:"rss_base_kib,omitempty"`
+	RSSKiB      int64   `json:"rss_kib,omitempty"`
+	RSSPeakKiB  int64   `json:"rss_peak_kib,omitempty"`
+	HWMKiB      int64   `json:"hwm_kib,omitempty"`
+	CPUPercent  float64 `json:"cpu_percent"`
+	CPUSeconds  float64 `json:"cpu_seconds"`
+	Threads     int64   `json:"threads,omitempty"`
+	FDs         int64   `json:"fds,omitempty"`
+	FDsBase     int64   `json:"fds_base,omitempty"`
+	SampleError string  `json:"sample_error,omitempty"`
+}
+
+// peakRSS samples pid every interval until ctx ends and returns the largest
+// VmRSS seen (VmHWM would include startup and earlier phases).
+func peakRSS(ctx context.Context, pid string, every time.Duration) <-chan int64 {
+	out := make(chan int64, 1)
+	go func() {
+		var peak int64
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			if s, err := readProc(pid); err == nil {
+				peak = max(peak, s.rssKiB)
+			}
+			select {
+			case <-ctx.Done():
+				out <- peak
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return out
+}
+
+func defaultReadBuf(c *common, def int) int {
+	if c.readBuf > 0 {
+		return c.readBuf
+	}
+	return def
+}
+
+var _ websocket.BufferPool = (*sync.Pool)(nil)
