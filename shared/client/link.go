@@ -64,11 +64,11 @@ type link struct {
 	written      map[string]bool // outbox ids written on this link and not refused since
 	inflight     map[string]int  // writes of an id not yet answered by an ack or error
 	rateRefusals map[string]int
-	pausedUntil  time.Time       // rate limited: no msg frames before this
+	pausedUntil  time.Time // rate limited: no msg frames before this
 	// cautious: since a rate limit, one msg frame in flight at a time, so a
 	// backlog is not resent whole after every pause; off once the outbox
 	// is empty.
-	cautious bool
+	cautious     bool
 	lastRelayErr *protocol.Error // the last error frame not about an outbox item
 }
 
