@@ -3,7 +3,6 @@ package store
 import (
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -197,6 +196,11 @@ func (s *Store) commit(batch []*request) {
 						continue
 					}
 					buf = idKey(buf[:0], rec.MemberID, rec.ClientID)
+					if len(buf) > bolt.MaxKeySize {
+						// Checked here so that it fails this record, not the batch.
+						r.err = fmt.Errorf("store: member id and client id are %d bytes, more than %d", len(buf), bolt.MaxKeySize)
+						continue
+					}
 					if rec.ClientID != "" {
 						if v := rt.ids.Get(buf); v != nil {
 							old, err := decodeRecord(binary.BigEndian.Uint64(v), rt.msgs.Get(v))
@@ -217,8 +221,8 @@ func (s *Store) commit(batch []*request) {
 					rt.seq, rt.appended, r.out = rec.Seq, true, rec
 					appended++
 				case kindPutMember:
-					if r.member.ID == "" {
-						r.err = errors.New("store: member without id")
+					if r.member.ID == "" || len(r.member.ID) > bolt.MaxKeySize {
+						r.err = fmt.Errorf("store: member id must be 1-%d bytes, got %d", bolt.MaxKeySize, len(r.member.ID))
 						continue
 					}
 					v, err := json.Marshal(&r.member)

@@ -668,10 +668,21 @@ func TestMembersPutDeleteSurviveReopen(t *testing.T) {
 	if len(st.Members) != 2 || st.Members[0] != alice || st.Members[1] != bob {
 		t.Fatalf("members after reopen = %+v, want [%+v %+v]", st.Members, alice, bob)
 	}
-	ch2 := make(chan error, 1)
+	// Bad requests fail alone, not the batch they share with good ones.
+	release := holdCommitter(t, s, "r")
+	ch2 := make(chan error, 4)
 	s.PutMember("r", MemberRecord{Name: "no id"}, func(err error) { ch2 <- err })
-	if err := waitErr(t, ch2); err == nil {
-		t.Error("PutMember without an id succeeded")
+	s.PutMember("r", MemberRecord{ID: strings.Repeat("x", 40000)}, func(err error) { ch2 <- err })
+	s.AppendNext("r", Record{MemberID: "m", ClientID: strings.Repeat("y", 40000)}, func(_ Record, err error) { ch2 <- err })
+	s.PutMember("r", carol, func(err error) { ch2 <- err })
+	release()
+	for i, want := range []bool{false, false, false, true} {
+		if err := waitErr(t, ch2); (err == nil) != want {
+			t.Errorf("request %d of the mixed batch: err = %v, want success %v", i, err, want)
+		}
+	}
+	if st, _, _ := s.Room("r"); len(st.Members) != 3 {
+		t.Errorf("after the mixed batch: %d members, want 3", len(st.Members))
 	}
 }
 
