@@ -468,3 +468,26 @@ func metricValue(t *testing.T, reg *prometheus.Registry, result string) float64 
 	}
 	return 0
 }
+
+func TestWildcardBindIPv6(t *testing.T) {
+	c, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback})
+	if err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	}
+	defer c.Close()
+	s, err := Listen(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	r := exchange(t, c, &net.UDPAddr{IP: net.IPv6loopback, Port: s.Ports()[0]}, padded(t))
+	var xor stun.XORMappedAddress
+	if err := xor.GetFrom(r.msg); err != nil || apOf(xor.IP, xor.Port) != localAP(c) {
+		t.Fatalf("XOR-MAPPED-ADDRESS %v (%v), want %v", xor, err, localAP(c))
+	}
+	want := netip.AddrPortFrom(netip.IPv6Loopback(), uint16(s.Ports()[0]))
+	var origin stun.ResponseOrigin
+	if err := origin.GetFrom(r.msg); pktinfoSupported && (err != nil || apOf(origin.IP, origin.Port) != want) {
+		t.Fatalf("RESPONSE-ORIGIN %v (%v), want %v", origin, err, want)
+	}
+}

@@ -215,6 +215,16 @@ func TestRunRelayHangsWithinBudget(t *testing.T) {
 	if r.Verdict.Kind != netdiag.VerdictRelaySilent {
 		t.Fatalf("verdict %v", r.Verdict)
 	}
+
+	// The overall budget wins over longer step timeouts.
+	start = time.Now()
+	r = netdiag.Run(context.Background(), netdiag.Target{RelayURL: l.Addr().String(), Budget: time.Second})
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("run took %v with a 1 s budget", took)
+	}
+	if s := r.Stage(netdiag.StageWebSocket); s.Status != netdiag.StatusFailed {
+		t.Fatalf("WebSocket stage after the budget: %+v", s)
+	}
 }
 
 func TestRunUDPFilteredAndClosed(t *testing.T) {

@@ -99,12 +99,19 @@ func Classify(r Report) Verdict {
 			"Nothing to do: the app reconnects by itself."}
 	}
 	if d := r.Drop; d != nil && d.CloseCode >= 4000 {
-		if !protocol.ShouldReconnect(d.CloseCode) {
-			return Verdict{VerdictRelayClosed, "The relay ended the link: " + protocol.CloseText(d.CloseCode),
-				"Change what the message asks for, then connect again."}
+		// The relay chose to end the link; its close code says why.
+		if protocol.ShouldReconnect(d.CloseCode) {
+			return Verdict{VerdictRelayClosed, protocol.CloseText(d.CloseCode),
+				"Nothing to do: the app reconnects by itself. If it keeps happening, send this report to the relay's host."}
 		}
-		return Verdict{VerdictRelayClosed, "The relay ended the link (" + d.Cause + "); it answers again now.",
-			"Nothing to do: the app reconnects by itself. If it keeps happening, send this report to the relay's host."}
+		next := "After that, connect again."
+		switch d.CloseCode {
+		case protocol.CloseReplaced:
+			next = "Use the other window, or connect again here to take over."
+		case protocol.CloseKicked:
+			next = "Ask the room's host if you think this is a mistake."
+		}
+		return Verdict{VerdictRelayClosed, protocol.CloseText(d.CloseCode), next}
 	}
 	if r.UDP.Status == UDPAnswered && r.UDP.Sent >= 3 && r.UDP.Loss >= lossWorthMentioning {
 		return Verdict{VerdictLossy, fmt.Sprintf("Your network is losing packets (%.0f%% lost on the way to the relay): the link may drop again.", r.UDP.Loss*100),
