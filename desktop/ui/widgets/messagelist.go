@@ -149,6 +149,15 @@ func (m *MessageList) Sync() {
 	}
 }
 
+// ScrollBy scrolls the list by dy (negative: up, towards older messages), as
+// the mouse wheel would.
+func (m *MessageList) ScrollBy(dy float32) {
+	if m.list.scroller == nil {
+		return
+	}
+	m.list.scroller.Scrolled(&fyne.ScrollEvent{Scrolled: fyne.NewDelta(0, -dy)})
+}
+
 // JumpToLatest scrolls to the newest message.
 func (m *MessageList) JumpToLatest() {
 	m.scroll.Scrolled(true)

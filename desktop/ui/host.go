@@ -1,0 +1,177 @@
+package ui
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/dialog"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/heartline/heartline/relay/server"
+	"github.com/heartline/heartline/relay/stunsrv"
+	"github.com/heartline/heartline/shared/client"
+)
+
+// host is "Host a room on this computer": the relay as a library, listening
+// on every interface, its data in the app's storage directory, plus its STUN
+// responder on the same port number over UDP (and the next one).
+type host struct {
+	ui   *UI
+	srv  *server.Server
+	stun *stunsrv.Server
+	port int
+}
+
+func (h *host) running() bool { return h.srv != nil }
+
+// localAddr is the address this app itself joins.
+func (h *host) localAddr() string {
+	if h.srv == nil {
+		return ""
+	}
+	return fmt.Sprintf("127.0.0.1:%d", h.port)
+}
+
+// start runs the embedded relay on port (already running: reused) and
+// returns the address to join.
+func (h *host) start(port int) (string, error) {
+	if h.srv != nil && h.port == port {
+		return h.localAddr(), nil
+	}
+	h.stop()
+	log := h.ui.log.With("component", "embedded-relay")
+	var stunPorts []int
+	st, err := stunsrv.Listen(stunsrv.Config{Port: port, Logger: log})
+	if err != nil {
+		log.Info("host mode without STUN (diagnostics will not check UDP)", "err", err)
+	} else {
+		stunPorts = st.Ports()
+	}
+	srv, err := server.New(server.Config{
+		Listen:    fmt.Sprintf(":%d", port),
+		DataDir:   filepath.Join(h.ui.opts.DataDir, "relay"),
+		STUNPorts: stunPorts,
+		Logger:    log,
+	})
+	if err == nil {
+		err = srv.Start()
+		if err != nil {
+			srv.Shutdown(context.Background())
+		}
+	}
+	if err != nil {
+		if st != nil {
+			st.Close()
+		}
+		return "", fmt.Errorf("Could not host the room: %v. Pick another port, or stop the program that uses port %d.", err, port)
+	}
+	h.srv, h.stun = srv, st
+	if a, ok := srv.Addr().(*net.TCPAddr); ok {
+		h.port = a.Port
+	} else {
+		h.port = port
+	}
+	return h.localAddr(), nil
+}
+
+// stop shuts the embedded relay down (members get 1001 and come back when
+// someone hosts again).
+func (h *host) stop() {
+	if h.srv == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := h.srv.Shutdown(ctx); err != nil {
+		h.ui.log.Info("embedded relay shutdown", "err", err)
+	}
+	if h.stun != nil {
+		h.stun.Close()
+	}
+	h.srv, h.stun = nil, nil
+	if h.ui.room != nil {
+		h.ui.room.hostInfo.Hide()
+	}
+}
+
+func (h *host) noteState(client.State) {}
+
+// lanAddrs lists the addresses others on the network can join: every
+// non-loopback address of an interface that is up.
+func (h *host) lanAddrs() []string {
+	var out []string
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return nil
+	}
+	for _, ifc := range ifaces {
+		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, _ := ifc.Addrs()
+		for _, a := range addrs {
+			ipn, ok := a.(*net.IPNet)
+			if !ok || ipn.IP.IsLinkLocalUnicast() || ipn.IP.IsLoopback() {
+				continue
+			}
+			out = append(out, net.JoinHostPort(ipn.IP.String(), fmt.Sprint(h.port)))
+		}
+	}
+	// IPv4 first: that is what people type.
+	var v4, v6 []string
+	for _, a := range out {
+		if strings.Count(a, ":") > 1 {
+			v6 = append(v6, a)
+		} else {
+			v4 = append(v4, a)
+		}
+	}
+	return append(v4, v6...)
+}
+
+// refreshInfo shows the hosting note in the room header.
+func (h *host) refreshInfo() {
+	r := h.ui.room
+	if r == nil {
+		return
+	}
+	if h.srv == nil {
+		r.hostInfo.Hide()
+		return
+	}
+	addrs := h.lanAddrs()
+	text := fmt.Sprintf("Hosting on port %d", h.port)
+	if len(addrs) > 0 {
+		text = "Hosting · others join " + addrs[0]
+	}
+	r.hostInfo.SetText(text)
+	r.hostInfo.Show()
+}
+
+// showHostInfo lists the addresses to give to others, with copy buttons.
+func (u *UI) showHostInfo() {
+	h := u.hosting
+	if !h.running() {
+		return
+	}
+	addrs := h.lanAddrs()
+	box := container.NewVBox(widget.NewLabel("This computer hosts the room. People on your network join with one of these addresses:"))
+	if len(addrs) == 0 {
+		box.Add(widget.NewLabel(fmt.Sprintf("(no network address found; on this computer use 127.0.0.1:%d)", h.port)))
+	}
+	for _, a := range addrs {
+		a := a
+		box.Add(container.NewBorder(nil, nil, nil,
+			widget.NewButtonWithIcon("Copy", theme.ContentCopyIcon(), func() { u.app.Clipboard().SetContent(a) }),
+			widget.NewLabelWithStyle(a, fyne.TextAlignLeading, fyne.TextStyle{Monospace: true})))
+	}
+	box.Add(widget.NewLabel("The room stays open while Heartline runs here; a firewall may have to allow the port."))
+	dialog.ShowCustom("Hosting", "Close", box, u.win)
+}

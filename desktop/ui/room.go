@@ -1,0 +1,303 @@
+package ui
+
+import (
+	"image/color"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/canvas"
+	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/layout"
+	"fyne.io/fyne/v2/theme"
+	"fyne.io/fyne/v2/widget"
+
+	"github.com/heartline/heartline/desktop/chatview"
+	"github.com/heartline/heartline/desktop/ui/widgets"
+	"github.com/heartline/heartline/shared/client"
+	"github.com/heartline/heartline/shared/protocol"
+)
+
+// maxDrops is how many dropped links the diagnostics view lists.
+const maxDrops = 5
+
+// roomView is the room screen and the state behind it. Every method runs on
+// the UI goroutine.
+type roomView struct {
+	ui   *UI
+	room string
+
+	tl       *chatview.Timeline
+	roster   chatview.Roster
+	link     chatview.Link
+	gate     chatview.BannerGate
+	me       protocol.Member
+	welcome  *protocol.Welcome
+	drops    []client.Drop
+	lastTick time.Time
+
+	// widgets
+	content      fyne.CanvasObject
+	title        *widget.Label
+	statusDot    *canvas.Circle
+	statusText   *widget.Label
+	hostInfo     *widget.Button
+	banner       *fyne.Container
+	bannerBg     *canvas.Rectangle
+	bannerText   *widget.Label
+	bannerButton *widget.Button
+	list         *widgets.MessageList
+	composer     *widgets.Composer
+	membersHead  *widget.Label
+	members      *widget.List
+	membersPanel fyne.CanvasObject
+	membersShown bool
+	split        *container.Split
+}
+
+func newRoomView(u *UI, room string) *roomView {
+	r := &roomView{ui: u, room: room, tl: chatview.NewTimeline(nil)}
+	r.gate.Grace = u.opts.BannerGrace
+	r.build()
+	return r
+}
+
+func (r *roomView) build() {
+	u := r.ui
+	r.title = widget.NewLabelWithStyle("#"+r.room, fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	r.title.SizeName = theme.SizeNameSubHeadingText
+	r.statusDot = canvas.NewCircle(theme.Color(theme.ColorNameDisabled))
+	r.statusText = widget.NewLabel("Offline")
+	dot := container.NewCenter(container.NewGridWrap(fyne.NewSquareSize(10), r.statusDot))
+	r.hostInfo = widget.NewButtonWithIcon("", theme.ComputerIcon(), func() { u.showHostInfo() })
+	r.hostInfo.Importance = widget.LowImportance
+	r.hostInfo.Hide()
+
+	membersBtn := widget.NewButtonWithIcon("", theme.AccountIcon(), func() { r.toggleMembers() })
+	diagBtn := widget.NewButtonWithIcon("", theme.InfoIcon(), func() { u.showDiagnostics() })
+	settingsBtn := widget.NewButtonWithIcon("", theme.SettingsIcon(), func() { u.showSettings() })
+	leaveBtn := widget.NewButtonWithIcon("Leave", theme.LogoutIcon(), func() { u.leaveRoom() })
+	for _, b := range []*widget.Button{membersBtn, diagBtn, settingsBtn, leaveBtn} {
+		b.Importance = widget.LowImportance
+	}
+	header := container.NewHBox(r.title, dot, r.statusText, r.hostInfo, layout.NewSpacer(),
+		membersBtn, diagBtn, settingsBtn, leaveBtn)
+
+	r.bannerBg = canvas.NewRectangle(color.Transparent)
+	r.bannerBg.CornerRadius = 6
+	r.bannerText = widget.NewLabel("")
+	r.bannerText.Wrapping = fyne.TextWrapWord
+	r.bannerButton = widget.NewButton("", func() { r.bannerAction() })
+	r.banner = container.NewStack(r.bannerBg,
+		container.NewPadded(container.NewBorder(nil, nil, nil, container.NewCenter(r.bannerButton), r.bannerText)))
+	r.banner.Hide()
+
+	r.list = widgets.NewMessageList(r.tl)
+	r.list.Pictures = u.pictures
+	r.list.Connected = func() bool { return r.link.Phase == chatview.PhaseConnected }
+	r.list.OnRetry = func(id string) { u.retry(id) }
+
+	r.composer = widgets.NewComposer()
+	r.composer.SetPlaceHolder("Message #" + r.room + "   (Enter sends, Shift+Enter for a new line)")
+	r.composer.OnSend = func(text string) { u.send(text) }
+	sendBtn := widget.NewButtonWithIcon("", theme.MailSendIcon(), func() { r.composer.Send() })
+	sendBtn.Importance = widget.HighImportance
+	composerRow := container.NewBorder(nil, nil, nil, container.NewVBox(layout.NewSpacer(), sendBtn), r.composer)
+
+	r.membersHead = widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
+	r.members = widget.NewList(
+		func() int { return r.roster.Len() },
+		func() fyne.CanvasObject {
+			av := widgets.NewAvatar(28)
+			name := widget.NewLabel("")
+			name.Truncation = fyne.TextTruncateEllipsis
+			return container.NewBorder(nil, nil, av, nil, name)
+		},
+		func(id widget.ListItemID, o fyne.CanvasObject) {
+			ms := r.roster.Sorted()
+			if id >= len(ms) {
+				return
+			}
+			m := ms[id]
+			c := o.(*fyne.Container)
+			name := c.Objects[0].(*widget.Label)
+			av := c.Objects[1].(*widgets.Avatar)
+			av.Set(m.Name, u.pictures(m.Avatar))
+			av.SetPresence(m.State)
+			text := m.Name
+			if m.ID == r.me.ID {
+				text += " (you)"
+			}
+			if m.State == protocol.StateAway {
+				text += " · away"
+				name.Importance = widget.LowImportance
+			} else {
+				name.Importance = widget.MediumImportance
+			}
+			name.SetText(text)
+		})
+	r.members.HideSeparators = true
+	r.members.OnSelected = func(id widget.ListItemID) { r.members.Unselect(id) }
+	r.membersPanel = container.NewBorder(container.NewPadded(r.membersHead), nil, nil, nil, r.members)
+
+	chat := container.NewBorder(r.banner, container.NewPadded(composerRow), nil, nil, r.list)
+	r.split = container.NewHSplit(chat, r.membersPanel)
+	r.split.Offset = 0.76
+	r.membersShown = true
+	r.content = container.NewBorder(container.NewVBox(container.NewPadded(header), widget.NewSeparator()), nil, nil, nil, r.split)
+	r.updateMembers()
+	r.updateStatus(time.Now())
+}
+
+func (r *roomView) toggleMembers() {
+	r.membersShown = !r.membersShown
+	if r.membersShown {
+		r.membersPanel.Show()
+		r.split.Offset = 0.76
+	} else {
+		r.membersPanel.Hide()
+		r.split.Offset = 1
+	}
+	r.split.Refresh()
+}
+
+// apply renders a batch of engine events.
+func (r *roomView) apply(events []client.Event) {
+	u := r.ui
+	now := time.Now()
+	arrived, arrivedOwn, changed := 0, false, false
+	membersChanged := false
+	for _, ev := range events {
+		switch e := ev.(type) {
+		case client.StateChanged:
+			r.link = linkOf(e.State)
+			u.hosting.noteState(e.State)
+		case client.Welcomed:
+			w := e.Welcome
+			r.welcome = &w
+			r.me = w.You
+			r.tl.SetSelf(w.You.ID)
+			r.tl.SetEpoch(w.Epoch)
+			r.roster.Reset(w.Members)
+			membersChanged = true
+			u.avatars.SetRelay(u.session.c.URL())
+			u.welcomed(w)
+		case client.MessageReceived:
+			own := e.Own || (r.me.ID != "" && e.Msg.From.ID == r.me.ID)
+			if r.tl.Add(e.Msg) {
+				arrived++
+				if own {
+					arrivedOwn = true
+				} else {
+					u.incoming(e.Msg, now)
+				}
+			}
+			changed = true
+		case client.OutboxChanged:
+			o := outgoingOf(e.Item)
+			_, known := r.tl.Own(o.ID)
+			r.tl.UpdateOutgoing(o, r.me)
+			if !known && o.Status == chatview.StatusPending {
+				arrivedOwn = true
+			}
+			changed = true
+		case client.MemberJoined:
+			r.roster.Put(e.Member)
+			membersChanged = true
+		case client.MemberChanged:
+			r.roster.Put(e.Member)
+			membersChanged = true
+		case client.MemberLeft:
+			r.roster.Remove(e.Member.ID)
+			membersChanged = true
+		case client.HistoryGap:
+			r.tl.MarkGap(e.Text())
+			changed = true
+		case client.LinkDropped:
+			r.drops = append(r.drops, e.Drop)
+			if len(r.drops) > maxDrops {
+				r.drops = r.drops[len(r.drops)-maxDrops:]
+			}
+			u.diagnoseDrop(e.Drop)
+		case client.RelayError:
+			u.log.Info("relay refused a request", "code", e.Error.Code, "message", e.Error.Message)
+		}
+	}
+	switch {
+	case arrivedOwn:
+		r.list.Arrived(true)
+	case arrived > 0:
+		for i := 0; i < arrived-1; i++ {
+			r.list.Arrived(false) // counts each for "N new" but refreshes once below
+		}
+		r.list.Arrived(false)
+	case changed:
+		r.list.Sync()
+	}
+	if membersChanged {
+		r.updateMembers()
+	}
+	r.updateStatus(now)
+}
+
+func (r *roomView) updateMembers() {
+	r.membersHead.SetText(r.roster.CountText())
+	r.members.Refresh()
+}
+
+// updateStatus refreshes the header status and the banner; it also runs
+// every second from the UI's ticker while the link is not connected.
+func (r *roomView) updateStatus(now time.Time) {
+	r.lastTick = now
+	text, tone := chatview.StatusLine(r.link, now)
+	r.statusText.SetText(text)
+	r.statusDot.FillColor = toneColor(tone)
+	r.statusDot.Refresh()
+
+	b, _ := r.gate.Banner(r.link, now)
+	if !b.Show {
+		if r.banner.Visible() {
+			r.banner.Hide()
+		}
+		return
+	}
+	r.bannerText.SetText(b.Text)
+	c := toneColor(b.Tone)
+	r.bannerBg.FillColor = color.NRGBA{c.R, c.G, c.B, 0x38}
+	r.bannerBg.StrokeColor = c
+	r.bannerBg.StrokeWidth = 1
+	r.bannerBg.Refresh()
+	if lbl := b.Action.Label(); lbl != "" {
+		r.bannerButton.SetText(lbl)
+		r.bannerButton.Show()
+	} else {
+		r.bannerButton.Hide()
+	}
+	if !r.banner.Visible() {
+		r.banner.Show()
+	}
+}
+
+func (r *roomView) bannerAction() {
+	b, _ := r.gate.Banner(r.link, time.Now())
+	switch b.Action {
+	case chatview.ActionRetryNow:
+		r.ui.retryNow()
+	case chatview.ActionReconnect:
+		r.ui.reconnect()
+	case chatview.ActionOpenSettings:
+		r.ui.showSettings()
+	}
+}
+
+func toneColor(t chatview.Tone) color.NRGBA {
+	switch t {
+	case chatview.ToneOK:
+		return widgets.OnlineColor
+	case chatview.ToneBusy:
+		return color.NRGBA{0x1e, 0x88, 0xe5, 0xff}
+	case chatview.ToneWarning:
+		return widgets.AwayColor
+	default:
+		return color.NRGBA{0xe5, 0x39, 0x35, 0xff}
+	}
+}

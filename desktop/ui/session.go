@@ -1,0 +1,166 @@
+package ui
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"fyne.io/fyne/v2"
+
+	"github.com/heartline/heartline/desktop/chatview"
+	"github.com/heartline/heartline/shared/client"
+)
+
+// session is one connection to one room: the client engine, the goroutine
+// that runs it and the one that hands its events to the UI goroutine. The UI
+// owns it: start once, stop once.
+type session struct {
+	c      *client.Client
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	runErr error
+}
+
+// sessionConfig is what a session needs from the profile.
+type sessionConfig struct {
+	Relay, Room, Name, Avatar, Token, Key string
+	OutboxDir                             string // "" keeps the outbox in memory
+	ClientName                            string
+	Logger                                *slog.Logger
+}
+
+// outboxPath names the file that keeps unsent messages for one relay and room.
+func outboxPath(dir, relay, room string) string {
+	sum := sha256.Sum256([]byte(strings.ToLower(strings.TrimSpace(relay)) + "|" + room))
+	return filepath.Join(dir, "outbox-"+hex.EncodeToString(sum[:8])+".json")
+}
+
+// startSession validates cfg, starts the engine, and delivers its events in
+// batches to apply on the UI goroutine (through do, which is fyne.Do in the
+// app). It returns at once; stop ends it.
+func startSession(cfg sessionConfig, do func(func()), apply func([]client.Event)) (*session, error) {
+	var store client.OutboxStore
+	if cfg.OutboxDir != "" {
+		fo, err := client.NewFileOutbox(outboxPath(cfg.OutboxDir, cfg.Relay, cfg.Room))
+		if err != nil {
+			return nil, err
+		}
+		store = fo
+	}
+	c, err := client.New(client.Config{
+		URL: cfg.Relay, Room: cfg.Room, Name: cfg.Name, Avatar: cfg.Avatar, Token: cfg.Token,
+		Key: cfg.Key, Client: cfg.ClientName, Outbox: store, Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &session{c: c, cancel: cancel}
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		err := c.Run(ctx)
+		s.mu.Lock()
+		s.runErr = err
+		s.mu.Unlock()
+	}()
+	go func() {
+		defer s.wg.Done()
+		pumpEvents(c.Events(), do, apply)
+	}()
+	return s, nil
+}
+
+// maxBatch bounds how many events one UI update applies, so that a burst
+// (a long history replay) still lets the window draw in between.
+const maxBatch = 500
+
+// pumpEvents reads events until the channel closes and hands them over in
+// batches: whatever has queued up while the UI was busy goes in one update.
+func pumpEvents(events <-chan client.Event, do func(func()), apply func([]client.Event)) {
+	for ev := range events {
+		batch := []client.Event{ev}
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case e, ok := <-events:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, e)
+			default:
+				break drain
+			}
+		}
+		do(func() { apply(batch) })
+	}
+}
+
+// stop leaves the room (bye, so the others see it at once), waiting at most
+// wait for that, then cuts the link and waits for both goroutines.
+func (s *session) stop(wait time.Duration) {
+	s.c.Leave()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(wait):
+		s.cancel()
+		<-done
+	}
+	s.cancel()
+}
+
+func (s *session) err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.runErr
+}
+
+// linkOf maps the engine's state to the view's.
+func linkOf(st client.State) chatview.Link {
+	l := chatview.Link{
+		RTT: st.RTT, Attempt: st.Attempt, NextTry: st.NextTry,
+		LastError: st.LastError, StopReason: st.StopReason, CloseCode: st.CloseCode,
+	}
+	switch st.Phase {
+	case client.Connecting:
+		l.Phase = chatview.PhaseConnecting
+	case client.Connected:
+		l.Phase = chatview.PhaseConnected
+	case client.Reconnecting:
+		l.Phase = chatview.PhaseReconnecting
+	case client.Stopped:
+		l.Phase = chatview.PhaseStopped
+	default:
+		l.Phase = chatview.PhaseOffline
+	}
+	return l
+}
+
+// outgoingOf maps an outbox item to the view's.
+func outgoingOf(it client.OutboxItem) chatview.Outgoing {
+	o := chatview.Outgoing{ID: it.ID, Text: it.Text, Reason: it.Reason, Seq: it.Seq, TS: it.TS, Created: it.Created}
+	switch it.Status {
+	case client.Sent:
+		o.Status = chatview.StatusSent
+	case client.Failed:
+		o.Status = chatview.StatusFailed
+	default:
+		o.Status = chatview.StatusPending
+	}
+	return o
+}
+
+// fyneDo runs f on the UI goroutine.
+func fyneDo(f func()) { fyne.Do(f) }
+
+var errNoSession = errors.New("not connected to a room")
