@@ -427,8 +427,9 @@ func (p *pathProxy) close() {
 func TestHalfOpenPathIsNoticedAndRecovered(t *testing.T) {
 	relay := startRelay(t, server.Config{})
 	proxy := newPathProxy(t, relay.addr)
+	var sockets countingDialer
 	ann := newMember(t, Config{
-		URL: proxy.addr(), Name: "ann",
+		URL: proxy.addr(), Name: "ann", NetDialContext: sockets.DialContext,
 		DialTimeout: 500 * time.Millisecond, HelloTimeout: 500 * time.Millisecond,
 	})
 	bob := newMember(t, Config{URL: relay.addr, Name: "bob"})
@@ -501,6 +502,10 @@ func TestHalfOpenPathIsNoticedAndRecovered(t *testing.T) {
 	if ann.got["bob"][0] != "are you there?" || bob.got["ann"][0] != "typed during the outage" {
 		t.Fatalf("ann got %v, bob got %v", ann.got, bob.got)
 	}
+	// Dead link, failed handshakes, reconnect: never two sockets at once.
+	if sockets.total.Load() < 3 || sockets.max.Load() != 1 {
+		t.Fatalf("%d sockets opened, at most %d at once; want at least 3, never 2 at once", sockets.total.Load(), sockets.max.Load())
+	}
 }
 
 func TestRefusalsStopRetrying(t *testing.T) {
@@ -556,6 +561,25 @@ func TestRefusalsStopRetrying(t *testing.T) {
 	}
 	for _, c := range cases {
 		check(c.name, c.cfg, c.code, c.reason)
+	}
+
+	check("unknown avatar", Config{Name: "dee", Token: "s3cret", Avatar: "builtin:no-such-picture"}, protocol.CloseHelloRefused,
+		`The relay refused to join: there is no built-in avatar "no-such-picture"; GET /v1/avatars lists them. Fix it in Settings.`)
+
+	// The same member opening a second connection (another window with the
+	// same key) replaces the first, which stops instead of fighting back.
+	ann2 := newMember(t, Config{URL: relay.addr, Name: "ann", Token: "s3cret", Key: ann.c.cfg.Key})
+	ann2.run()
+	ann2.waitConnected()
+	select {
+	case err := <-ann.runErr:
+		ann.cancel = nil
+		var stop *StopError
+		if !errors.As(err, &stop) || stop.Code != protocol.CloseReplaced || stop.Reason != protocol.CloseText(protocol.CloseReplaced) {
+			t.Fatalf("the replaced client's Run returned %v, want a StopError 4002", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the replaced client kept running")
 	}
 
 	// The room holds two members: a third gets 4505.
