@@ -1,0 +1,206 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/heartline/heartline/relay/server"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// syncBuffer is an io.Writer the test can read while run writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func waitFor(t *testing.T, out *syncBuffer, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the output within 10 s:\n%s", want, out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func startRelay(t *testing.T) string { return startRelayOn(t, "127.0.0.1:0") }
+
+func startRelayOn(t *testing.T, listen string) string {
+	t.Helper()
+	srv, err := server.New(server.Config{DataDir: t.TempDir(), Listen: listen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	return "ws://" + srv.Addr().String() + "/ws"
+}
+
+type cliRun struct {
+	out   *syncBuffer
+	stdin *io.PipeWriter
+	done  chan error
+}
+
+func startCLI(t *testing.T, relay, stateDir, name string) *cliRun {
+	t.Helper()
+	pr, pw := io.Pipe()
+	r := &cliRun{out: &syncBuffer{}, stdin: pw, done: make(chan error, 1)}
+	go func() {
+		r.done <- run(context.Background(), []string{"--relay", relay, "--room", "lobby", "--name", name, "--state-dir", stateDir}, pr, r.out)
+	}()
+	t.Cleanup(func() { pw.Close() })
+	return r
+}
+
+func (r *cliRun) say(t *testing.T, line string) {
+	t.Helper()
+	if _, err := io.WriteString(r.stdin, line+"\n"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// end closes standard input and waits for the client to leave.
+func (r *cliRun) end(t *testing.T) {
+	t.Helper()
+	r.stdin.Close()
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Fatalf("run: %v\n%s", err, r.out.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the client did not leave after its input ended:\n%s", r.out.String())
+	}
+}
+
+func TestTwoPeopleChat(t *testing.T) {
+	relay := startRelay(t)
+	dir := t.TempDir()
+	alice := startCLI(t, relay, dir, "alice")
+	waitFor(t, alice.out, `joined "lobby" as alice`)
+	bob := startCLI(t, relay, dir, "bob")
+	waitFor(t, alice.out, "* bob joined")
+
+	alice.say(t, "hi bob")
+	waitFor(t, bob.out, "alice: hi bob")
+	bob.say(t, "hi alice, long time")
+	waitFor(t, alice.out, "bob: hi alice, long time")
+
+	bob.say(t, "/members")
+	waitFor(t, bob.out, "* 2 member(s): alice (online) bob (online)")
+
+	bob.end(t)
+	waitFor(t, alice.out, "* bob left (bye)")
+	alice.end(t)
+}
+
+func TestSameNameComesBackAsTheSameMember(t *testing.T) {
+	relay := startRelay(t)
+	dir := t.TempDir()
+	first := startCLI(t, relay, dir, "carol")
+	first.say(t, "before")
+	waitFor(t, first.out, "carol: before") // own message, shown once acked
+	first.end(t)
+
+	// Same state dir and name: the stored key makes this the same member, so
+	// the relay neither refuses the name nor treats carol as a stranger.
+	again := startCLI(t, relay, dir, "Carol")
+	waitFor(t, again.out, `joined "lobby" as Carol`)
+	waitFor(t, again.out, "carol: before") // history from the welcome
+	again.end(t)
+}
+
+// Lines piped in while the relay is down are all delivered, in order, once it
+// is up; the client leaves only after the relay acknowledged them.
+func TestPipedInputWaitsForTheRelay(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // reserve a port, then free it
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	relay := "ws://" + addr + "/ws"
+	dir := t.TempDir()
+
+	out := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(context.Background(), []string{"--relay", relay, "--room", "lobby", "--name", "erin", "--state-dir", dir},
+			strings.NewReader("one\ntwo\nthree\n/members\nfour\n"), out)
+	}()
+	waitFor(t, out, "* reconnecting")
+	select {
+	case err := <-done:
+		t.Fatalf("the client gave up while its messages were unsent: %v\n%s", err, out.String())
+	default:
+	}
+
+	startRelayOn(t, addr)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v\n%s", err, out.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("the client did not deliver and leave:\n%s", out.String())
+	}
+	listener := startCLI(t, relay, dir, "dave")
+	waitFor(t, listener.out, "erin: four") // from the history in dave's welcome
+	got := listener.out.String()
+	last := -1
+	for _, line := range []string{"erin: one", "erin: two", "erin: three", "erin: four"} {
+		i := strings.Index(got, line)
+		if i < last {
+			t.Fatalf("%q missing or out of order:\n%s", line, got)
+		}
+		last = i
+	}
+	listener.end(t)
+}
+
+func TestBadFlagsAreUsageErrors(t *testing.T) {
+	cases := [][]string{
+		{"--room", "Not A Room", "--name", "x", "--state-dir", t.TempDir()},
+		{"--name", "", "--state-dir", t.TempDir()},
+		{"--nonsense"},
+		{"stray-argument"},
+	}
+	for _, args := range cases {
+		err := run(context.Background(), args, strings.NewReader(""), io.Discard)
+		var usage usageError
+		if !errors.As(err, &usage) {
+			t.Errorf("run(%q) = %v; want a usage error (exit code 2)", args, err)
+		}
+	}
+}
