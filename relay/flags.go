@@ -1,0 +1,316 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/heartline/heartline/relay/server"
+)
+
+// version is set at build time: -ldflags "-X main.version=0.3.0".
+var version = "dev"
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitRuntime = 1 // the relay failed while running (e.g. the port is taken)
+	exitUsage   = 2 // invalid flags or environment, or a data dir that cannot be used
+)
+
+// options is everything the command line sets.
+type options struct {
+	cfg       server.Config
+	origins   string
+	logFormat string
+	logLevel  string
+	version   bool
+	usage     func() // prints --help
+}
+
+// envName maps a flag to its environment variable: max-conns-per-ip ->
+// HEARTLINE_MAX_CONNS_PER_IP.
+func envName(flagName string) string {
+	return "HEARTLINE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// byteSize is a flag value in bytes that also takes KiB/MiB suffixes.
+type byteSize struct{ v *int64 }
+
+func (b byteSize) String() string {
+	if b.v == nil {
+		return ""
+	}
+	switch n := *b.v; {
+	case n > 0 && n%(1<<20) == 0:
+		return fmt.Sprintf("%dMiB", n>>20)
+	case n > 0 && n%(1<<10) == 0:
+		return fmt.Sprintf("%dKiB", n>>10)
+	default:
+		return strconv.FormatInt(n, 10)
+	}
+}
+
+func (b byteSize) Set(s string) error {
+	t := strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"KB", 1000}, {"MB", 1000_000}, {"K", 1 << 10}, {"M", 1 << 20}, {"B", 1}} {
+		if rest, ok := strings.CutSuffix(t, u.suffix); ok {
+			t, mult = strings.TrimSpace(rest), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 {
+		return fmt.Errorf("%q is not a size (use e.g. 65536, 64KiB or 1MiB)", s)
+	}
+	*b.v = n * mult
+	return nil
+}
+
+// Flag values with error messages that say what a valid value looks like
+// (the flag package's own say only "parse error").
+type durationValue struct{ v *time.Duration }
+type intValue struct{ v *int }
+type floatValue struct{ v *float64 }
+
+func (d durationValue) String() string {
+	if d.v == nil {
+		return ""
+	}
+	return d.v.String()
+}
+
+func (d durationValue) Set(s string) error {
+	v, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (use e.g. 500ms, 10s, 1m30s)", s)
+	}
+	*d.v = v
+	return nil
+}
+
+func (i intValue) String() string {
+	if i.v == nil {
+		return ""
+	}
+	return strconv.Itoa(*i.v)
+}
+
+func (i intValue) Set(s string) error {
+	v, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil {
+		return fmt.Errorf("%q is not a whole number", s)
+	}
+	*i.v = v
+	return nil
+}
+
+func (f floatValue) String() string {
+	if f.v == nil {
+		return ""
+	}
+	return strconv.FormatFloat(*f.v, 'g', -1, 64)
+}
+
+func (f floatValue) Set(s string) error {
+	v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+		return fmt.Errorf("%q is not a number", s)
+	}
+	*f.v = v
+	return nil
+}
+
+func durationVar(fs *flag.FlagSet, p *time.Duration, name string, def time.Duration, usage string) {
+	*p = def
+	fs.Var(durationValue{p}, name, usage)
+}
+
+func intVar(fs *flag.FlagSet, p *int, name string, def int, usage string) {
+	*p = def
+	fs.Var(intValue{p}, name, usage)
+}
+
+func floatVar(fs *flag.FlagSet, p *float64, name string, def float64, usage string) {
+	*p = def
+	fs.Var(floatValue{p}, name, usage)
+}
+
+// newFlagSet declares every flag, with the defaults the relay runs with.
+func newFlagSet(o *options, usageOut io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("heartline-relay", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // run prints errors itself, briefly
+	usageOut = cmp.Or[io.Writer](usageOut, io.Discard)
+	c := &o.cfg
+	c.MaxFrame = server.DefaultMaxFrame
+	fs.StringVar(&c.Listen, "listen", server.DefaultListen, "TCP address to serve HTTP and websockets on (host:port)")
+	fs.StringVar(&c.DataDir, "data-dir", "./heartline-data", "folder for the history database and uploaded avatars (created if missing)")
+	durationVar(fs, &c.HeartbeatInterval, "heartbeat-interval", server.DefaultHeartbeatInterval, "how often clients are asked to ping")
+	durationVar(fs, &c.HeartbeatTimeout, "heartbeat-timeout", server.DefaultHeartbeatTimeout, "close a connection silent for this long (close 4000); must exceed 2x the interval")
+	durationVar(fs, &c.Grace, "grace", server.DefaultGrace, "how long a dropped member stays away before it leaves")
+	fs.Var(byteSize{&c.MaxFrame}, "max-frame", "largest inbound websocket frame; larger closes with 1009 (bytes, or KiB/MiB)")
+	intVar(fs, &c.MaxText, "max-text", server.DefaultMaxText, "longest message text in characters (code points)")
+	floatVar(fs, &c.Rate, "rate", server.DefaultRate, "accepted messages per second per connection")
+	intVar(fs, &c.Burst, "burst", server.DefaultBurst, "messages a connection may send at once before --rate applies")
+	intVar(fs, &c.MaxConns, "max-conns", 0, "maximum open websocket connections, HTTP 503 beyond (0 = no limit)")
+	intVar(fs, &c.MaxConnsPerIP, "max-conns-per-ip", 0, "maximum connections per client IP address, HTTP 429 beyond (0 = no limit)")
+	intVar(fs, &c.MaxRoomMembers, "max-room-members", server.DefaultMaxRoomMembers, "maximum members (online and away) per room; close 4505 beyond")
+	fs.StringVar(&o.origins, "origins", "", "comma-separated browser origins allowed to connect, or * for any (requests without Origin are always allowed; empty = same host only)")
+	fs.StringVar(&c.Token, "token", "", "shared secret every hello and avatar upload must carry (empty = open relay)")
+	fs.StringVar(&c.AdminToken, "admin-token", "", "bearer token for GET /v1/rooms (empty = endpoint disabled)")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate file; with --tls-key the relay serves https and wss")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key file for --tls-cert")
+	durationVar(fs, &c.KeepAliveIdle, "tcp-keepalive-idle", server.DefaultKeepAliveIdle, "TCP keepalive: idle time before the first probe (negative = OS default)")
+	durationVar(fs, &c.KeepAliveInterval, "tcp-keepalive-interval", server.DefaultKeepAliveInterval, "TCP keepalive: time between probes (negative = OS default)")
+	intVar(fs, &c.KeepAliveCount, "tcp-keepalive-count", server.DefaultKeepAliveCount, "TCP keepalive: unanswered probes before the OS drops the connection (negative = OS default)")
+	intVar(fs, &c.History, "history", 1000, "messages kept per room")
+	durationVar(fs, &c.HistoryMaxAge, "history-max-age", 0, "also drop messages older than this (0 = keep by count only)")
+	intVar(fs, &c.HistoryPage, "history-page", server.DefaultHistoryPage, "messages in a fresh join's welcome")
+	intVar(fs, &c.SendQueue, "send-queue", server.DefaultSendQueue, "frames queued per connection before it counts as a slow consumer (close 4001)")
+	durationVar(fs, &c.ShutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "on SIGTERM/SIGINT, how long to wait for clients to get their close 1001")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	fs.Usage = func() {}
+	o.usage = func() {
+		w := usageOut
+		fmt.Fprintf(w, "heartline-relay %s: a self-hosted Heartline chat relay.\n\n", version)
+		fmt.Fprintf(w, "Usage: heartline-relay [flags]\n\nEvery flag can also be set with an environment variable; a flag on the\ncommand line wins over the variable.\n\n")
+		fs.VisitAll(func(f *flag.Flag) {
+			def := f.DefValue
+			if def == "" {
+				def = `""`
+			}
+			fmt.Fprintf(w, "  --%s (env %s, default %s)\n      %s\n", f.Name, envName(f.Name), def, f.Usage)
+		})
+	}
+	return fs
+}
+
+// parse reads the environment, then the command line (which wins), and
+// checks the result. It returns the exit code to use when it fails (0 after
+// --help).
+func parse(args []string, getenv func(string) string, stdout io.Writer) (*options, int, error) {
+	o := &options{}
+	fs := newFlagSet(o, stdout)
+	var envErrs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := envName(f.Name)
+		if v := getenv(name); v != "" {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErrs = append(envErrs, fmt.Errorf("environment variable %s: %v", name, err))
+			}
+		}
+	})
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			o.usage()
+			return nil, exitOK, err
+		}
+		return nil, exitUsage, fmt.Errorf("%s", strings.Replace(err.Error(), "flag -", "flag --", 1))
+	}
+	if len(envErrs) > 0 {
+		return nil, exitUsage, errors.Join(envErrs...)
+	}
+	if fs.NArg() > 0 {
+		return nil, exitUsage, fmt.Errorf("unexpected argument %q: every setting is a --flag (see --help)", fs.Arg(0))
+	}
+	if o.origins != "" {
+		for _, s := range strings.Split(o.origins, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				o.cfg.Origins = append(o.cfg.Origins, s)
+			}
+		}
+	}
+	var errs []error
+	if o.cfg.HeartbeatInterval <= 0 || o.cfg.HeartbeatTimeout <= 0 || o.cfg.Grace <= 0 || o.cfg.ShutdownTimeout <= 0 {
+		errs = append(errs, errors.New("--heartbeat-interval, --heartbeat-timeout, --grace and --shutdown-timeout must be positive"))
+	}
+	if o.cfg.HistoryMaxAge < 0 {
+		errs = append(errs, errors.New("--history-max-age must not be negative"))
+	}
+	if o.cfg.Rate <= 0 || o.cfg.Burst <= 0 || o.cfg.MaxText <= 0 || o.cfg.MaxRoomMembers <= 0 ||
+		o.cfg.History <= 0 || o.cfg.HistoryPage <= 0 || o.cfg.SendQueue <= 0 {
+		errs = append(errs, errors.New("--rate, --burst, --max-text, --max-room-members, --history, --history-page and --send-queue must be positive"))
+	}
+	if o.cfg.KeepAliveCount == 0 || o.cfg.KeepAliveIdle == 0 || o.cfg.KeepAliveInterval == 0 {
+		errs = append(errs, errors.New("--tcp-keepalive-* must not be 0 (use a negative value for the OS default)"))
+	}
+	if o.logFormat != "text" && o.logFormat != "json" {
+		errs = append(errs, fmt.Errorf("--log-format %q: use text or json", o.logFormat))
+	}
+	if _, err := parseLevel(o.logLevel); err != nil {
+		errs = append(errs, err)
+	}
+	if o.cfg.DataDir == "" {
+		errs = append(errs, errors.New("--data-dir is empty: give the relay a folder for its history"))
+	}
+	if len(errs) == 0 {
+		if err := o.cfg.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, exitUsage, errors.Join(errs...)
+	}
+	return o, exitOK, nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("--log-level %q: use debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// run is main without the process around it, so tests can call it.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	o, code, err := parse(args, getenv, stdout)
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stderr, "heartline-relay: %v\nRun heartline-relay --help for every setting.\n", err)
+		}
+		return code
+	}
+	if o.version {
+		fmt.Fprintf(stdout, "heartline-relay %s\n", version)
+		return exitOK
+	}
+	level, _ := parseLevel(o.logLevel)
+	hopts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(stderr, hopts)
+	if o.logFormat == "json" {
+		h = slog.NewJSONHandler(stderr, hopts)
+	}
+	log := slog.New(h)
+	o.cfg.Logger = log
+
+	srv, err := server.New(o.cfg)
+	if err != nil {
+		// A data dir that cannot be opened, a damaged database, a second
+		// relay on the same dir, unreadable TLS files: all fixed by the
+		// person starting it.
+		fmt.Fprintf(stderr, "heartline-relay: %v\n", err)
+		return exitUsage
+	}
+	log.Info("heartline-relay starting", "version", version, "data_dir", o.cfg.DataDir,
+		"heartbeat_interval", o.cfg.HeartbeatInterval, "heartbeat_timeout", o.cfg.HeartbeatTimeout, "grace", o.cfg.Grace)
+	if err := srv.Serve(ctx); err != nil {
+		fmt.Fprintf(stderr, "heartline-relay: %v\n", err)
+		return exitRuntime
+	}
+	return exitOK
+}
