@@ -4,6 +4,7 @@
 //	go run ./scripts/version            # 0.1.0
 //	go run ./scripts/version -full      # 0.1.0 (abc1234)
 //	go run ./scripts/version -field id  # chat.heartline.app
+//	go run ./scripts/version -field gotags  # migrated_fynedo
 package main
 
 import (
@@ -18,7 +19,7 @@ import (
 
 func main() {
 	full := flag.Bool("full", false, "print the version with the commit it was built from")
-	field := flag.String("field", "version", "metadata field to print: version, name, id, build, icon, comment, genericname, categories, keywords")
+	field := flag.String("field", "version", "metadata field to print: version, name, id, build, icon, comment, genericname, categories, keywords, gotags")
 	flag.Parse()
 	if *full {
 		fmt.Println(heartline.VersionString())
@@ -36,6 +37,7 @@ func main() {
 		// Semicolon-terminated, the form desktop entries use.
 		"categories": join(m.Categories),
 		"keywords":   join(m.Keywords),
+		"gotags":     strings.Join(goTags(m.Migrations), ","),
 	}
 	v, ok := values[strings.ToLower(*field)]
 	if !ok {
@@ -50,4 +52,14 @@ func join(items []string) string {
 		return ""
 	}
 	return strings.Join(items, ";") + ";"
+}
+
+// goTags are the build tags Fyne's own `fyne build` derives from
+// [Migrations], so a plain go build of the desktop app compiles the same code.
+func goTags(migrations map[string]bool) []string {
+	var tags []string
+	if migrations["fyneDo"] {
+		tags = append(tags, "migrated_fynedo")
+	}
+	return tags
 }
