@@ -365,6 +365,27 @@ func (c *Client) Retry(id string) error {
 	return nil
 }
 
+// Discard throws a failed message away for good.
+func (c *Client) Discard(id string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	i := c.outboxIndexLocked(id)
+	if i < 0 {
+		return fmt.Errorf("no message %q in the outbox", id)
+	}
+	item := c.outbox[i]
+	if item.Status != Failed {
+		return fmt.Errorf("message %q is %s; only a failed message can be discarded", id, item.Status)
+	}
+	if err := c.store.Delete(id); err != nil {
+		return fmt.Errorf("the outbox could not be updated: %w", err)
+	}
+	c.outbox = append(c.outbox[:i:i], c.outbox[i+1:]...)
+	item.Status = Discarded
+	c.emitLocked(OutboxChanged{Item: item})
+	return nil
+}
+
 // RetryNow ends the current wait between reconnect attempts at once. It
 // does nothing while connecting or connected.
 func (c *Client) RetryNow() {
@@ -447,6 +468,11 @@ func (c *Client) loop(ctx context.Context) error {
 	var lastErr string
 	var lastCode int
 	for {
+		select {
+		case <-c.leave:
+			return nil
+		default:
+		}
 		select { // a RetryNow from an earlier wait must not skip the next one
 		case <-c.retryNow:
 		default:

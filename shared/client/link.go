@@ -606,6 +606,9 @@ func (l *link) dropped(cause string, code int, detected string) linkResult {
 	c.mu.Unlock()
 	c.log.Info("link dropped", "cause", cause, "code", code, "detected", detected)
 
+	if code == websocket.CloseMessageTooBig {
+		l.failOversized()
+	}
 	if code != 0 && !protocol.ShouldReconnect(code) {
 		return linkResult{outcome: outcomeStop, closeCode: code, reason: cause,
 			stop: &StopError{Code: code, Reason: stopReason(code, l.lastRelayErr), Relay: l.lastRelayErr}}
@@ -615,6 +618,25 @@ func (l *link) dropped(cause string, code int, detected string) linkResult {
 		stable = now.Sub(l.welcomedAt)
 	}
 	return linkResult{outcome: outcomeRetry, reason: cause, closeCode: code, stableFor: stable}
+}
+
+// failOversized handles a 1009 close: the relay cut the link over a frame
+// too large for it, which can only be one of the messages written on this
+// link. Resending it would cut every link the same way, so the largest of
+// them fails instead.
+func (l *link) failOversized() {
+	c := l.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	worst := -1
+	for i, it := range c.outbox {
+		if it.Status == Pending && l.written[it.ID] && (worst < 0 || len(it.Text) > len(c.outbox[worst].Text)) {
+			worst = i
+		}
+	}
+	if worst >= 0 {
+		l.failLocked(worst, "This message is too large for the relay: shorten it or split it, then retry.")
+	}
 }
 
 // stopReason is the sentence shown when the relay refuses the client for good.

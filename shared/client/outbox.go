@@ -22,6 +22,9 @@ const (
 	// Failed: the relay refused it for good (too long, rate limited too many
 	// times); Reason says why. Retry puts it back in the queue.
 	Failed
+	// Discarded: the person threw a failed message away (Client.Discard);
+	// it is gone from the outbox.
+	Discarded
 )
 
 func (s OutboxStatus) String() string {
@@ -32,6 +35,8 @@ func (s OutboxStatus) String() string {
 		return "sent"
 	case Failed:
 		return "failed"
+	case Discarded:
+		return "discarded"
 	}
 	return fmt.Sprintf("OutboxStatus(%d)", int(s))
 }
@@ -39,7 +44,7 @@ func (s OutboxStatus) String() string {
 // MarshalText writes the status as a word, so that outbox files read well.
 func (s OutboxStatus) MarshalText() ([]byte, error) {
 	switch s {
-	case Pending, Sent, Failed:
+	case Pending, Sent, Failed, Discarded:
 		return []byte(s.String()), nil
 	}
 	return nil, fmt.Errorf("unknown outbox status %d", int(s))
@@ -54,6 +59,8 @@ func (s *OutboxStatus) UnmarshalText(b []byte) error {
 		*s = Sent
 	case "failed":
 		*s = Failed
+	case "discarded":
+		*s = Discarded
 	default:
 		return fmt.Errorf("unknown outbox status %q", b)
 	}

@@ -114,6 +114,7 @@ type member struct {
 	seqs    map[uint64]int      // seq -> times delivered
 	drops   []Drop
 	gaps    int
+	left    []MemberLeft
 	states  []State
 	evCount int
 	changed chan struct{}
@@ -161,6 +162,8 @@ func (m *member) run() {
 				m.drops = append(m.drops, ev.Drop)
 			case HistoryGap:
 				m.gaps++
+			case MemberLeft:
+				m.left = append(m.left, ev)
 			case StateChanged:
 				m.states = append(m.states, ev.State)
 			}
@@ -799,4 +802,120 @@ func TestStableLinkResetsBackoff(t *testing.T) {
 	clk.Advance(31 * time.Second)
 	relay.stop()
 	next(1, 250*time.Millisecond)
+}
+
+func TestOversizedMessageFailsInsteadOfLooping(t *testing.T) {
+	relay := startRelay(t, server.Config{MaxFrame: 1024})
+	ann := newMember(t, Config{URL: relay.addr, Name: "ann"})
+	bob := newMember(t, Config{URL: relay.addr, Name: "bob"})
+	ann.run()
+	bob.run()
+	ann.waitConnected()
+	bob.waitConnected()
+	big, _ := ann.c.Send(strings.Repeat("y", 2000)) // over the relay's frame limit: it closes 1009
+	ann.c.Send("after the big one")
+	bob.waitUntil("the next message", 10*time.Second, func() bool { return len(bob.got["ann"]) == 1 })
+	if bob.got["ann"][0] != "after the big one" {
+		t.Fatalf("bob got %v", bob.got["ann"])
+	}
+	ann.waitUntil("the ack of the short one", 5*time.Second, func() bool { return len(ann.c.Outbox()) == 1 })
+	items := ann.c.Outbox()
+	if it := items[0]; it.ID != big || it.Status != Failed || !strings.Contains(it.Reason, "too large") {
+		t.Fatalf("outbox holds %s (%d chars) %s %q; want the big message failed as too large", it.ID, len(it.Text), it.Status, it.Reason)
+	}
+	ann.mu.Lock()
+	drops := slices.Clone(ann.drops)
+	ann.mu.Unlock()
+	if len(drops) != 1 || drops[0].CloseCode != protocol.CloseTooLarge {
+		t.Fatalf("drops %+v, want exactly one 1009", drops)
+	}
+	// A failed message can be thrown away for good.
+	if err := ann.c.Discard(big); err != nil {
+		t.Fatal(err)
+	}
+	if len(ann.c.Outbox()) != 0 {
+		t.Fatal("discarded message still in the outbox")
+	}
+	if err := ann.c.Discard(big); err == nil {
+		t.Fatal("discarding twice succeeded")
+	}
+}
+
+func TestSlowEventReaderDoesNotStallTheLink(t *testing.T) {
+	relay := startRelay(t, server.Config{Rate: 1000, Burst: 1000})
+	// ann's events are not read at all for a while (a UI frozen by a modal
+	// dialog, say).
+	ann, err := New(Config{URL: relay.addr, Room: "lobby", Name: "ann", Key: NewKey()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopAnn, _ := runClient(t, ann)
+	bob := newMember(t, Config{URL: relay.addr, Name: "bob"})
+	bob.run()
+	bob.waitConnected()
+	waitFor(t, "ann connected", func() bool { return ann.State().Phase == Connected })
+	const n = 300
+	for i := range n {
+		bob.c.Send(fmt.Sprintf("b%03d", i))
+	}
+	bob.waitUntil("all sent", 10*time.Second, func() bool { return len(bob.c.Outbox()) == 0 })
+	// Heartbeats go on while nobody reads: ann stays connected across
+	// several heartbeat timeouts (300 ms).
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		if s := ann.State(); s.Phase != Connected {
+			t.Fatalf("ann's link suffered from the unread events: %+v", s)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stopAnn()
+	var got []string
+	for ev := range ann.Events() {
+		switch ev := ev.(type) {
+		case MessageReceived:
+			got = append(got, ev.Msg.Text)
+		case LinkDropped:
+			t.Errorf("link dropped: %+v", ev.Drop)
+		}
+	}
+	if len(got) != n || got[0] != "b000" || got[n-1] != fmt.Sprintf("b%03d", n-1) {
+		t.Fatalf("ann got %d messages (%v ... ), want all %d in order", len(got), got[:min(3, len(got))], n)
+	}
+}
+
+func TestLeaveSaysByeAtOnce(t *testing.T) {
+	relay := startRelay(t, server.Config{Grace: time.Minute})
+	ann := newMember(t, Config{URL: relay.addr, Name: "ann"})
+	bob := newMember(t, Config{URL: relay.addr, Name: "bob"})
+	bob.run()
+	bob.waitConnected()
+	ann.run()
+	ann.waitConnected()
+	left := time.Now()
+	ann.c.Leave()
+	select {
+	case err := <-ann.runErr:
+		ann.cancel = nil
+		if err != nil {
+			t.Fatalf("Run after Leave: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after Leave")
+	}
+	if s := ann.c.State(); s.Phase != Offline {
+		t.Fatalf("state after Leave %+v", s)
+	}
+	// Thanks to bye, bob sees ann leave now, not after the one-minute grace.
+	bob.waitUntil("ann's departure", 5*time.Second, func() bool { return len(bob.left) > 0 })
+	if took := time.Since(left); took > 2*time.Second {
+		t.Errorf("bob saw ann leave after %v", took)
+	}
+	if l := bob.left[0]; l.Member.Name != "ann" || l.Reason != protocol.ReasonBye {
+		t.Fatalf("bob saw %+v, want ann leaving with reason bye", l)
+	}
+	ann.mu.Lock()
+	defer ann.mu.Unlock()
+	if len(ann.drops) != 0 {
+		t.Fatalf("leaving counted as a dropped link: %+v", ann.drops)
+	}
 }
