@@ -438,11 +438,9 @@ func (c *Client) Run(ctx context.Context) error {
 	c.started = true
 	c.mu.Unlock()
 
-	pumpDone := make(chan struct{})
-	go func() {
-		defer close(pumpDone)
-		pumpEvents(c.events, c.eventsOut)
-	}()
+	// The pump outlives Run until the reader has taken every event; it is
+	// the one goroutine a reader that stops reading can hold up.
+	go pumpEvents(c.events, c.eventsOut)
 
 	err := c.loop(ctx)
 
@@ -488,6 +486,9 @@ func (c *Client) loop(ctx context.Context) error {
 		case outcomeLeft:
 			return nil
 		case outcomeStop:
+			c.mu.Lock()
+			c.state.LastError = res.reason // Run's final state shows it
+			c.mu.Unlock()
 			return res.stop
 		}
 		lastErr, lastCode = res.reason, res.closeCode

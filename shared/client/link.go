@@ -594,6 +594,9 @@ func (l *link) readFailed(err error) linkResult {
 // reconnect (the close code's class) or stop.
 func (l *link) dropped(cause string, code int, detected string) linkResult {
 	c := l.c
+	if l.leaving {
+		return linkResult{outcome: outcomeLeft} // the person left; the link's end is no news
+	}
 	now := c.clock.Now()
 	drop := Drop{
 		At: now, Cause: cause, CloseCode: code, Detected: detected, RelayURL: c.url,
