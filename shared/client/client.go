@@ -556,11 +556,31 @@ func (c *Client) dial(ctx context.Context) (*websocket.Conn, linkResult, bool) {
 		conn *websocket.Conn
 		err  error
 	}
+	// gorilla watches ctx only while connecting TCP; for the TLS and HTTP
+	// upgrade it relies on a deadline. Closing the socket when dctx ends
+	// makes an abandoned handshake return at once.
+	dialer := c.dialer
+	netDial := c.cfg.NetDialContext
+	if netDial == nil {
+		netDial = (&net.Dialer{}).DialContext
+	}
+	var unwatch func() bool // guarded by the done channel's hand-over
+	dialer.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := netDial(ctx, network, addr)
+		if err == nil {
+			unwatch = context.AfterFunc(dctx, func() { conn.Close() })
+		}
+		return conn, err
+	}
 	done := make(chan result, 1)
 	go func() {
-		conn, resp, err := c.dialer.DialContext(dctx, c.url, nil)
+		conn, resp, err := dialer.DialContext(dctx, c.url, nil)
 		if err != nil {
 			err = describeDialError(c.url, resp, err)
+		} else if !unwatch() {
+			conn.Close() // dctx ended as the handshake finished: the socket is closed
+			err = errors.New("the connection attempt was cancelled")
+			conn = nil
 		}
 		done <- result{conn, err}
 	}()

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -348,5 +349,57 @@ func TestEventsChannelClosesAfterRunAndSendFailsAfter(t *testing.T) {
 	}
 	if items := c.Outbox(); len(items) != 1 || items[0].ID != id {
 		t.Fatalf("outbox = %+v", items)
+	}
+}
+
+func TestDialTimeoutOnAHungHandshake(t *testing.T) {
+	// A server that accepts TCP but never answers the HTTP upgrade.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, conn)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range held {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+
+	clk := newFakeClock()
+	var dialer countingDialer
+	c, err := New(Config{
+		URL: ln.Addr().String(), Room: "lobby", Name: "ann", Key: testKey,
+		Clock: clk, Rand: randSeq(0.5), DialTimeout: 7 * time.Second, NetDialContext: dialer.DialContext,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := c.Events()
+	runClient(t, c)
+	nextState(t, events, Connecting)
+	waitFor(t, "the TCP connection", func() bool { return dialer.open.Load() == 1 })
+	waitFor(t, "the dial timer", func() bool { return hasTimerAt(clk, clk.Now().Add(7*time.Second)) })
+	clk.Advance(7 * time.Second)
+	s := nextState(t, events, Reconnecting)
+	if s.Attempt != 1 || !strings.Contains(s.LastError, "within 7 s") {
+		t.Fatalf("after the dial timeout: %+v", s)
+	}
+	if n := dialer.open.Load(); n != 0 {
+		t.Fatalf("%d sockets left open after the dial timeout", n)
 	}
 }
