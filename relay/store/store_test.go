@@ -913,3 +913,59 @@ func TestOpenLockedInThisProcess(t *testing.T) {
 		t.Errorf("gave up after %s, before the configured lock wait", waited)
 	}
 }
+
+func TestCloseWhileAppendBlockedOnAFullQueue(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{QueueSize: 2, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ensureT(t, s, "r")
+	release := holdCommitter(t, s, "r")
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	errs := map[string]error{}
+	cb := func(id string) func(Record, error) {
+		return func(_ Record, err error) { mu.Lock(); errs[id] = err; mu.Unlock(); wg.Done() }
+	}
+	wg.Add(3)
+	s.AppendNext("r", msg("a", "1"), cb("1"))
+	s.AppendNext("r", msg("a", "2"), cb("2"))
+	blocked := make(chan struct{})
+	go func() { s.AppendNext("r", msg("a", "3"), cb("3")); close(blocked) }()
+	time.Sleep(20 * time.Millisecond) // usually enough to be blocked in the send; either way is checked below
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	select {
+	case <-closed:
+		t.Fatal("Close returned while writes were still queued behind a held commit")
+	case <-time.After(50 * time.Millisecond):
+	}
+	release()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(waitLimit):
+		t.Fatal("Close deadlocked with an Append blocked on the full queue")
+	}
+	<-blocked
+	wg.Wait()
+	// The two queued appends are durable. The third either got into the
+	// queue before Close (durable) or came after it (ErrClosed): both are
+	// right, as long as its callback says which.
+	durable := 0
+	for id, err := range errs {
+		switch {
+		case err == nil:
+			durable++
+		case id != "3" || !errors.Is(err, ErrClosed):
+			t.Errorf("append %s: %v", id, err)
+		}
+	}
+	s = openT(t, dir, Options{})
+	if seq, _ := s.Seq("r"); seq != uint64(1+durable) { // the holder plus the durable ones
+		t.Errorf("after reopen seq = %d, want %d", seq, 1+durable)
+	}
+}
