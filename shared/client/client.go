@@ -115,6 +115,9 @@ type Client struct {
 
 	events    *queue[Event]
 	eventsOut chan Event
+	// sentIDs are acked messages still to be removed from the store; a
+	// goroutine of Run removes them so that no link waits on the disk.
+	sentIDs *queue[string]
 
 	wake      chan struct{} // the outbox has something new to send
 	retryNow  chan struct{}
@@ -200,6 +203,7 @@ func New(cfg Config) (*Client, error) {
 		log:       cfg.Logger,
 		store:     cfg.Outbox,
 		events:    newQueue[Event](),
+		sentIDs:   newQueue[string](),
 		eventsOut: make(chan Event),
 		wake:      make(chan struct{}, 1),
 		retryNow:  make(chan struct{}, 1),
@@ -441,8 +445,15 @@ func (c *Client) Run(ctx context.Context) error {
 	// The pump outlives Run until the reader has taken every event; it is
 	// the one goroutine a reader that stops reading can hold up.
 	go pumpEvents(c.events, c.eventsOut)
+	removerDone := make(chan struct{})
+	go func() {
+		defer close(removerDone)
+		c.removeSent()
+	}()
 
 	err := c.loop(ctx)
+	c.sentIDs.close()
+	<-removerDone // the store is up to date when Run returns
 
 	c.mu.Lock()
 	c.finished = true
@@ -457,6 +468,34 @@ func (c *Client) Run(ctx context.Context) error {
 	c.mu.Unlock()
 	c.events.close()
 	return err
+}
+
+// removeSent deletes acked messages from the store, many at a time when
+// the store can, until Run ends.
+func (c *Client) removeSent() {
+	batch, _ := c.store.(OutboxBatchDeleter)
+	for {
+		ids, closed := c.sentIDs.take()
+		if len(ids) == 0 {
+			if closed {
+				return
+			}
+			<-c.sentIDs.signal
+			continue
+		}
+		var err error
+		if batch != nil {
+			err = batch.DeleteMany(ids)
+		} else {
+			for _, id := range ids {
+				err = errors.Join(err, c.store.Delete(id))
+			}
+		}
+		if err != nil {
+			// The relay dedups ids: a stale entry only costs a resend later.
+			c.log.Warn("outbox: cannot remove sent messages", "count", len(ids), "err", err)
+		}
+	}
 }
 
 // loop is the connect / wait / reconnect cycle. Only one link exists at a

@@ -419,10 +419,7 @@ func (l *link) markSentLocked(i int, seq uint64, ts int64) OutboxItem {
 	c := l.c
 	item := c.outbox[i]
 	item.Status, item.Seq, item.TS, item.Reason = Sent, seq, ts, ""
-	if err := c.store.Delete(item.ID); err != nil {
-		// The relay dedups ids, so a stale entry only costs a resend later.
-		c.log.Warn("outbox: cannot remove a sent message", "id", item.ID, "err", err)
-	}
+	c.sentIDs.push(item.ID)
 	c.outbox = slices.Delete(c.outbox, i, i+1)
 	delete(l.written, item.ID)
 	delete(l.inflight, item.ID)

@@ -92,6 +92,13 @@ type OutboxStore interface {
 	Delete(id string) error
 }
 
+// OutboxBatchDeleter is an optional OutboxStore method: removing many
+// items in one write. The engine removes acked messages in the background
+// and uses it when a burst of acks arrives.
+type OutboxBatchDeleter interface {
+	DeleteMany(ids []string) error
+}
+
 // MemoryOutbox is an OutboxStore that forgets everything when the process
 // ends; the zero Config uses one.
 type MemoryOutbox struct {
@@ -125,6 +132,14 @@ func (m *MemoryOutbox) Delete(id string) error {
 	return nil
 }
 
+// DeleteMany implements OutboxBatchDeleter.
+func (m *MemoryOutbox) DeleteMany(ids []string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.items = deleteItems(m.items, ids)
+	return nil
+}
+
 func putItem(items []OutboxItem, item OutboxItem) []OutboxItem {
 	for i := range items {
 		if items[i].ID == item.ID {
@@ -137,6 +152,14 @@ func putItem(items []OutboxItem, item OutboxItem) []OutboxItem {
 
 func deleteItem(items []OutboxItem, id string) []OutboxItem {
 	return slices.DeleteFunc(items, func(it OutboxItem) bool { return it.ID == id })
+}
+
+func deleteItems(items []OutboxItem, ids []string) []OutboxItem {
+	gone := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		gone[id] = true
+	}
+	return slices.DeleteFunc(items, func(it OutboxItem) bool { return gone[it.ID] })
 }
 
 // FileOutbox is an OutboxStore kept in one JSON file. Every change rewrites
@@ -226,6 +249,21 @@ func (f *FileOutbox) Delete(id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	next := deleteItem(slices.Clone(f.items), id)
+	if len(next) == len(f.items) {
+		return nil
+	}
+	if err := f.write(next); err != nil {
+		return err
+	}
+	f.items = next
+	return nil
+}
+
+// DeleteMany implements OutboxBatchDeleter with one write.
+func (f *FileOutbox) DeleteMany(ids []string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	next := deleteItems(slices.Clone(f.items), ids)
 	if len(next) == len(f.items) {
 		return nil
 	}

@@ -143,6 +143,15 @@ func TestFileOutboxSurvivesReopen(t *testing.T) {
 	if err := ob.Delete("missing"); err != nil {
 		t.Fatalf("deleting a missing id: %v", err)
 	}
+	if err := ob.Put(OutboxItem{ID: "d", Text: "text d", Created: created}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ob.Put(OutboxItem{ID: "e", Text: "text e", Created: created}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ob.DeleteMany([]string{"d", "missing", "e"}); err != nil {
+		t.Fatal(err)
+	}
 
 	again, err := NewFileOutbox(path)
 	if err != nil {
