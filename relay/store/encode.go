@@ -24,7 +24,10 @@ import (
 // The seq is the key, so it is not repeated in the value.
 const recordVersion = 1
 
-var errBadRecord = fmt.Errorf("%w: undecodable message record", ErrCorrupt)
+// badRecord reports a stored message that cannot be read back (ErrCorrupt).
+func badRecord(seq uint64, what string, args ...any) error {
+	return userError(ErrCorrupt, nil, "stored message %d %s", seq, fmt.Sprintf(what, args...))
+}
 
 const recordHeader = 1 + 4 // version, CRC
 
@@ -46,21 +49,21 @@ func encodeRecord(dst []byte, r *Record) []byte {
 func decodeRecord(seq uint64, b []byte) (Record, error) {
 	r := Record{Seq: seq}
 	if len(b) < recordHeader || b[0] != recordVersion {
-		return r, fmt.Errorf("%w: seq %d has a bad header %x", errBadRecord, seq, b[:min(len(b), recordHeader)])
+		return r, badRecord(seq, "has a bad header %x", b[:min(len(b), recordHeader)])
 	}
 	if crc32.Checksum(b[recordHeader:], crcTable) != binary.BigEndian.Uint32(b[1:]) {
-		return r, fmt.Errorf("%w: seq %d fails its checksum", errBadRecord, seq)
+		return r, badRecord(seq, "fails its checksum")
 	}
 	b = b[recordHeader:]
 	ts, n := binary.Varint(b)
 	if n <= 0 {
-		return r, fmt.Errorf("%w: seq %d has a bad timestamp", errBadRecord, seq)
+		return r, badRecord(seq, "has a bad timestamp")
 	}
 	r.TS, b = ts, b[n:]
 	for _, f := range [...]*string{&r.MemberID, &r.ClientID, &r.Name, &r.Avatar} {
 		l, n := binary.Uvarint(b)
 		if n <= 0 || l > uint64(len(b)-n) {
-			return r, fmt.Errorf("%w: seq %d is truncated", errBadRecord, seq)
+			return r, badRecord(seq, "is truncated")
 		}
 		*f = string(b[n : n+int(l)])
 		b = b[n+int(l):]

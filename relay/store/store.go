@@ -213,11 +213,11 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, errors.New("store: no data dir given: set --data-dir to a directory the relay may write")
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("cannot create the data dir %s: %w; create it yourself with write permission for the relay, or choose another --data-dir", dir, err)
+		return nil, userError(nil, err, "cannot create the data dir %s (%v); create it yourself with write permission for the relay, or choose another --data-dir", dir, err)
 	}
 	path := filepath.Join(dir, FileName)
 	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file (%s): %w; move it away or choose another --data-dir", path, fi.Mode().Type(), ErrCorrupt)
+		return nil, userError(ErrCorrupt, nil, "%s is not a regular file (%s); move it away or choose another --data-dir", path, fi.Mode().Type())
 	}
 
 	db, err := openBolt(path, opts)
@@ -261,19 +261,19 @@ func openBolt(path string, opts Options) (db *bolt.DB, err error) {
 func openError(path string, wait time.Duration, err error) error {
 	switch {
 	case errors.Is(err, berrors.ErrTimeout):
-		return fmt.Errorf("%s is in use by another heartline-relay (still locked after %s): %w; stop the other relay or use another --data-dir", path, wait, ErrLocked)
+		return userError(ErrLocked, err, "%s is in use by another heartline-relay (still locked after %s); stop the other relay or use another --data-dir", path, wait)
 	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum),
 		errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrInvalidMapping):
-		return fmt.Errorf("%s is not a Heartline database or is damaged (%v): %w; move it away to start with an empty history", path, err, ErrCorrupt)
+		return userError(ErrCorrupt, err, "%s is not a Heartline database or is damaged (%v); move it away to start with an empty history", path, err)
 	case errors.Is(err, os.ErrPermission), errors.Is(err, syscall.EROFS):
-		return fmt.Errorf("cannot open %s for writing: %w; give the relay write permission on the data dir or choose another --data-dir", path, err)
+		return userError(nil, err, "cannot open %s for writing (%v); give the relay write permission on the data dir or choose another --data-dir", path, err)
 	case errors.Is(err, syscall.EISDIR):
-		return fmt.Errorf("%s is a directory: %w; move it away or choose another --data-dir", path, err)
+		return userError(ErrCorrupt, err, "%s is a directory, not a database file; move it away or choose another --data-dir", path)
 	}
 	// bbolt reports some damage without a sentinel ("file size too small",
 	// panics recovered as errors); a file that opens at all but fails here is
 	// damaged rather than absent.
-	return fmt.Errorf("cannot open %s (%v): %w; if the file is damaged, move it away to start with an empty history", path, err, ErrCorrupt)
+	return userError(ErrCorrupt, err, "cannot open %s (%v); if the file is damaged, move it away to start with an empty history", path, err)
 }
 
 // Bucket layout (all names are bytes):
@@ -313,13 +313,13 @@ func (s *Store) initFormat() error {
 				empty := true
 				_ = tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
 				if !empty {
-					return fmt.Errorf("%s is a bbolt database of another program, not a Heartline one: %w; move it away or choose another --data-dir", s.path, ErrCorrupt)
+					return userError(ErrCorrupt, nil, "%s is a bbolt database of another program, not a Heartline one; move it away or choose another --data-dir", s.path)
 				}
 				fresh = true
 				return nil
 			}
 			if v := fb.Get(keyFormat); string(v) != string(formatVersion) {
-				return fmt.Errorf("%s has format %q, this relay reads format %q: %w; run the Heartline version that wrote it, or move the file away to start with an empty history", s.path, v, formatVersion, ErrCorrupt)
+				return userError(ErrCorrupt, nil, "%s has format %q, this relay reads format %q; run the Heartline version that wrote it, or move the file away to start with an empty history", s.path, v, formatVersion)
 			}
 			return s.verify(tx)
 		})
@@ -339,7 +339,7 @@ func (s *Store) initFormat() error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("cannot initialise %s: %w; check that the disk has space and the relay may write there", s.path, err)
+		return userError(nil, err, "cannot initialise %s (%v); check that the disk has space and the relay may write there", s.path, err)
 	}
 	return nil
 }
@@ -348,7 +348,7 @@ func (s *Store) initFormat() error {
 // and that every room's records decode and agree with its dedup index.
 func (s *Store) verify(tx *bolt.Tx) error {
 	damaged := func(what string, args ...any) error {
-		return fmt.Errorf("%s is damaged (%s): %w; move it away to start with an empty history", s.path, fmt.Sprintf(what, args...), ErrCorrupt)
+		return userError(ErrCorrupt, nil, "%s is damaged (%s); move it away to start with an empty history", s.path, fmt.Sprintf(what, args...))
 	}
 	var problems []string
 	for err := range tx.Check() {
@@ -408,7 +408,7 @@ func (s *Store) guard(fn func() error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("store: bbolt panicked; the database file is probably damaged", "panic", r)
-			err = fmt.Errorf("%s is damaged (%v): %w; stop the relay and move it away to start with an empty history", s.path, r, ErrCorrupt)
+			err = userError(ErrCorrupt, nil, "%s is damaged (%v); stop the relay and move it away to start with an empty history", s.path, r)
 		}
 	}()
 	return fn()
@@ -433,6 +433,27 @@ func (s *Store) Close() error {
 		return fmt.Errorf("closing %s: %w", s.path, err)
 	}
 	return nil
+}
+
+// userError is an error whose message is written for a person (what
+// happened, what to do) while errors.Is/As still see the sentinel and the
+// cause behind it.
+type userErr struct {
+	msg  string
+	errs []error
+}
+
+func (e *userErr) Error() string   { return e.msg }
+func (e *userErr) Unwrap() []error { return e.errs }
+
+func userError(sentinel, cause error, format string, args ...any) error {
+	e := &userErr{msg: fmt.Sprintf(format, args...)}
+	for _, err := range []error{sentinel, cause} {
+		if err != nil {
+			e.errs = append(e.errs, err)
+		}
+	}
+	return e
 }
 
 func newEpoch() (string, error) {
