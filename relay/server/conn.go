@@ -241,7 +241,6 @@ func (c *conn) readLoop() {
 		c.s.metrics.FramesIn.WithLabelValues("ws_pong").Inc()
 		return nil
 	})
-	var buf bytes.Buffer
 	for {
 		typ, r, err := ws.NextReader()
 		if err != nil {
@@ -249,23 +248,20 @@ func (c *conn) readLoop() {
 			return
 		}
 		c.touch()
+		// Frame buffers come from a pool: an idle connection holds none.
+		buf := framePool.Get().(*bytes.Buffer)
 		buf.Reset()
 		if _, err := buf.ReadFrom(r); err != nil {
+			framePool.Put(buf)
 			c.readEnded(err)
 			return
 		}
 		c.busy.Store(true)
-		stop := false
-		if typ == websocket.BinaryMessage {
-			c.s.metrics.FramesIn.WithLabelValues("binary").Inc()
-			c.sendError(protocol.ErrBadFrame, "binary frames are not part of the protocol: send JSON text frames", "")
-		} else {
-			stop = c.handle(buf.Bytes())
-		}
+		stop := c.handleOffStack(typ, buf.Bytes())
 		c.busy.Store(false)
 		c.touch()
-		if buf.Cap() > 4096 {
-			buf = bytes.Buffer{} // do not keep a big frame's buffer on an idle connection
+		if buf.Cap() <= 64<<10 {
+			framePool.Put(buf) // do not pool the buffer of a huge frame
 		}
 		if stop {
 			c.readEnded(nil)
@@ -273,6 +269,29 @@ func (c *conn) readLoop() {
 		}
 	}
 }
+
+// handleOffStack handles one frame on a short-lived goroutine and waits for
+// it. Handling (JSON, the store, logging, building a welcome) needs a deep
+// stack; doing it on the reader would leave every idle reader holding that
+// stack for good. The reader itself only ever blocks in a shallow read, so
+// its stack stays at the minimum: this halves the memory of an idle member
+// (see TestIdleMemoryPerConnection) for about a microsecond per frame.
+func (c *conn) handleOffStack(typ int, data []byte) (stop bool) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if typ == websocket.BinaryMessage {
+			c.s.metrics.FramesIn.WithLabelValues("binary").Inc()
+			c.sendError(protocol.ErrBadFrame, "binary frames are not part of the protocol: send JSON text frames", "")
+			return
+		}
+		stop = c.handle(data)
+	}()
+	<-done
+	return stop
+}
+
+var framePool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // readEnded is the reader's exit: the member (if any) turns away with the
 // connection's leave reason, and the socket is closed unless the writer is
