@@ -37,6 +37,18 @@ func (s *Scroll) Arrived(own bool) (follow bool) {
 	return false
 }
 
+// ArrivedN records n new messages from others at once (one refresh for a
+// burst) and reports whether the list should follow them.
+func (s *Scroll) ArrivedN(n int) (follow bool) {
+	if !s.away {
+		return true
+	}
+	if n > 0 {
+		s.newBelow += n
+	}
+	return false
+}
+
 // AtBottom reports whether the list follows new messages.
 func (s *Scroll) AtBottom() bool { return !s.away }
 

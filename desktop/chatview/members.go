@@ -89,6 +89,9 @@ func (r *Roster) Online() int {
 // CountText heads the members panel: "3 members · 2 online".
 func (r *Roster) CountText() string {
 	n, on := r.Len(), r.Online()
+	if n == 0 {
+		return "Members"
+	}
 	word := "members"
 	if n == 1 {
 		word = "member"

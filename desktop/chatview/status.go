@@ -119,6 +119,7 @@ type BannerGate struct {
 	Grace time.Duration
 
 	troubleSince time.Time
+	connected    bool // the link was up at least once
 }
 
 // Banner returns the banner for l at now, and after how long it should be asked
@@ -131,6 +132,7 @@ func (g *BannerGate) Banner(l Link, now time.Time) (Banner, time.Duration) {
 	switch l.Phase {
 	case PhaseConnected, PhaseOffline:
 		g.troubleSince = time.Time{}
+		g.connected = g.connected || l.Phase == PhaseConnected
 		return Banner{}, 0
 	case PhaseStopped:
 		// A stop is not a blip: say so at once.
@@ -142,17 +144,25 @@ func (g *BannerGate) Banner(l Link, now time.Time) (Banner, time.Duration) {
 	if waited := now.Sub(g.troubleSince); waited < grace {
 		return Banner{}, grace - waited
 	}
-	b := troubleBanner(l, now)
+	b := troubleBanner(l, now, g.connected)
 	if l.Phase == PhaseReconnecting && secondsUntil(l.NextTry, now) > 0 {
 		return b, time.Second // the countdown moves
 	}
 	return b, 0
 }
 
-func troubleBanner(l Link, now time.Time) Banner {
+func troubleBanner(l Link, now time.Time, wasConnected bool) Banner {
 	cause := ""
 	if l.LastError != "" {
 		cause = " (" + l.LastError + ")"
+	}
+	if !wasConnected && l.Phase == PhaseReconnecting {
+		// Never got in: "connection lost" would be wrong.
+		if s := secondsUntil(l.NextTry, now); s > 0 {
+			return Banner{Show: true, Tone: ToneWarning, Action: ActionRetryNow,
+				Text: fmt.Sprintf("Cannot reach the relay%s. Trying again in %d s. Check the relay address in Settings if this goes on.", cause, s)}
+		}
+		return Banner{Show: true, Tone: ToneWarning, Text: "Cannot reach the relay" + cause + ". Trying again…"}
 	}
 	if l.Phase == PhaseConnecting {
 		if l.Attempt > 0 || l.LastError != "" {

@@ -71,6 +71,17 @@ func TestStatusLine(t *testing.T) {
 	}
 }
 
+func TestBannerBeforeFirstConnectionSaysCannotReach(t *testing.T) {
+	g := BannerGate{Grace: time.Second}
+	now := time.Unix(1000, 0)
+	l := Link{Phase: PhaseReconnecting, NextTry: now.Add(5 * time.Second), LastError: "refused"}
+	g.Banner(l, now)
+	b, _ := g.Banner(l, now.Add(1500*time.Millisecond))
+	if !b.Show || !strings.HasPrefix(b.Text, "Cannot reach the relay (refused). Trying again in 4 s.") || b.Action != ActionRetryNow {
+		t.Fatalf("%+v", b)
+	}
+}
+
 func TestBannerWaitsForGrace(t *testing.T) {
 	g := BannerGate{Grace: 1500 * time.Millisecond}
 	now := time.Unix(1000, 0)

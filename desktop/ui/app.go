@@ -11,8 +11,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"fyne.io/fyne/v2"
@@ -65,6 +67,7 @@ type UI struct {
 	notifier chatview.Notifier
 	hasTray  bool
 	quitting bool
+	stopping atomic.Bool // set once the app shuts down: late engine events are dropped
 
 	diag     diagState
 	diagView *diagView
@@ -104,7 +107,7 @@ func New(a fyne.App, opts Options) *UI {
 		Dir:    filepath.Join(opts.DataDir, "avatars"),
 		Logger: log,
 		OnLoaded: func(string) {
-			fyne.Do(func() {
+			u.do(func() {
 				if u.room != nil {
 					u.room.list.Refresh()
 					u.room.members.Refresh()
@@ -154,7 +157,7 @@ func (u *UI) Start(override *settings.Profile, join bool) {
 			case <-u.ctx.Done():
 				return
 			case now := <-u.ticker.C:
-				fyne.Do(func() { u.tick(now) })
+				u.do(func() { u.tick(now) })
 			}
 		}
 	}()
@@ -249,7 +252,7 @@ func (u *UI) join(p settings.Profile) error {
 	s, err := startSession(sessionConfig{
 		Relay: p.Relay, Room: p.Room, Name: p.Name, Avatar: p.Avatar, Token: p.Token, Key: key,
 		OutboxDir: u.opts.DataDir, ClientName: "heartline-desktop/" + version, Logger: u.log,
-	}, fyne.Do, func(evs []client.Event) {
+	}, u.do, func(evs []client.Event) {
 		if u.room == room {
 			room.apply(evs)
 			u.updateTitle()
@@ -395,11 +398,24 @@ func (u *UI) updateTitle() {
 	u.win.SetTitle(chatview.WindowTitle(u.opts.AppName, room, u.unread.Count()))
 }
 
+// do runs f on the UI goroutine, unless the app is shutting down (then the
+// window is gone and f would touch a dead GL context).
+func (u *UI) do(f func()) {
+	if u.stopping.Load() {
+		return
+	}
+	fyne.Do(func() {
+		if !u.stopping.Load() {
+			f()
+		}
+	})
+}
+
 // setupTray puts an icon with Show and Quit in the system tray, where the
 // platform has one.
 func (u *UI) setupTray() {
 	desk, ok := u.app.(desktop.App)
-	if !ok {
+	if !ok || !trayAvailable() {
 		return
 	}
 	u.hasTray = true
@@ -432,6 +448,9 @@ func (u *UI) Quit() {
 // shutdown runs when the app stops: leave the room, stop host mode and
 // every background goroutine.
 func (u *UI) shutdown() {
+	if u.stopping.Swap(true) {
+		return
+	}
 	if u.ticker != nil {
 		u.ticker.Stop()
 	}
@@ -449,7 +468,18 @@ func (u *UI) shutdown() {
 // Close stops everything without quitting the Fyne app (tests).
 func (u *UI) Close() { u.shutdown() }
 
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
+// trayAvailable: on Linux and the BSDs the tray talks to the desktop over
+// the D-Bus session bus; without one (a bare X server, a CI box) Fyne's
+// systray crashes on quit, so the app goes without a tray icon there.
+func trayAvailable() bool {
+	switch runtime.GOOS {
+	case "linux", "freebsd", "openbsd", "netbsd", "dragonfly":
+	default:
+		return true
+	}
+	if os.Getenv("DBUS_SESSION_BUS_ADDRESS") != "" {
+		return true
+	}
+	_, err := os.Stat(fmt.Sprintf("/run/user/%d/bus", os.Getuid()))
 	return err == nil
 }

@@ -11,6 +11,7 @@ import (
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/heartline/heartline/desktop/chatview"
 	"github.com/heartline/heartline/shared/client"
 	"github.com/heartline/heartline/shared/netdiag"
 	"github.com/heartline/heartline/shared/protocol"
@@ -67,7 +68,7 @@ func (u *UI) runDiagnostics(drop *netdiag.DropInfo, d client.Drop) {
 		if u.ctx.Err() != nil {
 			return
 		}
-		fyne.Do(func() {
+		u.do(func() {
 			if run != u.diag.runs {
 				return
 			}
@@ -86,6 +87,7 @@ func (u *UI) runDiagnostics(drop *netdiag.DropInfo, d client.Drop) {
 
 // diagView is the diagnostics screen's widgets.
 type diagView struct {
+	checked *widget.Label
 	verdict *widget.Label
 	next    *widget.Label
 	report  *widget.Label
@@ -99,6 +101,9 @@ func (u *UI) showDiagnostics() {
 	v := &diagView{}
 	v.verdict = widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	v.verdict.Wrapping = fyne.TextWrapWord
+	v.checked = widget.NewLabel("")
+	v.checked.Importance = widget.LowImportance
+	v.checked.Wrapping = fyne.TextWrapWord
 	v.next = widget.NewLabel("")
 	v.next.Wrapping = fyne.TextWrapWord
 	v.report = widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Monospace: true})
@@ -120,7 +125,7 @@ func (u *UI) showDiagnostics() {
 	title.SizeName = theme.SizeNameHeadingText
 
 	body := container.NewVBox(
-		widget.NewCard("Verdict", "", container.NewVBox(v.verdict, v.next)),
+		widget.NewCard("Verdict", "", container.NewVBox(v.verdict, v.next, v.checked)),
 		widget.NewCard("Recent drops", "", v.drops),
 		widget.NewCard("Report", "", v.report),
 	)
@@ -149,16 +154,27 @@ func (u *UI) refreshDiagnostics() {
 	rep := u.diag.report
 	switch {
 	case rep != nil:
+		when := "Checked at " + rep.Started.Format("15:04:05")
+		if rep.Drop != nil {
+			when += ", right after the link dropped"
+		}
+		when += "."
+		if u.room != nil && u.room.link.Phase == chatview.PhaseConnected && rep.Verdict.Kind != netdiag.VerdictOK {
+			when += " The link is back now: check again to see how it looks."
+		}
+		v.checked.SetText(when)
 		v.verdict.SetText(rep.Verdict.Summary)
 		v.next.SetText(rep.Verdict.NextStep)
 		v.report.SetText(rep.Text())
 		v.copyBtn.Enable()
 	case u.diag.running:
+		v.checked.SetText("")
 		v.verdict.SetText("Checking the link to the relay…")
 		v.next.SetText("")
 		v.report.SetText("")
 		v.copyBtn.Disable()
 	default:
+		v.checked.SetText("")
 		v.verdict.SetText("No check has run yet.")
 		v.next.SetText("A check runs by itself whenever the link drops.")
 		v.report.SetText("")

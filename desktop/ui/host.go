@@ -16,7 +16,6 @@ import (
 
 	"github.com/heartline/heartline/relay/server"
 	"github.com/heartline/heartline/relay/stunsrv"
-	"github.com/heartline/heartline/shared/client"
 )
 
 // host is "Host a room on this computer": the relay as a library, listening
@@ -100,8 +99,6 @@ func (h *host) stop() {
 		h.ui.room.hostInfo.Hide()
 	}
 }
-
-func (h *host) noteState(client.State) {}
 
 // lanAddrs lists the addresses others on the network can join: every
 // non-loopback address of an interface that is up.

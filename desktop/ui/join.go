@@ -297,7 +297,7 @@ func (p *avatarPicker) upload(data []byte) {
 		ctx, cancel := context.WithTimeout(u.ctx, 30*time.Second)
 		defer cancel()
 		ref, err := avatars.Upload(ctx, nil, relay, token, png)
-		fyne.Do(func() {
+		u.do(func() {
 			if err != nil {
 				p.status.SetText(err.Error())
 				return

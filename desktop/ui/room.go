@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"fmt"
 	"image/color"
 	"time"
 
@@ -51,7 +52,9 @@ type roomView struct {
 	members      *widget.List
 	membersPanel fyne.CanvasObject
 	membersShown bool
+	membersLive  bool // presence is current (connected)
 	split        *container.Split
+	empty        *fyne.Container
 }
 
 func newRoomView(u *UI, room string) *roomView {
@@ -122,7 +125,11 @@ func (r *roomView) build() {
 			name := c.Objects[0].(*widget.Label)
 			av := c.Objects[1].(*widgets.Avatar)
 			av.Set(m.Name, u.pictures(m.Avatar))
-			av.SetPresence(m.State)
+			if r.membersLive {
+				av.SetPresence(m.State)
+			} else {
+				av.SetPresence("")
+			}
 			text := m.Name
 			if m.ID == r.me.ID {
 				text += " (you)"
@@ -137,9 +144,13 @@ func (r *roomView) build() {
 		})
 	r.members.HideSeparators = true
 	r.members.OnSelected = func(id widget.ListItemID) { r.members.Unselect(id) }
-	r.membersPanel = container.NewBorder(container.NewPadded(r.membersHead), nil, nil, nil, r.members)
+	r.membersPanel = container.NewBorder(container.NewPadded(r.membersHead), nil, nil, nil, container.NewPadded(r.members))
 
-	chat := container.NewBorder(r.banner, container.NewPadded(composerRow), nil, nil, r.list)
+	hint := widget.NewLabelWithStyle("No messages yet. Say hello!", fyne.TextAlignCenter, fyne.TextStyle{Italic: true})
+	hint.Importance = widget.LowImportance
+	r.empty = container.NewCenter(hint)
+	r.empty.Hide()
+	chat := container.NewBorder(r.banner, container.NewPadded(composerRow), nil, nil, container.NewStack(r.list, r.empty))
 	r.split = container.NewHSplit(chat, r.membersPanel)
 	r.split.Offset = 0.76
 	r.membersShown = true
@@ -165,12 +176,12 @@ func (r *roomView) apply(events []client.Event) {
 	u := r.ui
 	now := time.Now()
 	arrived, arrivedOwn, changed := 0, false, false
-	membersChanged := false
+	membersChanged, stateChanged := false, false
 	for _, ev := range events {
 		switch e := ev.(type) {
 		case client.StateChanged:
 			r.link = linkOf(e.State)
-			u.hosting.noteState(e.State)
+			stateChanged = true
 		case client.Welcomed:
 			w := e.Welcome
 			r.welcome = &w
@@ -226,22 +237,40 @@ func (r *roomView) apply(events []client.Event) {
 	case arrivedOwn:
 		r.list.Arrived(true)
 	case arrived > 0:
-		for i := 0; i < arrived-1; i++ {
-			r.list.Arrived(false) // counts each for "N new" but refreshes once below
-		}
-		r.list.Arrived(false)
+		r.list.ArrivedN(arrived)
 	case changed:
 		r.list.Sync()
 	}
-	if membersChanged {
+	wasUp := r.membersLive
+	r.membersLive = r.link.Phase == chatview.PhaseConnected
+	if membersChanged || wasUp != r.membersLive {
 		r.updateMembers()
 	}
+	r.updateEmpty()
 	r.updateStatus(now)
+	if stateChanged {
+		u.refreshDiagnostics()
+	}
 }
 
+// updateMembers redraws the members panel. While the link is down the list
+// is what it was at the last contact, so it says so and shows no presence.
 func (r *roomView) updateMembers() {
-	r.membersHead.SetText(r.roster.CountText())
+	head := r.roster.CountText()
+	if !r.membersLive && r.roster.Len() > 0 {
+		head = fmt.Sprintf("%d members · as last seen", r.roster.Len())
+	}
+	r.membersHead.SetText(head)
 	r.members.Refresh()
+}
+
+// updateEmpty shows a hint in a room without messages.
+func (r *roomView) updateEmpty() {
+	if r.tl.Messages() == 0 && r.link.Phase == chatview.PhaseConnected {
+		r.empty.Show()
+	} else {
+		r.empty.Hide()
+	}
 }
 
 // updateStatus refreshes the header status and the banner; it also runs

@@ -22,6 +22,7 @@ import (
 //	wait DURATION     pause ("1.5s")
 //	show SCREEN       room, settings, diagnostics or join
 //	scroll up         scroll the message list up (to show "jump to latest")
+//	retry             reconnect now instead of waiting for the backoff
 //	quit              leave the room and quit
 //
 // Blank lines and lines starting with # are skipped. It returns when ctx
@@ -86,6 +87,8 @@ func (u *UI) scriptCommand(ctx context.Context, cmd string) (quit bool, err erro
 				u.room.list.ScrollBy(-600)
 			}
 		})
+	case "retry":
+		fyne.DoAndWait(u.retryNow)
 	case "quit":
 		fyne.Do(u.Quit)
 		return true, nil

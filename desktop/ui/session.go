@@ -11,8 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"fyne.io/fyne/v2"
-
 	"github.com/heartline/heartline/desktop/chatview"
 	"github.com/heartline/heartline/shared/client"
 )
@@ -159,8 +157,5 @@ func outgoingOf(it client.OutboxItem) chatview.Outgoing {
 	}
 	return o
 }
-
-// fyneDo runs f on the UI goroutine.
-func fyneDo(f func()) { fyne.Do(f) }
 
 var errNoSession = errors.New("not connected to a room")

@@ -25,9 +25,9 @@ func (u *UI) showSettings() {
 	p := u.prof
 	f := newProfileForm(u, p)
 
-	notify := widget.NewCheck("Show a notification for new messages while the window is in the background", nil)
+	notify := widget.NewCheck("Notify me of new messages while the window is in the background", nil)
 	notify.SetChecked(p.Notifications)
-	tray := widget.NewCheck("Closing the window keeps Heartline running in the system tray", nil)
+	tray := widget.NewCheck("Closing the window keeps Heartline in the system tray", nil)
 	tray.SetChecked(p.CloseToTray)
 	if !u.hasTray {
 		tray.Disable()

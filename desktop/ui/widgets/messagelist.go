@@ -55,7 +55,10 @@ type MessageList struct {
 	exact    []bool
 	fixes    map[int]float32
 	fixQueue bool
-	mcache   struct {
+
+	autoScrolling bool    // a scroll the list makes itself is under way
+	lastY         float32 // scroll offset at the last callback
+	mcache        struct {
 		valid bool
 		th    fyne.Theme
 		ts    float32
@@ -69,8 +72,8 @@ func NewMessageList(tl *chatview.Timeline) *MessageList {
 	m.ExtendBaseWidget(m)
 	m.jump = widget.NewButtonWithIcon(chatview.JumpLabel(0), theme.MoveDownIcon(), m.JumpToLatest)
 	m.jump.Importance = widget.HighImportance
-	m.jumpBox = container.NewVBox(layout.NewSpacer(),
-		container.NewHBox(layout.NewSpacer(), m.jump, layout.NewSpacer()))
+	m.jumpBox = container.NewPadded(container.NewVBox(layout.NewSpacer(),
+		container.NewHBox(layout.NewSpacer(), m.jump, layout.NewSpacer())))
 	m.jumpBox.Hide()
 	m.list = m.newList()
 	m.stack = container.NewStack(m.list, m.jumpBox)
@@ -82,12 +85,19 @@ func (m *MessageList) CreateRenderer() fyne.WidgetRenderer {
 	return widget.NewSimpleRenderer(m.stack)
 }
 
-// Resize re-estimates row heights when the width changes.
+// Resize re-estimates row heights when the width changes, and keeps the
+// newest message in view when the height changes (a banner appearing above
+// the list) while the person is at the bottom.
 func (m *MessageList) Resize(s fyne.Size) {
+	oldH := m.Size().Height
 	m.BaseWidget.Resize(s)
 	if w := s.Width; w > 0 && math.Abs(float64(w-m.width)) >= 1 {
 		m.width = w
 		m.rebuild()
+		return
+	}
+	if s.Height != oldH && m.scroll.AtBottom() {
+		m.scrollToBottom()
 	}
 }
 
@@ -110,7 +120,15 @@ func (m *MessageList) List() *widget.List { return &m.list.List }
 // sent it); it refreshes the changed rows and scrolls to the bottom if the
 // person was there.
 func (m *MessageList) Arrived(own bool) {
-	follow := m.scroll.Arrived(own)
+	m.arrived(m.scroll.Arrived(own))
+}
+
+// ArrivedN is Arrived for a burst of n messages from others, with one refresh.
+func (m *MessageList) ArrivedN(n int) {
+	m.arrived(m.scroll.ArrivedN(n))
+}
+
+func (m *MessageList) arrived(follow bool) {
 	m.Sync()
 	if follow {
 		m.scrollToBottom()
@@ -171,10 +189,16 @@ func (m *MessageList) Refresh() {
 	m.BaseWidget.Refresh()
 }
 
+// scrollToBottom shows the newest row; the scroll it causes is not the
+// person's doing, so scrolled ignores it.
 func (m *MessageList) scrollToBottom() {
-	if m.TL.Len() > 0 {
-		m.list.ScrollToBottom()
+	if m.TL.Len() == 0 || m.list.scroller == nil {
+		return
 	}
+	m.autoScrolling = true
+	m.list.ScrollToBottom()
+	m.autoScrolling = false
+	m.lastY = m.list.scroller.Offset.Y
 }
 
 func (m *MessageList) updateJump() {
@@ -194,17 +218,32 @@ func (m *MessageList) updateJump() {
 	}
 }
 
-// scrolled is called when the person scrolls the list.
+// scrolled is called whenever the list's offset changes. Reaching the
+// bottom counts as "at the bottom"; moving up counts as reading older
+// messages. Other moves (the offset clamped when rows shrink, scrolls the list
+// made itself) leave the state alone, so a relayout never stops the list from
+// following new messages.
 func (m *MessageList) scrolled() {
 	s := m.list.scroller
 	if s == nil {
 		return
 	}
-	bottom := s.Offset.Y+s.Size().Height >= s.Content.Size().Height-theme.Padding()*4
-	if bottom != m.scroll.AtBottom() || (bottom && m.scroll.NewBelow() > 0) {
-		m.scroll.Scrolled(bottom)
-		m.updateJump()
+	y := s.Offset.Y
+	movedUp := y < m.lastY-0.5
+	m.lastY = y
+	if m.autoScrolling {
+		return
 	}
+	bottom := y+s.Size().Height >= s.Content.MinSize().Height-theme.Padding()*4
+	switch {
+	case bottom && (!m.scroll.AtBottom() || m.scroll.NewBelow() > 0):
+		m.scroll.Scrolled(true)
+	case !bottom && movedUp && m.scroll.AtBottom():
+		m.scroll.Scrolled(false)
+	default:
+		return
+	}
+	m.updateJump()
 }
 
 // rebuild estimates every row's height for the current width and puts a

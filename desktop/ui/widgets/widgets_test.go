@@ -147,10 +147,33 @@ func TestMessageListFollowsAtBottomAndCountsNewWhenScrolledUp(t *testing.T) {
 	if s == nil {
 		t.Fatal("list not rendered")
 	}
-	atEnd := func() bool { return s.Offset.Y+s.Size().Height >= s.Content.Size().Height-1 }
+	atEnd := func() bool {
+		s := f.ml.list.scroller // a new width builds a new list
+		return s.Offset.Y+s.Size().Height >= s.Content.MinSize().Height-1
+	}
 	if !atEnd() || !f.ml.AtBottom() {
 		t.Fatalf("a freshly opened room should show the newest message: offset %v view %v content %v", s.Offset.Y, s.Size().Height, s.Content.Size().Height)
 	}
+
+	// A banner taking room above the list keeps the newest message in view.
+	width := f.ml.Size().Width
+	f.ml.Resize(fyne.NewSize(width, 300))
+	if !atEnd() || !f.ml.AtBottom() {
+		t.Fatalf("newest message pushed out of view by a smaller list: offset %v view %v content %v min %v bottom=%v", s.Offset.Y, s.Size().Height, s.Content.Size().Height, s.Content.MinSize().Height, f.ml.AtBottom())
+	}
+	f.ml.Resize(fyne.NewSize(width, 400))
+	if !atEnd() || !f.ml.AtBottom() || f.ml.JumpVisible() {
+		t.Fatal("growing the list back lost the bottom")
+	}
+	// A new width (the window resized) re-measures every row and stays at the bottom.
+	f.ml.Resize(fyne.NewSize(width-150, 400))
+	f.settle()
+	if !atEnd() || !f.ml.AtBottom() {
+		t.Fatal("narrower list lost the bottom")
+	}
+	f.ml.Resize(fyne.NewSize(width, 400))
+	f.settle()
+	s = f.ml.list.scroller
 
 	// At the bottom, a new message scrolls into view.
 	f.add("new while at bottom")

@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# `make screenshots`: what a person sees, on a virtual display.
+#
+# Starts a relay and two Heartline windows (Alice with a built-in avatar in the
+# dark theme, Bob with initials in the light theme) under Xvfb, lets them
+# talk, drops the link by stopping the relay and brings it back, and saves PNGs
+# of the key states into ./screenshots/ (ignored by git):
+#
+#   01-chat-alice.png        the room: avatars, names, times, grouping, a link, members
+#   02-chat-bob.png          the same room from Bob's side (light theme, initials)
+#   03-jump-to-latest.png    Alice scrolled up while Bob writes: "Jump to latest (N new)"
+#   04-reconnecting.png      relay stopped: banner with countdown and Retry now,
+#                            a message typed meanwhile waiting in the outbox
+#   05-reconnected.png       relay back: banner gone, the waiting message sent
+#   06-members-away.png      Bob's side: Carol's link dropped, she shows as away
+#   07-settings.png          the settings screen
+#   08-diagnostics.png       the diagnostics view after the drop
+#   09-join.png              the first-run join screen
+#
+# Needs: Xvfb, xdotool, ImageMagick (apt-get install xvfb xdotool imagemagick)
+# and the build packages of the desktop app. Uses bin/heartline and
+# bin/heartline-relay when present (make screenshots builds them), else builds
+# them into a temporary folder. Nothing outside the temporary folder and
+# ./screenshots is touched: the apps keep their settings under a temporary HOME.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+out=${SCREENSHOTS_DIR:-screenshots}
+port=${SCREENSHOTS_PORT:-17071}
+display=${SCREENSHOTS_DISPLAY:-:97}
+
+for tool in Xvfb xdotool import; do
+  command -v "$tool" >/dev/null || { echo "screenshots: $tool is missing (apt-get install xvfb xdotool imagemagick)" >&2; exit 1; }
+done
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+relay_bin=bin/heartline-relay
+app_bin=bin/heartline
+if [ ! -x "$relay_bin" ] || [ ! -x "$app_bin" ]; then
+  echo "screenshots: building the relay and the app (a first desktop build takes a few minutes)"
+  go build -o "$tmp/heartline-relay" ./relay
+  go build -o "$tmp/heartline" ./desktop
+  relay_bin=$tmp/heartline-relay
+  app_bin=$tmp/heartline
+fi
+mkdir -p "$out"
+
+export DISPLAY=$display LANG=en_US.UTF-8 HOME=$tmp/home XDG_CONFIG_HOME=$tmp/home/.config
+mkdir -p "$HOME"
+unset DBUS_SESSION_BUS_ADDRESS WAYLAND_DISPLAY
+Xvfb "$display" -screen 0 2100x760x24 -nolisten tcp >"$tmp/xvfb.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do xdotool getdisplaygeometry >/dev/null 2>&1 && break; sleep 0.1; done
+
+relay_pid=
+start_relay() {
+  "$relay_bin" --listen "127.0.0.1:$port" --data-dir "$tmp/relay-data" \
+    --heartbeat-interval 2s --heartbeat-timeout 5s --grace 120s >>"$tmp/relay.log" 2>&1 &
+  relay_pid=$!
+  pids+=("$relay_pid")
+  for _ in $(seq 100); do
+    curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "screenshots: the relay did not start:" >&2
+  cat "$tmp/relay.log" >&2
+  exit 1
+}
+
+# app NAME PROFILE X ARGS... starts a window at x=X and waits for it.
+app() {
+  local name=$1 profile=$2 x=$3
+  shift 3
+  : >"$tmp/$profile.cmd"
+  "$app_bin" --profile "$profile" --name "$name" --relay "127.0.0.1:$port" --room lobby \
+    --size 1040x740 --script "$tmp/$profile.cmd" "$@" >"$tmp/$profile.log" 2>&1 &
+  pids+=($!)
+  eval "${profile}_pid=$!"
+  local wid
+  wid=$(xdotool search --sync --onlyvisible --pid "$!" 2>/dev/null | head -1)
+  xdotool windowmove "$wid" "$x" 0
+  eval "${profile}_wid=$wid"
+}
+
+say() { echo "say $2" >>"$tmp/$1.cmd"; }
+cmd() { echo "$2" >>"$tmp/$1.cmd"; }
+shot() { # shot PROFILE FILE
+  local wid_var="${1}_wid"
+  sleep 0.4
+  import -window "${!wid_var}" "$out/$2"
+  echo "screenshots: $out/$2"
+}
+
+start_relay
+app "Alice Chen" alice 0 --avatar fox --theme dark
+app "Bob Stone" bob 1050 --avatar none --theme light
+sleep 2
+
+say alice "Morning! Is the relay on the new box yet?"
+sleep 0.6
+say bob "Yes, since last night. Same address as before."
+sleep 0.6
+say bob "It keeps 1000 messages per room, so nothing gets lost if you drop off for a while."
+sleep 0.6
+say alice "Great. I'll point the office machines at it."
+say alice "Release notes are at https://example.org/heartline/releases if anyone asks."
+sleep 0.6
+say bob "Two things for the checklist:\n- open port $port on the firewall\n- the STUN port too, for diagnostics"
+sleep 1.5
+shot alice 01-chat-alice.png
+shot bob 02-chat-bob.png
+
+# Alice scrolls up to read; Bob keeps writing.
+for i in $(seq 1 14); do say alice "Scrolling test line $i: the list keeps its place while you read older messages."; done
+sleep 4
+cmd alice "scroll up"
+sleep 0.5
+say bob "Alice, did you see the backup schedule?"
+sleep 0.4
+say bob "It runs at 02:00 now."
+sleep 0.4
+say bob "And the relay restarts itself after updates."
+sleep 1.5
+shot alice 03-jump-to-latest.png
+
+# A third member whose link drops: she turns away (and would leave after the grace).
+app "Carol Diaz" carol 0 --avatar owl --theme dark
+sleep 2
+say carol "Hi both, joining from the train."
+sleep 1
+kill -KILL "$carol_pid" # no bye: the relay sees the socket close
+wait "$carol_pid" 2>/dev/null || true
+
+# Drop the link: stop the relay; the banner appears after its grace period.
+kill "$relay_pid"
+wait "$relay_pid" 2>/dev/null || true
+sleep 1
+say alice "Typed while the relay is down: this waits in the outbox."
+sleep 2.5
+xdotool windowraise "$alice_wid"
+shot alice 04-reconnecting.png
+
+start_relay
+# The next reconnect attempt may still be seconds away: "Retry now" for both.
+cmd alice retry
+cmd bob retry
+sleep 4
+shot alice 05-reconnected.png
+shot bob 06-members-away.png
+
+cmd alice "show settings"
+sleep 1
+shot alice 07-settings.png
+cmd alice "show diagnostics"
+sleep 5
+shot alice 08-diagnostics.png
+
+# A first run: no saved settings, no flags.
+"$app_bin" --profile newcomer --size 1040x740 >"$tmp/newcomer.log" 2>&1 &
+pids+=($!)
+newcomer_wid=$(xdotool search --sync --onlyvisible --pid "$!" | head -1)
+xdotool windowmove "$newcomer_wid" 1050 0
+sleep 1.5
+shot newcomer 09-join.png
+
+import -window root "$out/00-both-windows.png"
+echo "screenshots: done; $(ls "$out"/*.png | wc -l) pictures in $out/"
