@@ -20,6 +20,9 @@ func TestMain(m *testing.M) {
 	case os.Getenv(lockHelperEnv) != "":
 		lockHelperMain() // subprocess of the lock tests
 		return
+	case os.Getenv(diskFullEnv) != "":
+		diskFullMain() // subprocess of TestFullDiskFailsTheBatchAndTheStoreRecovers
+		os.Exit(0)
 	case os.Getenv(killWriterEnv) != "":
 		killWriterMain() // subprocess of TestEveryAckSurvivesSIGKILL
 		return
