@@ -393,6 +393,11 @@ func (c *Client) Discard(id string) error {
 // RetryNow ends the current wait between reconnect attempts at once. It
 // does nothing while connecting or connected.
 func (c *Client) RetryNow() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state.Phase != Reconnecting {
+		return // a click while connecting must not skip the next wait
+	}
 	select {
 	case c.retryNow <- struct{}{}:
 	default:
@@ -510,11 +515,11 @@ func (c *Client) loop(ctx context.Context) error {
 			return nil
 		default:
 		}
-		select { // a RetryNow from an earlier wait must not skip the next one
+		c.mu.Lock()
+		select { // a RetryNow that came as the wait ended must not skip the next one
 		case <-c.retryNow:
 		default:
 		}
-		c.mu.Lock()
 		c.setStateLocked(State{Phase: Connecting, Attempt: attempt, LastError: lastErr, CloseCode: lastCode})
 		c.mu.Unlock()
 

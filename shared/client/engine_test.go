@@ -83,7 +83,22 @@ func runClient(t *testing.T, c *Client) (stop func() error, done <-chan error) {
 		})
 		return result
 	}
-	t.Cleanup(func() { stop() })
+	t.Cleanup(func() {
+		stop()
+		// Read what nobody read, so the event pump can finish (goleak).
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case _, ok := <-c.Events():
+				if !ok {
+					return
+				}
+			case <-deadline:
+				t.Error("the events channel was not closed after Run returned")
+				return
+			}
+		}
+	})
 	return stop, errc
 }
 
