@@ -59,7 +59,11 @@ func buildRelay(t *testing.T) string {
 		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
 	bin := filepath.Join(t.TempDir(), "heartline-relay")
-	cmd := exec.Command(goTool, "build", "-o", bin, "github.com/heartline/heartline/relay")
+	args := []string{"build", "-o", bin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	cmd := exec.Command(goTool, append(args, "github.com/heartline/heartline/relay")...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build of the relay failed: %v\n%s", err, out)
 	}
@@ -155,6 +159,9 @@ func (r *relayProc) kill(t *testing.T) {
 	case <-r.exited:
 	case <-time.After(waitLimit):
 		t.Errorf("the relay did not exit after SIGKILL")
+	}
+	if out := r.output(); strings.Contains(out, "WARNING: DATA RACE") {
+		t.Errorf("the relay reported a data race:\n%s", out)
 	}
 }
 
