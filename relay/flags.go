@@ -13,11 +13,13 @@ import (
 	"strings"
 	"time"
 
+	heartline "github.com/heartline/heartline"
 	"github.com/heartline/heartline/relay/server"
 )
 
-// version is set at build time: -ldflags "-X main.version=0.3.0".
-var version = "dev"
+// version is the product version (FyneApp.toml is its one source) with the
+// commit it was built from.
+var version = heartline.VersionString()
 
 // Exit codes.
 const (

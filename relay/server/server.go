@@ -283,12 +283,14 @@ func (s *Server) shutdownOnce(ctx context.Context) error {
 		}
 		s.connWG.Wait() // every reader/writer returns once its socket is closed
 	}
-	close(s.stop)
+	// Close the store before stopping the sweeper: its last callbacks start
+	// room drainers (bgWG.Add) while the sweeper still holds bgWG above zero.
 	if s.ownStore != nil {
 		if err := s.ownStore.Close(); err != nil {
 			errs = append(errs, err)
 		}
 	}
+	close(s.stop)
 	s.bgWG.Wait()
 	s.log.Info("relay stopped")
 	return errors.Join(errs...)
