@@ -47,6 +47,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Diagnose runs a link check; nil means netdiag.Run. Tests replace it.
 	Diagnose func(ctx context.Context, t netdiag.Target) netdiag.Report
+	// Do runs f on the UI goroutine, later; nil means fyne.Do. (Fyne's test
+	// driver runs fyne.Do at once on the caller's goroutine, so tests that
+	// drive a live engine pass a serialising loop.)
+	Do func(f func())
 }
 
 // UI is the running app: one window, one room at a time.
@@ -89,6 +93,9 @@ func New(a fyne.App, opts Options) *UI {
 	}
 	if opts.Diagnose == nil {
 		opts.Diagnose = netdiag.Run
+	}
+	if opts.Do == nil {
+		opts.Do = fyne.Do
 	}
 	log := opts.Logger
 	if log == nil {
@@ -404,7 +411,7 @@ func (u *UI) do(f func()) {
 	if u.stopping.Load() {
 		return
 	}
-	fyne.Do(func() {
+	u.opts.Do(func() {
 		if !u.stopping.Load() {
 			f()
 		}

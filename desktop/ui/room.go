@@ -95,6 +95,7 @@ func (r *roomView) build() {
 	r.banner.Hide()
 
 	r.list = widgets.NewMessageList(r.tl)
+	r.list.Defer = u.do
 	r.list.Pictures = u.pictures
 	r.list.Connected = func() bool { return r.link.Phase == chatview.PhaseConnected }
 	r.list.OnRetry = func(id string) { u.retry(id) }
