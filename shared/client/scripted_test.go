@@ -446,3 +446,82 @@ func TestLostAckIsRecoveredFromReplayOnce(t *testing.T) {
 		t.Fatalf("outbox still holds %+v", c.Outbox())
 	}
 }
+
+// expectPing reads frames until a ping and returns its t.
+func (p *peer) expectPing() int64 {
+	p.t.Helper()
+	p.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		_, data, err := p.conn.ReadMessage()
+		if err != nil {
+			p.t.Fatalf("relay read: %v", err)
+		}
+		f, err := protocol.DecodeClient(data)
+		if err != nil {
+			p.t.Fatalf("bad frame from the client: %v", err)
+		}
+		if ping, ok := f.(*protocol.Ping); ok {
+			return ping.T
+		}
+	}
+}
+
+func TestHeartbeatFollowsTheWelcome(t *testing.T) {
+	clk := newFakeClock()
+	relay := newScriptedRelay(t)
+	c, err := New(Config{URL: relay.addr, Room: "lobby", Name: "ann", Key: testKey, Clock: clk, Rand: randSeq(0.5)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := collect(t, c)
+	runClient(t, c)
+	p := relay.accept()
+	w := welcome("E", 0, false)
+	w.Heartbeat = protocol.Heartbeat{IntervalMS: 4000, TimeoutMS: 9000}
+	p.send(w)
+	col.until("connected", isPhase(Connected))
+
+	// A ping right after the welcome; the relay's clock runs 5 s ahead and
+	// its pong comes back 40 ms later.
+	t0 := p.expectPing()
+	if t0 != clk.Now().UnixMilli() {
+		t.Fatalf("ping t = %d, want the client's clock %d", t0, clk.Now().UnixMilli())
+	}
+	clk.Advance(40 * time.Millisecond)
+	p.send(&protocol.Pong{T: t0, ServerTime: t0 + 20 + 5000})
+	evs := col.until("an RTT", func(ev Event) bool { s, ok := ev.(StateChanged); return ok && s.State.RTT > 0 })
+	s := evs[len(evs)-1].(StateChanged).State
+	if s.RTT != 40*time.Millisecond || s.ClockOffset != 5*time.Second {
+		t.Fatalf("RTT %v offset %v, want 40ms and 5s", s.RTT, s.ClockOffset)
+	}
+
+	// The next ping comes after the welcome's interval (4 s), not the
+	// default 10 s.
+	waitFor(t, "the ping timer", func() bool { return hasTimerAt(clk, clk.Now().Add(4*time.Second-40*time.Millisecond)) })
+	clk.Advance(4*time.Second - 40*time.Millisecond)
+	if got := p.expectPing(); got != clk.Now().UnixMilli() {
+		t.Fatalf("second ping t = %d, want %d", got, clk.Now().UnixMilli())
+	}
+
+	// Then the relay goes silent: 9 s after its last frame (the pong) the
+	// link is dead, with the reason in words.
+	lastFrame := clk.Now().Add(-(4*time.Second - 40*time.Millisecond))
+	clk.Advance(9*time.Second - (4*time.Second - 40*time.Millisecond) - time.Millisecond)
+	if !hasTimerAt(clk, lastFrame.Add(9*time.Second)) {
+		t.Fatal("the dead-link timer is not set 9 s after the last frame")
+	}
+	clk.Advance(time.Millisecond)
+	evs = col.until("a drop", func(ev Event) bool { _, ok := ev.(LinkDropped); return ok })
+	d := evs[len(evs)-1].(LinkDropped).Drop
+	if d.Cause != "no reply from the relay for 9 s" || d.Detected != DetectedHeartbeat || !d.LastFrameAt.Equal(lastFrame) ||
+		d.ObservedAddr != "127.0.0.1:5555" || !slices.Equal(d.STUNPorts, []int{3478, 3479}) || d.RTT != 40*time.Millisecond {
+		t.Fatalf("drop %+v", d)
+	}
+	// The engine closed that socket and comes back after its backoff.
+	col.until("reconnecting", isPhase(Reconnecting))
+	clk.Advance(250 * time.Millisecond) // 0.5 of the first 500 ms ceiling
+	p2 := relay.accept()
+	if p2.hello.Resume == nil || p2.hello.Resume.Epoch != "E" {
+		t.Fatalf("reconnect hello without resume: %+v", p2.hello)
+	}
+}
