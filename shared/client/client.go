@@ -289,7 +289,9 @@ func (c *Client) URL() string { return c.url }
 
 // Events delivers everything the engine has to say, in order, and is closed
 // after Run returns and every event has been read. It never drops events,
-// and the engine never waits for its reader; keep reading until it closes.
+// and the engine never waits for its reader: events queue up (in memory)
+// while the reader is busy. Keep reading until the channel closes; events
+// are delivered only while or after Run runs.
 func (c *Client) Events() <-chan Event { return c.eventsOut }
 
 // State returns the engine's current state.
