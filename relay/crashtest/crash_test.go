@@ -415,120 +415,199 @@ func fromList(ids []string) func() (string, bool) {
 
 // ---- the test ----
 
+// observer is a member that only reads. It tracks the highest seq up to
+// which it holds every message: its resume point.
+type observer struct {
+	key  string
+	mu   sync.Mutex
+	seen map[uint64]protocol.Message
+	last uint64
+}
+
+func (o *observer) add(m protocol.Message) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.seen[m.Seq] = m
+	for {
+		if _, ok := o.seen[o.last+1]; !ok {
+			return
+		}
+		o.last++
+	}
+}
+
+func (o *observer) resumePoint() uint64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.last
+}
+
+// watch reads c until it ends (the returned channel closes then).
+func (o *observer) watch(c *client) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for f := range c.frames {
+			if m, ok := f.(*protocol.Message); ok {
+				o.add(*m)
+			}
+		}
+	}()
+	return done
+}
+
+// resumeCheck is one resume the observer made: from its resume point, the
+// welcome it got.
+type resumeCheck struct {
+	from    uint64
+	welcome *protocol.Welcome
+}
+
 // TestAckedMessagesSurviveSIGKILL: senders stream messages into a room; the
-// relay is killed with SIGKILL mid-stream and restarted on the same data dir;
-// every sender resends whatever was not acked (same ids) plus some that were.
-// Then every acked id must be in the history exactly once, in seq order with
-// no gaps, under the seq its ack named; resent acked ids get the same ack;
-// and a member that resumes from before the kill gets exactly the messages
-// it missed, with recovered: true.
+// relay is killed with SIGKILL mid-stream and restarted on the same data dir,
+// twice (the second time while senders are resending and streaming again).
+// After each restart every sender resends whatever was not acked (same ids)
+// before going on; at the end it also resends a sample of acked ids, which
+// must get their original acks. Then every acked id must be in the history
+// exactly once, gap-free and in seq order, under the seq and ts its ack
+// named; and every resume the observer made from before a kill got
+// recovered: true with exactly the messages it had missed.
 func TestAckedMessagesSurviveSIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the relay and kills it with SIGKILL; skipped with -short")
 	}
+	const kills = 2
 	bin := buildRelay(t)
 	dataDir := t.TempDir()
 	relay := startRelay(t, bin, dataDir)
 
-	// An observer that only reads: it tracks the highest seq up to which it
-	// holds every message (its resume point).
-	observerKey := randomKey(t)
-	observer, err := join(t, relay.addr, protocol.Hello{Name: "observer", Key: observerKey})
+	obs := &observer{key: randomKey(t), seen: map[uint64]protocol.Message{}}
+	oc, err := join(t, relay.addr, protocol.Hello{Name: "observer", Key: obs.key})
 	if err != nil {
 		t.Fatalf("observer: %v\nrelay log:\n%s", err, relay.output())
 	}
-	epoch := observer.welcome.Epoch
-	var observed sync.Map // seq -> protocol.Message
-	var observerLast atomic.Uint64
-	observerDone := make(chan struct{})
-	go func() {
-		defer close(observerDone)
-		for f := range observer.frames {
-			if m, ok := f.(*protocol.Message); ok {
-				observed.Store(m.Seq, *m)
-				for {
-					next := observerLast.Load() + 1
-					if _, ok := observed.Load(next); !ok {
-						break
-					}
-					observerLast.Store(next)
-				}
-			}
-		}
-	}()
-
-	// Senders stream until the relay dies.
-	var acked atomic.Int64
-	ss := make([]*sender, senders)
-	var wg sync.WaitGroup
-	for i := range ss {
-		ss[i] = newSender(t, i)
-		c, err := join(t, relay.addr, protocol.Hello{Name: ss[i].name, Key: ss[i].key})
+	epoch := oc.welcome.Epoch
+	obsClient, observerDone := oc, obs.watch(oc)
+	var resumes []resumeCheck
+	// resumeObserver brings the observer back after a restart from its
+	// resume point, checks the epoch and recovery, and keeps it reading.
+	resumeObserver := func() {
+		t.Helper()
+		from := obs.resumePoint()
+		c, err := join(t, relay.addr, protocol.Hello{Name: "observer", Key: obs.key,
+			Resume: &protocol.Resume{Epoch: epoch, LastSeq: from}})
 		if err != nil {
-			t.Fatalf("%s: %v\nrelay log:\n%s", ss[i].name, err, relay.output())
-		}
-		wg.Add(1)
-		go func(s *sender, c *client) {
-			defer wg.Done()
-			n := 0
-			next := func() (string, bool) { n++; return fmt.Sprintf("%s-m%d", s.name, n), true }
-			if err := s.pump(c, next, &acked); !errors.Is(err, errConnLost) {
-				t.Errorf("%s before the kill: %v", s.name, err)
-			}
-		}(ss[i], c)
-	}
-	waitFor(t, "acks before the kill", func() bool { return acked.Load() >= ackedBeforeKill }, relay)
-	relay.kill(t)
-	wg.Wait()
-	<-observerDone
-	resumeFrom := observerLast.Load()
-	var totalSent, totalAcked int
-	for _, s := range ss {
-		totalSent += len(s.order)
-		totalAcked += len(s.acked)
-	}
-	t.Logf("killed the relay with %d messages sent, %d acked; observer holds 1..%d", totalSent, totalAcked, resumeFrom)
-	if totalSent == totalAcked {
-		t.Logf("note: nothing was in flight at the kill this time")
-	}
-
-	// Restart on the same data dir; every sender resends its unacked ids,
-	// then a sample of acked ones (which must get their original acks).
-	relay = startRelay(t, bin, dataDir)
-	clients := make([]*client, len(ss))
-	var seqAtRestart uint64
-	for i, s := range ss {
-		c, err := join(t, relay.addr, protocol.Hello{Name: s.name, Key: s.key})
-		if err != nil {
-			t.Fatalf("%s after restart: %v\nrelay log:\n%s", s.name, err, relay.output())
+			t.Fatalf("observer resume: %v\nrelay log:\n%s", err, relay.output())
 		}
 		if c.welcome.Epoch != epoch {
-			t.Fatalf("epoch changed across the restart: %s -> %s", epoch, c.welcome.Epoch)
+			t.Fatalf("the epoch changed across a restart: %s -> %s", epoch, c.welcome.Epoch)
 		}
-		if i == 0 {
-			seqAtRestart = c.welcome.Seq
+		if !c.welcome.Recovered {
+			t.Fatalf("resume from seq %d across a restart: recovered=false (room seq %d)", from, c.welcome.Seq)
 		}
-		clients[i] = c
+		resumes = append(resumes, resumeCheck{from, c.welcome})
+		for _, m := range c.welcome.History {
+			obs.add(m)
+		}
+		obsClient, observerDone = c, obs.watch(c)
 	}
-	if seqAtRestart < uint64(totalAcked) {
-		t.Errorf("the restarted relay's seq is %d, below the %d messages it acked", seqAtRestart, totalAcked)
+
+	var acked atomic.Int64
+	ss := make([]*sender, senders)
+	for i := range ss {
+		ss[i] = newSender(t, i)
 	}
-	unackedAtKill := map[*sender][]string{}
+	// connectSenders joins every sender (after a restart: with its key, so
+	// it is the same member) and returns the relay's seq at that moment.
+	connectSenders := func() ([]*client, uint64) {
+		t.Helper()
+		clients := make([]*client, len(ss))
+		var seq uint64
+		for i, s := range ss {
+			c, err := join(t, relay.addr, protocol.Hello{Name: s.name, Key: s.key})
+			if err != nil {
+				t.Fatalf("%s: %v\nrelay log:\n%s", s.name, err, relay.output())
+			}
+			if c.welcome.Epoch != epoch {
+				t.Fatalf("the epoch changed across a restart: %s -> %s", epoch, c.welcome.Epoch)
+			}
+			if i == 0 {
+				seq = c.welcome.Seq
+			}
+			clients[i] = c
+		}
+		return clients, seq
+	}
+	var unackedAtKill []map[*sender][]string // per kill
+	var seqAtRestart []uint64                // per restart
+	var wg sync.WaitGroup
+	for round := range kills {
+		if round > 0 {
+			relay = startRelay(t, bin, dataDir)
+			resumeObserver()
+		}
+		clients, seq := connectSenders()
+		if round > 0 {
+			seqAtRestart = append(seqAtRestart, seq)
+		}
+		for i, s := range ss {
+			// Resend what the last kill left unacked, then stream new ids
+			// until this round's kill.
+			pending, n := s.unacked(), len(s.order)
+			next := func() (string, bool) {
+				if len(pending) > 0 {
+					id := pending[0]
+					pending = pending[1:]
+					return id, true
+				}
+				n++
+				return fmt.Sprintf("%s-m%d", s.name, n), true
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := s.pump(clients[i], next, &acked); !errors.Is(err, errConnLost) {
+					t.Errorf("%s in round %d: %v", s.name, round, err)
+				}
+			}()
+		}
+		// The observer drops off (no bye) a while before the kill, so that
+		// its next resume has messages to recover.
+		target := int64(ackedBeforeKill * (round + 1))
+		waitFor(t, "acks before the observer drops", func() bool { return acked.Load() >= target-ackedBeforeKill/2 }, relay)
+		obsClient.close()
+		<-observerDone
+		waitFor(t, fmt.Sprintf("%d acks before kill %d", target, round+1), func() bool { return acked.Load() >= target }, relay)
+		relay.kill(t)
+		wg.Wait()
+		sent, left := 0, map[*sender][]string{}
+		for _, s := range ss {
+			sent += len(s.order)
+			left[s] = s.unacked()
+		}
+		unackedAtKill = append(unackedAtKill, left)
+		t.Logf("kill %d: %d messages sent, %d acked; the observer holds 1..%d", round+1, sent, acked.Load(), obs.resumePoint())
+	}
+
+	// Last restart: the observer resumes; every sender resends its unacked
+	// ids, then a sample of acked ones, and stops.
+	relay = startRelay(t, bin, dataDir)
+	resumeObserver()
+	clients, seq := connectSenders()
+	seqAtRestart = append(seqAtRestart, seq)
 	for i, s := range ss {
-		unackedAtKill[s] = s.unacked()
+		resend := s.unacked()
+		ackedIDs := s.ackedIDs()
+		for j := 0; j < len(ackedIDs); j += 7 {
+			resend = append(resend, ackedIDs[j])
+		}
 		wg.Add(1)
-		go func(s *sender, c *client) {
+		go func() {
 			defer wg.Done()
-			resend := s.unacked()
-			ackedIDs := s.ackedIDs()
-			for i := 0; i < len(ackedIDs); i += 7 {
-				resend = append(resend, ackedIDs[i])
+			if err := s.pump(clients[i], fromList(resend), &acked); err != nil {
+				t.Errorf("%s resending after the last restart: %v", s.name, err)
 			}
-			if err := s.pump(c, fromList(resend), &acked); err != nil {
-				t.Errorf("%s resending after the restart: %v", s.name, err)
-			}
-			c.close()
-		}(s, clients[i])
+		}()
 	}
 	wg.Wait()
 	if t.Failed() {
@@ -587,52 +666,54 @@ func TestAckedMessagesSurviveSIGKILL(t *testing.T) {
 	if allAcked != len(history) {
 		t.Errorf("history has %d messages, the senders hold %d acks: someone posted what nobody sent", len(history), allAcked)
 	}
-	// Whatever the observer saw before the kill was broadcast after its
-	// commit, so it must be in the history unchanged.
-	observed.Range(func(k, v any) bool {
-		m := v.(protocol.Message)
-		if h := history[m.Seq-1]; h.ID != m.ID || h.Text != m.Text || h.TS != m.TS {
-			t.Errorf("observer saw seq %d as %s %q before the kill, history has %s %q", m.Seq, m.ID, m.Text, h.ID, h.Text)
+	// Whatever the observer saw was broadcast after its commit, so it must
+	// be in the history unchanged.
+	obs.mu.Lock()
+	for seq, m := range obs.seen {
+		if seq > uint64(len(history)) {
+			t.Errorf("observer saw seq %d, beyond the history's %d", seq, len(history))
+		} else if h := history[seq-1]; h.ID != m.ID || h.Text != m.Text || h.TS != m.TS {
+			t.Errorf("observer saw seq %d as %s %q, the history has %s %q", seq, m.ID, m.Text, h.ID, h.Text)
 		}
-		return true
-	})
+	}
+	obs.mu.Unlock()
 
-	// The observer comes back with its resume point from before the kill:
-	// exactly the messages after it, recovered.
-	back, err := join(t, relay.addr, protocol.Hello{Name: "observer", Key: observerKey,
-		Resume: &protocol.Resume{Epoch: epoch, LastSeq: resumeFrom}})
-	if err != nil {
-		t.Fatalf("observer resume: %v", err)
-	}
-	bw := back.welcome
-	if !bw.Recovered {
-		t.Fatalf("resume from seq %d across the restart: recovered=false", resumeFrom)
-	}
-	if bw.Seq != w.Seq {
-		t.Fatalf("room seq %d for the observer, %d for the auditor", bw.Seq, w.Seq)
-	}
-	want := history[resumeFrom:]
-	if len(bw.History) != len(want) {
-		t.Fatalf("resume from %d got %d messages, missed %d", resumeFrom, len(bw.History), len(want))
-	}
-	for i, m := range bw.History {
-		if m.Seq != want[i].Seq || m.ID != want[i].ID || m.Text != want[i].Text || m.TS != want[i].TS {
-			t.Fatalf("resume history[%d] = seq %d %s, want seq %d %s", i, m.Seq, m.ID, want[i].Seq, want[i].ID)
+	// Each resume got exactly the messages after its resume point, up to
+	// the room's seq at that moment.
+	for _, r := range resumes {
+		want := history[r.from:r.welcome.Seq]
+		if len(r.welcome.History) != len(want) {
+			t.Errorf("resume from %d (room seq %d) got %d messages, want %d", r.from, r.welcome.Seq, len(r.welcome.History), len(want))
+			continue
 		}
-	}
-	// Of the messages in flight at the kill, those committed before it got
-	// their original seq back when resent (at most seqAtRestart); the
-	// rest were posted once, after the restart.
-	committedUnacked := 0
-	for s, ids := range unackedAtKill {
-		for _, id := range ids {
-			if s.acked[id].Seq <= seqAtRestart {
-				committedUnacked++
+		for i, m := range r.welcome.History {
+			if m.Seq != want[i].Seq || m.ID != want[i].ID || m.Text != want[i].Text || m.TS != want[i].TS {
+				t.Errorf("resume from %d: history[%d] = seq %d %s, want seq %d %s", r.from, i, m.Seq, m.ID, want[i].Seq, want[i].ID)
+				break
 			}
 		}
 	}
-	t.Logf("history: %d messages, every acked one exactly once; of %d unacked at the kill, %d had been committed (same seq on resend); observer resumed from %d and got %d, recovered",
-		len(history), totalSent-totalAcked, committedUnacked, resumeFrom, len(bw.History))
+
+	// Of the messages in flight at a kill, those committed before it got
+	// their original seq back when resent (at most the seq the relay had
+	// on restart); the rest were posted once, after the restart.
+	committedUnacked, unacked := 0, 0
+	for k, left := range unackedAtKill {
+		for s, ids := range left {
+			for _, id := range ids {
+				unacked++
+				if s.acked[id].Seq <= seqAtRestart[k] {
+					committedUnacked++
+				}
+			}
+		}
+	}
+	var missed []int
+	for _, r := range resumes {
+		missed = append(missed, len(r.welcome.History))
+	}
+	t.Logf("history: %d messages, every acked one exactly once; %d unacked at the kills, %d of them committed before (same seq on resend); observer resumes got %v messages, recovered",
+		len(history), unacked, committedUnacked, missed)
 }
 
 func waitFor(t *testing.T, what string, cond func() bool, r *relayProc) {
