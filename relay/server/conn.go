@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
@@ -30,6 +31,7 @@ const (
 type outFrame struct {
 	pm   *websocket.PreparedMessage
 	data []byte
+	pong bool // data is a websocket pong's payload
 }
 
 // conn is one websocket connection. Its reader is the HTTP handler
@@ -129,7 +131,7 @@ func (c *conn) close(code int, text string, dropQueue bool, evictReason string) 
 	}
 	c.closing = true
 	c.closedFlag.Store(true)
-	c.closeCode, c.closeText = code, text
+	c.closeCode, c.closeText = code, closeReason(text)
 	if dropQueue {
 		c.queue = nil
 	}
@@ -190,8 +192,11 @@ func (c *conn) writeLoop() {
 			continue
 		}
 
-		// Queue drained and a close was asked for.
-		c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(closeWriteWait))
+		// Queue drained and the connection is closing: send the close frame
+		// if one was asked for (not when the reader ended on its own).
+		if code != 0 {
+			c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(closeWriteWait))
+		}
 		c.mu.Lock()
 		c.writing = false
 		readerDone := c.readerDone
@@ -211,9 +216,12 @@ func (c *conn) writeBatch(q []outFrame) error {
 	c.netConn.beginBatch()
 	var err error
 	for _, f := range q {
-		if f.pm != nil {
+		switch {
+		case f.pm != nil:
 			err = c.ws.WritePreparedMessage(f.pm)
-		} else {
+		case f.pong:
+			err = c.ws.WriteControl(websocket.PongMessage, f.data, time.Now().Add(c.s.writeTimeout()))
+		default:
 			err = c.ws.WriteMessage(websocket.TextMessage, f.data)
 		}
 		if err != nil {
@@ -231,9 +239,7 @@ func (c *conn) readLoop() {
 	ws.SetPingHandler(func(data string) error {
 		c.touch()
 		c.s.metrics.FramesIn.WithLabelValues("ws_ping").Inc()
-		if pm, err := websocket.NewPreparedMessage(websocket.PongMessage, []byte(data)); err == nil {
-			c.enqueue(outFrame{pm: pm}, "ws_pong")
-		}
+		c.enqueue(outFrame{data: []byte(data), pong: true}, "ws_pong")
 		return nil
 	})
 	ws.SetPongHandler(func(string) error {
@@ -320,6 +326,20 @@ func (c *conn) readEnded(err error) {
 	if r != nil && m != nil {
 		r.linkDropped(m, c, reason)
 	}
+}
+
+// closeReason fits text into a close frame (at most 123 bytes), cutting at a
+// character boundary; a longer reason would make the close frame invalid.
+func closeReason(text string) string {
+	const max = 120
+	if len(text) <= max {
+		return text
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(text[cut]) {
+		cut--
+	}
+	return text[:cut]
 }
 
 func (s *Server) writeTimeout() time.Duration {

@@ -58,9 +58,6 @@ func (c *conn) refuse(code, msg string, closeCode int) bool {
 	if len(text) > 120 { // a close reason holds at most 123 bytes
 		text = protocol.CloseText(closeCode)
 	}
-	if len(text) > 120 {
-		text = text[:120]
-	}
 	c.close(closeCode, text, false, metrics.EvictRefused)
 	c.s.log.Info("hello refused", "remote", c.remote, "code", closeCode, "why", msg)
 	return true

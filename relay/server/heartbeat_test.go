@@ -3,9 +3,11 @@ package server
 import (
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
@@ -281,5 +283,44 @@ func TestHalfOpenPeerIsReaped(t *testing.T) {
 	}
 	if l := watcher.expectNext(protocol.TypeLeft).(*protocol.Left); l.Reason != protocol.ReasonTimeout {
 		t.Fatalf("left %+v", l)
+	}
+}
+
+// A websocket ping is answered with a pong carrying its payload.
+func TestWebsocketPingGetsPong(t *testing.T) {
+	tr := startRelay(t, fastConfig(t))
+	ws, _, err := websocket.DefaultDialer.Dial(tr.url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	got := make(chan string, 1)
+	ws.SetPongHandler(func(data string) error { got <- data; return nil })
+	ws.WriteControl(websocket.PingMessage, []byte("are you there"), time.Now().Add(time.Second))
+	go func() {
+		for {
+			if _, _, err := ws.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	select {
+	case p := <-got:
+		if p != "are you there" {
+			t.Errorf("pong payload %q", p)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("no pong")
+	}
+}
+
+func TestCloseReasonFitsAFrame(t *testing.T) {
+	long := strings.Repeat("é", 100) // 200 bytes
+	r := closeReason(long)
+	if len(r) > 123 || !utf8.ValidString(r) || !strings.HasPrefix(long, r) {
+		t.Fatalf("closeReason: %d bytes, valid %v", len(r), utf8.ValidString(r))
+	}
+	if closeReason("short") != "short" {
+		t.Fatal("short reason changed")
 	}
 }
