@@ -525,3 +525,39 @@ func TestHeartbeatFollowsTheWelcome(t *testing.T) {
 		t.Fatalf("reconnect hello without resume: %+v", p2.hello)
 	}
 }
+
+func TestUnknownAndBrokenFramesAreIgnored(t *testing.T) {
+	relay := newScriptedRelay(t)
+	c, err := New(Config{URL: relay.addr, Room: "lobby", Name: "ann", Key: testKey, Rand: randSeq(0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := collect(t, c)
+	runClient(t, c)
+	p := relay.accept()
+	p.send(welcome("E", 0, false))
+	// A newer relay's frame, a field of the wrong type, junk, a binary frame:
+	// none of them may cost the link.
+	for _, raw := range []string{
+		`{"type":"typing","member":{"id":"m-bob"}}`,
+		`{"type":"msg","seq":"one"}`,
+		`not json at all`,
+	} {
+		if err := p.conn.WriteMessage(websocket.TextMessage, []byte(raw)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.conn.WriteMessage(websocket.BinaryMessage, []byte{0, 1, 2}); err != nil {
+		t.Fatal(err)
+	}
+	p.send(&protocol.Message{Seq: 1, ID: "b1", From: bob, Text: "still here"})
+	evs := col.until("seq 1", func(ev Event) bool { m, ok := ev.(MessageReceived); return ok && m.Msg.Seq == 1 })
+	for _, ev := range evs {
+		if d, ok := ev.(LinkDropped); ok {
+			t.Fatalf("link dropped: %+v", d.Drop)
+		}
+	}
+	if s := c.State(); s.Phase != Connected {
+		t.Fatalf("state %+v", s)
+	}
+}
