@@ -191,6 +191,7 @@ func (r *roomView) apply(events []client.Event) {
 			r.tl.SetEpoch(w.Epoch)
 			r.roster.Reset(w.Members)
 			membersChanged = true
+			changed = true // a new epoch adds a marker
 			u.avatars.SetRelay(u.session.c.URL())
 			u.welcomed(w)
 		case client.MessageReceived:
