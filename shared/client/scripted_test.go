@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -559,5 +560,29 @@ func TestUnknownAndBrokenFramesAreIgnored(t *testing.T) {
 	}
 	if s := c.State(); s.Phase != Connected {
 		t.Fatalf("state %+v", s)
+	}
+}
+
+func TestHugeFrameFromARelayDropsTheLinkWithAReason(t *testing.T) {
+	relay := newScriptedRelay(t)
+	c, err := New(Config{URL: relay.addr, Room: "lobby", Name: "ann", Key: testKey, Rand: randSeq(0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := collect(t, c)
+	runClient(t, c)
+	p := relay.accept()
+	p.send(welcome("E", 0, false))
+	huge := append([]byte(`{"type":"msg","seq":1,"text":"`), make([]byte, maxInboundFrame)...)
+	go p.conn.WriteMessage(websocket.TextMessage, huge) // the client stops reading half way
+	evs := col.until("a drop", func(ev Event) bool { _, ok := ev.(LinkDropped); return ok })
+	d := evs[len(evs)-1].(LinkDropped).Drop
+	if !strings.Contains(d.Cause, "frame over") {
+		t.Fatalf("drop cause %q", d.Cause)
+	}
+	// It reconnects (with resume) rather than giving up.
+	p2 := relay.accept()
+	if p2.hello.Resume == nil {
+		t.Fatal("no resume after the drop")
 	}
 }
