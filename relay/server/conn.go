@@ -95,7 +95,7 @@ func (c *conn) enqueue(f outFrame, typ string) bool {
 	c.queue = append(c.queue, f)
 	c.startWriterLocked()
 	c.mu.Unlock()
-	c.s.metrics.FramesOut.WithLabelValues(typ).Inc()
+	c.s.frameCounter(c.s.framesOut, c.s.metrics.FramesOut, typ).Inc()
 	return true
 }
 
@@ -238,13 +238,13 @@ func (c *conn) readLoop() {
 	ws.SetReadLimit(c.s.cfg.MaxFrame)
 	ws.SetPingHandler(func(data string) error {
 		c.touch()
-		c.s.metrics.FramesIn.WithLabelValues("ws_ping").Inc()
+		c.s.frameCounter(c.s.framesIn, c.s.metrics.FramesIn, "ws_ping").Inc()
 		c.enqueue(outFrame{data: []byte(data), pong: true}, "ws_pong")
 		return nil
 	})
 	ws.SetPongHandler(func(string) error {
 		c.touch()
-		c.s.metrics.FramesIn.WithLabelValues("ws_pong").Inc()
+		c.s.frameCounter(c.s.framesIn, c.s.metrics.FramesIn, "ws_pong").Inc()
 		return nil
 	})
 	for {
@@ -287,7 +287,7 @@ func (c *conn) handleOffStack(typ int, data []byte) (stop bool) {
 	go func() {
 		defer close(done)
 		if typ == websocket.BinaryMessage {
-			c.s.metrics.FramesIn.WithLabelValues("binary").Inc()
+			c.s.frameCounter(c.s.framesIn, c.s.metrics.FramesIn, "binary").Inc()
 			c.sendError(protocol.ErrBadFrame, "binary frames are not part of the protocol: send JSON text frames", "")
 			return
 		}

@@ -22,7 +22,7 @@ func (c *conn) handle(data []byte) (stop bool) {
 		if !errors.As(err, &fe) {
 			fe = &protocol.FrameError{Code: protocol.ErrBadFrame, Message: "the frame could not be read: " + err.Error()}
 		}
-		c.s.metrics.FramesIn.WithLabelValues(fe.Code).Inc()
+		c.s.frameCounter(c.s.framesIn, c.s.metrics.FramesIn, fe.Code).Inc()
 		c.send(fe.Frame())
 		if fe.Close != 0 {
 			c.close(fe.Close, protocol.CloseText(fe.Close), false, metrics.EvictRefused)
@@ -30,7 +30,7 @@ func (c *conn) handle(data []byte) (stop bool) {
 		}
 		return false
 	}
-	c.s.metrics.FramesIn.WithLabelValues(f.FrameType()).Inc()
+	c.s.frameCounter(c.s.framesIn, c.s.metrics.FramesIn, f.FrameType()).Inc()
 	switch f := f.(type) {
 	case *protocol.Ping:
 		c.send(&protocol.Pong{T: f.T, ServerTime: c.s.cfg.now().UnixMilli()})

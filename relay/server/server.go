@@ -32,11 +32,13 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/heartline/heartline/assets"
 	"github.com/heartline/heartline/relay/avatar"
 	"github.com/heartline/heartline/relay/metrics"
 	"github.com/heartline/heartline/relay/store"
+	"github.com/heartline/heartline/shared/protocol"
 )
 
 // Server is one relay. Create it with New; it is safe for concurrent use.
@@ -65,6 +67,10 @@ type Server struct {
 	bgWG   sync.WaitGroup // sweeper and room drainers
 
 	avatarLimits *ipLimiter
+
+	// Counters per frame type, resolved once: the message path then never
+	// takes the metric vectors' internal lock.
+	framesIn, framesOut map[string]prometheus.Counter
 
 	draining atomic.Bool
 	stop     chan struct{}
@@ -100,6 +106,15 @@ func New(cfg Config) (*Server, error) {
 		builtin:      make(map[string]bool),
 		stop:         make(chan struct{}),
 		avatarLimits: newIPLimiter(cfg.AvatarRate, cfg.AvatarBurst),
+	}
+	s.framesIn, s.framesOut = map[string]prometheus.Counter{}, map[string]prometheus.Counter{}
+	for _, typ := range []string{protocol.TypeHello, protocol.TypeMsg, protocol.TypePing, protocol.TypeBye,
+		"ws_ping", "ws_pong", "binary", protocol.ErrBadFrame, protocol.ErrUnknownType} {
+		s.framesIn[typ] = s.metrics.FramesIn.WithLabelValues(typ)
+	}
+	for _, typ := range []string{protocol.TypeWelcome, protocol.TypeMsg, protocol.TypeAck, protocol.TypeJoined,
+		protocol.TypePresence, protocol.TypeLeft, protocol.TypePong, protocol.TypeError, "ws_pong"} {
+		s.framesOut[typ] = s.metrics.FramesOut.WithLabelValues(typ)
 	}
 	for _, n := range assets.BuiltinAvatarNames() {
 		s.builtin[n] = true
@@ -150,6 +165,14 @@ func New(cfg Config) (*Server, error) {
 	s.bgWG.Add(1)
 	go s.sweeper()
 	return s, nil
+}
+
+// frameCounter returns the pre-resolved counter for typ, or the vector's.
+func (s *Server) frameCounter(m map[string]prometheus.Counter, vec *prometheus.CounterVec, typ string) prometheus.Counter {
+	if c, ok := m[typ]; ok {
+		return c
+	}
+	return vec.WithLabelValues(typ)
 }
 
 // Handler returns the relay's HTTP handler (/ws, /healthz, /readyz, /metrics,
