@@ -483,6 +483,7 @@ func TestHalfOpenPathIsNoticedAndRecovered(t *testing.T) {
 	if took := noticed.Sub(broke); took > 2*time.Second {
 		t.Errorf("noticed the dead path after %v, want about 300 ms", took)
 	}
+	t.Logf("path broken -> drop noticed: %v (silence at the drop: %v)", noticed.Sub(broke).Round(time.Millisecond), d.At.Sub(d.LastFrameAt).Round(time.Millisecond))
 
 	// While the path is broken, attempts fail (the handshake never completes)
 	// and bob's message waits for ann in the relay's history.
