@@ -65,22 +65,16 @@ func run(args []string) int {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
-	id := meta.ID
-	if *profile != "" {
-		if err := protocol.ValidateRoom(*profile); err != nil {
-			fmt.Fprintln(os.Stderr, "heartline: --profile: use a-z, 0-9, - and _ only")
-			return 2
-		}
-		id += "." + *profile
+	md, err := appMetadata(meta, *profile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "heartline:", err)
+		return 2
 	}
-	icon := fyne.NewStaticResource("heartline.png", assets.Icon())
+	icon := md.Icon
 	// A plain `go build` does not embed FyneApp.toml; the root package does,
 	// so the metadata (and the fyneDo migration) is right in every binary.
-	app.SetMetadata(fyne.AppMetadata{
-		ID: id, Name: meta.Name, Version: meta.Version, Build: meta.Build,
-		Icon: icon, Migrations: meta.Migrations,
-	})
-	a := app.NewWithID(id)
+	app.SetMetadata(md)
+	a := app.NewWithID(md.ID)
 	a.SetIcon(icon)
 
 	u := ui.New(a, ui.Options{AppName: meta.Name, Version: meta.Version, Icon: icon, Logger: log})
@@ -160,3 +154,21 @@ func run(args []string) int {
 }
 
 func settingsTheme(s string) settings.Theme { return settings.Theme(s) }
+
+// appMetadata is what Fyne learns about the app: FyneApp.toml's name, ID,
+// version, build and migrations, the embedded icon, and a profile suffix on
+// the ID (so that two instances on one computer keep separate preferences).
+func appMetadata(meta heartline.Metadata, profile string) (fyne.AppMetadata, error) {
+	id := meta.ID
+	if profile != "" {
+		if err := protocol.ValidateRoom(profile); err != nil {
+			return fyne.AppMetadata{}, fmt.Errorf("--profile %q: use a-z, 0-9, - and _ only", profile)
+		}
+		id += "." + profile
+	}
+	return fyne.AppMetadata{
+		ID: id, Name: meta.Name, Version: meta.Version, Build: meta.Build,
+		Icon:       fyne.NewStaticResource("heartline.png", assets.Icon()),
+		Migrations: meta.Migrations,
+	}, nil
+}
