@@ -246,30 +246,40 @@ func (u *UI) join(p settings.Profile) error {
 	} else {
 		u.hosting.stop()
 	}
+	// Same relay and room (a new name, picture or token): keep the messages
+	// on screen and come back as the same member (same key, no bye), so the
+	// others see a rename, not someone leaving and joining.
+	same := u.room != nil && u.session != nil && u.prof.Relay == p.Relay && u.prof.Room == p.Room
 	if u.session != nil {
-		u.endSession()
+		u.stopSession(!same)
 	}
 	key := u.store.MemberKey(p.Relay, p.Room, client.NewKey)
 	version := u.opts.Version
 	if version == "" {
 		version = "dev"
 	}
-	u.room = newRoomView(u, p.Room)
+	if !same {
+		u.room = newRoomView(u, p.Room)
+	}
 	room := u.room
+	var sess *session
 	s, err := startSession(sessionConfig{
 		Relay: p.Relay, Room: p.Room, Name: p.Name, Avatar: p.Avatar, Token: p.Token, Key: key,
 		OutboxDir: u.opts.DataDir, ClientName: "heartline-desktop/" + version, Logger: u.log,
 	}, u.do, func(evs []client.Event) {
-		if u.room == room {
+		// Events of an earlier connection that were still queued are stale.
+		if u.room == room && u.session == sess {
 			room.apply(evs)
 			u.updateTitle()
 		}
 	})
 	if err != nil {
-		u.room = nil
+		if !same {
+			u.room = nil
+		}
 		return err
 	}
-	u.session = s
+	u.session, sess = s, s
 	if err := u.avatars.SetRelay(s.c.URL()); err != nil {
 		u.log.Info("avatar fetches disabled", "err", err)
 	}
@@ -311,13 +321,24 @@ func errMessage(err error) string {
 	return err.Error()
 }
 
+// stopSession ends the current connection: with bye (leaving the room) or
+// without (coming straight back, e.g. under a new name).
+func (u *UI) stopSession(bye bool) {
+	if u.session == nil {
+		return
+	}
+	s := u.session
+	u.session = nil
+	if bye {
+		s.stop(2 * time.Second)
+	} else {
+		s.drop()
+	}
+}
+
 // endSession leaves the current room (bye) and forgets its view.
 func (u *UI) endSession() {
-	if u.session != nil {
-		s := u.session
-		u.session = nil
-		s.stop(2 * time.Second)
-	}
+	u.stopSession(true)
 	u.room = nil
 	u.unread.Focus(true)
 	u.updateTitle()

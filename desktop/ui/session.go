@@ -117,6 +117,13 @@ func (s *session) stop(wait time.Duration) {
 	s.cancel()
 }
 
+// drop cuts the link without a bye (the relay keeps the member, away, for
+// its grace period) and waits for both goroutines.
+func (s *session) drop() {
+	s.cancel()
+	s.wg.Wait()
+}
+
 func (s *session) err() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

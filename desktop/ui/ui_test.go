@@ -170,11 +170,19 @@ func TestRoomAgainstRealRelay(t *testing.T) {
 	bobCtx, bobStop := context.WithCancel(context.Background())
 	bobDone := make(chan struct{})
 	bobGot := make(chan string, 16)
+	bobSaw := make(chan string, 64) // "changed:<name>" and "left:<name>"
 	go func() { defer close(bobDone); bob.Run(bobCtx) }()
 	go func() {
 		for ev := range bob.Events() {
-			if m, ok := ev.(client.MessageReceived); ok && !m.Own {
-				bobGot <- m.Msg.Text
+			switch e := ev.(type) {
+			case client.MessageReceived:
+				if !e.Own {
+					bobGot <- e.Msg.Text
+				}
+			case client.MemberChanged:
+				bobSaw <- "changed:" + e.Member.Name
+			case client.MemberLeft:
+				bobSaw <- "left:" + e.Member.Name
 			}
 		}
 	}()
@@ -246,6 +254,36 @@ func TestRoomAgainstRealRelay(t *testing.T) {
 			m != nil && m.Status == chatview.StatusSent
 	})
 	expectText(t, bobGot, "sent while the relay is down")
+
+	// A new name in the settings: same member (same key, no bye), so Bob sees
+	// a rename, not Alice leaving; the messages stay on Alice's screen.
+	loop.wait(func() {
+		p := u.prof
+		p.Name = "Alicia"
+		if err := u.join(p); err != nil {
+			t.Error(err)
+		}
+	})
+	eventually(t, loop, "reconnected as Alicia", func() bool {
+		return u.room.link.Phase == chatview.PhaseConnected && u.room.me.Name == "Alicia"
+	})
+	loop.wait(func() {
+		if lastText(u) != "sent while the relay is down" {
+			t.Errorf("messages gone after a rename: last %q", lastText(u))
+		}
+	})
+	expectText(t, bobSaw, "changed:Alicia")
+	for {
+		select {
+		case s := <-bobSaw:
+			if strings.HasPrefix(s, "left:") {
+				t.Fatalf("Bob saw %s on a rename", s)
+			}
+			continue
+		default:
+		}
+		break
+	}
 }
 
 func waitConnected(t *testing.T, c *client.Client) {
@@ -269,7 +307,7 @@ func expectText(t *testing.T, ch <-chan string, want string) {
 				return
 			}
 		case <-timeout:
-			t.Fatalf("Bob never got %q", want)
+			t.Fatalf("never got %q", want)
 		}
 	}
 }
