@@ -59,4 +59,3 @@ func TestLogLines(t *testing.T) {
 		}
 	}
 }
-
