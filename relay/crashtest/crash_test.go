@@ -23,7 +23,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -152,7 +151,7 @@ func (r *relayProc) kill(t *testing.T) {
 		return
 	default:
 	}
-	if err := r.cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
+	if err := r.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) { // SIGKILL on Unix
 		t.Errorf("SIGKILL: %v", err)
 	}
 	select {

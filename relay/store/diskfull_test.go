@@ -1,3 +1,5 @@
+//go:build linux
+
 package store
 
 import (
@@ -46,6 +48,8 @@ func TestFullDiskFailsTheBatchAndTheStoreRecovers(t *testing.T) {
 		t.Fatalf("child did not finish its checks:\n%s", out)
 	}
 }
+
+func init() { subprocessModes[diskFullEnv] = diskFullMain }
 
 func diskFullMain() {
 	fail := func(format string, args ...any) {

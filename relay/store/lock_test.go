@@ -19,6 +19,8 @@ import (
 // "ready", and keeps the store open until stdin closes or it is killed.
 const lockHelperEnv = "HEARTLINE_STORE_LOCK_HELPER_DIR"
 
+func init() { subprocessModes[lockHelperEnv] = lockHelperMain }
+
 func lockHelperMain() {
 	s, err := Open(os.Getenv(lockHelperEnv), Options{})
 	if err != nil {

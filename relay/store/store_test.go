@@ -15,17 +15,18 @@ import (
 	"go.uber.org/goleak"
 )
 
+// subprocessModes maps an environment variable to a function that the test
+// binary runs instead of the tests when the variable is set: the tests that
+// need a second process (a lock holder, a writer to SIGKILL, a full disk)
+// start this binary again with it. Each file registers its own in init.
+var subprocessModes = map[string]func(){}
+
 func TestMain(m *testing.M) {
-	switch {
-	case os.Getenv(lockHelperEnv) != "":
-		lockHelperMain() // subprocess of the lock tests
-		return
-	case os.Getenv(diskFullEnv) != "":
-		diskFullMain() // subprocess of TestFullDiskFailsTheBatchAndTheStoreRecovers
-		os.Exit(0)
-	case os.Getenv(killWriterEnv) != "":
-		killWriterMain() // subprocess of TestEveryAckSurvivesSIGKILL
-		return
+	for env, run := range subprocessModes {
+		if os.Getenv(env) != "" {
+			run()
+			os.Exit(0)
+		}
 	}
 	goleak.VerifyTestMain(m)
 }
