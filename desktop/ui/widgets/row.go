@@ -63,9 +63,10 @@ func newRow(m *MessageList) *row {
 	r.name.TextStyle = fyne.TextStyle{Bold: true}
 	r.when = canvas.NewText("", color.Black)
 	r.full = canvas.NewText("", color.Black)
+	// Not Label.Selectable: its own right-click menu (copy the selection)
+	// would hide the row's menu (copy text, copy link, retry) over the text.
 	r.body = widget.NewLabel("")
 	r.body.Wrapping = fyne.TextWrapWord
-	r.body.Selectable = true
 	r.rich = widget.NewRichText()
 	r.rich.Wrapping = fyne.TextWrapWord
 	r.status = canvas.NewText("", color.Black)
@@ -213,9 +214,21 @@ func (r *row) Tapped(*fyne.PointEvent) {
 
 // TappedSecondary offers copying the text or links, and retrying a failed message.
 func (r *row) TappedSecondary(ev *fyne.PointEvent) {
+	items := rowMenuItems(r)
+	if len(items) == 0 {
+		return
+	}
+	c := fyne.CurrentApp().Driver().CanvasForObject(r)
+	if c == nil {
+		return
+	}
+	widget.ShowPopUpMenuAtPosition(fyne.NewMenu("", items...), c, ev.AbsolutePosition)
+}
+
+func rowMenuItems(r *row) []*fyne.MenuItem {
 	msg := r.item.Msg
 	if r.item.Kind != chatview.KindMessage || msg == nil {
-		return
+		return nil
 	}
 	app := fyne.CurrentApp()
 	items := []*fyne.MenuItem{
@@ -234,11 +247,7 @@ func (r *row) TappedSecondary(ev *fyne.PointEvent) {
 	if msg.Own && msg.Status == chatview.StatusFailed && r.m.OnRetry != nil {
 		items = append(items, fyne.NewMenuItem("Retry sending", func() { r.m.OnRetry(msg.ID) }))
 	}
-	c := app.Driver().CanvasForObject(r)
-	if c == nil {
-		return
-	}
-	widget.ShowPopUpMenuAtPosition(fyne.NewMenu("", items...), c, ev.AbsolutePosition)
+	return items
 }
 
 // CreateRenderer implements fyne.Widget.

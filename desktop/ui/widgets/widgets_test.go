@@ -323,6 +323,36 @@ func TestRowHoverShowsFullDateAndTapKeepsIt(t *testing.T) {
 	}
 }
 
+func TestRowMenuCopiesTextAndLinks(t *testing.T) {
+	f := newListFixture(t, 0)
+	f.add("docs at https://example.org/a and https://example.org/b")
+	f.ml.Sync()
+	r := newRow(f.ml)
+	w := test.NewTempWindow(t, r)
+	w.Resize(fyne.NewSize(600, 100))
+	r.set(f.tl.Item(1))
+	r.TappedSecondary(&fyne.PointEvent{AbsolutePosition: fyne.NewPos(10, 10)})
+	if w.Canvas().Overlays().Top() == nil {
+		t.Fatal("right click showed no menu")
+	}
+	items := rowMenuItems(r)
+	var labels []string
+	for _, it := range items {
+		labels = append(labels, it.Label)
+	}
+	if strings.Join(labels, ",") != "Copy text,Copy link,Copy date and time" {
+		t.Fatalf("menu %v", labels)
+	}
+	items[0].Action()
+	if got := fyne.CurrentApp().Clipboard().Content(); got != "docs at https://example.org/a and https://example.org/b" {
+		t.Fatalf("clipboard %q", got)
+	}
+	items[1].Action()
+	if got := fyne.CurrentApp().Clipboard().Content(); got != "https://example.org/a\nhttps://example.org/b" {
+		t.Fatalf("clipboard %q", got)
+	}
+}
+
 func TestRowLinksAreHyperlinks(t *testing.T) {
 	f := newListFixture(t, 0)
 	f.add("read https://example.org/x and tell me")
@@ -339,7 +369,7 @@ func TestRowLinksAreHyperlinks(t *testing.T) {
 	f.add("no link")
 	f.ml.Sync()
 	r.set(f.tl.Item(2))
-	if r.rich.Visible() || !r.body.Visible() || !r.body.Selectable {
-		t.Fatal("plain text should be a selectable label")
+	if r.rich.Visible() || !r.body.Visible() {
+		t.Fatal("plain text should be a label")
 	}
 }
