@@ -1,9 +1,3 @@
-// Package client is Heartline's headless client engine: it dials a relay,
-// says hello, keeps the link alive with heartbeats, notices dead links,
-// reconnects with backoff, resumes the room's history without gaps or
-// duplicates, and keeps an outbox so that nothing the person typed is lost.
-// A UI drives it through a few methods and renders its events; it never
-// touches a socket itself.
 package client
 
 import (
