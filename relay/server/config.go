@@ -200,6 +200,10 @@ func (c Config) Validate() error {
 		bad("heartbeat timeout %v must be more than twice the heartbeat interval %v, or one lost ping drops a healthy client",
 			c.HeartbeatTimeout, c.HeartbeatInterval)
 	}
+	if c.SweepInterval > c.HeartbeatInterval/2 {
+		bad("sweep interval %v must be at most half the heartbeat interval %v (the protocol promises a check every interval/2)",
+			c.SweepInterval, c.HeartbeatInterval)
+	}
 	if c.MaxFrame < 512 {
 		bad("max frame %d is too small: a hello needs up to a few hundred bytes (use at least 512)", c.MaxFrame)
 	}

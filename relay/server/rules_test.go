@@ -177,3 +177,29 @@ func TestHelloTimeout(t *testing.T) {
 		t.Errorf("closed after %v, before the hello window", el)
 	}
 }
+
+func TestConfigValidate(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{}, "data dir"},
+		{Config{DataDir: dir, HeartbeatInterval: 10 * time.Second, HeartbeatTimeout: 20 * time.Second}, "more than twice"},
+		{Config{DataDir: dir, SweepInterval: 6 * time.Second}, "half the heartbeat interval"},
+		{Config{DataDir: dir, TLSCert: "c.pem"}, "both"},
+		{Config{DataDir: dir, Listen: "nocolon"}, "host:port"},
+		{Config{DataDir: dir, MaxFrame: 100}, "too small"},
+	} {
+		err := c.cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want %q", c.cfg, err, c.want)
+		}
+		if _, err := New(c.cfg); err == nil {
+			t.Errorf("New accepted %+v", c.cfg)
+		}
+	}
+	if err := (Config{DataDir: dir}).Validate(); err != nil {
+		t.Errorf("zero config with a data dir: %v", err)
+	}
+}
