@@ -464,6 +464,9 @@ func (s *Server) socket(ipIdx, portIdx int) *socket {
 }
 
 func (s *Server) send(sk *socket, local netip.AddrPort, raw []byte, to netip.AddrPort, result string) {
+	// Counted before the write: once a client holds the reply, the stats
+	// already include it.
+	s.count(result)
 	var err error
 	if sk.wild && local.IsValid() {
 		_, _, err = sk.conn.WriteMsgUDPAddrPort(raw, srcOOB(local.Addr()), to)
@@ -473,7 +476,6 @@ func (s *Server) send(sk *socket, local netip.AddrPort, raw []byte, to netip.Add
 	if err != nil {
 		s.log.Debug("stun reply not sent", "to", to, "err", err)
 	}
-	s.count(result)
 }
 
 // looksLikeSTUN checks the fixed header (RFC 8489 section 5): two zero bits,
