@@ -168,7 +168,7 @@ func TestBeforeHello(t *testing.T) {
 func TestHelloTimeout(t *testing.T) {
 	cfg := fastConfig(t)
 	cfg.HelloTimeout = 200 * time.Millisecond
-	cfg.HeartbeatInterval, cfg.HeartbeatTimeout = 10*time.Millisecond, 50*time.Millisecond
+	cfg.HeartbeatInterval, cfg.HeartbeatTimeout = 40*time.Millisecond, 90*time.Millisecond
 	tr := startRelay(t, cfg)
 	c := tr.dial(nil)
 	start := time.Now()
