@@ -16,6 +16,8 @@
 #   07-settings.png          the settings screen
 #   08-diagnostics.png       the diagnostics view after the drop
 #   09-join.png              the first-run join screen
+#   10-failed-retry.png      a message the relay refused (too long): reason and Retry
+#   11-name-taken.png        a second "Bob Stone" is refused: stopped, with what to do
 #
 # Needs: Xvfb, xdotool, ImageMagick (apt-get install xvfb xdotool imagemagick)
 # and the build packages of the desktop app. Uses bin/heartline and
@@ -165,11 +167,24 @@ shot alice 08-diagnostics.png
 
 # A first run: no saved settings, no flags.
 "$app_bin" --profile newcomer --size 1040x740 >"$tmp/newcomer.log" 2>&1 &
+newcomer_pid=$!
 pids+=($!)
 newcomer_wid=$(xdotool search --sync --onlyvisible --pid "$!" | head -1)
 xdotool windowmove "$newcomer_wid" 1050 0
 sleep 1.5
 shot newcomer 09-join.png
+
+# A message over the relay's limit is refused: it stays, marked, with Retry.
+cmd alice "show room"
+printf 'say %s\n' "$(printf 'This paragraph is far too long. %.0s' $(seq 1 130))" >>"$tmp/alice.cmd"
+sleep 2
+shot alice 10-failed-retry.png
+
+# Someone else picks a name already in the room: the relay refuses for good.
+kill "$newcomer_pid" 2>/dev/null || true
+app "Bob Stone" bob2 1050 --avatar bear --theme light
+sleep 3
+shot bob2 11-name-taken.png
 
 import -window root "$out/00-both-windows.png"
 echo "screenshots: done; $(ls "$out"/*.png | wc -l) pictures in $out/"
