@@ -205,8 +205,13 @@ func (s *Server) Start() error {
 	s.ln = ln
 	s.httpSrv = &http.Server{
 		Handler:           s.handler,
+		// Bounds for plain HTTP requests (an avatar body trickled in slowly,
+		// huge headers); gorilla clears the deadlines of upgraded websockets.
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	s.served = make(chan error, 1)
