@@ -204,7 +204,7 @@ func (s *Server) Start() error {
 	}
 	s.ln = ln
 	s.httpSrv = &http.Server{
-		Handler:           s.handler,
+		Handler: s.handler,
 		// Bounds for plain HTTP requests (an avatar body trickled in slowly,
 		// huge headers); gorilla clears the deadlines of upgraded websockets.
 		ReadHeaderTimeout: 10 * time.Second,
