@@ -34,8 +34,9 @@ type outFrame struct {
 	pong bool // data is a websocket pong's payload
 }
 
-// conn is one websocket connection. Its reader is the HTTP handler
-// goroutine; its writer runs only while frames are queued.
+// conn is one websocket connection. Its reader goroutine is started by the
+// HTTP handler (which then returns); its writer runs only while frames are
+// queued; the sweeper watches lastSeen.
 type conn struct {
 	s       *Server
 	ws      *websocket.Conn
@@ -52,7 +53,7 @@ type conn struct {
 	// thousands of connections).
 	closedFlag atomic.Bool
 
-	// Reader-only state.
+	// Owned by the reader (and the frame handler it waits for).
 	limiter      *rate.Limiter
 	blockedUntil time.Time
 
@@ -232,7 +233,7 @@ func (c *conn) writeBatch(q []outFrame) error {
 	return errors.Join(err, ferr)
 }
 
-// readLoop runs on the HTTP handler goroutine until the connection ends.
+// readLoop runs on the connection's reader goroutine until it ends.
 func (c *conn) readLoop() {
 	ws := c.ws
 	ws.SetReadLimit(c.s.cfg.MaxFrame)
@@ -313,6 +314,7 @@ func (c *conn) readEnded(err error) {
 	c.mu.Lock()
 	c.readerDone = true
 	c.closing = true
+	c.closedFlag.Store(true)
 	writerBusy := c.writing
 	reason := c.exitReason
 	r, m := c.room, c.member
