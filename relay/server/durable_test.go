@@ -320,6 +320,12 @@ func TestAckWaitsForCommitAndInFlightDuplicate(t *testing.T) {
 
 	a.msg("m1", "held")
 	a.msg("m1", "held")
+	// The reader does not wait for the disk: a ping is answered while the
+	// message is still in flight.
+	a.send(&protocol.Ping{T: 5})
+	if p := a.expectNext(protocol.TypePong).(*protocol.Pong); p.T != 5 {
+		t.Fatalf("pong %+v", p)
+	}
 	a.quiet(150 * time.Millisecond) // not durable yet: no ack
 	b.quiet(10 * time.Millisecond)  // and nobody sees it
 	close(gs.gate)
