@@ -45,7 +45,8 @@ type Target struct {
 	TLSConfig *tls.Config
 	// Budget bounds the whole run. 0 = 15 s.
 	Budget time.Duration
-	// StepTimeout bounds each of DNS, TCP, TLS and the WebSocket upgrade.
+	// StepTimeout bounds each of DNS, TCP, TLS and the WebSocket upgrade,
+	// and the wait for each heartbeat ping's answer when it is under 2 s.
 	// 0 = 5 s.
 	StepTimeout time.Duration
 	// STUNBudget bounds the UDP probe. 0 = 3 s.

@@ -25,7 +25,7 @@ const (
 	defaultBudget      = 15 * time.Second
 	defaultStepTimeout = 5 * time.Second
 	pingCount          = 3
-	pingWait           = 2 * time.Second
+	pingWait           = 2 * time.Second // per ping; a shorter Target.StepTimeout wins
 )
 
 // Run checks the path to the relay and returns the report. It never takes
@@ -337,10 +337,14 @@ func upgradeAndPing(ctx context.Context, conn net.Conn, u *url.URL, timeout time
 	}
 	ws.Status, ws.Detail = StatusOK, "upgraded at "+u.Path+" (no room joined)"
 
-	pongs := make(chan time.Time, pingCount)
-	c.SetPongHandler(func(string) error {
+	type pong struct {
+		data string
+		at   time.Time
+	}
+	pongs := make(chan pong, pingCount)
+	c.SetPongHandler(func(data string) error {
 		select {
-		case pongs <- time.Now():
+		case pongs <- pong{data, time.Now()}:
 		default:
 		}
 		return nil
@@ -354,19 +358,34 @@ func upgradeAndPing(ctx context.Context, conn net.Conn, u *url.URL, timeout time
 			}
 		}
 	}()
+	// Each ping carries its own payload: on a link slower than the wait, the
+	// pong of an earlier ping arrives during a later one's wait and must not
+	// pass for its answer (that would report a round trip shorter than the
+	// link's).
+	perPing := min(pingWait, timeout)
 	var rtts []time.Duration
 	hbStart := time.Now()
 	for i := 0; i < pingCount && ctx.Err() == nil; i++ {
+		payload := "netdiag-" + strconv.Itoa(i)
 		sent := time.Now()
-		if err := c.WriteControl(websocket.PingMessage, []byte("netdiag"), sent.Add(timeout)); err != nil {
+		if err := c.WriteControl(websocket.PingMessage, []byte(payload), sent.Add(timeout)); err != nil {
 			break
 		}
-		wait := time.NewTimer(pingWait)
-		select {
-		case at := <-pongs:
-			rtts = append(rtts, at.Sub(sent))
-		case <-wait.C:
-		case <-ctx.Done():
+		wait := time.NewTimer(perPing)
+	waiting:
+		for {
+			select {
+			case p := <-pongs:
+				if p.data != payload {
+					continue // late, for an earlier ping
+				}
+				rtts = append(rtts, p.at.Sub(sent))
+				break waiting
+			case <-wait.C:
+				break waiting
+			case <-ctx.Done():
+				break waiting
+			}
 		}
 		wait.Stop()
 	}
@@ -382,7 +401,7 @@ func upgradeAndPing(ctx context.Context, conn net.Conn, u *url.URL, timeout time
 		hb.Detail = fmt.Sprintf("ping answered in %s (%d of %d)", roundDur(rtt), len(rtts), pingCount)
 	default:
 		hb.Status, hb.Problem = StatusFailed, ProblemNoAnswer
-		hb.Detail = fmt.Sprintf("%d pings, no answer within %s each", pingCount, roundDur(pingWait))
+		hb.Detail = fmt.Sprintf("%d pings, no answer within %s each", pingCount, roundDur(perPing))
 	}
 	if lastRTT > 0 {
 		hb.Detail += "; the app's last round trip was " + roundDur(lastRTT)

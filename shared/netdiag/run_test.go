@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -276,5 +277,50 @@ func TestRunBadAddress(t *testing.T) {
 	r := netdiag.Run(context.Background(), netdiag.Target{RelayURL: "ftp://relay"})
 	if r.Verdict.Kind != netdiag.VerdictBadAddress || r.Stage(netdiag.StageTCP).Status != netdiag.StatusSkipped {
 		t.Fatalf("verdict %v, stages %s", r.Verdict, stageStatuses(r))
+	}
+}
+
+// A relay whose pongs take longer than the wait for them (a slow or
+// congested link): a late pong answers an earlier ping and must not be
+// taken for the answer to a later one, which would report a round trip far
+// shorter than the real one.
+func TestRunLatePongIsNotCountedForTheNextPing(t *testing.T) {
+	const lag = 450 * time.Millisecond // longer than the 300 ms step timeout below
+	var answering sync.WaitGroup
+	t.Cleanup(answering.Wait)
+	up := websocket.Upgrader{}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.SetPingHandler(func(data string) error {
+			answering.Go(func() {
+				time.Sleep(lag) // the link's delay, not a wait for the test
+				c.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+			})
+			return nil
+		})
+		for {
+			if _, _, err := c.ReadMessage(); err != nil {
+				return
+			}
+		}
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+
+	r := netdiag.Run(context.Background(), netdiag.Target{RelayURL: wsURL(srv), StepTimeout: 300 * time.Millisecond})
+	hb := r.Stage(netdiag.StageHeartbeat)
+	if r.PingRTT != 0 && r.PingRTT < lag {
+		t.Fatalf("measured a %v ping round trip on a link that takes %v: a late pong was matched to a later ping (%s)", r.PingRTT, lag, hb.Detail)
+	}
+	if hb.Status != netdiag.StatusFailed || hb.Problem != netdiag.ProblemNoAnswer {
+		t.Fatalf("heartbeat stage %+v, want no answer within the wait", hb)
+	}
+	if want := "3 pings, no answer within 300 ms each"; !strings.Contains(hb.Detail, want) {
+		t.Errorf("heartbeat detail %q, want it to say %q", hb.Detail, want)
 	}
 }
