@@ -93,6 +93,9 @@ func TestInvalidValuesExit2(t *testing.T) {
 		{[]string{"--log-format", "xml"}, nil, "text or json"},
 		{[]string{"--log-level", "loud"}, nil, "debug, info"},
 		{[]string{"--listen", "8080"}, nil, "host:port"},
+		{[]string{"--stun-port", "65535"}, nil, "STUN port"},
+		{[]string{"--stun-port", "-1"}, nil, "STUN port"},
+		{[]string{"--stun-alt-ip", "127.0.0.2"}, nil, "specific IP"},
 		{[]string{"--no-such-flag"}, nil, "not defined"},
 		{[]string{"stray"}, nil, "unexpected argument"},
 		{nil, map[string]string{"HEARTLINE_GRACE": "later"}, "HEARTLINE_GRACE"},
@@ -213,9 +216,9 @@ func TestProcessSIGTERM(t *testing.T) {
 	}
 	bin := buildRelay(t)
 	dir := t.TempDir()
-	cmd, addr, log := startProcess(t, bin, "--listen", "127.0.0.1:0", "--data-dir", dir, "--shutdown-timeout", "3s")
+	cmd, addr, log := startProcess(t, bin, "--listen", "127.0.0.1:0", "--data-dir", dir, "--shutdown-timeout", "3s", "--stun-port", "0")
 
-	second := exec.Command(bin, "--listen", "127.0.0.1:0", "--data-dir", dir)
+	second := exec.Command(bin, "--listen", "127.0.0.1:0", "--data-dir", dir, "--stun-port", "0")
 	var secondErr bytes.Buffer
 	second.Stderr = &secondErr
 	err := second.Run()

@@ -131,6 +131,7 @@ func startRelay(t *testing.T, bin, dataDir string) *relayProc {
 func relayArgs(dataDir string) []string {
 	return []string{
 		"--listen", "127.0.0.1:0",
+		"--stun-port", "0", // tests run in parallel: no fixed UDP port
 		"--data-dir", dataDir,
 		"--history", "1000",
 		"--rate", "100000", "--burst", "100000",

@@ -116,8 +116,18 @@ type Config struct {
 	// ShutdownTimeout bounds Serve's graceful shutdown after ctx ends; 0 means 10 s.
 	ShutdownTimeout time.Duration
 
-	// STUNPorts are the UDP ports of the relay's STUN responder, announced in
-	// welcome.stun; nil means none.
+	// STUNPort, when not 0, makes Start run a STUN Binding responder on this
+	// UDP port and the next one (the alternate port clients use to see whether
+	// their NAT mapping depends on the destination port), on the IP of Listen
+	// (every address when Listen has no host). 0 means no responder. The
+	// ports are announced in welcome.stun.
+	STUNPort int
+	// STUNAltIP is an optional second IP address of this host; with it the
+	// responder also answers CHANGE-REQUEST and sends OTHER-ADDRESS (RFC 5780).
+	// Needs Listen to name a specific IP. "" means none.
+	STUNAltIP string
+	// STUNPorts announces the ports of a STUN responder run outside the relay
+	// (when STUNPort is 0); nil means none.
 	STUNPorts []int
 
 	// Logger receives connect/join/leave/eviction lines; nil discards.
@@ -218,6 +228,17 @@ func (c Config) Validate() error {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		bad("TLS needs both a certificate and a key file (got only one)")
+	}
+	if c.STUNPort < 0 || c.STUNPort > 65534 {
+		bad("STUN port %d is out of range: it and the next port must be 1-65535 (0 disables STUN)", c.STUNPort)
+	}
+	if c.STUNAltIP != "" {
+		host, _, _ := net.SplitHostPort(c.Listen)
+		if c.STUNPort == 0 {
+			bad("a STUN alternate IP needs a STUN port")
+		} else if net.ParseIP(c.STUNAltIP) == nil || net.ParseIP(host) == nil {
+			bad("a STUN alternate IP needs an IP address (got %q) and a listen address with a specific IP (got %q)", c.STUNAltIP, c.Listen)
+		}
 	}
 	if c.HistoryPage < 1 {
 		bad("history page must be at least 1")

@@ -234,7 +234,7 @@ func (r *room) welcome(c *conn, m *member, resume *protocol.Resume, now time.Tim
 			IntervalMS: r.s.cfg.HeartbeatInterval.Milliseconds(),
 			TimeoutMS:  r.s.cfg.HeartbeatTimeout.Milliseconds(),
 		},
-		ObservedAddr: c.remote, STUN: r.s.cfg.STUNPorts,
+		ObservedAddr: c.remote, STUN: r.s.STUNPorts(),
 	}
 }
 

@@ -38,6 +38,7 @@ import (
 	"github.com/heartline/heartline/relay/avatar"
 	"github.com/heartline/heartline/relay/metrics"
 	"github.com/heartline/heartline/relay/store"
+	"github.com/heartline/heartline/relay/stunsrv"
 	"github.com/heartline/heartline/shared/protocol"
 )
 
@@ -75,8 +76,9 @@ type Server struct {
 	draining atomic.Bool
 	stop     chan struct{}
 
-	mu       sync.Mutex // guards ln, httpSrv, served, shutdown
+	mu       sync.Mutex // guards ln, stun, httpSrv, served, shutdown
 	ln       net.Listener
+	stun     *stunsrv.Server // nil without cfg.STUNPort
 	httpSrv  *http.Server
 	served   chan error
 	shutdown bool
@@ -199,6 +201,18 @@ func (s *Server) Start() error {
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s: %w (is another relay running, or pick another --listen)", s.cfg.Listen, err)
 	}
+	if s.cfg.STUNPort != 0 {
+		host, _, _ := net.SplitHostPort(s.cfg.Listen)
+		st, err := stunsrv.Listen(stunsrv.Config{
+			Addr: host, Port: s.cfg.STUNPort, AltIP: s.cfg.STUNAltIP,
+			Software: "heartline-relay", Logger: s.log, Registerer: s.metrics.Registry,
+		})
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("cannot answer STUN on UDP port %d: %w (pick another --stun-port, or 0 to disable STUN)", s.cfg.STUNPort, err)
+		}
+		s.stun = st
+	}
 	if s.tlsConf != nil {
 		ln = tls.NewListener(ln, s.tlsConf)
 	}
@@ -222,7 +236,7 @@ func (s *Server) Start() error {
 		}
 		s.served <- err
 	}()
-	s.log.Info("relay listening", "addr", ln.Addr().String(), "tls", s.tlsConf != nil)
+	s.log.Info("relay listening", "addr", ln.Addr().String(), "tls", s.tlsConf != nil, "stun_ports", s.stunPortsLocked())
 	return nil
 }
 
@@ -240,6 +254,21 @@ func (s *Server) keepAlive() net.KeepAliveConfig {
 		ka.Count = -1
 	}
 	return ka
+}
+
+// STUNPorts are the UDP ports announced in welcome.stun: the responder's
+// primary and alternate port while it runs, else cfg.STUNPorts.
+func (s *Server) STUNPorts() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stunPortsLocked()
+}
+
+func (s *Server) stunPortsLocked() []int {
+	if s.stun != nil {
+		return s.stun.Ports()
+	}
+	return s.cfg.STUNPorts
 }
 
 // Addr is the address Start bound (useful with port 0); nil before Start.
@@ -287,8 +316,11 @@ func (s *Server) shutdownOnce(ctx context.Context) error {
 	s.log.Info("relay draining: closing every connection with 1001")
 	s.mu.Lock()
 	s.shutdown = true
-	httpSrv, served := s.httpSrv, s.served
+	httpSrv, served, stun := s.httpSrv, s.served, s.stun
 	s.mu.Unlock()
+	if stun != nil {
+		stun.Close()
+	}
 
 	var errs []error
 	if httpSrv != nil {
