@@ -382,13 +382,14 @@ func (l *link) onWelcome(w *protocol.Welcome) {
 }
 
 // deliverLocked emits a room message unless its seq is already held. A
-// message of our own that is still pending (its ack was lost with a link)
-// counts as acked.
+// message of our own still in the outbox (its ack was lost with a link)
+// counts as acked: the room has it. onAck relies on this: an item still in
+// the outbox has never been delivered.
 func (l *link) deliverLocked(m protocol.Message) {
 	c := l.c
 	own := l.you.ID != "" && m.From.ID == l.you.ID
 	if own {
-		if i := c.outboxIndexLocked(m.ID); i >= 0 && c.outbox[i].Status == Pending {
+		if i := c.outboxIndexLocked(m.ID); i >= 0 {
 			l.markSentLocked(i, m.Seq, m.TS)
 		}
 	}
@@ -406,12 +407,15 @@ func (l *link) onAck(a *protocol.Ack) {
 		return // a second ack for a message resent after a rewind
 	}
 	item := l.markSentLocked(i, a.Seq, a.TS)
-	if c.seqs.add(a.Seq) {
-		c.emitLocked(MessageReceived{
-			Msg: protocol.Message{Seq: a.Seq, ID: a.ID, From: l.you, Text: item.Text, TS: a.TS},
-			Own: true,
-		})
-	}
+	// A pending item was never delivered (see deliverLocked), so it is
+	// delivered now even if its seq already counts as held: the duplicate
+	// ack of a message whose first ack was lost repeats its old seq, which
+	// may lie in a gap the client accepted after a welcome without recovery.
+	c.seqs.add(a.Seq)
+	c.emitLocked(MessageReceived{
+		Msg: protocol.Message{Seq: a.Seq, ID: a.ID, From: l.you, Text: item.Text, TS: a.TS},
+		Own: true,
+	})
 }
 
 // markSentLocked takes item i out of the outbox as accepted by the relay.

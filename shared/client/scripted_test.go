@@ -1,6 +1,7 @@
 package client
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -584,5 +585,55 @@ func TestHugeFrameFromARelayDropsTheLinkWithAReason(t *testing.T) {
 	p2 := relay.accept()
 	if p2.hello.Resume == nil {
 		t.Fatal("no resume after the drop")
+	}
+}
+
+// The ack of a message was lost with the link, and by the time the client
+// is back the relay holds more than a page after it: the welcome is not
+// recovered and the client accepts the gap. The resent message gets the
+// relay's duplicate ack with its old seq, inside that gap; it is still the
+// person's message, accepted by the room, and must be delivered once.
+func TestOwnMessageAckedInsideAnAcceptedGapIsDelivered(t *testing.T) {
+	relay := newScriptedRelay(t)
+	c, err := New(Config{URL: relay.addr, Room: "lobby", Name: "ann", Key: testKey, Rand: randSeq(0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := collect(t, c)
+	runClient(t, c)
+	p := relay.accept()
+	p.send(welcome("E", 0, false))
+	col.until("connected", isPhase(Connected))
+	id, _ := c.Send("lost ack")
+	p.expectMsg()
+	p.drop() // accepted as seq 1; the ack never came
+
+	p = relay.accept()
+	var page []protocol.Message
+	for seq := uint64(11); seq <= 60; seq++ {
+		page = append(page, msg(seq, bob, fmt.Sprintf("b%d", seq)))
+	}
+	p.send(welcome("E", 60, false, page...)) // seq 1 is no longer in the page
+	if resent := p.expectMsg(); resent.ID != id {
+		t.Fatalf("resent %q, want %q", resent.ID, id)
+	}
+	p.send(&protocol.Ack{ID: id, Seq: 1, TS: 1000}) // the duplicate's ack: the old seq
+	p.send(&protocol.Message{Seq: 61, ID: "b61", From: bob, Text: "b61"})
+	evs := col.until("seq 61", func(ev Event) bool { m, ok := ev.(MessageReceived); return ok && m.Msg.Seq == 61 })
+
+	own := 0
+	for _, ev := range evs {
+		if m, ok := ev.(MessageReceived); ok && m.Msg.Seq == 1 {
+			own++
+			if !m.Own || m.Msg.ID != id || m.Msg.Text != "lost ack" {
+				t.Errorf("seq 1 delivered as %+v (own %v)", m.Msg, m.Own)
+			}
+		}
+	}
+	if own != 1 {
+		t.Fatalf("the acked message was delivered %d times, want once", own)
+	}
+	if rp := c.ResumePoint(); rp.LastSeq != 61 {
+		t.Errorf("resume point %+v, want last_seq 61", rp)
 	}
 }
