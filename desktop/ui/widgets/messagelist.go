@@ -52,6 +52,7 @@ type MessageList struct {
 
 	width    float32
 	heights  []float32 // per row, for width
+	listH    []float32 // what the widget.List holds per row (-1: not set)
 	exact    []bool
 	fixes    map[int]float32
 	fixQueue bool
@@ -156,12 +157,15 @@ func (m *MessageList) Sync() {
 	}
 	m.heights = m.heights[:from]
 	m.exact = m.exact[:from]
+	refreshed := false
 	for i := from; i < n; i++ {
 		m.heights = append(m.heights, m.estimate(i))
 		m.exact = append(m.exact, false)
-		m.list.SetItemHeight(i, m.heights[i])
+		refreshed = m.setListHeight(i, m.heights[i]) || refreshed
 	}
-	m.list.Refresh()
+	if !refreshed {
+		m.list.Refresh() // rows changed but kept their heights
+	}
 	if m.scroll.AtBottom() {
 		m.scrollToBottom()
 	}
@@ -266,6 +270,7 @@ func (m *MessageList) rebuild() {
 		m.exact = append(m.exact, false)
 		l.SetItemHeight(i, h) // cheap: the new list has no renderer yet
 	}
+	m.listH = append(m.listH[:0], m.heights...)
 	m.list = l
 	if m.stack != nil {
 		m.stack.Objects[0] = l
@@ -329,13 +334,27 @@ func (m *MessageList) updateItem(id widget.ListItemID, o fyne.CanvasObject) {
 	}
 }
 
+// setListHeight gives row i height h in the widget.List, which refreshes
+// the whole list when a height changes; it reports whether it did.
+func (m *MessageList) setListHeight(i int, h float32) bool {
+	for len(m.listH) <= i {
+		m.listH = append(m.listH, -1)
+	}
+	if m.listH[i] == h {
+		return false
+	}
+	m.listH[i] = h
+	m.list.SetItemHeight(i, h)
+	return true
+}
+
 // applyFixes gives the list the exact heights measured while drawing.
 func (m *MessageList) applyFixes() {
 	m.fixQueue = false
 	n := m.TL.Len()
 	for id, h := range m.fixes {
 		if id < n {
-			m.list.SetItemHeight(id, h)
+			m.setListHeight(id, h)
 		}
 	}
 	clear(m.fixes)

@@ -92,7 +92,7 @@ var (
 // listFixture is a message list in a window, with deferred height fixes run
 // when the test says.
 type listFixture struct {
-	t       *testing.T
+	t       testing.TB
 	tl      *chatview.Timeline
 	ml      *MessageList
 	w       fyne.Window
@@ -101,7 +101,7 @@ type listFixture struct {
 	clockAt time.Time
 }
 
-func newListFixture(t *testing.T, n int) *listFixture {
+func newListFixture(t testing.TB, n int) *listFixture {
 	test.NewTempApp(t)
 	f := &listFixture{t: t, tl: chatview.NewTimeline(time.UTC), clockAt: t0}
 	f.tl.SetSelf(me.ID)
@@ -371,5 +371,17 @@ func TestRowLinksAreHyperlinks(t *testing.T) {
 	r.set(f.tl.Item(2))
 	if r.rich.Visible() || !r.body.Visible() {
 		t.Fatal("plain text should be a label")
+	}
+}
+
+// BenchmarkArrivedAt10k is one new message arriving in a room that already
+// shows 10,000: timeline update, row heights, list refresh, follow.
+func BenchmarkArrivedAt10k(b *testing.B) {
+	f := newListFixture(b, 10000)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		f.add("benchmark message")
+		f.ml.Arrived(false)
+		f.settle()
 	}
 }
