@@ -104,7 +104,7 @@ type Client struct {
 	rand    func() float64
 	backoff Backoff
 	log     *slog.Logger
-	store   OutboxStore
+	store   *serialStore
 	dialer  websocket.Dialer
 
 	events    *queue[Event]
@@ -195,7 +195,6 @@ func New(cfg Config) (*Client, error) {
 		rand:      cfg.Rand,
 		backoff:   cfg.Backoff.withDefaults(),
 		log:       cfg.Logger,
-		store:     cfg.Outbox,
 		events:    newQueue[Event](),
 		sentIDs:   newQueue[string](),
 		eventsOut: make(chan Event),
@@ -212,9 +211,11 @@ func New(cfg Config) (*Client, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
-	if c.store == nil {
-		c.store = NewMemoryOutbox()
+	store := cfg.Outbox
+	if store == nil {
+		store = NewMemoryOutbox()
 	}
+	c.store = &serialStore{s: store}
 	c.dialer = websocket.Dialer{
 		NetDialContext:   cfg.NetDialContext,
 		TLSClientConfig:  cfg.TLSConfig,
@@ -471,10 +472,9 @@ func (c *Client) Run(ctx context.Context) error {
 	return err
 }
 
-// removeSent deletes acked messages from the store, many at a time when
-// the store can, until Run ends.
+// removeSent deletes acked messages from the store, many at a time, until
+// Run ends.
 func (c *Client) removeSent() {
-	batch, _ := c.store.(OutboxBatchDeleter)
 	for {
 		ids, closed := c.sentIDs.take()
 		if len(ids) == 0 {
@@ -484,15 +484,7 @@ func (c *Client) removeSent() {
 			<-c.sentIDs.signal
 			continue
 		}
-		var err error
-		if batch != nil {
-			err = batch.DeleteMany(ids)
-		} else {
-			for _, id := range ids {
-				err = errors.Join(err, c.store.Delete(id))
-			}
-		}
-		if err != nil {
+		if err := c.store.DeleteMany(ids); err != nil {
 			// The relay dedups ids: a stale entry only costs a resend later.
 			c.log.Warn("outbox: cannot remove sent messages", "count", len(ids), "err", err)
 		}

@@ -99,6 +99,47 @@ type OutboxBatchDeleter interface {
 	DeleteMany(ids []string) error
 }
 
+// serialStore makes the engine keep OutboxStore's promise of one call at a
+// time: acked messages are removed on a goroutine of their own, while Send,
+// Retry and the link write to the store too.
+type serialStore struct {
+	mu sync.Mutex
+	s  OutboxStore
+}
+
+func (st *serialStore) Load() ([]OutboxItem, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.s.Load()
+}
+
+func (st *serialStore) Put(item OutboxItem) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.s.Put(item)
+}
+
+func (st *serialStore) Delete(id string) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.s.Delete(id)
+}
+
+// DeleteMany uses the store's OutboxBatchDeleter if it has one, else
+// deletes the ids one by one.
+func (st *serialStore) DeleteMany(ids []string) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if batch, ok := st.s.(OutboxBatchDeleter); ok {
+		return batch.DeleteMany(ids)
+	}
+	var err error
+	for _, id := range ids {
+		err = errors.Join(err, st.s.Delete(id))
+	}
+	return err
+}
+
 // MemoryOutbox is an OutboxStore that forgets everything when the process
 // ends; the zero Config uses one.
 type MemoryOutbox struct {

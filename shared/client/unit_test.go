@@ -1,13 +1,18 @@
 package client
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/heartline/heartline/relay/server"
 )
 
 func TestBackoffCeilingDoublesUpToCap(t *testing.T) {
@@ -251,5 +256,51 @@ func TestFileOutboxConcurrentUse(t *testing.T) {
 	items, _ := ob.Load()
 	if len(items) != 40 {
 		t.Fatalf("%d items after 40 concurrent puts", len(items))
+	}
+}
+
+// exclusiveStore is an OutboxStore that records calls overlapping in time,
+// which OutboxStore's contract ("one call at a time") rules out. Each call
+// takes a moment, as a write to disk does.
+type exclusiveStore struct {
+	inner            MemoryOutbox
+	active, overlaps atomic.Int32
+}
+
+func (s *exclusiveStore) enter() func() {
+	if s.active.Add(1) > 1 {
+		s.overlaps.Add(1)
+	}
+	time.Sleep(200 * time.Microsecond)
+	return func() { s.active.Add(-1) }
+}
+
+func (s *exclusiveStore) Load() ([]OutboxItem, error) { defer s.enter()(); return s.inner.Load() }
+func (s *exclusiveStore) Put(it OutboxItem) error     { defer s.enter()(); return s.inner.Put(it) }
+func (s *exclusiveStore) Delete(id string) error      { defer s.enter()(); return s.inner.Delete(id) }
+
+// Acked messages leave the store in the background while the person goes
+// on typing: the engine must still call the store one call at a time.
+func TestOutboxStoreCallsNeverOverlap(t *testing.T) {
+	relay := startRelay(t, server.Config{Rate: 1000, Burst: 1000})
+	store := &exclusiveStore{}
+	ann := newMember(t, Config{URL: relay.addr, Name: "ann", Outbox: store})
+	ann.run()
+	ann.waitConnected()
+	const n = 200
+	for i := range n {
+		if _, err := ann.c.Send(fmt.Sprintf("m%03d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ann.waitUntil("every message acked", 10*time.Second, func() bool { return len(ann.c.Outbox()) == 0 })
+	if err := ann.stop(); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	if left, _ := store.inner.Load(); len(left) != 0 {
+		t.Errorf("the store still holds %d acked messages", len(left))
+	}
+	if n := store.overlaps.Load(); n > 0 {
+		t.Fatalf("%d store calls overlapped another one", n)
 	}
 }
