@@ -238,41 +238,42 @@ func TestRelayRestartDeliversEveryMessageOnceInOrder(t *testing.T) {
 		m.waitConnected()
 	}
 
-	// Everyone types 60 messages, one every 10 ms; the relay goes down
-	// about a quarter of the way in and comes back on the same port with
-	// the same data dir about halfway, so messages are typed before, during
-	// and after the outage.
+	// Everyone types 60 messages, one every 10 ms: 15 while the relay is
+	// up, 20 from the moment it starts shutting down until it is back on the
+	// same port with the same data dir, and the rest after. The phases are
+	// handed over with channels, not guessed with sleeps, so a slow machine
+	// cannot make the outage miss the typing.
 	const perSender = 60
-	var relayDown, relayBack atomic.Bool
-	var typedWhileDown, typedAfter atomic.Int32
-	var typed sync.WaitGroup
+	const beforeOutage, duringOutage = 15, 20
+	relayDown, relayBack := make(chan struct{}), make(chan struct{})
+	var upTyped, downTyped, typed sync.WaitGroup
+	upTyped.Add(len(members))
+	downTyped.Add(len(members))
 	for _, m := range members {
 		typed.Go(func() {
 			for i := range perSender {
+				switch i {
+				case beforeOutage:
+					upTyped.Done()
+					<-relayDown
+				case beforeOutage + duringOutage:
+					downTyped.Done()
+					<-relayBack
+				}
 				if _, err := m.c.Send(fmt.Sprintf("%s-%02d", m.name, i)); err != nil {
 					t.Errorf("%s: Send: %v", m.name, err)
 				}
-				switch {
-				case relayBack.Load():
-					typedAfter.Add(1)
-				case relayDown.Load():
-					typedWhileDown.Add(1)
-				}
-				time.Sleep(10 * time.Millisecond)
+				time.Sleep(10 * time.Millisecond) // a person's pace, not a wait for the relay
 			}
 		})
 	}
-	time.Sleep(150 * time.Millisecond)
-	relayDown.Store(true)
+	upTyped.Wait()
+	close(relayDown)
 	relay.stop()
-	time.Sleep(250 * time.Millisecond)
+	downTyped.Wait()
 	relay.start()
-	relayBack.Store(true)
+	close(relayBack)
 	typed.Wait()
-	if typedWhileDown.Load() == 0 || typedAfter.Load() == 0 {
-		t.Fatalf("typed %d messages while the relay was down and %d after: the outage missed the typing",
-			typedWhileDown.Load(), typedAfter.Load())
-	}
 
 	for _, m := range members {
 		m.waitUntil("every message of the others", 30*time.Second, func() bool {
