@@ -59,7 +59,7 @@ apt_install() {
 		echo "missing packages: ${missing[*]} (install them as root)" >&2
 		return 1
 	}
-	echo "dist: apt-get install ${missing[*]}"
+	echo "dist: apt-get install ${missing[*]}" >&2
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null ||
 		{ apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; }
 }
@@ -163,9 +163,9 @@ for t in "${targets[@]}"; do
 	arch=${t#*/}
 	name="heartline-$VERSION-$os-$arch"
 	if [ -z "${DESKTOP_BINARY:-}" ]; then
-		if ! reason=$(toolchain "$t" 2>&1); then
-			[ $explicit = 1 ] && die "cannot build $t: $reason"
-			echo "dist: skipping $t: $reason" >&2
+		if ! toolchain "$t"; then
+			[ $explicit = 1 ] && die "cannot build $t: its C toolchain is missing (see above)"
+			echo "dist: skipping $t: its C toolchain is missing (see above)" >&2
 			skipped+=("$t")
 			continue
 		fi
@@ -188,6 +188,11 @@ for t in "${targets[@]}"; do
 		if [ -z "$bin" ]; then
 			bin="$stage/.heartline"
 			env "${buildenv[@]}" go build -trimpath -tags "$TAGS" -ldflags "$ldflags" -o "$bin" ./desktop
+			# A binary for this machine proves --version reports FyneApp.toml's version.
+			if [ "$t" = "$(go env GOHOSTOS)/$(go env GOHOSTARCH)" ]; then
+				got=$("$bin" --version 2>/dev/null) || die "heartline --version failed"
+				[[ "$got" == *"$VERSION"* ]] || die "heartline --version printed '$got', expected version $VERSION"
+			fi
 		fi
 		stage_linux "$stage" "$bin"
 		rm -f "$stage/.heartline"
