@@ -101,8 +101,7 @@ func (u *UI) showDiagnostics() {
 	v := &diagView{}
 	v.verdict = widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	v.verdict.Wrapping = fyne.TextWrapWord
-	v.checked = widget.NewLabel("")
-	v.checked.Importance = widget.LowImportance
+	v.checked = widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Italic: true})
 	v.checked.Wrapping = fyne.TextWrapWord
 	v.next = widget.NewLabel("")
 	v.next.Wrapping = fyne.TextWrapWord
