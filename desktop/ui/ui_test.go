@@ -1,8 +1,11 @@
 package ui
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"image"
+	"image/png"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -413,4 +416,77 @@ func findMember(u *UI, name string) (protocol.Member, bool) {
 		}
 	}
 	return protocol.Member{}, false
+}
+
+// A picture the person picks is shrunk, uploaded to the relay in the form,
+// shown, and selected; a new start of the app remembers everything and goes
+// straight back into the room.
+func TestPictureUploadAndRememberedJoin(t *testing.T) {
+	srv := startRelay(t, "127.0.0.1:0", t.TempDir())
+	defer srv.Shutdown(context.Background())
+	addr := srv.Addr().String()
+
+	a := test.NewTempApp(t)
+	loop := newUILoop(t)
+	dataDir := t.TempDir()
+	var u *UI
+	var f *profileForm
+	loop.wait(func() {
+		u = New(a, Options{DataDir: dataDir, Do: loop.do, Diagnose: (&diagCalls{}).run})
+		u.Start(nil, false)
+		f = newProfileForm(u, u.Profile())
+		f.relay.SetText(addr)
+		f.name.SetText("Pic Person")
+		f.picker.upload(testPNG(t, 640, 480))
+	})
+	eventually(t, loop, "picture uploaded and selected", func() bool {
+		return strings.HasPrefix(f.picker.selected, "sha256:") && f.picker.status.Text == "Picture uploaded."
+	})
+	var ref string
+	loop.wait(func() {
+		ref = f.picker.selected
+		if u.pictures(ref) == nil {
+			t.Error("uploaded picture not shown")
+		}
+		p := u.Profile()
+		f.into(&p)
+		if err := u.join(p); err != nil {
+			t.Error(err)
+		}
+	})
+	eventually(t, loop, "joined with the picture", func() bool {
+		return u.room != nil && u.room.link.Phase == chatview.PhaseConnected && u.room.me.Avatar == ref
+	})
+	loop.wait(u.Close)
+
+	// Next start: same preferences, no flags.
+	var u2 *UI
+	loop.wait(func() {
+		u2 = New(a, Options{DataDir: dataDir, Do: loop.do, Diagnose: (&diagCalls{}).run})
+		u2.Start(nil, false)
+	})
+	defer loop.wait(u2.Close)
+	eventually(t, loop, "back in the room on the next start", func() bool {
+		return u2.Screen() == "room" && u2.room.link.Phase == chatview.PhaseConnected &&
+			u2.room.me.Name == "Pic Person" && u2.room.me.Avatar == ref
+	})
+	// Leaving forgets the auto-join: the next start shows the join screen.
+	loop.wait(u2.leaveRoom)
+	loop.wait(func() {
+		if u2.Screen() != "join" || u2.Profile().AutoJoin {
+			t.Errorf("after leave: screen %s autojoin %v", u2.Screen(), u2.Profile().AutoJoin)
+		}
+	})
+}
+
+func testPNG(t *testing.T, w, h int) []byte {
+	img := image.NewNRGBA(image.Rect(0, 0, w, h))
+	for i := range img.Pix {
+		img.Pix[i] = byte(i * 7)
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }
