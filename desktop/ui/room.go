@@ -58,7 +58,7 @@ type roomView struct {
 }
 
 func newRoomView(u *UI, room string) *roomView {
-	r := &roomView{ui: u, room: room, tl: chatview.NewTimeline(nil)}
+	r := &roomView{ui: u, room: room, tl: chatview.NewTimeline(nil), lastTick: time.Now()}
 	r.gate.Grace = u.opts.BannerGrace
 	r.build()
 	return r
@@ -278,7 +278,6 @@ func (r *roomView) updateEmpty() {
 // updateStatus refreshes the header status and the banner; it also runs
 // every second from the UI's ticker while the link is not connected.
 func (r *roomView) updateStatus(now time.Time) {
-	r.lastTick = now
 	text, tone := chatview.StatusLine(r.link, now)
 	r.statusText.SetText(text)
 	r.statusDot.FillColor = toneColor(tone)
