@@ -257,6 +257,22 @@ func (s *Server) handleRooms(w http.ResponseWriter, r *http.Request) {
 		sort.Slice(ar.Members, func(i, j int) bool { return ar.Members[i].Name < ar.Members[j].Name })
 		out = append(out, ar)
 	}
+	// Rooms nobody is in are not in memory, but they exist: their history is
+	// stored and the next join resumes it. List them too, without members.
+	stored, err := s.store.Rooms()
+	if err != nil {
+		writeJSONError(w, http.StatusInternalServerError, "internal", "cannot read the rooms from the store: "+err.Error())
+		return
+	}
+	listed := make(map[string]bool, len(out))
+	for _, ar := range out {
+		listed[ar.Room] = true
+	}
+	for _, st := range stored {
+		if !listed[st.Name] {
+			out = append(out, adminRoom{Room: st.Name, Seq: st.Seq, Epoch: st.Epoch, Members: []adminMember{}})
+		}
+	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Room < out[j].Room })
 	writeJSON(w, http.StatusOK, map[string]any{"rooms": out})
 }

@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"hash/crc32"
 	"image"
@@ -126,6 +127,34 @@ func TestAdminRooms(t *testing.T) {
 	}
 	if strings.Contains(string(body), key) || strings.Contains(string(body), keyHash(key)) {
 		t.Error("the admin listing shows a member key or its hash")
+	}
+}
+
+// A room everyone left is still listed, with its seq: its history is kept.
+func TestAdminRoomsListsEmptyRooms(t *testing.T) {
+	cfg := fastConfig(t)
+	cfg.AdminToken = "admin-secret"
+	tr := startRelay(t, cfg)
+	a, _ := tr.join("quiet", "Alice", newKey())
+	a.msg("1", "anyone?")
+	a.expectNext(protocol.TypeAck)
+	a.send(&protocol.Bye{})
+	a.expectClose(protocol.CloseNormal)
+
+	var out struct {
+		Rooms []struct {
+			Room    string
+			Seq     uint64
+			Members []json.RawMessage
+		}
+	}
+	waitFor(t, 2*time.Second, "room listed without members", func() bool {
+		_, body := tr.get("/v1/rooms", http.Header{"Authorization": {"Bearer admin-secret"}})
+		decodeJSON(t, body, &out)
+		return len(out.Rooms) == 1 && len(out.Rooms[0].Members) == 0
+	})
+	if r := out.Rooms[0]; r.Room != "quiet" || r.Seq != 1 || r.Members == nil {
+		t.Errorf("rooms: %+v", out.Rooms)
 	}
 }
 
