@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -351,9 +352,16 @@ func upgradeAndPing(ctx context.Context, conn net.Conn, u *url.URL, timeout time
 	})
 	readerDone := make(chan struct{})
 	go func() {
+		// Reading is only what makes gorilla see pongs. The address may be
+		// any WebSocket service, one that streams huge frames at once
+		// included, so frames are thrown away as they come, never buffered.
 		defer close(readerDone)
 		for {
-			if _, _, err := c.ReadMessage(); err != nil {
+			_, r, err := c.NextReader()
+			if err != nil {
+				return
+			}
+			if _, err := io.Copy(io.Discard, r); err != nil {
 				return
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -322,5 +323,54 @@ func TestRunLatePongIsNotCountedForTheNextPing(t *testing.T) {
 	}
 	if want := "3 pings, no answer within 300 ms each"; !strings.Contains(hb.Detail, want) {
 		t.Errorf("heartbeat detail %q, want it to say %q", hb.Detail, want)
+	}
+}
+
+// Run goes wherever the person's address points, which may be a WebSocket
+// service that is not a relay and streams data at once. The check reads
+// only to see pongs: it must not hold a whole frame in memory.
+func TestRunDoesNotBufferAHugeFrame(t *testing.T) {
+	const frame = 64 << 20
+	up := websocket.Upgrader{}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		go func() { // answers pings
+			for {
+				if _, _, err := c.NextReader(); err != nil {
+					return
+				}
+			}
+		}()
+		wr, err := c.NextWriter(websocket.BinaryMessage)
+		if err != nil {
+			return
+		}
+		chunk := make([]byte, 32<<10)
+		for sent := 0; sent < frame; sent += len(chunk) {
+			if _, err := wr.Write(chunk); err != nil {
+				return
+			}
+		}
+		wr.Close()
+		c.ReadMessage() // until the client goes away
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	r := netdiag.Run(context.Background(), netdiag.Target{RelayURL: wsURL(srv), StepTimeout: time.Second})
+	runtime.ReadMemStats(&after)
+	if s := r.Stage(netdiag.StageWebSocket); s.Status != netdiag.StatusOK {
+		t.Fatalf("WebSocket stage %+v", s)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > frame/4 {
+		t.Fatalf("the check allocated %d MiB while a %d MiB frame streamed in: it buffers frames", grew>>20, frame>>20)
 	}
 }
