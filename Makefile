@@ -16,8 +16,9 @@ build: relay desktop
 relay:
 	go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/heartline-relay ./relay
 
+# The tags fyne build would add (from FyneApp.toml's [Migrations]).
 desktop: deps
-	go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/heartline ./desktop
+	go build -trimpath -tags "$$(go run ./scripts/version -field gotags)" -ldflags '$(LDFLAGS)' -o $(BIN)/heartline ./desktop
 
 # A relay on 127.0.0.1:8080 and, where there is a display, the desktop app joined to it.
 run: relay

@@ -12,8 +12,11 @@ packages=(
   xvfb xdotool imagemagick
   # network-namespace tests (NAT, dropped paths)
   iproute2 iptables
-  # packaging checks (.desktop and AppStream validation)
-  desktop-file-utils appstream
+  # packaging: .desktop and AppStream validation, Windows zip archives, and the
+  # checks of the reverse-proxy examples and shell scripts
+  desktop-file-utils appstream zip nginx-light caddy shellcheck
+  # scripts (make run, make screenshots)
+  curl
 )
 
 missing=()
