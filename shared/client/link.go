@@ -627,20 +627,30 @@ func (l *link) dropped(cause string, code int, detected string) linkResult {
 // failOversized handles a 1009 close: the relay cut the link over a frame
 // too large for it, which can only be one of the messages written on this
 // link. Resending it would cut every link the same way, so the largest of
-// them fails instead.
+// them fails instead. Largest on the wire, as the relay counts: JSON
+// escaping makes some texts several times longer than they look.
 func (l *link) failOversized() {
 	c := l.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	worst := -1
+	worst, worstSize := -1, 0
 	for i, it := range c.outbox {
-		if it.Status == Pending && l.written[it.ID] && (worst < 0 || len(it.Text) > len(c.outbox[worst].Text)) {
-			worst = i
+		if it.Status != Pending || !l.written[it.ID] {
+			continue
+		}
+		if size := frameSize(&protocol.Send{ID: it.ID, Text: it.Text}); size > worstSize {
+			worst, worstSize = i, size
 		}
 	}
 	if worst >= 0 {
 		l.failLocked(worst, "This message is too large for the relay: shorten it or split it, then retry.")
 	}
+}
+
+// frameSize is the length of f as written to the socket.
+func frameSize(f protocol.Frame) int {
+	b, _ := protocol.Encode(f) // a msg frame always encodes
+	return len(b)
 }
 
 // stopReason is the sentence shown when the relay refuses the client for good.

@@ -849,6 +849,30 @@ func TestOversizedMessageFailsInsteadOfLooping(t *testing.T) {
 	}
 }
 
+// The frame the relay cut the link over is the largest one on the wire,
+// not the longest text: JSON escapes some characters to six bytes.
+func TestOversizedFrameFailsTheRightMessage(t *testing.T) {
+	relay := startRelay(t, server.Config{MaxFrame: 1024})
+	ann := newMember(t, Config{URL: relay.addr, Name: "ann"})
+	bob := newMember(t, Config{URL: relay.addr, Name: "bob"})
+	// Typed offline, so that both go out on the same link: the relay reads
+	// the first, closes with 1009, and never reads the second.
+	escaped, _ := ann.c.Send(strings.Repeat("<", 300)) // 300 characters, about 1.8 KB as JSON
+	plain := strings.Repeat("y", 900)                  // 900 characters, under 1 KB as JSON
+	ann.c.Send(plain)
+	bob.run()
+	bob.waitConnected()
+	ann.run()
+	bob.waitUntil("the plain message", 10*time.Second, func() bool { return len(bob.got["ann"]) == 1 })
+	if bob.got["ann"][0] != plain {
+		t.Fatalf("bob got %.20q..., want the plain message", bob.got["ann"][0])
+	}
+	ann.waitUntil("one item left", 5*time.Second, func() bool { return len(ann.c.Outbox()) == 1 })
+	if it := ann.c.Outbox()[0]; it.ID != escaped || it.Status != Failed {
+		t.Fatalf("outbox holds %s (%d chars, %s); want the escaped message failed", it.ID, len(it.Text), it.Status)
+	}
+}
+
 func TestSlowEventReaderDoesNotStallTheLink(t *testing.T) {
 	relay := startRelay(t, server.Config{Rate: 1000, Burst: 1000})
 	// ann's events are not read at all for a while (a UI frozen by a modal
