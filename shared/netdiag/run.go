@@ -338,6 +338,30 @@ func upgradeAndPing(ctx context.Context, conn net.Conn, u *url.URL, timeout time
 	}
 	ws.Status, ws.Detail = StatusOK, "upgraded at "+u.Path+" (no room joined)"
 
+	perPing := min(pingWait, timeout)
+	hbStart := time.Now()
+	rtts := pingThenClose(ctx, c, perPing, timeout)
+	hb.Duration = time.Since(hbStart)
+
+	rtt := median(rtts)
+	switch {
+	case len(rtts) > 0:
+		hb.Status = StatusOK
+		hb.Detail = fmt.Sprintf("ping answered in %s (%d of %d)", roundDur(rtt), len(rtts), pingCount)
+	default:
+		hb.Status, hb.Problem = StatusFailed, ProblemNoAnswer
+		hb.Detail = fmt.Sprintf("%d pings, no answer within %s each", pingCount, roundDur(perPing))
+	}
+	if lastRTT > 0 {
+		hb.Detail += "; the app's last round trip was " + roundDur(lastRTT)
+	}
+	return ws, hb, rtt
+}
+
+// pingThenClose sends pingCount WebSocket pings, one at a time, waiting up
+// to perPing for each answer, then closes c. It returns the round trips of
+// the answered ones.
+func pingThenClose(ctx context.Context, c *websocket.Conn, perPing, writeTimeout time.Duration) []time.Duration {
 	type pong struct {
 		data string
 		at   time.Time
@@ -370,13 +394,11 @@ func upgradeAndPing(ctx context.Context, conn net.Conn, u *url.URL, timeout time
 	// pong of an earlier ping arrives during a later one's wait and must not
 	// pass for its answer (that would report a round trip shorter than the
 	// link's).
-	perPing := min(pingWait, timeout)
 	var rtts []time.Duration
-	hbStart := time.Now()
 	for i := 0; i < pingCount && ctx.Err() == nil; i++ {
 		payload := "netdiag-" + strconv.Itoa(i)
 		sent := time.Now()
-		if err := c.WriteControl(websocket.PingMessage, []byte(payload), sent.Add(timeout)); err != nil {
+		if err := c.WriteControl(websocket.PingMessage, []byte(payload), sent.Add(writeTimeout)); err != nil {
 			break
 		}
 		wait := time.NewTimer(perPing)
@@ -397,24 +419,10 @@ func upgradeAndPing(ctx context.Context, conn net.Conn, u *url.URL, timeout time
 		}
 		wait.Stop()
 	}
-	hb.Duration = time.Since(hbStart)
 	c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "diagnostics done"), time.Now().Add(time.Second))
 	c.Close()
 	<-readerDone
-
-	rtt := median(rtts)
-	switch {
-	case len(rtts) > 0:
-		hb.Status = StatusOK
-		hb.Detail = fmt.Sprintf("ping answered in %s (%d of %d)", roundDur(rtt), len(rtts), pingCount)
-	default:
-		hb.Status, hb.Problem = StatusFailed, ProblemNoAnswer
-		hb.Detail = fmt.Sprintf("%d pings, no answer within %s each", pingCount, roundDur(perPing))
-	}
-	if lastRTT > 0 {
-		hb.Detail += "; the app's last round trip was " + roundDur(lastRTT)
-	}
-	return ws, hb, rtt
+	return rtts
 }
 
 func udpStage(u UDPResult, ports []int) Stage {
