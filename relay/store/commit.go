@@ -188,38 +188,13 @@ func (s *Store) commit(batch []*request) {
 				}
 				switch r.kind {
 				case kindAppend, kindAppendNext:
-					rec := r.rec
-					if r.kind == kindAppendNext {
-						rec.Seq = rt.seq + 1
-					} else if rec.Seq != rt.seq+1 {
-						r.err = fmt.Errorf("%w: room %q got seq %d, next is %d", ErrSeqOutOfOrder, r.room, rec.Seq, rt.seq+1)
-						continue
-					}
-					buf = idKey(buf[:0], rec.MemberID, rec.ClientID)
-					if len(buf) > bolt.MaxKeySize {
-						// Checked here so that it fails this record, not the batch.
-						r.err = fmt.Errorf("store: member id and client id are %d bytes, more than %d", len(buf), bolt.MaxKeySize)
-						continue
-					}
-					if rec.ClientID != "" {
-						if v := rt.ids.Get(buf); v != nil {
-							old, err := decodeRecord(binary.BigEndian.Uint64(v), rt.msgs.Get(v))
-							if err != nil {
-								r.err = err
-								continue
-							}
-							r.err, r.out = &DuplicateError{Existing: old}, old
-							continue
-						}
-						if err := rt.ids.Put(buf, seqKey(rec.Seq)); err != nil {
-							return err
-						}
-					}
-					if err := rt.msgs.Put(seqKey(rec.Seq), encodeRecord(nil, &rec)); err != nil {
+					var err error
+					if buf, err = appendTx(rt, r, buf); err != nil {
 						return err
 					}
-					rt.seq, rt.appended, r.out = rec.Seq, true, rec
-					appended++
+					if r.err == nil {
+						appended++
+					}
 				case kindPutMember:
 					if r.member.ID == "" || len(r.member.ID) > bolt.MaxKeySize {
 						r.err = fmt.Errorf("store: member id must be 1-%d bytes, got %d", bolt.MaxKeySize, len(r.member.ID))
@@ -274,6 +249,45 @@ func (s *Store) commit(batch []*request) {
 	for _, r := range batch {
 		r.finish()
 	}
+}
+
+// appendTx writes r's record into its room within the commit's
+// transaction. A problem with this record alone (seq out of order, ids too
+// long, a duplicate id) goes to r.err and the batch goes on; the error
+// returned fails the whole transaction. buf is scratch space for the
+// dedup key, returned for reuse.
+func appendTx(rt *roomTx, r *request, buf []byte) ([]byte, error) {
+	rec := r.rec
+	if r.kind == kindAppendNext {
+		rec.Seq = rt.seq + 1
+	} else if rec.Seq != rt.seq+1 {
+		r.err = fmt.Errorf("%w: room %q got seq %d, next is %d", ErrSeqOutOfOrder, r.room, rec.Seq, rt.seq+1)
+		return buf, nil
+	}
+	buf = idKey(buf[:0], rec.MemberID, rec.ClientID)
+	if len(buf) > bolt.MaxKeySize {
+		r.err = fmt.Errorf("store: member id and client id are %d bytes, more than %d", len(buf), bolt.MaxKeySize)
+		return buf, nil
+	}
+	if rec.ClientID != "" {
+		if v := rt.ids.Get(buf); v != nil {
+			old, err := decodeRecord(binary.BigEndian.Uint64(v), rt.msgs.Get(v))
+			if err != nil {
+				r.err = err
+				return buf, nil
+			}
+			r.err, r.out = &DuplicateError{Existing: old}, old
+			return buf, nil
+		}
+		if err := rt.ids.Put(buf, seqKey(rec.Seq)); err != nil {
+			return buf, err
+		}
+	}
+	if err := rt.msgs.Put(seqKey(rec.Seq), encodeRecord(nil, &rec)); err != nil {
+		return buf, err
+	}
+	rt.seq, rt.appended, r.out = rec.Seq, true, rec
+	return buf, nil
 }
 
 func openRoomTx(rb *bolt.Bucket, name string) (*roomTx, error) {
