@@ -9,12 +9,14 @@ import "time"
 // the one exception: they only back up the clock-driven timeouts.
 type Clock interface {
 	Now() time.Time
-	// NewTimer returns a stopped-or-running one-shot timer that fires once
-	// after d.
+	// NewTimer returns a one-shot timer that fires once, d from now.
 	NewTimer(d time.Duration) Timer
 }
 
-// Timer is the subset of *time.Timer the engine uses.
+// Timer is the subset of *time.Timer the engine uses, with the semantics
+// time.Timer has since Go 1.23: after Stop or Reset, C holds no value from
+// before the call. The engine relies on that: it resets the dead-link
+// timer on every frame, and a stale value would drop a live link.
 type Timer interface {
 	C() <-chan time.Time
 	// Stop prevents the timer from firing; it reports whether it was running.
