@@ -352,12 +352,8 @@ func (c *Client) Retry(id string) error {
 		return fmt.Errorf("message %q is %s, not failed", id, item.Status)
 	}
 	item.Status, item.Reason = Pending, ""
-	// Delete then Put moves it to the end in the store too, so the order
-	// survives a restart.
-	if err := c.store.Delete(id); err != nil {
-		return fmt.Errorf("the outbox could not be updated: %w", err)
-	}
-	if err := c.store.Put(item); err != nil {
+	// It moves to the end in the store too, so the order survives a restart.
+	if err := c.store.moveToEnd(item); err != nil {
 		return fmt.Errorf("the outbox could not be updated: %w", err)
 	}
 	c.outbox = append(append(c.outbox[:i:i], c.outbox[i+1:]...), item)

@@ -140,6 +140,21 @@ func (st *serialStore) DeleteMany(ids []string) error {
 	return err
 }
 
+// moveToEnd replaces the item with item's ID by item, placed last. The
+// built-in stores do it in one write; any other store gets a Delete and a
+// Put, and a crash between the two loses the item.
+func (st *serialStore) moveToEnd(item OutboxItem) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if m, ok := st.s.(interface{ moveToEnd(OutboxItem) error }); ok {
+		return m.moveToEnd(item)
+	}
+	if err := st.s.Delete(item.ID); err != nil {
+		return err
+	}
+	return st.s.Put(item)
+}
+
 // MemoryOutbox is an OutboxStore that forgets everything when the process
 // ends; the zero Config uses one.
 type MemoryOutbox struct {
@@ -178,6 +193,13 @@ func (m *MemoryOutbox) DeleteMany(ids []string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.items = deleteItems(m.items, ids)
+	return nil
+}
+
+func (m *MemoryOutbox) moveToEnd(item OutboxItem) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.items = append(deleteItem(m.items, item.ID), item)
 	return nil
 }
 
@@ -308,6 +330,19 @@ func (f *FileOutbox) DeleteMany(ids []string) error {
 	if len(next) == len(f.items) {
 		return nil
 	}
+	if err := f.write(next); err != nil {
+		return err
+	}
+	f.items = next
+	return nil
+}
+
+// moveToEnd replaces the item with item's ID by item, placed last, in one
+// atomic rewrite.
+func (f *FileOutbox) moveToEnd(item OutboxItem) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	next := append(deleteItem(slices.Clone(f.items), item.ID), item)
 	if err := f.write(next); err != nil {
 		return err
 	}

@@ -304,3 +304,62 @@ func TestOutboxStoreCallsNeverOverlap(t *testing.T) {
 		t.Fatalf("%d store calls overlapped another one", n)
 	}
 }
+
+// powerCutOutbox is a file outbox whose process dies right after a Delete:
+// the next Put never reaches the disk.
+type powerCutOutbox struct {
+	*FileOutbox
+	deleted bool
+}
+
+func (p *powerCutOutbox) Delete(id string) error {
+	p.deleted = true
+	return p.FileOutbox.Delete(id)
+}
+
+func (p *powerCutOutbox) Put(item OutboxItem) error {
+	if p.deleted {
+		return errors.New("power cut")
+	}
+	return p.FileOutbox.Put(item)
+}
+
+// Retry moves a failed message to the end of the queue, on disk too. A
+// crash in the middle of that must not lose the message.
+func TestRetryNeverLeavesTheFileWithoutTheMessage(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "outbox.json")
+	ob, err := NewFileOutbox(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, it := range []OutboxItem{
+		{ID: "a", Text: "first"},
+		{ID: "b", Text: "refused once", Status: Failed, Reason: "too fast"},
+		{ID: "c", Text: "third"},
+	} {
+		if err := ob.Put(it); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := New(Config{URL: "127.0.0.1:1", Room: "lobby", Name: "ann", Key: testKey, Outbox: &powerCutOutbox{FileOutbox: ob}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	retryErr := c.Retry("b")
+
+	after, err := NewFileOutbox(path) // the app starting again
+	if err != nil {
+		t.Fatal(err)
+	}
+	items, _ := after.Load()
+	var ids []string
+	for _, it := range items {
+		ids = append(ids, it.ID)
+	}
+	if !slices.Contains(ids, "b") {
+		t.Fatalf("after Retry (%v) the file holds %v: the retried message is lost", retryErr, ids)
+	}
+	if retryErr == nil && (!slices.Equal(ids, []string{"a", "c", "b"}) || items[2].Status != Pending) {
+		t.Fatalf("Retry succeeded but the file holds %+v, want b pending and last", items)
+	}
+}
