@@ -299,12 +299,7 @@ func (f *FileOutbox) Load() ([]OutboxItem, error) {
 func (f *FileOutbox) Put(item OutboxItem) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	next := putItem(slices.Clone(f.items), item)
-	if err := f.write(next); err != nil {
-		return err
-	}
-	f.items = next
-	return nil
+	return f.replaceLocked(putItem(slices.Clone(f.items), item))
 }
 
 // Delete implements OutboxStore.
@@ -315,11 +310,7 @@ func (f *FileOutbox) Delete(id string) error {
 	if len(next) == len(f.items) {
 		return nil
 	}
-	if err := f.write(next); err != nil {
-		return err
-	}
-	f.items = next
-	return nil
+	return f.replaceLocked(next)
 }
 
 // DeleteMany implements OutboxBatchDeleter with one write.
@@ -330,11 +321,7 @@ func (f *FileOutbox) DeleteMany(ids []string) error {
 	if len(next) == len(f.items) {
 		return nil
 	}
-	if err := f.write(next); err != nil {
-		return err
-	}
-	f.items = next
-	return nil
+	return f.replaceLocked(next)
 }
 
 // moveToEnd replaces the item with item's ID by item, placed last, in one
@@ -342,7 +329,12 @@ func (f *FileOutbox) DeleteMany(ids []string) error {
 func (f *FileOutbox) moveToEnd(item OutboxItem) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	next := append(deleteItem(slices.Clone(f.items), item.ID), item)
+	return f.replaceLocked(append(deleteItem(slices.Clone(f.items), item.ID), item))
+}
+
+// replaceLocked makes next the outbox's items once they are on disk; on an
+// error the items stay what they were. f.mu is held.
+func (f *FileOutbox) replaceLocked(next []OutboxItem) error {
 	if err := f.write(next); err != nil {
 		return err
 	}
