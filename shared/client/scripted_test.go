@@ -186,7 +186,10 @@ func countGaps(evs []Event) (n int, last HistoryGap) {
 	return n, last
 }
 
-func TestResumeMergesReplayWithoutDuplicates(t *testing.T) {
+// runScripted starts a client (ann, on the real clock, reconnecting at
+// once: no jitter) against a new scripted relay, and reads its events.
+func runScripted(t *testing.T) (*scriptedRelay, *Client, *collector) {
+	t.Helper()
 	relay := newScriptedRelay(t)
 	c, err := New(Config{URL: relay.addr, Room: "lobby", Name: "ann", Key: testKey, Rand: randSeq(0)})
 	if err != nil {
@@ -194,6 +197,11 @@ func TestResumeMergesReplayWithoutDuplicates(t *testing.T) {
 	}
 	col := collect(t, c)
 	runClient(t, c)
+	return relay, c, col
+}
+
+func TestResumeMergesReplayWithoutDuplicates(t *testing.T) {
+	relay, c, col := runScripted(t)
 
 	// First join: no resume, the latest page, no gap event.
 	p := relay.accept()
@@ -406,13 +414,7 @@ func TestRateLimitedTooOftenFails(t *testing.T) {
 }
 
 func TestLostAckIsRecoveredFromReplayOnce(t *testing.T) {
-	relay := newScriptedRelay(t)
-	c, err := New(Config{URL: relay.addr, Room: "lobby", Name: "ann", Key: testKey, Rand: randSeq(0)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	col := collect(t, c)
-	runClient(t, c)
+	relay, c, col := runScripted(t)
 	p := relay.accept()
 	p.send(welcome("E", 0, false))
 	col.until("connected", isPhase(Connected))
@@ -529,13 +531,7 @@ func TestHeartbeatFollowsTheWelcome(t *testing.T) {
 }
 
 func TestUnknownAndBrokenFramesAreIgnored(t *testing.T) {
-	relay := newScriptedRelay(t)
-	c, err := New(Config{URL: relay.addr, Room: "lobby", Name: "ann", Key: testKey, Rand: randSeq(0)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	col := collect(t, c)
-	runClient(t, c)
+	relay, c, col := runScripted(t)
 	p := relay.accept()
 	p.send(welcome("E", 0, false))
 	// A newer relay's frame, a field of the wrong type, junk, a binary frame:
@@ -565,13 +561,7 @@ func TestUnknownAndBrokenFramesAreIgnored(t *testing.T) {
 }
 
 func TestHugeFrameFromARelayDropsTheLinkWithAReason(t *testing.T) {
-	relay := newScriptedRelay(t)
-	c, err := New(Config{URL: relay.addr, Room: "lobby", Name: "ann", Key: testKey, Rand: randSeq(0)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	col := collect(t, c)
-	runClient(t, c)
+	relay, _, col := runScripted(t)
 	p := relay.accept()
 	p.send(welcome("E", 0, false))
 	huge := append([]byte(`{"type":"msg","seq":1,"text":"`), make([]byte, maxInboundFrame)...)
@@ -594,13 +584,7 @@ func TestHugeFrameFromARelayDropsTheLinkWithAReason(t *testing.T) {
 // relay's duplicate ack with its old seq, inside that gap; it is still the
 // person's message, accepted by the room, and must be delivered once.
 func TestOwnMessageAckedInsideAnAcceptedGapIsDelivered(t *testing.T) {
-	relay := newScriptedRelay(t)
-	c, err := New(Config{URL: relay.addr, Room: "lobby", Name: "ann", Key: testKey, Rand: randSeq(0)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	col := collect(t, c)
-	runClient(t, c)
+	relay, c, col := runScripted(t)
 	p := relay.accept()
 	p.send(welcome("E", 0, false))
 	col.until("connected", isPhase(Connected))
