@@ -106,18 +106,20 @@ func churnMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (a
 			}
 		}
 		var readers sync.WaitGroup
+		bgCtx, bgStop := context.WithCancel(ctx)
+		var bg sync.WaitGroup
+		bg.Add(1)
+		go func() { defer bg.Done(); heartbeat(bgCtx, e, members) }()
 		joined, took := e.joinAll(ctx, members, c.conc, &readers, nil)
 		res.Joined = joined
 		c.progress("churn: %d stable members joined in %.1fs", joined, took.Seconds())
 		if joined < len(members) {
+			bgStop()
+			bg.Wait()
 			leave(members, true, &readers, 3*time.Second)
 			res.JoinFailures = e.failures()
 			return res, fmt.Errorf("only %d of %d stable members joined: %v", joined, len(members), res.JoinFailures)
 		}
-		bgCtx, bgStop := context.WithCancel(ctx)
-		var bg sync.WaitGroup
-		bg.Add(1)
-		go func() { defer bg.Done(); heartbeat(bgCtx, e, members, members[0].heartbeat) }()
 
 		// The observer's counts from here on are the churn's own (stable
 		// members that joined after the observer are left out).
@@ -255,6 +257,7 @@ func churnMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (a
 		bgStop()
 		bg.Wait()
 		res.Acked = acked.Load()
+		markEnd(members)
 		leave(members, true, &readers, 3*time.Second)
 		res.Loss = accountLoss(members, func(string) uint64 { return maxAck.Load() })
 		res.JoinLatency = joinLat.summary()

@@ -31,6 +31,9 @@ type env struct {
 	// latFrom: latencies are recorded only for messages sent at or after
 	// this env.now() (a warm-up excludes the start of a run).
 	latFrom atomic.Int64
+	// hbInterval is the ping interval of the first welcome (ns); the
+	// heartbeat goroutine waits for it.
+	hbInterval atomic.Int64
 
 	failMu sync.Mutex
 	fails  map[string]int // join failures by kind
@@ -94,6 +97,7 @@ type member struct {
 	closeCode                          atomic.Int64  // how the relay closed it (0: open or closed by us)
 	rawClose                           atomic.Int64  // the close code seen, even when we asked for it
 	welcomes                           atomic.Int64  // welcomes received (joins and resumes)
+	endClose                           int64         // closeCode when the measurement ended (markEnd)
 	lastRecovered                      atomic.Bool   // the latest welcome's recovered flag
 	pingAt                             atomic.Int64  // env.now() of the last ping
 	rttSum, rttN                       atomic.Int64  // pong round trips, ns
@@ -178,6 +182,9 @@ func (e *env) join(ctx context.Context, m *member, resume bool) error {
 			m.lastRecovered.Store(f.Recovered)
 			m.welcomes.Add(1)
 			m.heartbeat = time.Duration(f.Heartbeat.IntervalMS) * time.Millisecond
+			if m.heartbeat > 0 {
+				e.hbInterval.CompareAndSwap(0, int64(m.heartbeat))
+			}
 			switch {
 			case !m.track:
 			case m.seqs == nil || !resume:
@@ -300,7 +307,9 @@ func (m *member) readLoop(e *env) {
 			}
 		case protocol.TypeAck:
 			m.acks.Add(1)
-			if m.seqs != nil && h.hasSeq {
+			// A resent message's ack repeats a seq the sender may already hold
+			// (from its first ack or from the resume history): not a duplicate delivery.
+			if m.seqs != nil && h.hasSeq && !m.seqs.has(h.seq) {
 				m.seqs.add(h.seq)
 			}
 			if h.seq > m.high.Load() {
@@ -484,21 +493,31 @@ func (e *env) joinAll(ctx context.Context, members []*member, conc int, wg *sync
 	return int(ok.Load()), time.Since(start)
 }
 
-// heartbeat pings every live member once per interval, spread evenly over the
-// interval, from this one goroutine (no timer per member). It returns when ctx ends.
-func heartbeat(ctx context.Context, e *env, members []*member, interval time.Duration) {
-	if len(members) == 0 || interval <= 0 {
+// heartbeat pings every live member once per interval (the first welcome's),
+// spread evenly over the interval, from this one goroutine (no timer per
+// member). Start it before joining: members that joined early must not go
+// silent while the rest join. Members without a link are skipped. It returns
+// when ctx ends.
+func heartbeat(ctx context.Context, e *env, members []*member) {
+	if len(members) == 0 {
 		return
 	}
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	start := time.Now()
+	var start time.Time
+	var interval time.Duration
 	var done int64 // pings issued so far (cumulative over rounds)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		}
+		if interval == 0 {
+			if interval = time.Duration(e.hbInterval.Load()); interval == 0 {
+				continue
+			}
+			start = time.Now()
 		}
 		due := int64(float64(time.Since(start)) / float64(interval) * float64(len(members)))
 		for ; done < due; done++ {

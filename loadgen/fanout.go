@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/heartline/heartline/shared/protocol"
 )
 
 // lossFigures splits what members did not receive by cause.
@@ -24,6 +26,28 @@ type lossFigures struct {
 	Closed       map[int]int `json:"closed_by_relay,omitempty"`
 	Duplicates   uint64      `json:"duplicates"`
 	OutOfOrder   uint64      `json:"out_of_order"`
+}
+
+// markEnd records how each member's link stands before the run's own leave
+// (a mass bye can make the relay cut members off, which is no loss of the
+// measured traffic).
+func markEnd(members []*member) {
+	for _, m := range members {
+		m.endClose = m.closeCode.Load()
+	}
+}
+
+// leaveCloses counts the close codes the relay sent during the run's leave.
+func leaveCloses(members []*member) map[int]int {
+	out := map[int]int{}
+	for _, m := range members {
+		if m.endClose == 0 {
+			if code := m.rawClose.Load(); code != protocol.CloseNormal && code != 0 {
+				out[int(code)]++
+			}
+		}
+	}
+	return out
 }
 
 // accountLoss compares every tracked member's seqs with (its welcome seq,
@@ -44,7 +68,7 @@ func accountLoss(members []*member, final func(room string) uint64) lossFigures 
 		l.Received += s.countRange(s.base, finalSeq)
 		l.Duplicates += s.dups
 		l.OutOfOrder += s.late
-		code := int(m.closeCode.Load())
+		code := int(m.endClose)
 		switch code {
 		case 0:
 			l.Gaps += holes
@@ -99,6 +123,7 @@ type fanoutResult struct {
 	RelayUsPerDeliver float64        `json:"relay_cpu_us_per_delivery"`
 	LoadCPU           float64        `json:"loadgen_cpu_percent"`
 	Stalled           bool           `json:"stalled,omitempty"`
+	LeaveCloses       map[int]int    `json:"closes_during_leave,omitempty"` // after the measurement, on bye
 }
 
 func fanoutMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (any, error) {
@@ -183,18 +208,20 @@ func fanoutMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (
 		}
 
 		var readers sync.WaitGroup
+		hbCtx, hbStop := context.WithCancel(ctx)
+		var bg sync.WaitGroup
+		bg.Add(1)
+		go func() { defer bg.Done(); heartbeat(hbCtx, e, all) }()
 		c.progress("fanout: joining %d receivers and %d senders", *receivers, *senders)
 		joined, took := e.joinAll(ctx, all, c.conc, &readers, nil)
 		res.Joined, res.JoinFailures = joined, e.failures()
 		c.progress("fanout: %d joined in %.1fs", joined, took.Seconds())
 		if joined < len(all) {
+			hbStop()
+			bg.Wait()
 			leave(all, true, &readers, 3*time.Second)
 			return res, fmt.Errorf("only %d of %d members joined (%v): fix the relay's limits (max room members, max conns, rate) first", joined, len(all), res.JoinFailures)
 		}
-		hbCtx, hbStop := context.WithCancel(ctx)
-		var bg sync.WaitGroup
-		bg.Add(1)
-		go func() { defer bg.Done(); heartbeat(hbCtx, e, all, recv[0].heartbeat) }()
 
 		text := strings.Repeat("x", *size)
 		var r0, r1 procSample
@@ -282,7 +309,9 @@ func fanoutMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (
 		res.Acked = acked.Load()
 		hbStop()
 		bg.Wait()
+		markEnd(all)
 		leave(all, true, &readers, 3*time.Second)
+		res.LeaveCloses = leaveCloses(all)
 
 		// Readers have stopped: their histograms and seq sets are ours now.
 		lat, ackLat := &hist{}, &hist{}
@@ -328,6 +357,9 @@ func fanoutMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (
 			res.Latency.P50, res.Latency.P90, res.Latency.P99, res.Latency.P999, res.Latency.Max, res.Latency.Count, *warmup)
 		fmt.Printf("  latency send->ack:     p50 %.2f ms, p99 %.2f, max %.2f\n", res.AckLatency.P50, res.AckLatency.P99, res.AckLatency.Max)
 		fmt.Printf("  loss: %s\n", res.Loss)
+		if len(res.LeaveCloses) > 0 {
+			fmt.Printf("  after the measurement, while all members said bye, the relay closed: %v (1006: no close frame in 3 s)\n", res.LeaveCloses)
+		}
 		if pid != "" && sampleErr == nil {
 			fmt.Printf("  relay pid %s: %.2f s CPU (%.0f%% of a core), %.3f us per delivery; RSS %d -> %d KiB (peak ever %d)\n",
 				pid, res.Relay.CPUSeconds, res.Relay.CPUPercent, res.RelayUsPerDeliver, r0.rssKiB, r1.rssKiB, r1.hwmKiB)

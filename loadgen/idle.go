@@ -66,27 +66,23 @@ func idleMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (an
 		res.Rooms = len(rooms)
 		members := newMembers(e, *n, rooms, "m")
 		var readers sync.WaitGroup
+		hbCtx, hbStop := context.WithCancel(ctx)
+		var hb sync.WaitGroup
+		hb.Add(1)
+		go func() { defer hb.Done(); heartbeat(hbCtx, e, members) }()
 		c.progress("idle: joining %d members in %d rooms from %d source addresses", *n, len(rooms), len(e.srcs))
 		joined, took := e.joinAll(ctx, members, c.conc, &readers, func(i int) { c.progress("idle: %d dialled", i) })
 		res.Joined, res.JoinSeconds = joined, took.Seconds()
 		res.JoinFailures = e.failures()
 		c.progress("idle: %d joined in %.1fs, failures %v", joined, took.Seconds(), res.JoinFailures)
 		if joined == 0 {
+			hbStop()
+			hb.Wait()
 			leave(members, false, &readers, 0)
 			return res, errors.New("no member joined: is the relay running at -url?")
 		}
-		interval := 10 * time.Second
-		for _, m := range members {
-			if m.heartbeat > 0 {
-				interval = m.heartbeat
-				break
-			}
-		}
+		interval := time.Duration(e.hbInterval.Load())
 		res.HeartbeatMS = interval.Milliseconds()
-		hbCtx, hbStop := context.WithCancel(ctx)
-		var hb sync.WaitGroup
-		hb.Add(1)
-		go func() { defer hb.Done(); heartbeat(hbCtx, e, members, interval) }()
 
 		wait := *settle
 		if wait == 0 {

@@ -21,6 +21,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -76,12 +77,18 @@ func main() {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	load0 := loadAvg()
+	started := time.Now().UTC()
 	res, err := exec(ctx, e, c)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "heartline-load %s: %v\n", mode, err)
 	}
 	if res != nil {
-		line, jerr := json.Marshal(res)
+		load1 := loadAvg()
+		fmt.Printf("  machine: %d CPUs, load average %s at start, %s at end (other tenants' load moves every figure)\n",
+			runtime.NumCPU(), load0, load1)
+		line, jerr := withMachine(res, map[string]any{"started": started.Format(time.RFC3339),
+			"cpus": runtime.NumCPU(), "loadavg_start": load0, "loadavg_end": load1, "args": os.Args[1:]})
 		if jerr != nil {
 			fmt.Fprintf(os.Stderr, "heartline-load: encoding the result: %v\n", jerr)
 			os.Exit(1)
@@ -278,3 +285,32 @@ func defaultReadBuf(c *common, def int) int {
 }
 
 var _ websocket.BufferPool = (*sync.Pool)(nil)
+
+// loadAvg is the 1-minute load average from /proc/loadavg ("" if unreadable).
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return ""
+	}
+	return f[0]
+}
+
+// withMachine marshals res with the extra fields added (one flat JSON object).
+func withMachine(res any, extra map[string]any) ([]byte, error) {
+	b, err := json.Marshal(res)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	for k, v := range extra {
+		m[k] = v
+	}
+	return json.Marshal(m)
+}

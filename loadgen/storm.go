@@ -42,6 +42,8 @@ type stormResult struct {
 	Acked           int64          `json:"acked"`
 	Unacked         int64          `json:"unacked"`
 	DupAccepts      int64          `json:"dup_accepts"` // one client id accepted under two seqs
+	ErrorFrames     map[string]int `json:"error_frames,omitempty"`
+	UnackedDetail   []string       `json:"unacked_detail,omitempty"`
 	Loss            lossFigures    `json:"loss"`
 	RSSBeforeKiB    int64          `json:"relay_rss_before_kib"`
 	RSSPeakKiB      int64          `json:"relay_rss_peak_during_storm_kib"`
@@ -52,9 +54,16 @@ type stormResult struct {
 
 // outbox is a sender's messages awaiting their ack, resent after a resume
 // with the same ids (the relay must answer a duplicate with the same ack).
+type outMsg struct {
+	frame  []byte
+	sent   int64 // env.now() of the first send
+	gen    int64 // the sender's welcome count when first sent (which link)
+	resent int
+}
+
 type outbox struct {
 	mu      sync.Mutex
-	pending map[uint64][]byte // message number -> frame
+	pending map[uint64]*outMsg // message number -> message awaiting its ack
 	seqOf   map[uint64]uint64 // message number -> acked seq
 	n       uint64
 	dups    int64
@@ -116,7 +125,7 @@ func stormMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (a
 		}
 		var acked atomic.Int64
 		for i := range boxes {
-			box := &outbox{pending: map[uint64][]byte{}, seqOf: map[uint64]uint64{}}
+			box := &outbox{pending: map[uint64]*outMsg{}, seqOf: map[uint64]uint64{}}
 			boxes[i] = box
 			roomAck := maxAck[members[i].room]
 			members[i].onAck = func(_ *member, h *frameHead, _ int64) {
@@ -149,6 +158,10 @@ func stormMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (a
 			loops     sync.WaitGroup
 			joined    atomic.Int64
 		)
+		bgCtx, bgStop := context.WithCancel(ctx)
+		var bg sync.WaitGroup
+		bg.Add(1)
+		go func() { defer bg.Done(); heartbeat(bgCtx, e, members) }()
 		joinStart := time.Now()
 		for i, m := range members {
 			loops.Add(1)
@@ -227,6 +240,8 @@ func stormMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (a
 		res.Joined, res.JoinSeconds = int(joined.Load()), time.Since(joinStart).Seconds()
 		c.progress("storm: %d of %d joined in %.1fs", res.Joined, *n, res.JoinSeconds)
 		if res.Joined < *n {
+			bgStop()
+			bg.Wait()
 			stopping.Store(true)
 			var none sync.WaitGroup
 			leave(members, true, &none, 0)
@@ -238,10 +253,7 @@ func stormMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (a
 			welcomes0[i] = m.welcomes.Load()
 		}
 
-		bgCtx, bgStop := context.WithCancel(ctx)
-		var bg sync.WaitGroup
-		bg.Add(2)
-		go func() { defer bg.Done(); heartbeat(bgCtx, e, members, members[0].heartbeat) }()
+		bg.Add(1)
 		var sent atomic.Int64
 		go func() { defer bg.Done(); paceOutbox(bgCtx, e, members[:*senders], boxes, *rate, &sent) }()
 
@@ -356,13 +368,27 @@ func stormMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (a
 			}
 		}
 		stopping.Store(true)
+		markEnd(members)
 		leave(members, true, &loops, 3*time.Second)
 		res.Acked = acked.Load()
-		for _, b := range boxes {
+		for i, b := range boxes {
 			res.Unacked += int64(len(b.pending))
 			res.DupAccepts += b.dups
+			for num, p := range b.pending {
+				if len(res.UnackedDetail) < 20 {
+					res.UnackedDetail = append(res.UnackedDetail, fmt.Sprintf(
+						"sender %d msg %d: sent %.2fs after the restart began on link %d (now %d), resent %d times",
+						i, num, float64(p.sent-stormAt.Load())/1e9, p.gen, members[i].welcomes.Load(), p.resent))
+				}
+			}
 		}
 		res.Loss = accountLoss(members, func(room string) uint64 { return maxAck[room].Load() })
+		res.ErrorFrames = map[string]int{}
+		for _, m := range members {
+			for code, n := range m.errCodes {
+				res.ErrorFrames[code] += n
+			}
+		}
 		res.ResumeLatency = resumeLat.summary()
 		res.ResumeFailures = resumeErr
 
@@ -375,8 +401,11 @@ func stormMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (a
 			res.Back, *n, res.NotRecovered, res.AllBackSeconds, map[bool]string{true: " - TIMED OUT", false: ""}[res.TimedOut], res.CloseCodes)
 		fmt.Printf("  per-member resume after restart began: p50 %.0f ms, p99 %.0f, max %.0f; failed attempts %v\n",
 			res.ResumeLatency.P50, res.ResumeLatency.P99, res.ResumeLatency.Max, res.ResumeFailures)
-		fmt.Printf("  chat: sent %d (+%d resent from outboxes), acked %d, unacked %d, one id under two seqs %d\n",
-			res.Sent, res.Resent, res.Acked, res.Unacked, res.DupAccepts)
+		fmt.Printf("  chat: sent %d (+%d resent from outboxes), acked %d, unacked %d, one id under two seqs %d; error frames %v\n",
+			res.Sent, res.Resent, res.Acked, res.Unacked, res.DupAccepts, res.ErrorFrames)
+		for _, d := range res.UnackedDetail {
+			fmt.Printf("    unacked: %s\n", d)
+		}
 		fmt.Printf("  loss: %s\n", res.Loss)
 		fmt.Printf("  relay RSS: %d KiB before, peak %d KiB during the storm, %d KiB after\n", res.RSSBeforeKiB, res.RSSPeakKiB, res.RSSAfterKiB)
 		if res.TimedOut {
@@ -411,7 +440,8 @@ func resend(m *member, box *outbox, resent *int64) {
 	sort.Slice(nums, func(i, j int) bool { return nums[i] < nums[j] })
 	frames := make([][]byte, len(nums))
 	for i, k := range nums {
-		frames[i] = box.pending[k]
+		frames[i] = box.pending[k].frame
+		box.pending[k].resent++
 	}
 	box.mu.Unlock()
 	for _, f := range frames {
@@ -435,13 +465,12 @@ func paceOutbox(ctx context.Context, e *env, send []*member, boxes []*outbox, ra
 			box := boxes[i]
 			box.mu.Lock()
 			connected := send[i].connected()
-			if connected {
-				box.n++
-				box.pending[box.n] = msgFrame(nil, box.n, e.now(), text)
-			}
 			var f []byte
 			if connected {
-				f = box.pending[box.n]
+				box.n++
+				now := e.now()
+				f = msgFrame(nil, box.n, now, text)
+				box.pending[box.n] = &outMsg{frame: f, sent: now, gen: send[i].welcomes.Load()}
 			}
 			box.mu.Unlock()
 			if f != nil && send[i].write(f) == nil {
