@@ -64,7 +64,7 @@ type outMsg struct {
 type outbox struct {
 	mu      sync.Mutex
 	pending map[uint64]*outMsg // message number -> message awaiting its ack
-	seqOf   map[uint64]uint64 // message number -> acked seq
+	seqOf   map[uint64]uint64  // message number -> acked seq
 	n       uint64
 	dups    int64
 }
