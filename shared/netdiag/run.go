@@ -482,6 +482,10 @@ func (r *Report) fillFindings(t Target) {
 		r.MappingVaries = Finding{NotChecked, "the relay has only one STUN port"}
 	case !altOK:
 		r.MappingVaries = Finding{NotChecked, "the alternate STUN port did not answer"}
+	case r.UDP.Received == 0:
+		// Mapped then comes from the probe's second socket: another local
+		// port, so another mapping even without any NAT.
+		r.MappingVaries = Finding{NotChecked, "the primary STUN port did not answer the socket that asked both"}
 	case alt != mapped:
 		r.MappingVaries = Finding{Yes, fmt.Sprintf("%s towards one port, %s towards the other", mapped, alt)}
 	default:

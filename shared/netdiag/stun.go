@@ -46,7 +46,7 @@ type UDPResult struct {
 	Sent      int           // requests sent to the primary from the main socket
 	Received  int           // replies to them
 	Loss      float64       // 1 - Received/Sent, 0..1; meaningful when Sent > 0
-	Mapped    string        // public "ip:port" seen by the primary port
+	Mapped    string        // public "ip:port" seen by the primary port (from the second socket when Received is 0)
 	AltMapped string        // public "ip:port" seen by the alternate port, "" if it did not answer
 	Duration  time.Duration
 }

@@ -85,3 +85,26 @@ func TestTriZeroIsNotChecked(t *testing.T) {
 		t.Fatalf("zero Finding reads %q", r.MappingVaries)
 	}
 }
+
+// The NAT check compares what one socket looks like towards the two STUN
+// ports. When only the second, connected socket (which asks the primary
+// port to learn of a closed port at once) got the primary's answer, its
+// mapping is another socket's: comparing it with the main socket's
+// alternate mapping would call a NAT "hard" that is not.
+func TestMappingVariesComparesOneSocketOnly(t *testing.T) {
+	r := Report{UDP: UDPResult{
+		Status: UDPAnswered, Server: "198.18.0.1:3478", Alternate: "198.18.0.1:3479",
+		Sent: 10, Received: 0, // every request of the main socket to the primary was lost
+		Mapped:    "198.18.1.2:40001", // the connected socket's answer
+		AltMapped: "198.18.1.2:40000", // the main socket's answer
+	}}
+	r.fillFindings(Target{})
+	if r.MappingVaries.Answer != NotChecked {
+		t.Fatalf("mapping varies = %v from two sockets' mappings, want not checked", r.MappingVaries)
+	}
+	r.UDP.Received, r.UDP.Mapped = 1, "198.18.1.2:40000"
+	r.fillFindings(Target{})
+	if r.MappingVaries.Answer != No {
+		t.Fatalf("mapping varies = %v for one socket with one mapping, want no", r.MappingVaries)
+	}
+}
