@@ -39,6 +39,7 @@ type Metrics struct {
 	FanoutDuration    prometheus.Histogram   // time to enqueue one frame to every member of a room
 	StoreCommit       prometheus.Histogram   // time from handing a record to the store until it is durable
 	StoreErrors       prometheus.Counter     // failed store writes
+	StoreBusy         prometheus.Counter     // messages refused (rate_limited) because the store's queue was full
 	HTTPRefused       *prometheus.CounterVec // upgrade requests refused before the upgrade, by reason
 	AvatarUploads     *prometheus.CounterVec // avatar uploads, by result
 }
@@ -98,6 +99,10 @@ func New() *Metrics {
 			Name: "heartline_store_errors_total",
 			Help: "Store writes that failed (the sender got error internal, no ack).",
 		}),
+		StoreBusy: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "heartline_store_busy_total",
+			Help: "Messages refused with rate_limited because the history store's commit queue was full (the disk is behind).",
+		}),
 		HTTPRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "heartline_http_refused_total",
 			Help: "Websocket upgrade requests refused before the upgrade, by reason (max_conns, max_conns_per_ip, origin, draining).",
@@ -112,7 +117,7 @@ func New() *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.Connections, m.Rooms, m.RoomMembers, m.FramesIn, m.FramesOut,
 		m.MessagesAccepted, m.Evictions, m.QueueOverflows, m.HeartbeatTimeouts,
-		m.FanoutDuration, m.StoreCommit, m.StoreErrors, m.HTTPRefused, m.AvatarUploads,
+		m.FanoutDuration, m.StoreCommit, m.StoreErrors, m.StoreBusy, m.HTTPRefused, m.AvatarUploads,
 	)
 	return m
 }

@@ -251,7 +251,9 @@ func (c Config) Validate() error {
 type Store interface {
 	Rooms() ([]store.RoomState, error)
 	EnsureRoom(name string) (store.RoomState, error)
-	Append(room string, rec store.Record, done func(error))
+	// TryAppend must not block: false means the store is too far behind to
+	// take the record now (the sender is asked to retry shortly).
+	TryAppend(room string, rec store.Record, done func(error)) bool
 	PutMember(room string, m store.MemberRecord, done func(error))
 	DeleteMember(room, memberID string, done func(error))
 	After(room string, seq uint64, limit int) ([]store.Record, bool, error)

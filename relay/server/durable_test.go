@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -170,12 +171,12 @@ type failingStore struct {
 
 var errDiskFull = errors.New("disk full (test)")
 
-func (f *failingStore) Append(room string, rec store.Record, done func(error)) {
+func (f *failingStore) TryAppend(room string, rec store.Record, done func(error)) bool {
 	if f.fail.Load() {
 		go done(errDiskFull) // the store reports from its own goroutine
-		return
+		return true
 	}
-	f.Store.Append(room, rec, done)
+	return f.Store.TryAppend(room, rec, done)
 }
 
 // A failed write: error internal to the sender, no ack, no broadcast, no
@@ -295,10 +296,67 @@ type gatedStore struct {
 	gate chan struct{}
 }
 
-func (g *gatedStore) Append(room string, rec store.Record, done func(error)) {
-	g.Store.Append(room, rec, func(err error) {
+func (g *gatedStore) TryAppend(room string, rec store.Record, done func(error)) bool {
+	return g.Store.TryAppend(room, rec, func(err error) {
 		go func() { <-g.gate; done(err) }()
 	})
+}
+
+// busyStore refuses appends while busy is set, like a store whose commit
+// queue is full because the disk is behind.
+type busyStore struct {
+	*store.Store
+	busy atomic.Bool
+}
+
+func (b *busyStore) TryAppend(room string, rec store.Record, done func(error)) bool {
+	if b.busy.Load() {
+		return false
+	}
+	return b.Store.TryAppend(room, rec, done)
+}
+
+// A store that cannot take a message now makes the relay refuse it with
+// rate_limited instead of holding the reader: no seq is taken, nothing is
+// broadcast, the connection stays, and the resend is accepted.
+func TestBusyStoreRefusesInsteadOfBlocking(t *testing.T) {
+	cfg := fastConfig(t)
+	cfg.HeartbeatInterval, cfg.HeartbeatTimeout = time.Second, 3*time.Second
+	st, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	bs := &busyStore{Store: st}
+	cfg.Store = bs
+	tr := startRelay(t, cfg)
+	a, _ := tr.join("b", "Alice", newKey())
+	b, _ := tr.join("b", "Bob", newKey())
+	a.expectNext(protocol.TypeJoined)
+
+	bs.busy.Store(true)
+	a.msg("m1", "while the disk is behind")
+	e := a.expectError(protocol.ErrRateLimited)
+	if e.ID != "m1" || e.RetryAfterMS <= 0 {
+		t.Fatalf("refusal %+v: want the id and a retry_after_ms", e)
+	}
+	a.send(&protocol.Ping{T: 7}) // the connection is fine
+	a.expectNext(protocol.TypePong)
+	b.quiet(50 * time.Millisecond)
+
+	bs.busy.Store(false)
+	time.Sleep(time.Duration(e.RetryAfterMS) * time.Millisecond)
+	a.msg("m1", "while the disk is behind")
+	if ack := a.expectNext(protocol.TypeAck).(*protocol.Ack); ack.Seq != 1 {
+		t.Fatalf("resend got seq %d; the refused attempt must not take a seq", ack.Seq)
+	}
+	if m := b.expectNext(protocol.TypeMsg).(*protocol.Message); m.Seq != 1 || m.ID != "m1" {
+		t.Fatalf("bob got %+v", m)
+	}
+	_, body := tr.get("/metrics", nil)
+	if !strings.Contains(string(body), "heartline_store_busy_total 1") {
+		t.Error("the refusal is not counted in heartline_store_busy_total")
+	}
 }
 
 // The ack waits for the commit; a duplicate sent while the original is in

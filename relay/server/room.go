@@ -329,10 +329,24 @@ func (r *room) send(m *member, c *conn, f *protocol.Send, now time.Time) {
 	rec := store.Record{Seq: r.seq, TS: ts, MemberID: m.id, ClientID: f.ID, Text: f.Text, Name: m.name, Avatar: m.avatar}
 	r.inflight[key] = &pendingMsg{from: m.wire(), acks: 1}
 	start := time.Now()
-	r.s.store.Append(r.name, rec, func(err error) {
+	stored := r.s.store.TryAppend(r.name, rec, func(err error) {
 		r.completed(commitResult{key: key, rec: rec, start: start, err: err})
 	})
+	if !stored {
+		// The disk is behind. Refuse rather than make this reader (and the
+		// room, whose lock is held) wait: the message takes no seq, and the
+		// client resends it, in order, after retry_after_ms.
+		r.seq--
+		r.pending--
+		delete(r.inflight, key)
+		r.s.metrics.StoreBusy.Inc()
+		c.rateLimited(f.ID, storeBusyRetry)
+	}
 }
+
+// storeBusyRetry is how long a sender waits when the store's queue is full:
+// about one commit of a loaded disk.
+const storeBusyRetry = 50 * time.Millisecond
 
 // completed runs on the store's committer goroutine: it must not block, so
 // it queues the result for the room's drainer.

@@ -65,6 +65,13 @@ func (s *Store) Append(room string, rec Record, done func(error)) {
 	s.enqueue(&request{kind: kindAppend, room: room, rec: rec, done: done})
 }
 
+// TryAppend is Append that never waits: when the commit queue is full (the
+// disk is behind) it returns false at once and done is never called. The
+// relay uses it so that a connection's reader never waits for the disk.
+func (s *Store) TryAppend(room string, rec Record, done func(error)) bool {
+	return s.submit(&request{kind: kindAppend, room: room, rec: rec, done: done}, false)
+}
+
 // AppendNext is Append with the seq assigned by the store at commit time
 // (rec.Seq is ignored): done receives the record as stored, with its seq. A
 // failed record takes no seq, so later records are unaffected. A duplicate
@@ -86,21 +93,34 @@ func (s *Store) DeleteMember(room, memberID string, done func(error)) {
 	s.enqueue(&request{kind: kindDeleteMember, room: room, memberID: memberID, done: done})
 }
 
-func (s *Store) enqueue(r *request) {
+func (s *Store) enqueue(r *request) { s.submit(r, true) }
+
+// submit queues r for the committer. With wait it blocks while the queue is
+// full; without, it returns false instead. A closed store fails r (true).
+func (s *Store) submit(r *request, wait bool) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
 		r.err = ErrClosed
 		if r.ensure != nil {
 			r.finish() // buffered channel: never blocks
-			return
+			return true
 		}
 		// Not on the caller's goroutine: a callback that hands the result
 		// back to the caller (a channel the caller reads) must not deadlock.
 		go r.finish()
-		return
+		return true
 	}
-	s.queue <- r
+	if wait {
+		s.queue <- r
+		return true
+	}
+	select {
+	case s.queue <- r:
+		return true
+	default:
+		return false
+	}
 }
 
 // committer owns all writes: it takes everything queued (up to MaxBatch),

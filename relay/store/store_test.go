@@ -352,6 +352,45 @@ func TestFullQueueBlocksAppendUntilTheCommitterCatchesUp(t *testing.T) {
 	}
 }
 
+// TryAppend never waits: with the queue full it says so at once, and the
+// record it refused is neither stored nor reported.
+func TestTryAppendRefusesWhenTheQueueIsFull(t *testing.T) {
+	s := openT(t, t.TempDir(), Options{QueueSize: 2})
+	ensureT(t, s, "r")
+	release := holdCommitter(t, s, "r") // seq 1
+	done := make(chan error, 3)
+	cb := func(err error) { done <- err }
+	seq := uint64(1)
+	for i := range 2 {
+		seq++
+		r := msg("a", fmt.Sprint(i))
+		r.Seq = seq
+		if !s.TryAppend("r", r, cb) {
+			t.Fatalf("TryAppend %d refused with room in the queue", i)
+		}
+	}
+	refused := msg("a", "refused")
+	refused.Seq = seq + 1
+	if s.TryAppend("r", refused, func(error) { t.Error("callback of a refused record ran") }) {
+		t.Fatal("TryAppend accepted a record with the queue full and the committer held")
+	}
+	release()
+	for range 2 {
+		if err := waitErr(t, done); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok, _ := s.LookupID("r", "a", "refused"); ok {
+		t.Error("the refused record was stored")
+	}
+	if !s.TryAppend("r", refused, cb) {
+		t.Fatal("TryAppend refused with the queue drained")
+	}
+	if err := waitErr(t, done); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestRetentionByCount(t *testing.T) {
 	dir := t.TempDir()
 	s := openT(t, dir, Options{History: 10})
