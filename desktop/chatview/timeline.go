@@ -243,14 +243,38 @@ func (t *Timeline) UpdateOutgoing(o Outgoing, me protocol.Member) {
 // relay could not resume); text is what the marker says ("" for GapText). The
 // marker shows between the last message held now and the next one that
 // arrives, unless those turn out to be consecutive.
+//
+// On an empty timeline (the app started again and resumed where the person
+// had read up to, holding nothing itself) the marker goes above the first
+// message that arrives.
 func (t *Timeline) MarkGap(text string) {
-	if len(t.confirmed) == 0 {
-		return // nothing shown yet, so nothing was missed from the person's view
-	}
 	if text == "" {
 		text = GapText
 	}
+	if len(t.confirmed) == 0 {
+		t.addGapAfter(seqKey{t.epoch, 0}, text) // seq 0 is no message: a leading gap
+		return
+	}
 	t.addGapAfter(t.lastKey(), text)
+}
+
+// RemoveOutgoing takes an own message that never reached the relay (pending
+// or failed, so without a seq) out of the timeline: the person discarded it.
+// It reports whether there was such a message.
+func (t *Timeline) RemoveOutgoing(id string) bool {
+	m, ok := t.own[id]
+	if !ok || m.Seq > 0 {
+		return false
+	}
+	for i, p := range t.pending {
+		if p == m {
+			t.pending = append(t.pending[:i], t.pending[i+1:]...)
+			break
+		}
+	}
+	delete(t.own, id)
+	t.invalidateTail()
+	return true
 }
 
 func (t *Timeline) lastKey() seqKey {
@@ -360,11 +384,11 @@ func (t *Timeline) build() {
 		t.itemStart = append(t.itemStart, len(t.items))
 		gap, text := false, ""
 		for gi < len(t.gaps) && t.gaps[gi].less(key) {
-			gap = prev != nil
+			gap = prev != nil || t.gaps[gi].seq == 0
 			text = t.gapText[t.gaps[gi]]
 			gi++
 		}
-		if gap && prev.epoch == m.epoch && prev.Seq+1 == m.Seq {
+		if gap && prev != nil && prev.epoch == m.epoch && prev.Seq+1 == m.Seq {
 			gap = false // nothing is missing between these two after all
 		}
 		if gap {

@@ -194,11 +194,62 @@ func TestGapDroppedWhenNothingWasMissing(t *testing.T) {
 	if got := rows(tl); got != "D11-21|*Alice:one| :two|" {
 		t.Fatal(got)
 	}
-	empty := newTL()
-	empty.MarkGap("")
-	empty.Add(msg(7, alice, t0, "first seen"))
-	if got := rows(empty); got != "D11-21|*Alice:first seen|" {
-		t.Fatalf("gap with nothing before it: %s", got)
+}
+
+// After an app restart the timeline is empty; when the relay cannot replay
+// what the person missed, the marker still shows, above the page it sent.
+func TestGapOnEmptyTimelineShowsAboveFirstMessage(t *testing.T) {
+	tl := newTL()
+	tl.MarkGap("Some messages may be missing.")
+	tl.Add(msg(71, alice, t0, "seventy-one"))
+	tl.Add(msg(72, alice, t0, "seventy-two"))
+	if got, want := rows(tl), "G|D11-21|*Alice:seventy-one| :seventy-two|"; got != want {
+		t.Fatalf("rows:\n got %s\nwant %s", got, want)
+	}
+	if it := tl.Item(0); it.Text != "Some messages may be missing." {
+		t.Fatalf("marker text %q", it.Text)
+	}
+	// A message inserted above the page later still goes below the marker.
+	tl.Add(msg(70, bob, t0, "seventy"))
+	if got, want := rows(tl), "G|D11-21|*Bob:seventy|*Alice:seventy-one| :seventy-two|"; got != want {
+		t.Fatalf("rows:\n got %s\nwant %s", got, want)
+	}
+	// Epoch reset on a fresh start: the marker says so, above the new epoch.
+	reset := newTL()
+	reset.SetEpoch("e2")
+	reset.MarkGap("reset")
+	reset.Add(msg(1, bob, t0, "new one"))
+	if got := rows(reset); got != "G|D11-21|*Bob:new one|" || reset.Item(0).Text != "reset" {
+		t.Fatalf("reset: %s", got)
+	}
+}
+
+func TestRemoveOutgoingDropsOnlyUnsentOwnMessages(t *testing.T) {
+	tl := newTL()
+	tl.Add(msg(1, alice, t0, "one"))
+	tl.UpdateOutgoing(Outgoing{ID: "sent", Text: "delivered", Status: StatusPending, Created: t0}, me)
+	tl.UpdateOutgoing(Outgoing{ID: "sent", Status: StatusSent, Seq: 2, TS: t0.UnixMilli()}, me)
+	tl.UpdateOutgoing(Outgoing{ID: "bad", Text: "refused", Status: StatusPending, Created: t0}, me)
+	tl.UpdateOutgoing(Outgoing{ID: "bad", Status: StatusFailed, Reason: "too long"}, me)
+	tl.UpdateOutgoing(Outgoing{ID: "later", Text: "queued", Status: StatusPending, Created: t0}, me)
+	if got, want := rows(tl), "D11-21|*Alice:one|*Me:delivered[sent]| :refused[failed]| :queued[pending]|"; got != want {
+		t.Fatalf("before:\n got %s\nwant %s", got, want)
+	}
+	tl.TakeChanged()
+	if !tl.RemoveOutgoing("bad") {
+		t.Fatal("failed message not removed")
+	}
+	if got, want := rows(tl), "D11-21|*Alice:one|*Me:delivered[sent]| :queued[pending]|"; got != want {
+		t.Fatalf("after:\n got %s\nwant %s", got, want)
+	}
+	if c := tl.TakeChanged(); c != 3 {
+		t.Fatalf("changed from row %d, want 3", c)
+	}
+	if _, ok := tl.Own("bad"); ok || tl.Messages() != 3 {
+		t.Fatalf("still known: messages=%d", tl.Messages())
+	}
+	if tl.RemoveOutgoing("bad") || tl.RemoveOutgoing("sent") || tl.RemoveOutgoing("nope") {
+		t.Fatal("removed a message twice, a sent one, or an unknown one")
 	}
 }
 

@@ -4,6 +4,7 @@
 package settings
 
 import (
+	"encoding/json"
 	"strings"
 
 	"fyne.io/fyne/v2"
@@ -66,6 +67,7 @@ const (
 	kHostPort      = "host_port"
 	kAutoJoin      = "auto_join"
 	kKeyPrefix     = "member_key:"
+	kResumePrefix  = "resume:"
 )
 
 // Load returns the stored profile; on a first run: room "general", the
@@ -115,11 +117,51 @@ func (s *Store) Save(pr Profile) {
 // making and storing one the first time. Whoever holds the key is the member,
 // so it is per relay and room, never shared between them.
 func (s *Store) MemberKey(relay, room string, newKey func() string) string {
-	k := kKeyPrefix + strings.ToLower(strings.TrimSpace(relay)) + "|" + room
+	k := kKeyPrefix + roomKey(relay, room)
 	if v := s.p.String(k); v != "" {
 		return v
 	}
 	v := newKey()
 	s.p.SetString(k, v)
 	return v
+}
+
+// roomKey names one room on one relay the way the person would: the relay
+// address is compared without case or surrounding space.
+func roomKey(relay, room string) string {
+	return strings.ToLower(strings.TrimSpace(relay)) + "|" + room
+}
+
+// ResumePoint is where the person's view of a room ended: the room's epoch
+// and the highest seq up to which they had every message. The zero value
+// means nothing is known (join fresh).
+type ResumePoint struct {
+	Epoch   string `json:"epoch"`
+	LastSeq uint64 `json:"last_seq"`
+}
+
+// ResumePoint returns the saved resume point for a room on a relay; ok is
+// false when none is saved (or what is saved is unreadable, which is
+// treated the same: the app then joins fresh).
+func (s *Store) ResumePoint(relay, room string) (rp ResumePoint, ok bool) {
+	v := s.p.String(kResumePrefix + roomKey(relay, room))
+	if v == "" {
+		return ResumePoint{}, false
+	}
+	if err := json.Unmarshal([]byte(v), &rp); err != nil || rp.Epoch == "" {
+		return ResumePoint{}, false
+	}
+	return rp, true
+}
+
+// SaveResumePoint keeps rp for a room on a relay, next to its member key. A
+// point without an epoch removes what is saved.
+func (s *Store) SaveResumePoint(relay, room string, rp ResumePoint) {
+	k := kResumePrefix + roomKey(relay, room)
+	if rp.Epoch == "" {
+		s.p.RemoveValue(k)
+		return
+	}
+	b, _ := json.Marshal(rp) // two plain fields: cannot fail
+	s.p.SetString(k, string(b))
 }

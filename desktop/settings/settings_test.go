@@ -54,3 +54,32 @@ func TestMemberKeyIsStablePerRelayAndRoom(t *testing.T) {
 		t.Fatalf("generated %d keys, want 3", n)
 	}
 }
+
+func TestResumePointPerRelayAndRoom(t *testing.T) {
+	a := test.NewTempApp(t)
+	s := New(a.Preferences())
+	if _, ok := s.ResumePoint("relay:1", "general"); ok {
+		t.Fatal("a resume point before any was saved")
+	}
+	s.SaveResumePoint("Relay:1 ", "general", ResumePoint{Epoch: "e1", LastSeq: 1 << 40})
+	s.SaveResumePoint("relay:1", "other", ResumePoint{Epoch: "e2", LastSeq: 7})
+	// A new Store over the same preferences: what the next app start sees.
+	s = New(a.Preferences())
+	if rp, ok := s.ResumePoint("relay:1", "general"); !ok || rp != (ResumePoint{Epoch: "e1", LastSeq: 1 << 40}) {
+		t.Fatalf("general: %+v %v", rp, ok)
+	}
+	if rp, ok := s.ResumePoint("relay:1", "other"); !ok || rp != (ResumePoint{Epoch: "e2", LastSeq: 7}) {
+		t.Fatalf("other: %+v %v", rp, ok)
+	}
+	if _, ok := s.ResumePoint("relay:2", "general"); ok {
+		t.Fatal("resume point shared between relays")
+	}
+	s.SaveResumePoint("relay:1", "other", ResumePoint{})
+	if _, ok := s.ResumePoint("relay:1", "other"); ok {
+		t.Fatal("an empty point did not remove the saved one")
+	}
+	a.Preferences().SetString(kResumePrefix+"relay:1|bad", "{not json")
+	if _, ok := s.ResumePoint("relay:1", "bad"); ok {
+		t.Fatal("an unreadable saved point counted as a resume point")
+	}
+}

@@ -182,6 +182,9 @@ func (u *UI) Start(override *settings.Profile, join bool) {
 // tick updates what moves with time: the reconnect countdown, the banner
 // after its grace, "Today" turning into "Yesterday".
 func (u *UI) tick(now time.Time) {
+	if u.session != nil {
+		u.session.saveResume(u.store, now, false)
+	}
 	if u.room == nil {
 		return
 	}
@@ -250,8 +253,21 @@ func (u *UI) join(p settings.Profile) error {
 	// on screen and come back as the same member (same key, no bye), so the
 	// others see a rename, not someone leaving and joining.
 	same := u.room != nil && u.session != nil && u.prof.Relay == p.Relay && u.prof.Room == p.Room
+	var resume *client.ResumePoint
+	if same {
+		// The view holds the messages: pick up exactly where the engine is.
+		if rp := u.session.c.ResumePoint(); rp.Epoch != "" {
+			resume = &rp
+		}
+	}
 	if u.session != nil {
-		u.stopSession(!same)
+		u.stopSession(!same) // saves the resume point
+	}
+	saved, haveSaved := u.store.ResumePoint(p.Relay, p.Room)
+	if !same && haveSaved {
+		// Nothing on screen yet: ask for what the person missed since they
+		// last had the room open, with some context before it.
+		resume = resumeFrom(saved)
 	}
 	key := u.store.MemberKey(p.Relay, p.Room, client.NewKey)
 	version := u.opts.Version
@@ -260,12 +276,16 @@ func (u *UI) join(p settings.Profile) error {
 	}
 	if !same {
 		u.room = newRoomView(u, p.Room)
+		if haveSaved {
+			u.room.readUpTo = &saved
+		}
 	}
 	room := u.room
 	var sess *session
 	s, err := startSession(sessionConfig{
 		Relay: p.Relay, Room: p.Room, Name: p.Name, Avatar: p.Avatar, Token: p.Token, Key: key,
 		OutboxDir: u.opts.DataDir, ClientName: "heartline-desktop/" + version, Logger: u.log,
+		Resume: resume, Saved: saved,
 	}, u.do, func(evs []client.Event) {
 		// Events of an earlier connection that were still queued are stale.
 		if u.room == room && u.session == sess {
@@ -334,6 +354,7 @@ func (u *UI) stopSession(bye bool) {
 	} else {
 		s.drop()
 	}
+	s.saveResume(u.store, time.Now(), true)
 }
 
 // endSession leaves the current room (bye) and forgets its view.
@@ -386,6 +407,22 @@ func (u *UI) retry(id string) {
 	}
 	if err := u.session.c.Retry(id); err != nil {
 		dialog.ShowError(err, u.win)
+	}
+}
+
+// discard throws a failed message away: out of the outbox and the view.
+func (u *UI) discard(id string) {
+	if u.session == nil {
+		return
+	}
+	if err := u.session.c.Discard(id); err != nil {
+		dialog.ShowError(err, u.win)
+		return
+	}
+	// The engine also reports it, but not once it has stopped.
+	if u.room != nil && u.room.tl.RemoveOutgoing(id) {
+		u.room.list.Sync()
+		u.room.updateEmpty()
 	}
 }
 
@@ -487,6 +524,7 @@ func (u *UI) shutdown() {
 		s := u.session
 		u.session = nil
 		s.stop(2 * time.Second)
+		s.saveResume(u.store, time.Now(), true) // Fyne writes preferences after this hook
 	}
 	u.hosting.stop()
 	u.avatars.Close()

@@ -13,6 +13,7 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/heartline/heartline/desktop/chatview"
+	"github.com/heartline/heartline/desktop/settings"
 	"github.com/heartline/heartline/desktop/ui/widgets"
 	"github.com/heartline/heartline/shared/client"
 	"github.com/heartline/heartline/shared/protocol"
@@ -35,6 +36,13 @@ type roomView struct {
 	welcome  *protocol.Welcome
 	drops    []client.Drop
 	lastTick time.Time
+
+	// readUpTo is where the person had read up to when the app last had
+	// this room open (nil: nothing saved), until the first welcome.
+	// contextOnly: that welcome replayed everything after it, so a history
+	// gap the engine reports lies only in the context above (no marker).
+	readUpTo    *settings.ResumePoint
+	contextOnly bool
 
 	// widgets
 	content      fyne.CanvasObject
@@ -99,6 +107,7 @@ func (r *roomView) build() {
 	r.list.Pictures = u.pictures
 	r.list.Connected = func() bool { return r.link.Phase == chatview.PhaseConnected }
 	r.list.OnRetry = func(id string) { u.retry(id) }
+	r.list.OnDiscard = func(id string) { u.discard(id) }
 
 	r.composer = widgets.NewComposer()
 	r.composer.SetPlaceHolder("Message #" + r.room + "   (Enter sends, Shift+Enter for a new line)")
@@ -190,6 +199,11 @@ func (r *roomView) apply(events []client.Event) {
 			r.tl.SetSelf(w.You.ID)
 			r.tl.SetEpoch(w.Epoch)
 			r.roster.Reset(w.Members)
+			r.contextOnly = false
+			if r.readUpTo != nil {
+				r.contextOnly = w.Epoch == r.readUpTo.Epoch && holdsAllAfter(w.History, r.readUpTo.LastSeq, w.Seq)
+				r.readUpTo = nil
+			}
 			membersChanged = true
 			changed = true // a new epoch adds a marker
 			u.avatars.SetRelay(u.session.c.URL())
@@ -206,6 +220,11 @@ func (r *roomView) apply(events []client.Event) {
 			}
 			changed = true
 		case client.OutboxChanged:
+			if e.Item.Status == client.Discarded {
+				r.tl.RemoveOutgoing(e.Item.ID)
+				changed = true
+				continue
+			}
 			o := outgoingOf(e.Item)
 			_, known := r.tl.Own(o.ID)
 			r.tl.UpdateOutgoing(o, r.me)
@@ -223,7 +242,10 @@ func (r *roomView) apply(events []client.Event) {
 			r.roster.Remove(e.Member.ID)
 			membersChanged = true
 		case client.HistoryGap:
-			r.tl.MarkGap(e.Text())
+			if !r.contextOnly || e.EpochChanged {
+				r.tl.MarkGap(e.Text())
+			}
+			r.contextOnly = false
 			changed = true
 		case client.LinkDropped:
 			r.drops = append(r.drops, e.Drop)
@@ -253,6 +275,21 @@ func (r *roomView) apply(events []client.Event) {
 	if stateChanged {
 		u.refreshDiagnostics()
 	}
+}
+
+// holdsAllAfter reports whether history has every message with a seq in
+// (from, to]: all that was posted after from, up to the room's latest.
+func holdsAllAfter(history []protocol.Message, from, to uint64) bool {
+	if to <= from {
+		return true
+	}
+	seen := make(map[uint64]struct{}, len(history))
+	for _, m := range history {
+		if m.Seq > from && m.Seq <= to {
+			seen[m.Seq] = struct{}{}
+		}
+	}
+	return uint64(len(seen)) == to-from
 }
 
 // updateMembers redraws the members panel. While the link is down the list

@@ -9,9 +9,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/heartline/heartline/desktop/chatview"
+	"github.com/heartline/heartline/desktop/settings"
 	"github.com/heartline/heartline/shared/client"
 )
 
@@ -19,9 +21,18 @@ import (
 // that runs it and the one that hands its events to the UI goroutine. The UI
 // owns it: start once, stop once.
 type session struct {
-	c      *client.Client
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	c           *client.Client
+	relay, room string
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
+
+	// welcomed is set once the relay has welcomed this session: from then
+	// on the engine's resume point is at least what was saved before.
+	welcomed atomic.Bool
+	// saved is the resume point last saved for this relay and room, and
+	// savedAt when this session saved it (UI goroutine only).
+	saved   settings.ResumePoint
+	savedAt time.Time
 
 	mu     sync.Mutex
 	runErr error
@@ -33,6 +44,10 @@ type sessionConfig struct {
 	OutboxDir                             string // "" keeps the outbox in memory
 	ClientName                            string
 	Logger                                *slog.Logger
+	// Resume is where to pick up (Config.Resume); nil joins fresh.
+	Resume *client.ResumePoint
+	// Saved is the resume point saved for this relay and room (zero: none).
+	Saved settings.ResumePoint
 }
 
 // outboxPath names the file that keeps unsent messages for one relay and room.
@@ -55,13 +70,13 @@ func startSession(cfg sessionConfig, do func(func()), apply func([]client.Event)
 	}
 	c, err := client.New(client.Config{
 		URL: cfg.Relay, Room: cfg.Room, Name: cfg.Name, Avatar: cfg.Avatar, Token: cfg.Token,
-		Key: cfg.Key, Client: cfg.ClientName, Outbox: store, Logger: cfg.Logger,
+		Key: cfg.Key, Client: cfg.ClientName, Outbox: store, Logger: cfg.Logger, Resume: cfg.Resume,
 	})
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &session{c: c, cancel: cancel}
+	s := &session{c: c, relay: cfg.Relay, room: cfg.Room, cancel: cancel, saved: cfg.Saved}
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
@@ -72,7 +87,11 @@ func startSession(cfg sessionConfig, do func(func()), apply func([]client.Event)
 	}()
 	go func() {
 		defer s.wg.Done()
-		pumpEvents(c.Events(), do, apply)
+		pumpEvents(c.Events(), do, apply, func(ev client.Event) {
+			if _, ok := ev.(client.Welcomed); ok {
+				s.welcomed.Store(true)
+			}
+		})
 	}()
 	return s, nil
 }
@@ -83,8 +102,12 @@ const maxBatch = 500
 
 // pumpEvents reads events until the channel closes and hands them over in
 // batches: whatever has queued up while the UI was busy goes in one update.
-func pumpEvents(events <-chan client.Event, do func(func()), apply func([]client.Event)) {
+// seen, if not nil, sees each event first, on the pump's goroutine.
+func pumpEvents(events <-chan client.Event, do func(func()), apply func([]client.Event), seen func(client.Event)) {
 	for ev := range events {
+		if seen != nil {
+			seen(ev)
+		}
 		batch := []client.Event{ev}
 	drain:
 		for len(batch) < maxBatch {
@@ -92,6 +115,9 @@ func pumpEvents(events <-chan client.Event, do func(func()), apply func([]client
 			case e, ok := <-events:
 				if !ok {
 					break drain
+				}
+				if seen != nil {
+					seen(e)
 				}
 				batch = append(batch, e)
 			default:
@@ -166,3 +192,35 @@ func outgoingOf(it client.OutboxItem) chatview.Outgoing {
 }
 
 var errNoSession = errors.New("not connected to a room")
+
+// resumeContext is how many messages before the last one read the app asks
+// the relay for when it starts again: it keeps no history of its own, so
+// these give what was missed its context. It is the relay's default page.
+const resumeContext = 50
+
+// resumeSaveEvery throttles saving the resume point while the app runs; it
+// is saved at once when a session ends.
+const resumeSaveEvery = 5 * time.Second
+
+// resumeFrom is what to ask the relay for after an app start, given where
+// the person had read up to: the context before it too.
+func resumeFrom(saved settings.ResumePoint) *client.ResumePoint {
+	return &client.ResumePoint{Epoch: saved.Epoch, LastSeq: saved.LastSeq - min(saved.LastSeq, resumeContext)}
+}
+
+// saveResume keeps the engine's resume point for the next start, at most
+// every resumeSaveEvery unless force. It runs on the UI goroutine.
+func (s *session) saveResume(store *settings.Store, now time.Time, force bool) {
+	// Before a welcome the engine holds only the point it started from
+	// (context included): saving that would move the person back.
+	if !s.welcomed.Load() || (!force && now.Sub(s.savedAt) < resumeSaveEvery) {
+		return
+	}
+	rp := s.c.ResumePoint()
+	p := settings.ResumePoint{Epoch: rp.Epoch, LastSeq: rp.LastSeq}
+	if p.Epoch == "" || p == s.saved || (p.Epoch == s.saved.Epoch && p.LastSeq < s.saved.LastSeq) {
+		return // nothing new; within one epoch the point only moves forward
+	}
+	store.SaveResumePoint(s.relay, s.room, p)
+	s.saved, s.savedAt = p, now
+}

@@ -35,6 +35,8 @@ type MessageList struct {
 	Connected func() bool
 	// OnRetry is called with the id of a failed own message to send again.
 	OnRetry func(id string)
+	// OnDiscard is called with the id of a failed own message to throw away.
+	OnDiscard func(id string)
 	// Now is the clock for day labels; nil means time.Now.
 	Now func() time.Time
 	// Defer runs f after the current frame; nil means fyne.Do. Tests replace
@@ -382,12 +384,13 @@ func (m *MessageList) estimate(i int) float32 {
 	return mt.messageHeight(it, float32(lines)*mt.lineH+float32(lines-1)*mt.lineSpacing, m.statusKind(it))
 }
 
-// statusKind: 0 no status line, 1 a status line, 2 a status line with Retry.
+// statusKind: 0 no status line, 1 a status line, 2 a status line with Retry
+// or Discard.
 func (m *MessageList) statusKind(it chatview.Item) int {
 	if !m.hasStatus(it) {
 		return 0
 	}
-	if it.Msg.Status == chatview.StatusFailed && m.OnRetry != nil {
+	if it.Msg.Status == chatview.StatusFailed && (m.OnRetry != nil || m.OnDiscard != nil) {
 		return 2
 	}
 	return 1

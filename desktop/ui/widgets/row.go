@@ -42,6 +42,7 @@ type row struct {
 	rich       *widget.RichText
 	status     *canvas.Text
 	retry      *widget.Hyperlink
+	discard    *widget.Hyperlink
 	usingRich  bool
 	statusShow bool
 }
@@ -64,7 +65,7 @@ func newRow(m *MessageList) *row {
 	r.when = canvas.NewText("", color.Black)
 	r.full = canvas.NewText("", color.Black)
 	// Not Label.Selectable: its own right-click menu (copy the selection)
-	// would hide the row's menu (copy text, copy link, retry) over the text.
+	// would hide the row's menu (copy text, copy link, retry, discard) over the text.
 	r.body = widget.NewLabel("")
 	r.body.Wrapping = fyne.TextWrapWord
 	r.rich = widget.NewRichText()
@@ -74,6 +75,12 @@ func newRow(m *MessageList) *row {
 	r.retry.OnTapped = func() {
 		if r.item.Msg != nil && r.m.OnRetry != nil {
 			r.m.OnRetry(r.item.Msg.ID)
+		}
+	}
+	r.discard = widget.NewHyperlink("Discard", nil)
+	r.discard.OnTapped = func() {
+		if r.item.Msg != nil && r.m.OnDiscard != nil {
+			r.m.OnDiscard(r.item.Msg.ID)
 		}
 	}
 	r.ExtendBaseWidget(r)
@@ -105,7 +112,7 @@ func (r *row) sync() {
 		}
 	}
 	hideAll(r.lineL, r.lineR, r.dayText, r.gapBg, r.gapIcon, r.gapText,
-		r.hoverBg, r.avatar, r.name, r.when, r.full, r.body, r.rich, r.status, r.retry)
+		r.hoverBg, r.avatar, r.name, r.when, r.full, r.body, r.rich, r.status, r.retry, r.discard)
 	switch it.Kind {
 	case chatview.KindDay:
 		r.dayText.Text = chatview.DayLabel(it.Day, m.now())
@@ -154,6 +161,9 @@ func (r *row) sync() {
 		r.status.Show()
 		if msg.Status == chatview.StatusFailed && m.OnRetry != nil {
 			r.retry.Show()
+		}
+		if msg.Status == chatview.StatusFailed && m.OnDiscard != nil {
+			r.discard.Show()
 		}
 	}
 }
@@ -212,7 +222,8 @@ func (r *row) Tapped(*fyne.PointEvent) {
 	r.Refresh()
 }
 
-// TappedSecondary offers copying the text or links, and retrying a failed message.
+// TappedSecondary offers copying the text or links, and retrying or
+// discarding a failed message.
 func (r *row) TappedSecondary(ev *fyne.PointEvent) {
 	items := rowMenuItems(r)
 	if len(items) == 0 {
@@ -247,6 +258,9 @@ func rowMenuItems(r *row) []*fyne.MenuItem {
 	if msg.Own && msg.Status == chatview.StatusFailed && r.m.OnRetry != nil {
 		items = append(items, fyne.NewMenuItem("Retry sending", func() { r.m.OnRetry(msg.ID) }))
 	}
+	if msg.Own && msg.Status == chatview.StatusFailed && r.m.OnDiscard != nil {
+		items = append(items, fyne.NewMenuItem("Discard", func() { r.m.OnDiscard(msg.ID) }))
+	}
 	return items
 }
 
@@ -260,7 +274,7 @@ type rowRenderer struct{ r *row }
 func (rr *rowRenderer) Objects() []fyne.CanvasObject {
 	r := rr.r
 	return []fyne.CanvasObject{r.hoverBg, r.lineL, r.lineR, r.dayText, r.gapBg, r.gapIcon, r.gapText,
-		r.avatar, r.name, r.when, r.full, r.body, r.rich, r.status, r.retry}
+		r.avatar, r.name, r.when, r.full, r.body, r.rich, r.status, r.retry, r.discard}
 }
 
 func (rr *rowRenderer) MinSize() fyne.Size { return fyne.NewSize(100, 20) }
@@ -364,17 +378,23 @@ func (rr *rowRenderer) Layout(size fyne.Size) {
 	body.Move(fyne.NewPos(mt.gutter-mt.inner, y-mt.inner))
 	if r.statusShow {
 		sh := mt.statusH
-		if r.retry.Visible() {
+		if r.retry.Visible() || r.discard.Visible() {
 			sh = mt.failedH
 		}
 		sy := size.Height - sh + (sh-mt.statusH)/2
 		ss := fyne.MeasureText(r.status.Text, r.status.TextSize, r.status.TextStyle)
 		r.status.Move(fyne.NewPos(mt.gutter, sy))
 		r.status.Resize(ss)
-		if r.retry.Visible() {
-			bs := r.retry.MinSize()
-			r.retry.Resize(bs)
-			r.retry.Move(fyne.NewPos(mt.gutter+ss.Width+mt.pad, sy+ss.Height/2-bs.Height/2))
+		// The actions follow the reason: "Not sent: ...  Retry  Discard".
+		x := mt.gutter + ss.Width + mt.pad
+		for _, link := range []*widget.Hyperlink{r.retry, r.discard} {
+			if !link.Visible() {
+				continue
+			}
+			bs := link.MinSize()
+			link.Resize(bs)
+			link.Move(fyne.NewPos(x, sy+ss.Height/2-bs.Height/2))
+			x += bs.Width
 		}
 	}
 }

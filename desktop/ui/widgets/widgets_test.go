@@ -301,6 +301,58 @@ func TestMessageListStatusAndRetry(t *testing.T) {
 	}
 }
 
+// A failed message offers Discard next to Retry, as a link and in the
+// right-click menu; a pending one offers neither.
+func TestFailedMessageOffersDiscard(t *testing.T) {
+	f := newListFixture(t, 1)
+	var discarded []string
+	f.ml.OnRetry = func(string) {}
+	f.ml.OnDiscard = func(id string) { discarded = append(discarded, id) }
+	f.tl.UpdateOutgoing(chatview.Outgoing{ID: "o1", Text: "mine", Status: chatview.StatusPending, Created: f.clockAt}, me)
+	f.ml.Arrived(true)
+	f.settle()
+	last := f.tl.Len() - 1
+	r := newRow(f.ml)
+	w := test.NewTempWindow(t, r)
+	w.Resize(fyne.NewSize(600, 120))
+	r.set(f.tl.Item(last))
+	if r.discard.Visible() || strings.Contains(menuLabels(r), "Discard") {
+		t.Fatalf("pending message offers Discard (menu %s)", menuLabels(r))
+	}
+	f.tl.UpdateOutgoing(chatview.Outgoing{ID: "o1", Status: chatview.StatusFailed, Reason: "the message is too long"}, me)
+	f.ml.Sync()
+	r.set(f.tl.Item(last))
+	if !r.retry.Visible() || !r.discard.Visible() {
+		t.Fatalf("failed: retry=%v discard=%v", r.retry.Visible(), r.discard.Visible())
+	}
+	// Side by side after the reason, not on top of each other.
+	if r.discard.Position().X < r.retry.Position().X+r.retry.Size().Width ||
+		r.retry.Position().X < r.status.Position().X+r.status.Size().Width {
+		t.Fatalf("overlap: status %v+%v retry %v+%v discard %v", r.status.Position(), r.status.Size(),
+			r.retry.Position(), r.retry.Size(), r.discard.Position())
+	}
+	test.TapAt(r.discard, fyne.NewPos(r.discard.MinSize().Width/2, r.discard.MinSize().Height/2))
+	if len(discarded) != 1 || discarded[0] != "o1" {
+		t.Fatalf("discarded %v", discarded)
+	}
+	if got := menuLabels(r); got != "Copy text,Copy date and time,Retry sending,Discard" {
+		t.Fatalf("menu %s", got)
+	}
+	items := rowMenuItems(r)
+	items[len(items)-1].Action()
+	if len(discarded) != 2 || discarded[1] != "o1" {
+		t.Fatalf("menu discarded %v", discarded)
+	}
+}
+
+func menuLabels(r *row) string {
+	var labels []string
+	for _, it := range rowMenuItems(r) {
+		labels = append(labels, it.Label)
+	}
+	return strings.Join(labels, ",")
+}
+
 func TestRowHoverShowsFullDateAndTapKeepsIt(t *testing.T) {
 	f := newListFixture(t, 2)
 	r := newRow(f.ml)
