@@ -236,15 +236,27 @@ func fanoutMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (
 		var sent atomic.Int64
 		counters := make([]uint64, len(send))
 		buf := make([]byte, 0, *size+64)
+		// sendOne sends the next message from the k-th live sender; it
+		// reports false once every sender has lost its link.
+		dead := make([]bool, len(send))
 		sendOne := func(k int) bool {
-			i := k % len(send)
-			counters[i]++
-			buf = msgFrame(buf, counters[i], e.now(), text)
-			if err := send[i].write(buf); err != nil {
-				return false
+			for range len(send) {
+				i := k % len(send)
+				if dead[i] {
+					k++
+					continue
+				}
+				counters[i]++
+				buf = msgFrame(buf, counters[i], e.now(), text)
+				if err := send[i].write(buf); err != nil {
+					counters[i]--
+					dead[i] = true
+					continue
+				}
+				sent.Add(1)
+				return true
 			}
-			sent.Add(1)
-			return true
+			return false // every sender lost its link
 		}
 		if closed {
 			stall := time.NewTimer(0)
@@ -260,6 +272,7 @@ func fanoutMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (
 					break
 				}
 				if !sendOne(k) {
+					release() // the slot this message would have used
 					break
 				}
 			}
