@@ -14,22 +14,33 @@
 #   05-reconnected.png       relay back: banner gone, the waiting message sent
 #   06-members-away.png      Bob's side: Carol's link dropped, she shows as away
 #   07-settings.png          the settings screen
-#   08-diagnostics.png       the diagnostics view after the drop
+#   08-diagnostics.png       diagnostics: the drop, and a link check made after it
+#                            (TCP, WebSocket, heartbeat, UDP to the relay's STUN
+#                            ports: public address, NAT mapping)
 #   09-join.png              the first-run join screen
 #   10-failed-retry.png      a message the relay refused (too long): reason and Retry
 #   11-name-taken.png        a second "Bob Stone" is refused: stopped, with what to do
+#   12-restarted.png         Alice discarded the refused message, closed the app
+#                            and opened it again: what Bob wrote meanwhile is there
 #
 # Needs: Xvfb, xdotool, ImageMagick (apt-get install xvfb xdotool imagemagick)
-# and the build packages of the desktop app. Uses bin/heartline and
-# bin/heartline-relay when present (make screenshots builds them), else builds
-# them into a temporary folder. Nothing outside the temporary folder and
-# ./screenshots is touched: the apps keep their settings under a temporary HOME.
+# and the build packages of the desktop app. Uses APP_BIN and RELAY_BIN, else
+# bin/heartline and bin/heartline-relay when present (make screenshots builds
+# them), else builds them into a temporary folder. Nothing outside the
+# temporary folder and ./screenshots is touched: the apps keep their settings
+# under a temporary HOME.
+#
+# Several runs may share a machine: unless SCREENSHOTS_PORT,
+# SCREENSHOTS_STUN_PORT or SCREENSHOTS_DISPLAY say otherwise, the relay's TCP
+# port and its two STUN UDP ports are picked at random (and picked again if
+# taken), and Xvfb takes the first free display.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 out=${SCREENSHOTS_DIR:-screenshots}
-port=${SCREENSHOTS_PORT:-17071}
-display=${SCREENSHOTS_DISPLAY:-:97}
+port=${SCREENSHOTS_PORT:-}
+stun_port=${SCREENSHOTS_STUN_PORT:-}
+display=${SCREENSHOTS_DISPLAY:-}
 
 for tool in Xvfb xdotool import; do
   command -v "$tool" >/dev/null || { echo "screenshots: $tool is missing (apt-get install xvfb xdotool imagemagick)" >&2; exit 1; }
@@ -44,8 +55,8 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-relay_bin=bin/heartline-relay
-app_bin=bin/heartline
+relay_bin=${RELAY_BIN:-bin/heartline-relay}
+app_bin=${APP_BIN:-bin/heartline}
 if [ ! -x "$relay_bin" ] || [ ! -x "$app_bin" ]; then
   echo "screenshots: building the relay and the app (a first desktop build takes a few minutes)"
   go build -o "$tmp/heartline-relay" ./relay
@@ -55,24 +66,58 @@ if [ ! -x "$relay_bin" ] || [ ! -x "$app_bin" ]; then
 fi
 mkdir -p "$out"
 
-export DISPLAY=$display LANG=en_US.UTF-8 HOME=$tmp/home XDG_CONFIG_HOME=$tmp/home/.config
+export LANG=en_US.UTF-8 HOME=$tmp/home XDG_CONFIG_HOME=$tmp/home/.config
 mkdir -p "$HOME"
 unset DBUS_SESSION_BUS_ADDRESS WAYLAND_DISPLAY
-Xvfb "$display" -screen 0 2100x760x24 -nolisten tcp >"$tmp/xvfb.log" 2>&1 &
-pids+=($!)
+if [ -n "$display" ]; then
+  Xvfb "$display" -screen 0 2100x760x24 -nolisten tcp >"$tmp/xvfb.log" 2>&1 &
+  pids+=($!)
+else
+  # -displayfd: Xvfb picks a free display and writes its number.
+  Xvfb -displayfd 3 -screen 0 2100x760x24 -nolisten tcp 3>"$tmp/display" >"$tmp/xvfb.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do [ -s "$tmp/display" ] && break; sleep 0.1; done
+  [ -s "$tmp/display" ] || { echo "screenshots: Xvfb did not start:" >&2; cat "$tmp/xvfb.log" >&2; exit 1; }
+  display=:$(tr -d '[:space:]' <"$tmp/display")
+fi
+export DISPLAY=$display
 for _ in $(seq 50); do xdotool getdisplaygeometry >/dev/null 2>&1 && break; sleep 0.1; done
 
 relay_pid=
-start_relay() {
-  "$relay_bin" --listen "127.0.0.1:$port" --data-dir "$tmp/relay-data" \
+# try_relay starts the relay on $port (TCP) and $stun_port, $stun_port+1
+# (UDP) and waits until it is ready; it fails if the relay exits first.
+try_relay() {
+  "$relay_bin" --listen "127.0.0.1:$port" --stun-port "$stun_port" --data-dir "$tmp/relay-data" \
     --heartbeat-interval 2s --heartbeat-timeout 5s --grace 120s >>"$tmp/relay.log" 2>&1 &
   relay_pid=$!
   pids+=("$relay_pid")
   for _ in $(seq 100); do
     curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && return 0
+    kill -0 "$relay_pid" 2>/dev/null || return 1
     sleep 0.1
   done
-  echo "screenshots: the relay did not start:" >&2
+  return 1
+}
+
+# start_relay starts the relay; the first time, on ports picked at random
+# unless given (again if another program holds them), later on the same ones.
+fixed_ports=${port:+yes}
+start_relay() {
+  for _ in $(seq 10); do
+    if [ -z "$fixed_ports" ]; then
+      port=${SCREENSHOTS_PORT:-$((20000 + RANDOM % 10000))}
+      stun_port=${SCREENSHOTS_STUN_PORT:-$((30000 + RANDOM % 10000))}
+    fi
+    : "${stun_port:=$((port + 1))}"
+    if try_relay; then
+      fixed_ports=yes
+      return 0
+    fi
+    kill "$relay_pid" 2>/dev/null || true
+    wait "$relay_pid" 2>/dev/null || true
+    [ -n "$fixed_ports" ] && break
+  done
+  echo "screenshots: the relay did not start (TCP $port, STUN UDP $stun_port):" >&2
   cat "$tmp/relay.log" >&2
   exit 1
 }
@@ -161,7 +206,10 @@ shot bob 06-members-away.png
 cmd alice "show settings"
 sleep 1
 shot alice 07-settings.png
+# The check made when the link dropped found the relay down; with the link
+# back, a new check reaches the relay's STUN ports (public address, NAT).
 cmd alice "show diagnostics"
+cmd alice check
 sleep 5
 shot alice 08-diagnostics.png
 
@@ -185,6 +233,17 @@ kill "$newcomer_pid" 2>/dev/null || true
 app "Bob Stone" bob2 1050 --avatar bear --theme light
 sleep 3
 shot bob2 11-name-taken.png
+
+# Alice throws the refused message away and closes the app; Bob writes on;
+# Alice opens the app again (same settings) and finds what she missed.
+cmd alice discard
+cmd alice quit
+wait "$alice_pid" 2>/dev/null || true
+for i in 1 2 3 4 5 6; do say bob "While you were away ($i of 6): the relay keeps these until you come back."; done
+sleep 3
+app "Alice Chen" alice 0 --avatar fox --theme dark
+sleep 2.5
+shot alice 12-restarted.png
 
 import -window root "$out/00-both-windows.png"
 echo "screenshots: done; $(ls "$out"/*.png | wc -l) pictures in $out/"

@@ -12,6 +12,7 @@ import (
 
 	"fyne.io/fyne/v2"
 
+	"github.com/heartline/heartline/shared/client"
 	"github.com/heartline/heartline/shared/protocol"
 )
 
@@ -23,6 +24,8 @@ import (
 //	show SCREEN       room, settings, diagnostics or join
 //	scroll up         scroll the message list up (to show "jump to latest")
 //	retry             reconnect now instead of waiting for the backoff
+//	check             check the link now (the diagnostics screen's button)
+//	discard           discard every failed message (their Discard link)
 //	quit              leave the room and quit
 //
 // Blank lines and lines starting with # are skipped. It returns when ctx
@@ -89,6 +92,26 @@ func (u *UI) scriptCommand(ctx context.Context, cmd string) (quit bool, err erro
 		})
 	case "retry":
 		fyne.DoAndWait(u.retryNow)
+	case "check":
+		fyne.DoAndWait(func() {
+			if u.session == nil {
+				err = errNoSession
+				return
+			}
+			u.runDiagnostics(nil, client.Drop{})
+		})
+	case "discard":
+		fyne.DoAndWait(func() {
+			if u.session == nil {
+				err = errNoSession
+				return
+			}
+			for _, it := range u.session.c.Outbox() {
+				if it.Status == client.Failed {
+					u.discard(it.ID)
+				}
+			}
+		})
 	case "quit":
 		fyne.Do(u.Quit)
 		return true, nil
