@@ -41,9 +41,17 @@ Xvfb "$display" -screen 0 1280x800x24 -nolisten tcp >/dev/null 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do xdotool getdisplaygeometry >/dev/null 2>&1 && break; sleep 0.1; done
 
-"$relay_bin" --listen "127.0.0.1:$port" --data-dir "$tmp/relay" >/dev/null 2>&1 &
+# No STUN responder: nothing here measures UDP, and the default ports may be
+# another relay's on a shared machine.
+"$relay_bin" --listen "127.0.0.1:$port" --stun-port 0 --data-dir "$tmp/relay" >"$tmp/relay.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
+ready=
+for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && ready=1 && break; sleep 0.1; done
+if [ -z "$ready" ]; then
+  echo "screenshot-perf: the relay did not start on port $port (PERF_PORT picks another):" >&2
+  cat "$tmp/relay.log" >&2
+  exit 1
+fi
 
 now_ms() { date +%s%3N; }
 
