@@ -318,3 +318,29 @@ func TestDiscardFailedMessage(t *testing.T) {
 		}
 	})
 }
+
+// A relay that lost its history (a new epoch) while the app was closed: the
+// restarted app says so above what the relay has now.
+func TestRestartAfterRelayHistoryResetShowsMarker(t *testing.T) {
+	srv := startRelay(t, "127.0.0.1:0", t.TempDir())
+	addr := srv.Addr().String()
+	bob := newPoster(t, addr, "team")
+	bob.post("old", 5)
+	a := test.NewTempApp(t)
+	loop := newUILoop(t)
+	u := openApp(t, a, loop, addr)
+	waitShown(t, loop, u, texts("old", 1, 5))
+	loop.wait(u.Close)
+	bob.stop()
+	srv.Shutdown(context.Background())
+
+	// Same address, empty data directory: the room starts over.
+	srv = startRelay(t, addr, t.TempDir())
+	defer srv.Shutdown(context.Background())
+	newPoster(t, addr, "team").post("new", 3)
+
+	u2 := openApp(t, a, loop, addr)
+	defer loop.wait(u2.Close)
+	reset := client.HistoryGap{EpochChanged: true}.Text()
+	waitShown(t, loop, u2, append([]string{"gap: " + reset}, texts("new", 1, 3)...))
+}
