@@ -225,7 +225,7 @@ func (r Report) Text() string {
 	for _, s := range r.Stages {
 		fmt.Fprintf(&b, "  %-9s %-17s %s", "["+string(s.Status)+"]", s.Name, s.Detail)
 		if s.Status != StatusSkipped {
-			fmt.Fprintf(&b, " (%s)", roundDur(s.Duration))
+			fmt.Fprintf(&b, " [checked in %s]", roundDur(s.Duration))
 		}
 		b.WriteString("\n")
 	}
