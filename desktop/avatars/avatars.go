@@ -17,7 +17,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -352,26 +351,9 @@ func Upload(ctx context.Context, client *http.Client, relay, token string, png [
 // HTTPBase turns a relay address as typed ("host:port", "ws://host:port/ws",
 // "wss://host/ws", "http(s)://host") into the base URL of its HTTP endpoints.
 func HTTPBase(relay string) (string, error) {
-	s := strings.TrimSpace(relay)
-	if s == "" {
-		return "", errors.New("no relay address: enter one like 192.168.1.20:7070")
+	u, err := protocol.RelayURL(relay)
+	if err != nil {
+		return "", err
 	}
-	if !strings.Contains(s, "://") {
-		s = "ws://" + s
-	}
-	u, err := url.Parse(s)
-	if err != nil || u.Host == "" {
-		return "", fmt.Errorf("%q is not a relay address: enter one like 192.168.1.20:7070", relay)
-	}
-	switch u.Scheme {
-	case "ws", "http":
-		u.Scheme = "http"
-	case "wss", "https":
-		u.Scheme = "https"
-	default:
-		return "", fmt.Errorf("%q: use ws://, wss:// or just host:port", relay)
-	}
-	u.Path = strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/ws")
-	u.RawQuery, u.Fragment = "", ""
-	return strings.TrimSuffix(u.String(), "/"), nil
+	return protocol.RelayHTTPBase(u), nil
 }

@@ -6,6 +6,7 @@ package ui
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"image"
 	"log/slog"
@@ -328,7 +329,10 @@ func validateProfile(p *settings.Profile) error {
 	}
 	if !p.Host {
 		if _, err := avatars.HTTPBase(p.Relay); err != nil {
-			return fmt.Errorf("Relay address: %v", err)
+			// The message already names the relay address; it only needs
+			// to start a sentence.
+			msg := err.Error()
+			return errors.New(strings.ToUpper(msg[:1]) + msg[1:])
 		}
 	}
 	return nil

@@ -341,8 +341,8 @@ func TestValidateProfileSaysWhatToFix(t *testing.T) {
 	}{
 		{settings.Profile{Name: "", Room: "general", Relay: "h:1"}, "Your name:"},
 		{settings.Profile{Name: "Ann", Room: "Not A Room", Relay: "h:1"}, "Room:"},
-		{settings.Profile{Name: "Ann", Room: "general", Relay: ""}, "Relay address: no relay address"},
-		{settings.Profile{Name: "Ann", Room: "general", Relay: "ftp://x"}, "Relay address:"},
+		{settings.Profile{Name: "Ann", Room: "general", Relay: ""}, "The relay address is empty"},
+		{settings.Profile{Name: "Ann", Room: "general", Relay: "ftp://x"}, `Relay address "ftp://x": use ws://`},
 	}
 	for _, c := range cases {
 		p := c.p

@@ -164,7 +164,7 @@ func newMessageID() string {
 // New checks cfg and returns a client ready to Run. Errors name the setting
 // that is wrong.
 func New(cfg Config) (*Client, error) {
-	u, err := normalizeURL(cfg.URL)
+	u, err := protocol.RelayURL(cfg.URL)
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +190,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	c := &Client{
 		cfg:       cfg,
-		url:       u,
+		url:       u.String(),
 		clock:     cfg.Clock,
 		rand:      cfg.Rand,
 		backoff:   cfg.Backoff.withDefaults(),
@@ -246,37 +246,6 @@ func frameMessage(err error) string {
 		return fe.Message
 	}
 	return err.Error()
-}
-
-// normalizeURL turns what a person types into a WebSocket URL.
-func normalizeURL(raw string) (string, error) {
-	s := strings.TrimSpace(raw)
-	if s == "" {
-		return "", errors.New("relay address is empty: enter host:port or a ws:// URL")
-	}
-	if !strings.Contains(s, "://") {
-		s = "ws://" + s
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return "", fmt.Errorf("relay address %q is not a URL: %v", raw, err)
-	}
-	switch u.Scheme {
-	case "ws", "wss":
-	case "http":
-		u.Scheme = "ws"
-	case "https":
-		u.Scheme = "wss"
-	default:
-		return "", fmt.Errorf("relay address %q: use ws:// or wss:// (not %s://)", raw, u.Scheme)
-	}
-	if u.Hostname() == "" {
-		return "", fmt.Errorf("relay address %q has no host", raw)
-	}
-	if u.Path == "" || u.Path == "/" {
-		u.Path = "/ws"
-	}
-	return u.String(), nil
 }
 
 // URL is the WebSocket URL the client dials.

@@ -314,15 +314,6 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	if c.URL() != "ws://127.0.0.1:1/ws" {
 		t.Errorf("URL() = %q", c.URL())
 	}
-	for in, want := range map[string]string{
-		"https://relay.example:8443": "wss://relay.example:8443/ws",
-		"ws://10.0.0.1:80/custom":    "ws://10.0.0.1:80/custom",
-		" relay.example.org:9000/ ":  "ws://relay.example.org:9000/ws",
-	} {
-		if got, err := normalizeURL(in); err != nil || got != want {
-			t.Errorf("normalizeURL(%q) = %q, %v; want %q", in, got, err, want)
-		}
-	}
 	if k := NewKey(); len(k) != 32 || NewKey() == k {
 		t.Errorf("NewKey() = %q: want 32 random characters", k)
 	}

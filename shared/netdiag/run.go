@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/heartline/heartline/shared/protocol"
 )
 
 const (
@@ -130,39 +132,16 @@ func Run(ctx context.Context, t Target) Report {
 	return finish()
 }
 
-// parseRelayURL accepts what the chat client accepts: ws://, wss://,
-// http(s):// or a bare host:port.
+// parseRelayURL accepts what the chat client accepts (protocol.RelayURL)
+// and adds the port a URL without one implies.
 func parseRelayURL(raw string) (u *url.URL, host, port string, err error) {
-	raw = strings.TrimSpace(raw)
-	if raw == "" {
-		return nil, "", "", errors.New("it is empty")
-	}
-	if !strings.Contains(raw, "://") {
-		raw = "ws://" + raw
-	}
-	u, err = url.Parse(raw)
+	u, err = protocol.RelayURL(raw)
 	if err != nil {
-		return nil, "", "", fmt.Errorf("%q cannot be read as an address", raw)
-	}
-	switch u.Scheme {
-	case "ws", "http":
-		u.Scheme = "ws"
-	case "wss", "https":
-		u.Scheme = "wss"
-	default:
-		return nil, "", "", fmt.Errorf("%q is not a ws:// or wss:// address", u.Scheme)
+		return nil, "", "", err
 	}
 	host, port = u.Hostname(), u.Port()
-	if host == "" {
-		return nil, "", "", errors.New("it has no host name")
-	}
 	if port == "" {
 		port = map[string]string{"ws": "80", "wss": "443"}[u.Scheme]
-	} else if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return nil, "", "", fmt.Errorf("port %q is not a port number", port)
-	}
-	if u.Path == "" || u.Path == "/" {
-		u.Path = "/ws"
 	}
 	return u, host, port, nil
 }
