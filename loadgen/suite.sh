@@ -1,0 +1,73 @@
+#!/bin/bash
+# The benchmark suite behind docs/BENCHMARKS.md: builds the relay and the load
+# generator, then runs every scenario against a fresh relay on 127.0.0.1,
+# writing each run's summary and JSON line to OUT/<scenario>.txt.
+#
+#   loadgen/suite.sh [OUT] [scenario...]     (from the repo root; default OUT=/tmp/heartline-bench)
+#
+# Scenarios: idle5k idle19k fan10 fan100 closed16 accept churn storm10k (default: all).
+# Takes about 6 minutes. It stops only the relays it started (by pid).
+set -euo pipefail
+out=${1:-/tmp/heartline-bench}
+shift || true
+scenarios=${*:-idle5k idle19k fan10 fan100 closed16 accept churn storm10k}
+mkdir -p "$out"
+bin=$(mktemp -d)
+trap 'stop_relay; rm -rf "$bin"' EXIT
+go build -o "$bin/heartline-relay" ./relay
+go build -o "$bin/heartline-load" ./loadgen
+port=18080
+data="$out/relay-data"
+relay_pid=
+
+start_relay() { # flags...
+	stop_relay
+	rm -rf "$data" && mkdir -p "$data"
+	"$bin/heartline-relay" --listen "127.0.0.1:$port" --data-dir "$data" --log-level warn "$@" >"$out/relay.log" 2>&1 &
+	relay_pid=$!
+	for _ in $(seq 1 100); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+		sleep 0.1
+	done
+	echo "the relay did not start: see $out/relay.log" >&2
+	exit 1
+}
+stop_relay() {
+	if [ -n "$relay_pid" ]; then
+		kill "$relay_pid" 2>/dev/null || true
+		wait "$relay_pid" 2>/dev/null || true
+		relay_pid=
+	fi
+}
+run() { # name mode flags...
+	local name=$1
+	shift
+	echo "== $name $(date -u +%FT%TZ) load $(cut -d' ' -f1 /proc/loadavg)"
+	"$bin/heartline-load" "$@" -url "ws://127.0.0.1:$port/ws" -pid "$relay_pid" -q >"$out/$name.txt" 2>&1 || true
+	grep -v '^{' "$out/$name.txt"
+}
+fanout_relay=(--max-room-members 1100 --rate 100000 --burst 100000)
+
+for s in $scenarios; do
+	case $s in
+	idle5k) start_relay --max-conns 19500 && run idle5k idle -n 5000 -hold 30s ;;
+	idle19k) start_relay --max-conns 19500 && run idle19k idle -n 19000 -hold 30s ;;
+	fan10) start_relay "${fanout_relay[@]}" && run fan10 fanout -receivers 1000 -senders 10 -rate 10 -duration 30s ;;
+	fan100) start_relay "${fanout_relay[@]}" && run fan100 fanout -receivers 1000 -senders 10 -rate 100 -duration 20s ;;
+	closed16) start_relay "${fanout_relay[@]}" && run closed16 fanout -receivers 1000 -senders 1 -rate 0 -window 16 -duration 20s ;;
+	accept) start_relay "${fanout_relay[@]}" && run accept fanout -receivers 1 -senders 20 -rate 0 -window 100 -echo ack -duration 15s ;;
+	churn) start_relay "${fanout_relay[@]}" && run churn churn -members 500 -senders 10 -rate 2 -churn 20 -stay 2s -abrupt 0.5 -duration 40s ;;
+	storm10k)
+		stop_relay
+		rm -rf "$data" && mkdir -p "$data"
+		echo "== storm10k $(date -u +%FT%TZ) load $(cut -d' ' -f1 /proc/loadavg)"
+		"$bin/heartline-load" storm -url "ws://127.0.0.1:$port/ws" -n 10000 -per-room 100 -senders 20 -rate 2 \
+			-before 10s -after 5s -storm-timeout 90s -relay-log "$out/relay-storm.log" -q \
+			-relay-cmd "$bin/heartline-relay --listen 127.0.0.1:$port --data-dir $data --max-conns 19500 --log-level warn" \
+			>"$out/storm10k.txt" 2>&1 || true
+		grep -v '^{' "$out/storm10k.txt"
+		;;
+	*) echo "unknown scenario $s" >&2 ;;
+	esac
+done
+echo "== done $(date -u +%FT%TZ); results in $out"
