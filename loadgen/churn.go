@@ -110,7 +110,11 @@ func churnMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (a
 		var bg sync.WaitGroup
 		bg.Add(1)
 		go func() { defer bg.Done(); heartbeat(bgCtx, e, members) }()
-		joined, took := e.joinAll(ctx, members, c.conc, &readers, nil)
+		// The observer joins first, so it must see a joined frame for each
+		// of the others: waiting for those keeps them out of its counts.
+		first, _ := e.joinAll(ctx, members[:1], 1, &readers, nil)
+		rest, took := e.joinAll(ctx, members[1:], c.conc, &readers, nil)
+		joined := first + rest
 		res.Joined = joined
 		c.progress("churn: %d stable members joined in %.1fs", joined, took.Seconds())
 		if joined < len(members) {
@@ -121,8 +125,16 @@ func churnMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (a
 			return res, fmt.Errorf("only %d of %d stable members joined: %v", joined, len(members), res.JoinFailures)
 		}
 
-		// The observer's counts from here on are the churn's own (stable
-		// members that joined after the observer are left out).
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+			obsMu.Lock()
+			seen := observed["joined"]
+			obsMu.Unlock()
+			if seen >= len(members)-1 {
+				break
+			}
+			sleepCtx(ctx, 10*time.Millisecond)
+		}
+		// The observer's counts from here on are the churn's own.
 		obsMu.Lock()
 		obsBase := maps.Clone(observed)
 		obsMu.Unlock()

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/heartline/heartline/relay/server"
+)
+
+// startRelay runs the real relay library on a free loopback port.
+func startTestRelay(t *testing.T, cfg server.Config) string {
+	t.Helper()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	srv, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	return "ws://" + srv.Addr().String() + "/ws"
+}
+
+// runMode runs a mode the way main does, with its summary discarded.
+func runMode(t *testing.T, mode string, args ...string) any {
+	t.Helper()
+	fs := flag.NewFlagSet(mode, flag.ContinueOnError)
+	c := commonFlags(fs)
+	exec := modes[mode](fs)
+	// This process is the relay too: sample it, not whatever else listens.
+	args = append(args, "-q", "-pid", strconv.Itoa(os.Getpid()), "-src", "127.0.0.2-127.0.0.4")
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	e, err := c.env()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout := os.Stdout
+	devnull, _ := os.Open(os.DevNull)
+	os.Stdout = devnull
+	defer func() { os.Stdout = stdout; devnull.Close() }()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := exec(ctx, e, c)
+	if err != nil {
+		t.Fatalf("%s: %v", mode, err)
+	}
+	return res
+}
+
+func TestFanoutAgainstRealRelayCountsEveryDelivery(t *testing.T) {
+	url := startTestRelay(t, server.Config{Rate: 1000, Burst: 1000})
+	res := runMode(t, "fanout", "-url", url, "-receivers", "20", "-senders", "3", "-rate", "50",
+		"-duration", "1s", "-warmup", "0s", "-drain", "5s").(*fanoutResult)
+	if res.Sent == 0 || res.Acked != res.Sent || res.Unacked != 0 {
+		t.Fatalf("sent %d, acked %d, unacked %d: every message should be acked", res.Sent, res.Acked, res.Unacked)
+	}
+	// Each message reaches every member but its sender: 22 of the 23.
+	if want := res.Sent * 22; res.Deliveries != want {
+		t.Errorf("deliveries %d, want %d (sent %d x 22 members)", res.Deliveries, want, res.Sent)
+	}
+	l := res.Loss
+	if l.Gaps+l.Backlog+l.Evicted+l.LostOnClose != 0 || l.Received != l.Expected || l.FinalSeq != uint64(res.Sent) {
+		t.Errorf("loss on an unloaded relay: %s", l)
+	}
+	if res.Latency.Count != uint64(res.Deliveries) || res.Latency.P50 <= 0 || res.Latency.Max < res.Latency.P99 {
+		t.Errorf("latency summary inconsistent with %d deliveries: %+v", res.Deliveries, res.Latency)
+	}
+}
+
+func TestClosedLoopKeepsAtMostWindowInFlight(t *testing.T) {
+	url := startTestRelay(t, server.Config{Rate: 100000, Burst: 100000})
+	res := runMode(t, "fanout", "-url", url, "-receivers", "5", "-senders", "1", "-rate", "0",
+		"-window", "4", "-echo", "ack", "-duration", "1s", "-warmup", "0s").(*fanoutResult)
+	if res.Sent < 10 || res.Acked != res.Sent || res.Stalled {
+		t.Fatalf("closed loop: sent %d, acked %d, stalled %v", res.Sent, res.Acked, res.Stalled)
+	}
+	if res.Loss.Gaps+res.Loss.Backlog != 0 {
+		t.Errorf("loss: %s", res.Loss)
+	}
+}
+
+func TestIdleHoldsMembersAndSamplesTheRelay(t *testing.T) {
+	url := startTestRelay(t, server.Config{HeartbeatInterval: 200 * time.Millisecond, HeartbeatTimeout: 500 * time.Millisecond})
+	res := runMode(t, "idle", "-url", url, "-n", "30", "-per-room", "10", "-hold", "1s").(*idleResult)
+	if res.Joined != 30 || res.Rooms != 3 || len(res.Closed) != 0 {
+		t.Fatalf("joined %d in %d rooms, closed %v", res.Joined, res.Rooms, res.Closed)
+	}
+	// 30 members pinging every 200 ms for ~1 s: about 150 pongs.
+	if res.Pongs < 100 {
+		t.Errorf("only %d pongs in %.1fs: heartbeats are not flowing", res.Pongs, res.HoldSeconds)
+	}
+	if res.Relay.RSSKiB <= 0 || res.Relay.FDs < 30 {
+		t.Errorf("relay not sampled: %+v", res.Relay)
+	}
+}
+
+func TestChurnObserverSeesEveryJoinAndLeave(t *testing.T) {
+	url := startTestRelay(t, server.Config{Rate: 1000, Burst: 1000})
+	res := runMode(t, "churn", "-url", url, "-members", "10", "-senders", "2", "-rate", "5",
+		"-churn", "20", "-stay", "200ms", "-abrupt", "0.5", "-duration", "1s").(*churnResult)
+	if res.ChurnJoined == 0 || res.ChurnJoined != res.Churners {
+		t.Fatalf("%d of %d churners joined (%v)", res.ChurnJoined, res.Churners, res.JoinFailures)
+	}
+	if res.ByeClosed1000 != res.Byes || res.Byes+res.Abrupt != res.ChurnJoined {
+		t.Errorf("byes %d (closed 1000: %d), abrupt %d, joined %d", res.Byes, res.ByeClosed1000, res.Abrupt, res.ChurnJoined)
+	}
+	want := map[string]int{"joined": int(res.ChurnJoined), "left:bye": int(res.Byes), "presence:away": int(res.Abrupt)}
+	for k, v := range want {
+		if res.Observed[k] != v {
+			t.Errorf("observer saw %d %s, want %d (all: %v)", res.Observed[k], k, v, res.Observed)
+		}
+	}
+	if l := res.Loss; l.Gaps+l.Backlog+l.Evicted+l.LostOnClose != 0 {
+		t.Errorf("stable members lost messages: %s", l)
+	}
+}
