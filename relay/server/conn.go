@@ -1,12 +1,14 @@
 package server
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"io"
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -249,6 +251,9 @@ func (c *conn) readLoop() {
 		return nil
 	})
 	for {
+		if !c.netConn.buffered() {
+			c.netConn.awaitReadable()
+		}
 		typ, r, err := ws.NextReader()
 		if err != nil {
 			c.readEnded(err)
@@ -356,6 +361,27 @@ type batchConn struct {
 	net.Conn
 	mu  sync.Mutex
 	buf *[]byte // non-nil during a batch
+
+	// Read side, used by the reader goroutine only (see awaitReadable).
+	raw        syscall.RawConn // nil: no shallow wait (TLS, tests)
+	onReadable func(fd uintptr) bool
+	br         *bufio.Reader // gorilla's read buffer (ours, see hijackWriter)
+	pending    *[]byte       // bytes read by awaitReadable, not yet handed on
+	pendingOff int
+	pendingErr error // the error awaitReadable's read got, for the next Read
+}
+
+// newBatchConn wraps nc; a plain TCP socket also gets its raw connection for
+// awaitReadable.
+func newBatchConn(nc net.Conn) *batchConn {
+	b := &batchConn{Conn: nc}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		if raw, err := tc.SyscallConn(); err == nil {
+			b.raw = raw
+			b.onReadable = b.readable
+		}
+	}
+	return b
 }
 
 var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
@@ -406,4 +432,81 @@ func (b *batchConn) SetWriteDeadline(t time.Time) error {
 	return b.Conn.SetWriteDeadline(t)
 }
 
-var _ io.Writer = (*batchConn)(nil)
+// Read serves bytes that awaitReadable already took from the socket before
+// reading the socket itself.
+func (b *batchConn) Read(p []byte) (int, error) {
+	if b.pending == nil {
+		if b.pendingErr != nil {
+			err := b.pendingErr
+			b.pendingErr = nil
+			return 0, err
+		}
+		return b.Conn.Read(p)
+	}
+	n := copy(p, (*b.pending)[b.pendingOff:])
+	b.pendingOff += n
+	if b.pendingOff == len(*b.pending) {
+		*b.pending = (*b.pending)[:0]
+		readPool.Put(b.pending)
+		b.pending, b.pendingOff = nil, 0
+	}
+	return n, nil
+}
+
+// readPool holds the buffers awaitReadable reads into; a parked reader holds
+// none.
+var readPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// awaitReadable blocks until the socket has something to read, at the
+// bottom of a shallow stack: gorilla's read path is deep enough that a
+// reader parked inside it keeps a 4 KiB stack for good, while a goroutine
+// parked here fits in the 2 KiB minimum once the GC shrinks it. It does not
+// add a syscall: the non-blocking read it makes when woken is the read
+// gorilla would have made, and its bytes are handed to gorilla through Read.
+// Without a raw socket (TLS, tests) it returns at once and gorilla blocks as
+// before.
+func (b *batchConn) awaitReadable() {
+	if b.raw == nil || b.pending != nil || b.pendingErr != nil {
+		return
+	}
+	if err := b.raw.Read(b.onReadable); err != nil {
+		// A deadline or a closed socket: gorilla's read reports it.
+		return
+	}
+}
+
+// readable is the raw.Read callback: false means "nothing yet, wait in the
+// netpoller". It is a method value cached in onReadable (no allocation per
+// wait).
+func (b *batchConn) readable(fd uintptr) bool {
+	buf := readPool.Get().(*[]byte)
+	for {
+		n, err := syscall.Read(int(fd), (*buf)[:cap(*buf)])
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			readPool.Put(buf)
+			return false
+		case n > 0:
+			*buf = (*buf)[:n]
+			b.pending, b.pendingOff = buf, 0
+		default:
+			readPool.Put(buf)
+			if err == nil {
+				err = io.EOF
+			}
+			b.pendingErr = err
+		}
+		return true
+	}
+}
+
+// buffered reports whether bytes already read from the socket wait in the
+// connection's bufio reader or in pending, so that waiting for the socket
+// would stall a frame that has arrived.
+func (b *batchConn) buffered() bool {
+	return b.pending != nil || b.pendingErr != nil || (b.br != nil && b.br.Buffered() > 0)
+}
+
+var _ io.ReadWriter = (*batchConn)(nil)

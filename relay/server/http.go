@@ -89,6 +89,11 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 	return false
 }
 
+// readBufferSize is each connection's bufio read buffer: the smallest gorilla
+// accepts as its reader (more than 256 bytes), a whole size class. Larger
+// frames are read through it.
+const readBufferSize = 288
+
 // hijackWriter wraps the hijacked connection in a batchConn so that gorilla's
 // per-frame writes can be batched into one syscall.
 type hijackWriter struct {
@@ -101,8 +106,15 @@ func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	h.wrapped = &batchConn{Conn: nc}
-	return h.wrapped, brw, nil
+	h.wrapped = newBatchConn(nc)
+	if brw.Reader.Buffered() > 0 {
+		return h.wrapped, brw, nil // gorilla refuses the upgrade
+	}
+	// gorilla reads through the bufio.Reader it is handed when the upgrader's
+	// ReadBufferSize is 0: a small one of ours (net/http's is 4 KiB), which
+	// awaitReadable needs to see into.
+	h.wrapped.br = bufio.NewReaderSize(h.wrapped, readBufferSize)
+	return h.wrapped, bufio.NewReadWriter(h.wrapped.br, brw.Writer), nil
 }
 
 // reserve counts a connection against --max-conns and --max-conns-per-ip

@@ -153,9 +153,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.upgrader = websocket.Upgrader{
 		// Small read buffers: an idle member costs memory, a big frame is
-		// read straight through. Write buffers come from a pool and are
-		// held only while a frame is being written.
-		ReadBufferSize:  512,
+		// read straight through. ReadBufferSize 0 makes gorilla use the
+		// hijacked bufio.Reader, which hijackWriter sizes to readBufferSize.
+		// Write buffers come from a pool and are held only while a frame is
+		// being written.
+		ReadBufferSize:  0,
 		WriteBufferSize: 4096,
 		WriteBufferPool: &sync.Pool{},
 		CheckOrigin:     s.checkOrigin,
