@@ -35,6 +35,10 @@ type env struct {
 	// heartbeat goroutine waits for it.
 	hbInterval atomic.Int64
 
+	// restartNow, when set, is closed where storm mode asks the operator
+	// to restart the relay (tests restart an in-process relay there).
+	restartNow chan struct{}
+
 	failMu sync.Mutex
 	fails  map[string]int // join failures by kind
 }

@@ -126,3 +126,79 @@ func TestChurnObserverSeesEveryJoinAndLeave(t *testing.T) {
 		t.Errorf("stable members lost messages: %s", l)
 	}
 }
+
+func TestStormMembersResumeAfterRelayRestart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := server.Config{Listen: "127.0.0.1:0", DataDir: dir}
+	first, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	addr := first.Addr().String()
+
+	fs := flag.NewFlagSet("storm", flag.ContinueOnError)
+	c := commonFlags(fs)
+	exec := modes["storm"](fs)
+	if err := fs.Parse([]string{"-url", "ws://" + addr + "/ws", "-n", "40", "-per-room", "20", "-senders", "4",
+		"-rate", "4", "-before", "500ms", "-after", "500ms", "-storm-timeout", "20s", "-q",
+		"-pid", strconv.Itoa(os.Getpid()), "-src", "127.0.0.2-127.0.0.4"}); err != nil {
+		t.Fatal(err)
+	}
+	e, err := c.env()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.restartNow = make(chan struct{})
+	stdout := os.Stdout
+	devnull, _ := os.Open(os.DevNull)
+	os.Stdout = devnull
+	defer func() { os.Stdout = stdout; devnull.Close() }()
+
+	type outcome struct {
+		res any
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		res, err := exec(context.Background(), e, c)
+		done <- outcome{res, err}
+	}()
+	select {
+	case <-e.restartNow:
+	case o := <-done:
+		t.Fatalf("storm ended before the restart: %v", o.err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("storm never asked for the restart")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := first.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Listen = addr
+	second, err := server.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := second.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer second.Shutdown(context.Background())
+	o := <-done
+	if o.err != nil {
+		t.Fatal(o.err)
+	}
+	res := o.res.(*stormResult)
+	if res.Back != 40 || res.NotRecovered != 0 || res.CloseCodes[1001] != 40 {
+		t.Fatalf("back %d, not recovered %d, close codes %v", res.Back, res.NotRecovered, res.CloseCodes)
+	}
+	if res.Acked == 0 || res.Unacked != 0 || res.DupAccepts != 0 {
+		t.Errorf("acked %d, unacked %d, one id under two seqs %d", res.Acked, res.Unacked, res.DupAccepts)
+	}
+	if l := res.Loss; l.Gaps+l.Backlog+l.Evicted+l.LostOnClose != 0 || l.Received != l.Expected {
+		t.Errorf("loss across the restart: %s", l)
+	}
+}

@@ -92,20 +92,45 @@ func stormMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (a
 			CloseCodes: map[int]int{}, RestartedByTool: *relayCmd != ""}
 
 		var relay *relayProcess
+		var pidMu sync.Mutex // guards relay (replaced at the restart) and operatorPID for the RSS sampler
 		if *relayCmd != "" {
 			var err error
-			relay, err = startRelay(ctx, *relayCmd, *relayLog, c.relayPort())
-			if err != nil {
+			if relay, err = startRelay(ctx, *relayCmd, *relayLog, c.relayPort()); err != nil {
 				return nil, err
 			}
-			defer func() { _ = relay.stop() }() // the relay running at the end, not the first one
+			defer func() { // the relay running at the end, not the first one
+				if relay != nil {
+					_ = relay.stop()
+				}
+			}()
 			c.progress("storm: relay started (pid %d), log in %s", relay.cmd.Process.Pid, *relayLog)
 		}
+		// pidNow is the relay process now: the one the tool started, or
+		// (operator restarts) whichever process listens on the port,
+		// looked up quietly since the relay is gone for part of the storm.
+		operatorPID := ""
+		if relay == nil {
+			operatorPID = c.relayPID()
+		}
 		pidNow := func() string {
+			pidMu.Lock()
+			defer pidMu.Unlock()
 			if relay != nil {
 				return strconv.Itoa(relay.cmd.Process.Pid)
 			}
-			return c.relayPID()
+			if c.pid > 0 {
+				return operatorPID
+			}
+			if operatorPID != "" {
+				if _, err := os.Stat("/proc/" + operatorPID); err == nil {
+					return operatorPID
+				}
+			}
+			if pid, err := pidListeningOn(c.relayPort()); err == nil {
+				operatorPID = strconv.Itoa(pid)
+				return operatorPID
+			}
+			return ""
 		}
 
 		id := runID()
@@ -291,8 +316,10 @@ func stormMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (a
 			}
 			res.StopSeconds = time.Since(t0).Seconds()
 			t1 := time.Now()
-			var err error
-			relay, err = startRelay(ctx, *relayCmd, *relayLog, c.relayPort())
+			next, err := startRelay(ctx, *relayCmd, *relayLog, c.relayPort())
+			pidMu.Lock()
+			relay = next // nil on failure: the deferred stop skips it
+			pidMu.Unlock()
 			if err != nil {
 				stopping.Store(true)
 				peakStop()
@@ -303,6 +330,9 @@ func stormMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (a
 			res.StartSeconds = upAt.Sub(t1).Seconds()
 		} else {
 			fmt.Fprintf(os.Stderr, "storm: restart the relay now; waiting up to %v\n", *stormTimeout)
+			if e.restartNow != nil {
+				close(e.restartNow)
+			}
 		}
 
 		// Wait until every member has a newer welcome with recovered=true.
