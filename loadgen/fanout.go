@@ -121,9 +121,12 @@ type fanoutResult struct {
 	Loss              lossFigures    `json:"loss"`
 	Relay             relayFigures   `json:"relay"`
 	RelayUsPerDeliver float64        `json:"relay_cpu_us_per_delivery"`
-	LoadCPU           float64        `json:"loadgen_cpu_percent"`
-	Stalled           bool           `json:"stalled,omitempty"`
-	LeaveCloses       map[int]int    `json:"closes_during_leave,omitempty"` // after the measurement, on bye
+	// DeliveriesPerWrite is deliveries per relay write syscall (from
+	// /proc/<pid>/io): how well the relay coalesces frames per member.
+	DeliveriesPerWrite float64     `json:"deliveries_per_relay_write,omitempty"`
+	LoadCPU            float64     `json:"loadgen_cpu_percent"`
+	Stalled            bool        `json:"stalled,omitempty"`
+	LeaveCloses        map[int]int `json:"closes_during_leave,omitempty"` // after the measurement, on bye
 }
 
 func fanoutMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (any, error) {
@@ -353,6 +356,9 @@ func fanoutMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (
 				if res.Deliveries > 0 {
 					res.RelayUsPerDeliver = res.Relay.CPUSeconds * 1e6 / float64(res.Deliveries)
 				}
+				if w := r1.syscw - r0.syscw; r0.syscw >= 0 && w > 0 {
+					res.DeliveriesPerWrite = float64(res.Deliveries) / float64(w)
+				}
 			}
 		}
 
@@ -374,8 +380,8 @@ func fanoutMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (
 			fmt.Printf("  after the measurement, while all members said bye, the relay closed: %v (1006: no close frame in 3 s)\n", res.LeaveCloses)
 		}
 		if pid != "" && sampleErr == nil {
-			fmt.Printf("  relay pid %s: %.2f s CPU (%.0f%% of a core), %.3f us per delivery; RSS %d -> %d KiB (peak ever %d)\n",
-				pid, res.Relay.CPUSeconds, res.Relay.CPUPercent, res.RelayUsPerDeliver, r0.rssKiB, r1.rssKiB, r1.hwmKiB)
+			fmt.Printf("  relay pid %s: %.2f s CPU (%.0f%% of a core), %.3f us per delivery, %.1f deliveries per write syscall; RSS %d -> %d KiB (peak ever %d)\n",
+				pid, res.Relay.CPUSeconds, res.Relay.CPUPercent, res.RelayUsPerDeliver, res.DeliveriesPerWrite, r0.rssKiB, r1.rssKiB, r1.hwmKiB)
 		}
 		fmt.Printf("  load generator: %.0f%% CPU\n", res.LoadCPU)
 		if res.Stalled {

@@ -24,6 +24,8 @@ type procSample struct {
 	cpuTicks int64 // utime + stime, all threads
 	threads  int64
 	fds      int64 // open descriptors; -1 if unreadable
+	syscr    int64 // read-family syscalls so far (/proc/<pid>/io); -1 if unreadable
+	syscw    int64 // write-family syscalls so far
 }
 
 // readProc samples pid ("self" for this process).
@@ -71,6 +73,25 @@ func readProc(pid string) (procSample, error) {
 	}
 	if ents, err := os.ReadDir("/proc/" + pid + "/fd"); err == nil {
 		s.fds = int64(len(ents))
+	}
+	s.syscr, s.syscw = -1, -1
+	if io, err := os.ReadFile("/proc/" + pid + "/io"); err == nil {
+		for _, line := range strings.Split(string(io), "\n") {
+			k, v, ok := strings.Cut(line, ": ")
+			if !ok {
+				continue
+			}
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				continue
+			}
+			switch k {
+			case "syscr":
+				s.syscr = n
+			case "syscw":
+				s.syscw = n
+			}
+		}
 	}
 	return s, nil
 }
