@@ -24,14 +24,19 @@ func (c *countingConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// Several queued frames, prepared (fan-out) and unicast mixed, leave in one
-// write to the socket, in order.
+// Several queued frames (text frames of every header size, pongs mixed in)
+// leave in one write to the socket, in order, and read back as the frames
+// gorilla would have written.
 func TestQueuedFramesGoOutInOneWrite(t *testing.T) {
 	srv, err := New(Config{DataDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer srv.Shutdown(context.Background())
+	text := func(i int) []byte {
+		pad := strings.Repeat("x", []int{0, 200, 70000}[i%3]) // 7-bit, 16-bit and 64-bit lengths
+		return []byte(fmt.Sprintf(`{"type":"pong","t":%d,"server_time":1,"pad":"%s"}`, i, pad))
+	}
 	writes := make(chan int32, 1)
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hw := &hijackWriter{ResponseWriter: w}
@@ -45,12 +50,9 @@ func TestQueuedFramesGoOutInOneWrite(t *testing.T) {
 		c := &conn{s: srv, ws: ws, netConn: hw.wrapped}
 		var q []outFrame
 		for i := range 50 {
-			data := []byte(fmt.Sprintf(`{"type":"pong","t":%d,"server_time":1}`, i))
-			if i%2 == 0 {
-				pm, _ := websocket.NewPreparedMessage(websocket.TextMessage, data)
-				q = append(q, outFrame{pm: pm})
-			} else {
-				q = append(q, outFrame{data: data})
+			q = append(q, outFrame{data: text(i), op: websocket.TextMessage})
+			if i%10 == 0 {
+				q = append(q, outFrame{data: []byte(fmt.Sprint("pong-", i)), op: websocket.PongMessage})
 			}
 		}
 		if err := c.writeBatch(q); err != nil {
@@ -64,17 +66,22 @@ func TestQueuedFramesGoOutInOneWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ws.Close()
+	var pongs []string
+	ws.SetPongHandler(func(p string) error { pongs = append(pongs, p); return nil })
 	ws.SetReadDeadline(time.Now().Add(3 * time.Second))
 	for i := range 50 {
-		_, data, err := ws.ReadMessage()
+		typ, data, err := ws.ReadMessage()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := fmt.Sprintf(`"t":%d,`, i); !strings.Contains(string(data), want) {
-			t.Fatalf("frame %d = %s", i, data)
+		if typ != websocket.TextMessage || string(data) != string(text(i)) {
+			t.Fatalf("frame %d: type %d, %d bytes, want text of %d bytes", i, typ, len(data), len(text(i)))
 		}
 	}
+	if want := "[pong-0 pong-10 pong-20 pong-30 pong-40]"; fmt.Sprint(pongs) != want {
+		t.Errorf("pongs %v, want %s", pongs, want)
+	}
 	if n := <-writes; n != 1 {
-		t.Errorf("50 queued frames took %d writes, want 1", n)
+		t.Errorf("55 queued frames took %d writes, want 1", n)
 	}
 }

@@ -28,12 +28,13 @@ const (
 	closeReadWait = 2 * time.Second
 )
 
-// outFrame is one queued frame: either a prepared message shared by every
-// recipient of a fan-out, or bytes for this connection alone.
+// outFrame is one queued websocket frame: its payload and opcode. A fan-out
+// encodes its JSON once and queues the same bytes to every member; the 2-10
+// byte frame header is added when the frame is written (the relay never
+// compresses or masks, so every member's frame would be the same bytes).
 type outFrame struct {
-	pm   *websocket.PreparedMessage
 	data []byte
-	pong bool // data is a websocket pong's payload
+	op   byte // websocket.TextMessage or websocket.PongMessage
 }
 
 // conn is one websocket connection. Its reader goroutine is started by the
@@ -84,6 +85,17 @@ func (c *conn) roomMember() (*room, *member) {
 // closing (the frame is dropped) or its queue overflowed (the connection is
 // then closed with 4001: a slow consumer never delays anyone else).
 func (c *conn) enqueue(f outFrame, typ string) bool {
+	if !c.push(f, true) {
+		return false
+	}
+	c.s.frameCounter(c.s.framesOut, c.s.metrics.FramesOut, typ).Inc()
+	return true
+}
+
+// push is enqueue without the metric; with start false the writer is not
+// started (the caller kicks it once it has queued a batch, so that the
+// frames leave in one write).
+func (c *conn) push(f outFrame, start bool) bool {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
@@ -96,10 +108,26 @@ func (c *conn) enqueue(f outFrame, typ string) bool {
 		return false
 	}
 	c.queue = append(c.queue, f)
-	c.startWriterLocked()
+	// A held batch still starts the writer once it is big enough to fill a
+	// write: the queue bounds slow consumers, not the size of a batch.
+	if start || len(c.queue) >= heldFramesPerWrite {
+		c.startWriterLocked()
+	}
 	c.mu.Unlock()
-	c.s.frameCounter(c.s.framesOut, c.s.metrics.FramesOut, typ).Inc()
 	return true
+}
+
+// heldFramesPerWrite is how many frames push queues without start before it
+// starts the writer anyway.
+const heldFramesPerWrite = 32
+
+// kick starts the writer if frames pushed without start are waiting.
+func (c *conn) kick() {
+	c.mu.Lock()
+	if len(c.queue) > 0 {
+		c.startWriterLocked()
+	}
+	c.mu.Unlock()
 }
 
 // send encodes f for this connection alone.
@@ -109,7 +137,7 @@ func (c *conn) send(f protocol.Frame) {
 		c.s.log.Error("cannot encode frame", "type", f.FrameType(), "err", err)
 		return
 	}
-	c.enqueue(outFrame{data: data}, f.FrameType())
+	c.enqueue(outFrame{data: data, op: websocket.TextMessage}, f.FrameType())
 }
 
 func (c *conn) sendError(code, msg, id string) {
@@ -215,25 +243,42 @@ func (c *conn) writeLoop() {
 	}
 }
 
+// writeBatch writes the queued frames with one write to the socket. It
+// frames them itself instead of calling gorilla once per frame: gorilla's
+// own writes (the close frame, its close handler's reply) are single
+// net.Conn writes, which the socket never interleaves with this one.
 func (c *conn) writeBatch(q []outFrame) error {
-	c.netConn.beginBatch()
-	var err error
+	buf := batchPool.Get().(*[]byte)
+	b := *buf
 	for _, f := range q {
-		switch {
-		case f.pm != nil:
-			err = c.ws.WritePreparedMessage(f.pm)
-		case f.pong:
-			err = c.ws.WriteControl(websocket.PongMessage, f.data, time.Now().Add(c.s.writeTimeout()))
-		default:
-			err = c.ws.WriteMessage(websocket.TextMessage, f.data)
-		}
-		if err != nil {
-			break
-		}
+		b = appendFrameHeader(b, f.op, len(f.data))
+		b = append(b, f.data...)
 	}
-	ferr := c.netConn.flushBatch(time.Now().Add(c.s.writeTimeout()))
-	return errors.Join(err, ferr)
+	nc := c.netConn.Conn
+	nc.SetWriteDeadline(time.Now().Add(c.s.writeTimeout()))
+	_, err := nc.Write(b)
+	if cap(b) <= 64<<10 {
+		*buf = b[:0]
+		batchPool.Put(buf)
+	}
+	return err
 }
+
+// appendFrameHeader appends a final, unmasked server frame header (RFC 6455
+// section 5.2) for a payload of n bytes.
+func appendFrameHeader(b []byte, op byte, n int) []byte {
+	b = append(b, 0x80|op)
+	switch {
+	case n < 126:
+		return append(b, byte(n))
+	case n < 1<<16:
+		return append(b, 126, byte(n>>8), byte(n))
+	default:
+		return append(b, 127, byte(n>>56), byte(n>>48), byte(n>>40), byte(n>>32), byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+}
+
+var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
 // readLoop runs on the connection's reader goroutine until it ends.
 func (c *conn) readLoop() {
@@ -242,7 +287,7 @@ func (c *conn) readLoop() {
 	ws.SetPingHandler(func(data string) error {
 		c.touch()
 		c.s.frameCounter(c.s.framesIn, c.s.metrics.FramesIn, "ws_ping").Inc()
-		c.enqueue(outFrame{data: []byte(data), pong: true}, "ws_pong")
+		c.enqueue(outFrame{data: []byte(data), op: websocket.PongMessage}, "ws_pong")
 		return nil
 	})
 	ws.SetPongHandler(func(string) error {
@@ -353,14 +398,11 @@ func (s *Server) writeTimeout() time.Duration {
 	return min(s.cfg.HeartbeatTimeout, 10*time.Second)
 }
 
-// batchConn lets the writer send several websocket frames with one write:
-// between beginBatch and flushBatch, gorilla's per-frame writes are collected
-// in a pooled buffer. Writes outside a batch (gorilla's own control replies)
-// go straight through; net.Conn writes are atomic, so frames never interleave.
+// batchConn is the hijacked socket as gorilla sees it. Its read side lets the
+// reader wait for the socket at a shallow stack (awaitReadable); writes pass
+// straight through (writeBatch writes to Conn itself).
 type batchConn struct {
 	net.Conn
-	mu  sync.Mutex
-	buf *[]byte // non-nil during a batch
 
 	// Read side, used by the reader goroutine only (see awaitReadable).
 	raw        syscall.RawConn // nil: no shallow wait (TLS, tests)
@@ -382,54 +424,6 @@ func newBatchConn(nc net.Conn) *batchConn {
 		}
 	}
 	return b
-}
-
-var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
-
-func (b *batchConn) beginBatch() {
-	b.mu.Lock()
-	b.buf = batchPool.Get().(*[]byte)
-	b.mu.Unlock()
-}
-
-func (b *batchConn) flushBatch(deadline time.Time) error {
-	b.mu.Lock()
-	buf := b.buf
-	b.buf = nil
-	b.mu.Unlock()
-	var err error
-	if len(*buf) > 0 {
-		b.Conn.SetWriteDeadline(deadline)
-		_, err = b.Conn.Write(*buf)
-	}
-	if cap(*buf) <= 64<<10 {
-		*buf = (*buf)[:0]
-		batchPool.Put(buf)
-	}
-	return err
-}
-
-func (b *batchConn) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	if b.buf != nil {
-		*b.buf = append(*b.buf, p...)
-		b.mu.Unlock()
-		return len(p), nil
-	}
-	b.mu.Unlock()
-	return b.Conn.Write(p)
-}
-
-// SetWriteDeadline is ignored during a batch (flushBatch sets the deadline of
-// the real write).
-func (b *batchConn) SetWriteDeadline(t time.Time) error {
-	b.mu.Lock()
-	batching := b.buf != nil
-	b.mu.Unlock()
-	if batching {
-		return nil
-	}
-	return b.Conn.SetWriteDeadline(t)
 }
 
 // Read serves bytes that awaitReadable already took from the socket before

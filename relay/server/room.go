@@ -72,6 +72,11 @@ type room struct {
 	byKey     map[string]*member // by key hash
 	byName    map[string]*member // by folded name
 	inflight  map[string]*pendingMsg
+	// holdWriters is set while drain applies a batch of commits: broadcasts
+	// queue their frames without starting writers, and drain starts each
+	// member's writer once at the end, so a member gets the whole batch in
+	// one write instead of one syscall per message.
+	holdWriters bool
 
 	doneMu   sync.Mutex
 	doneQ    []commitResult
@@ -375,8 +380,15 @@ func (r *room) drain() {
 		}
 		r.doneMu.Unlock()
 		r.mu.Lock()
+		r.holdWriters = true
 		for _, res := range q {
 			r.applyCommit(res)
+		}
+		r.holdWriters = false
+		for _, m := range r.members {
+			if m.conn != nil {
+				m.conn.kick()
+			}
 		}
 		r.mu.Unlock()
 	}
@@ -439,17 +451,17 @@ func (r *room) broadcast(f protocol.Frame, except *member) {
 		r.s.log.Error("cannot encode frame", "type", f.FrameType(), "err", err)
 		return
 	}
-	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, data)
-	if err != nil {
-		r.s.log.Error("cannot prepare frame", "type", f.FrameType(), "err", err)
-		return
-	}
+	frame := outFrame{data: data, op: websocket.TextMessage}
+	queued := 0
 	for _, o := range r.members {
 		if o == except || o.conn == nil {
 			continue
 		}
-		o.conn.enqueue(outFrame{pm: pm}, f.FrameType())
+		if o.conn.push(frame, !r.holdWriters) {
+			queued++
+		}
 	}
+	r.s.frameCounter(r.s.framesOut, r.s.metrics.FramesOut, f.FrameType()).Add(float64(queued))
 	r.s.metrics.FanoutDuration.Observe(time.Since(start).Seconds())
 }
 
