@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/heartline/heartline/shared/protocol"
 )
 
@@ -89,5 +91,47 @@ func TestFramesArrivingTogetherSplitOrLargeAreAllHandled(t *testing.T) {
 		case *protocol.Error:
 			t.Fatalf("error frame %s: %s", f.Code, f.Message)
 		}
+	}
+}
+
+// The heartbeat fast path answers exactly as the general path would, and
+// leaves every other spelling of a ping to the general path.
+func TestPingFastPathMatchesTheProtocolEncoder(t *testing.T) {
+	for _, v := range []int64{0, 7, -5, 1763700001234, -999999999999999999, 999999999999999999} {
+		data, _ := protocol.Encode(&protocol.Ping{T: v})
+		got, ok := parsePing(websocket.TextMessage, data)
+		if !ok || got != v {
+			t.Errorf("parsePing(%s) = %d, %v; want %d, true", data, got, ok, v)
+		}
+		want, _ := protocol.Encode(&protocol.Pong{T: v, ServerTime: 1763700009999})
+		if pong := appendPong(nil, v, 1763700009999); string(pong) != string(want) {
+			t.Errorf("appendPong = %s, want %s", pong, want)
+		}
+	}
+	for _, s := range []string{
+		`{"type":"ping","t":01}`, `{"type":"ping","t":}`, `{"type":"ping","t":-}`,
+		`{"type":"ping","t":1.5}`, `{"type":"ping","t":1 }`, `{"type":"ping","t":"1"}`,
+		`{"type":"ping","t":1234567890123456789}`, `{"type":"ping","t":1,"x":2}`,
+		`{"t":1,"type":"ping"}`, `{"type":"ping","t":1}x`,
+	} {
+		if _, ok := parsePing(websocket.TextMessage, []byte(s)); ok {
+			t.Errorf("parsePing accepted %s", s)
+		}
+	}
+	data, _ := protocol.Encode(&protocol.Ping{T: 1})
+	if _, ok := parsePing(websocket.BinaryMessage, data); ok {
+		t.Error("parsePing accepted a binary frame")
+	}
+
+	// Over the wire: a canonical and a differently spelled ping both get a pong.
+	tr := startRelay(t, fastConfig(t))
+	c, _ := tr.join("lobby", "alice", newKey())
+	c.raw([]byte(`{"type":"ping","t":42}`))
+	if p := c.expectNext(protocol.TypePong).(*protocol.Pong); p.T != 42 || p.ServerTime == 0 {
+		t.Fatalf("pong %+v", p)
+	}
+	c.raw([]byte(`{ "t": 43, "type": "ping" }`))
+	if p := c.expectNext(protocol.TypePong).(*protocol.Pong); p.T != 43 {
+		t.Fatalf("pong %+v", p)
 	}
 }
