@@ -38,7 +38,9 @@ func TestHeartbeatTimeoutAndWhatCountsAsLife(t *testing.T) {
 	}
 	for kind, beat := range kinds {
 		t.Run(kind, func(t *testing.T) {
-			c, _ := tr.join("hb", "Alive", newKey())
+			// A name of its own: the previous subtest's member may still
+			// be in the room on a slow machine.
+			c, _ := tr.join("hb", "Alive "+kind, newKey())
 			c.t = t
 			// Beat every 80 ms for three timeouts' worth: never closed.
 			until := time.Now().Add(3 * cfg.HeartbeatTimeout)
