@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
@@ -35,8 +36,13 @@ const (
 // compresses or masks, so every member's frame would be the same bytes).
 type outFrame struct {
 	data []byte
-	op   byte // websocket.TextMessage or websocket.PongMessage
+	op   byte  // websocket.TextMessage, websocket.PongMessage or opJSONPong
+	t    int64 // opJSONPong: the ping's t
 }
+
+// opJSONPong queues the answer to a heartbeat: the writer formats the pong
+// frame (see conn.pong).
+const opJSONPong = 0xff
 
 // conn is one websocket connection. Its reader goroutine is started by the
 // HTTP handler (which then returns); its writer runs only while frames are
@@ -252,6 +258,13 @@ func (c *conn) writeBatch(q []outFrame) error {
 	buf := batchPool.Get().(*[]byte)
 	b := *buf
 	for _, f := range q {
+		if f.op == opJSONPong {
+			var p [64]byte
+			pong := appendPong(p[:0], f.t, c.s.cfg.now().UnixMilli())
+			b = appendFrameHeader(b, websocket.TextMessage, len(pong))
+			b = append(b, pong...)
+			continue
+		}
 		b = appendFrameHeader(b, f.op, len(f.data))
 		b = append(b, f.data...)
 	}
@@ -306,25 +319,11 @@ func (c *conn) readLoop() {
 			return
 		}
 		c.touch()
-		// Frame buffers come from a pool: an idle connection holds none.
-		buf := framePool.Get().(*bytes.Buffer)
-		buf.Reset()
-		if _, err := buf.ReadFrom(r); err != nil {
-			framePool.Put(buf)
+		stop, err := c.handleOffStack(typ, r)
+		c.touch()
+		if err != nil {
 			c.readEnded(err)
 			return
-		}
-		c.busy.Store(true)
-		var stop bool
-		if t, ok := parsePing(typ, buf.Bytes()); ok {
-			c.pong(t) // the heartbeat: shallow, so it needs no goroutine of its own
-		} else {
-			stop = c.handleOffStack(typ, buf.Bytes())
-		}
-		c.busy.Store(false)
-		c.touch()
-		if buf.Cap() <= 64<<10 {
-			framePool.Put(buf) // do not pool the buffer of a huge frame
 		}
 		if stop {
 			c.readEnded(nil)
@@ -334,15 +333,39 @@ func (c *conn) readLoop() {
 }
 
 // handleOffStack handles one frame on a short-lived goroutine and waits for
-// it. Handling (JSON, the store, logging, building a welcome) needs a deep
+// it. Even a heartbeat's few calls do not run on the reader: a reader whose
+// stack ever grows past 2 KiB keeps 4 KiB for good (the GC shrinks a parked
+// stack only while under a quarter of it is in use, counting an 800-byte
+// reserve), and lock contention or starting the writer can take it there. Handling (JSON, the store, logging, building a welcome) needs a deep
 // stack; doing it on the reader would leave every idle reader holding that
 // stack for good. The reader itself only ever blocks in a shallow read, so
 // its stack stays at the minimum: this halves the memory of an idle member
 // (see TestIdleMemoryPerConnection) for about a microsecond per frame.
-func (c *conn) handleOffStack(typ int, data []byte) (stop bool) {
+func (c *conn) handleOffStack(typ int, r io.Reader) (stop bool, err error) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		refillReadPool()
+		// Frame buffers come from a pool: an idle connection holds none.
+		// Reading the payload here keeps the pool's allocations off the
+		// reader's stack too.
+		buf := framePool.Get().(*bytes.Buffer)
+		buf.Reset()
+		defer func() {
+			if buf.Cap() <= 64<<10 {
+				framePool.Put(buf) // do not pool the buffer of a huge frame
+			}
+		}()
+		if _, err = buf.ReadFrom(r); err != nil {
+			return
+		}
+		c.busy.Store(true)
+		defer c.busy.Store(false)
+		data := buf.Bytes()
+		if t, ok := parsePing(typ, data); ok {
+			c.pong(t) // the heartbeat, without the JSON decoder
+			return
+		}
 		if typ == websocket.BinaryMessage {
 			c.s.frameCounter(c.s.framesIn, c.s.metrics.FramesIn, "binary").Inc()
 			c.sendError(protocol.ErrBadFrame, "binary frames are not part of the protocol: send JSON text frames", "")
@@ -351,7 +374,7 @@ func (c *conn) handleOffStack(typ int, data []byte) (stop bool) {
 		stop = c.handle(data)
 	}()
 	<-done
-	return stop
+	return stop, err
 }
 
 // pingPrefix is how protocol.Encode, and so every Heartline client, starts a
@@ -392,10 +415,13 @@ func parsePing(typ int, data []byte) (int64, bool) {
 	return t, true
 }
 
-// pong answers a ping parsed by parsePing, as handle would.
+// pong answers a ping parsed by parsePing, as handle would; the writer
+// formats the frame.
 func (c *conn) pong(t int64) {
-	c.s.frameCounter(c.s.framesIn, c.s.metrics.FramesIn, protocol.TypePing).Inc()
-	c.enqueue(outFrame{data: appendPong(make([]byte, 0, 64), t, c.s.cfg.now().UnixMilli()), op: websocket.TextMessage}, protocol.TypePong)
+	c.s.pingsIn.Inc()
+	if c.push(outFrame{op: opJSONPong, t: t}, true) {
+		c.s.pongsOut.Inc()
+	}
 }
 
 // appendPong appends protocol.Encode(&protocol.Pong{T: t, ServerTime: now}).
@@ -507,8 +533,19 @@ func (b *batchConn) Read(p []byte) (int, error) {
 }
 
 // readPool holds the buffers awaitReadable reads into; a parked reader holds
-// none.
-var readPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+// none. It has no New: allocating on the reader's stack could grow it, so
+// the frame handlers refill it (refillReadPool) and an empty pool makes
+// awaitReadable peek instead.
+var readPool sync.Pool
+
+func refillReadPool() {
+	if b, _ := readPool.Get().(*[]byte); b != nil {
+		readPool.Put(b)
+		return
+	}
+	b := make([]byte, 0, 4096)
+	readPool.Put(&b)
+}
 
 // awaitReadable blocks until the socket has something to read, at the
 // bottom of a shallow stack: gorilla's read path is deep enough that a
@@ -532,7 +569,10 @@ func (b *batchConn) awaitReadable() {
 // netpoller". It is a method value cached in onReadable (no allocation per
 // wait).
 func (b *batchConn) readable(fd uintptr) bool {
-	buf := readPool.Get().(*[]byte)
+	buf, _ := readPool.Get().(*[]byte)
+	if buf == nil {
+		return peekReadable(fd)
+	}
 	for {
 		n, err := syscall.Read(int(fd), (*buf)[:cap(*buf)])
 		switch {
@@ -550,6 +590,23 @@ func (b *batchConn) readable(fd uintptr) bool {
 				err = io.EOF
 			}
 			b.pendingErr = err
+		}
+		return true
+	}
+}
+
+// peekReadable reports whether fd has bytes (or an error or EOF) to read,
+// leaving them in the socket for gorilla's own read.
+func peekReadable(fd uintptr) bool {
+	var one [1]byte
+	for {
+		_, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&one[0])), 1,
+			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+		switch errno {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
 		}
 		return true
 	}

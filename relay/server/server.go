@@ -72,6 +72,7 @@ type Server struct {
 	// Counters per frame type, resolved once: the message path then never
 	// takes the metric vectors' internal lock.
 	framesIn, framesOut map[string]prometheus.Counter
+	pingsIn, pongsOut   prometheus.Counter // the heartbeat's, for the reader's fast path
 
 	draining atomic.Bool
 	stop     chan struct{}
@@ -118,6 +119,7 @@ func New(cfg Config) (*Server, error) {
 		protocol.TypePresence, protocol.TypeLeft, protocol.TypePong, protocol.TypeError, "ws_pong"} {
 		s.framesOut[typ] = s.metrics.FramesOut.WithLabelValues(typ)
 	}
+	s.pingsIn, s.pongsOut = s.framesIn[protocol.TypePing], s.framesOut[protocol.TypePong]
 	for _, n := range assets.BuiltinAvatarNames() {
 		s.builtin[n] = true
 	}
