@@ -10,7 +10,8 @@ name=${HEARTLINE_RUN_NAME:-${USER:-me}}
 
 bin/heartline-relay --listen "$addr" --data-dir "$data" &
 relay=$!
-trap 'kill $relay 2>/dev/null; wait $relay 2>/dev/null' EXIT INT TERM
+trap 'kill $relay 2>/dev/null; wait $relay 2>/dev/null' EXIT
+trap 'exit 0' INT TERM # Ctrl-C is how a person stops it: not an error
 
 for _ in $(seq 100); do
   curl -fsS "http://$addr/readyz" >/dev/null 2>&1 && break
