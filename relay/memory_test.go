@@ -30,7 +30,7 @@ func TestIdleMemoryPerConnection(t *testing.T) {
 	}
 	bin := buildRelay(t)
 	// Long heartbeats so the members can be idle without pinging.
-	cmd, addr, _ := startProcess(t, bin, "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(),
+	cmd, addr, _ := startProcess(t, bin, "--listen", "127.0.0.1:0", "--stun-port", "0", "--data-dir", t.TempDir(),
 		"--heartbeat-interval", "2m", "--heartbeat-timeout", "5m")
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	pid := cmd.Process.Pid
