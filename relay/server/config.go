@@ -22,7 +22,7 @@ const (
 	DefaultBurst             = 10
 	DefaultMaxRoomMembers    = 1000
 	DefaultHistoryPage       = 50
-	DefaultSendQueue         = 256
+	DefaultSendQueue         = 4096
 	DefaultShutdownTimeout   = 10 * time.Second
 	DefaultKeepAliveIdle     = 60 * time.Second
 	DefaultKeepAliveInterval = 30 * time.Second
@@ -83,8 +83,14 @@ type Config struct {
 	MaxConnsPerIP int
 	// MaxRoomMembers caps members (online and away) per room (4505); 0 means 1000.
 	MaxRoomMembers int
-	// SendQueue is each connection's send queue in frames; overflow closes the
-	// connection with 4001. 0 means 256.
+	// SendQueue is how many frames may wait for one connection's writer
+	// while it is busy with a write; beyond that the connection is a slow
+	// consumer (closed with 4001, left reason slow). Queued frames share
+	// their bytes with every other member's queue, so a full queue costs
+	// about 40 bytes a frame. It must hold a burst a healthy member sees at
+	// once: a commit batch, or a whole room leaving. 0 means 4096.
+	// A writer that cannot hand its frames to the kernel within the write
+	// timeout (min(HeartbeatTimeout, 10 s)) is a slow consumer too.
 	SendQueue int
 
 	// Origins lists the browser origins allowed to connect (exact match, e.g.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -220,6 +221,14 @@ func (c *conn) writeLoop() {
 		if len(q) > 0 {
 			if err := c.writeBatch(q); err != nil {
 				c.mu.Lock()
+				if errors.Is(err, os.ErrDeadlineExceeded) && c.exitReason == "" && !c.closing {
+					// The peer has not read for the whole write timeout:
+					// a slow consumer, not a broken link.
+					c.exitReason = protocol.ReasonSlow
+					c.s.metrics.Evictions.WithLabelValues(metrics.EvictSlow).Inc()
+					c.s.log.Info("evicting connection", "code", protocol.CloseSlowConsumer, "reason", metrics.EvictSlow,
+						"remote", c.remote, "why", "write timed out")
+				}
 				c.closing = true
 				c.queue = nil
 				c.writing = false

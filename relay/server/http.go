@@ -289,8 +289,16 @@ func (s *Server) handleRooms(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"rooms": out})
 }
 
+// maxDrainedUpload bounds what a refused upload costs the relay to read.
+const maxDrainedUpload = 1 << 20
+
 func (s *Server) handleAvatarUpload(w http.ResponseWriter, r *http.Request) {
 	count := func(result string) { s.metrics.AvatarUploads.WithLabelValues(result).Inc() }
+	// A refusal (no token, too large) answers before reading the body. Read
+	// what is left, up to a bound, before the response goes out: a socket
+	// closed on unread bytes is reset, and a client still sending its
+	// picture would see "connection reset" instead of the 401 or 413.
+	defer io.Copy(io.Discard, io.LimitReader(r.Body, maxDrainedUpload))
 	if s.cfg.Token != "" && !bearer(r, s.cfg.Token) {
 		count("unauthorized")
 		writeJSONError(w, http.StatusUnauthorized, "unauthorized", "this relay needs its token: send Authorization: Bearer <token>")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/heartline/heartline/relay/metrics"
 	"github.com/heartline/heartline/shared/protocol"
 )
 
@@ -179,11 +180,25 @@ func TestOriginCheck(t *testing.T) {
 
 // A member that stops reading is cut off with 4001 (left reason slow after
 // grace) and never delays the others.
+// A member that does not read is cut off (4001, left reason slow) without
+// delaying anyone: when its queue overflows, or when a write to it cannot
+// complete within the write timeout (its queue never filling).
 func TestSlowConsumerIsCutOff(t *testing.T) {
+	t.Run("queue overflow", func(t *testing.T) { testSlowConsumer(t, false) })
+	t.Run("write timeout", func(t *testing.T) { testSlowConsumer(t, true) })
+}
+
+func testSlowConsumer(t *testing.T, byTimeout bool) {
 	cfg := fastConfig(t)
 	cfg.HeartbeatInterval, cfg.HeartbeatTimeout = 2*time.Second, 10*time.Second
 	cfg.Grace = 200 * time.Millisecond
 	cfg.SendQueue = 64
+	if byTimeout {
+		// Write timeout min(HeartbeatTimeout, 10 s) = 1 s; a queue that
+		// never overflows.
+		cfg.HeartbeatInterval, cfg.HeartbeatTimeout = 300*time.Millisecond, time.Second
+		cfg.SendQueue = 1 << 20
+	}
 	cfg.Rate, cfg.Burst = 100000, 100000
 	tr := startRelay(t, cfg)
 
@@ -203,6 +218,28 @@ func TestSlowConsumerIsCutOff(t *testing.T) {
 	defer slowWS.Close()
 	h, _ := protocol.Encode(&protocol.Hello{V: 1, Room: "s", Name: "Slow", Key: newKey()})
 	slowWS.WriteMessage(websocket.TextMessage, h)
+	if byTimeout {
+		// It keeps pinging (so the heartbeat does not cut it first) but
+		// never reads.
+		stopPings := make(chan struct{})
+		pinged := make(chan struct{})
+		go func() {
+			defer close(pinged)
+			ping, _ := protocol.Encode(&protocol.Ping{T: 1})
+			for {
+				select {
+				case <-stopPings:
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+				slowWS.SetWriteDeadline(time.Now().Add(time.Second))
+				if slowWS.WriteMessage(websocket.TextMessage, ping) != nil {
+					return
+				}
+			}
+		}()
+		defer func() { close(stopPings); <-pinged }()
+	}
 
 	fast, _ := tr.join("s", "Fast", newKey())
 	sender, _ := tr.join("s", "Sender", newKey())
@@ -264,8 +301,18 @@ func TestSlowConsumerIsCutOff(t *testing.T) {
 		}
 	}
 	t.Logf("fast member got %d messages in %v while the slow one was cut off", got, time.Since(start))
-	if v := testutilCounter(tr.srv.Metrics().QueueOverflows); v != 1 {
-		t.Errorf("queue overflows %v, want 1", v)
+	wantOverflows := 1.0
+	if byTimeout {
+		wantOverflows = 0
+	}
+	if v := testutilCounter(tr.srv.Metrics().QueueOverflows); v != wantOverflows {
+		t.Errorf("queue overflows %v, want %v", v, wantOverflows)
+	}
+	if v := testutilCounter(tr.srv.Metrics().Evictions.WithLabelValues(metrics.EvictSlow)); v != 1 {
+		t.Errorf("slow-consumer evictions %v, want 1", v)
+	}
+	if byTimeout {
+		return // its socket was jammed: there was no way to send it a close frame
 	}
 	// The slow client, once it reads, finds the close code 4001 after what
 	// the socket already held.
