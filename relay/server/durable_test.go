@@ -171,6 +171,25 @@ type failingStore struct {
 
 var errDiskFull = errors.New("disk full (test)")
 
+// pairOverStore starts a relay on a real store wrapped by wrap, with Alice
+// and Bob in room (Alice has seen Bob join).
+func pairOverStore(t *testing.T, room string, wrap func(*store.Store) Store) (tr *testRelay, a, b *tclient) {
+	t.Helper()
+	st, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() }) // after the relay's shutdown (cleanups run last-in first-out)
+	cfg := fastConfig(t)
+	cfg.HeartbeatInterval, cfg.HeartbeatTimeout = time.Second, 3*time.Second
+	cfg.Store = wrap(st)
+	tr = startRelay(t, cfg)
+	a, _ = tr.join(room, "Alice", newKey())
+	b, _ = tr.join(room, "Bob", newKey())
+	a.expectNext(protocol.TypeJoined)
+	return tr, a, b
+}
+
 func (f *failingStore) TryAppend(room string, rec store.Record, done func(error)) bool {
 	if f.fail.Load() {
 		go done(errDiskFull) // the store reports from its own goroutine
@@ -182,19 +201,11 @@ func (f *failingStore) TryAppend(room string, rec store.Record, done func(error)
 // A failed write: error internal to the sender, no ack, no broadcast, no
 // seq taken; the relay keeps serving.
 func TestFailedWriteGetsInternalError(t *testing.T) {
-	cfg := fastConfig(t)
-	cfg.HeartbeatInterval, cfg.HeartbeatTimeout = time.Second, 3*time.Second
-	st, err := store.Open(t.TempDir(), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	fs := &failingStore{Store: st}
-	cfg.Store = fs
-	tr := startRelay(t, cfg)
-	a, _ := tr.join("f", "Alice", newKey())
-	b, _ := tr.join("f", "Bob", newKey())
-	a.expectNext(protocol.TypeJoined)
+	var fs *failingStore
+	_, a, b := pairOverStore(t, "f", func(st *store.Store) Store {
+		fs = &failingStore{Store: st}
+		return fs
+	})
 	a.msg("ok-1", "stored")
 	if ack := a.expectNext(protocol.TypeAck).(*protocol.Ack); ack.Seq != 1 {
 		t.Fatalf("ack %+v", ack)
@@ -320,19 +331,11 @@ func (b *busyStore) TryAppend(room string, rec store.Record, done func(error)) b
 // rate_limited instead of holding the reader: no seq is taken, nothing is
 // broadcast, the connection stays, and the resend is accepted.
 func TestBusyStoreRefusesInsteadOfBlocking(t *testing.T) {
-	cfg := fastConfig(t)
-	cfg.HeartbeatInterval, cfg.HeartbeatTimeout = time.Second, 3*time.Second
-	st, err := store.Open(t.TempDir(), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	bs := &busyStore{Store: st}
-	cfg.Store = bs
-	tr := startRelay(t, cfg)
-	a, _ := tr.join("b", "Alice", newKey())
-	b, _ := tr.join("b", "Bob", newKey())
-	a.expectNext(protocol.TypeJoined)
+	var bs *busyStore
+	tr, a, b := pairOverStore(t, "b", func(st *store.Store) Store {
+		bs = &busyStore{Store: st}
+		return bs
+	})
 
 	bs.busy.Store(true)
 	a.msg("m1", "while the disk is behind")
@@ -362,19 +365,11 @@ func TestBusyStoreRefusesInsteadOfBlocking(t *testing.T) {
 // The ack waits for the commit; a duplicate sent while the original is in
 // flight gets the same ack, and the message is broadcast once.
 func TestAckWaitsForCommitAndInFlightDuplicate(t *testing.T) {
-	cfg := fastConfig(t)
-	cfg.HeartbeatInterval, cfg.HeartbeatTimeout = time.Second, 3*time.Second
-	st, err := store.Open(t.TempDir(), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	gs := &gatedStore{Store: st, gate: make(chan struct{})}
-	cfg.Store = gs
-	tr := startRelay(t, cfg)
-	a, _ := tr.join("g", "Alice", newKey())
-	b, _ := tr.join("g", "Bob", newKey())
-	a.expectNext(protocol.TypeJoined)
+	var gs *gatedStore
+	_, a, b := pairOverStore(t, "g", func(st *store.Store) Store {
+		gs = &gatedStore{Store: st, gate: make(chan struct{})}
+		return gs
+	})
 
 	a.msg("m1", "held")
 	a.msg("m1", "held")
