@@ -81,7 +81,10 @@ func (p *peer) send(f protocol.Frame) {
 }
 
 // expectMsg reads frames (skipping pings) until a msg and returns it.
-func (p *peer) expectMsg() protocol.Send {
+func (p *peer) expectMsg() protocol.Send { return *expectFrame[*protocol.Send](p) }
+
+// expectFrame reads frames from the client until one of type F.
+func expectFrame[F protocol.Frame](p *peer) F {
 	p.t.Helper()
 	p.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	for {
@@ -93,8 +96,8 @@ func (p *peer) expectMsg() protocol.Send {
 		if err != nil {
 			p.t.Fatalf("bad frame from the client: %v", err)
 		}
-		if s, ok := f.(*protocol.Send); ok {
-			return *s
+		if want, ok := f.(F); ok {
+			return want
 		}
 	}
 }
@@ -452,23 +455,7 @@ func TestLostAckIsRecoveredFromReplayOnce(t *testing.T) {
 }
 
 // expectPing reads frames until a ping and returns its t.
-func (p *peer) expectPing() int64 {
-	p.t.Helper()
-	p.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	for {
-		_, data, err := p.conn.ReadMessage()
-		if err != nil {
-			p.t.Fatalf("relay read: %v", err)
-		}
-		f, err := protocol.DecodeClient(data)
-		if err != nil {
-			p.t.Fatalf("bad frame from the client: %v", err)
-		}
-		if ping, ok := f.(*protocol.Ping); ok {
-			return ping.T
-		}
-	}
-}
+func (p *peer) expectPing() int64 { return expectFrame[*protocol.Ping](p).T }
 
 func TestHeartbeatFollowsTheWelcome(t *testing.T) {
 	clk := newFakeClock()
