@@ -1,42 +1,23 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/heartline/heartline/internal/testutil"
 	"github.com/heartline/heartline/relay/server"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// syncBuffer is an io.Writer the test can read while run writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func waitFor(t *testing.T, out *syncBuffer, want string) {
+func waitFor(t *testing.T, out *testutil.SyncBuffer, want string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(out.String(), want) {
@@ -67,7 +48,7 @@ func startRelayOn(t *testing.T, listen string) string {
 }
 
 type cliRun struct {
-	out   *syncBuffer
+	out   *testutil.SyncBuffer
 	stdin *io.PipeWriter
 	done  chan error
 }
@@ -75,7 +56,7 @@ type cliRun struct {
 func startCLI(t *testing.T, relay, stateDir, name string) *cliRun {
 	t.Helper()
 	pr, pw := io.Pipe()
-	r := &cliRun{out: &syncBuffer{}, stdin: pw, done: make(chan error, 1)}
+	r := &cliRun{out: &testutil.SyncBuffer{}, stdin: pw, done: make(chan error, 1)}
 	go func() {
 		r.done <- run(context.Background(), []string{"--relay", relay, "--room", "lobby", "--name", name, "--state-dir", stateDir}, pr, r.out)
 	}()
@@ -153,7 +134,7 @@ func TestPipedInputWaitsForTheRelay(t *testing.T) {
 	relay := "ws://" + addr + "/ws"
 	dir := t.TempDir()
 
-	out := &syncBuffer{}
+	out := &testutil.SyncBuffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- run(context.Background(), []string{"--relay", relay, "--room", "lobby", "--name", "erin", "--state-dir", dir},

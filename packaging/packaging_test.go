@@ -18,13 +18,13 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/heartline/heartline"
 	"github.com/heartline/heartline/assets"
+	"github.com/heartline/heartline/internal/testutil"
 	"github.com/heartline/heartline/relay/server"
 )
 
@@ -530,7 +530,7 @@ func TestContainerfile(t *testing.T) {
 	relay := exec.Command(filepath.Join(out, "heartline-relay"))
 	// No STUN: the image's default port 3478 may be taken on a test machine.
 	relay.Env = append(os.Environ(), "HEARTLINE_LISTEN="+addr, "HEARTLINE_DATA_DIR="+filepath.Join(out, "data"), "HEARTLINE_STUN_PORT=0")
-	var logs lockedBuffer // written by exec's copier while the test may read it
+	var logs testutil.SyncBuffer // written by exec's copier while the test may read it
 	relay.Stdout, relay.Stderr = &logs, &logs
 	if err := relay.Start(); err != nil {
 		t.Fatal(err)
@@ -567,24 +567,6 @@ func TestContainerfile(t *testing.T) {
 	if err := exec.Command(health, "-timeout", "1s", "http://"+addr+"/healthz").Run(); err == nil {
 		t.Error("healthcheck passes with the relay stopped")
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for one writer and concurrent readers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func TestDistScriptsShellcheck(t *testing.T) {

@@ -1,38 +1,19 @@
 package server
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/heartline/heartline/internal/testutil"
 	"github.com/heartline/heartline/shared/protocol"
 )
-
-// syncBuffer is a bytes.Buffer safe for the relay's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // Connect, join, leave and eviction are logged with the member id and the
 // remote address, through the injected logger.
 func TestLogLines(t *testing.T) {
-	var buf syncBuffer
+	var buf testutil.SyncBuffer
 	cfg := fastConfig(t)
 	cfg.Grace = 50 * time.Millisecond
 	cfg.Logger = slog.New(slog.NewTextHandler(&buf, nil))
