@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/heartline/heartline/relay/store"
+	"github.com/heartline/heartline/shared/protocol"
 )
 
 // Defaults used for the zero values of Config.
@@ -145,52 +147,27 @@ type Config struct {
 
 // withDefaults returns c with every zero value replaced by its default.
 func (c Config) withDefaults() Config {
-	def := func(v *time.Duration, d time.Duration) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	if c.Listen == "" {
-		c.Listen = DefaultListen
-	}
+	c.Listen = cmp.Or(c.Listen, DefaultListen)
 	if c.HistoryPage <= 0 {
 		c.HistoryPage = DefaultHistoryPage
 	}
-	def(&c.HeartbeatInterval, DefaultHeartbeatInterval)
-	def(&c.HeartbeatTimeout, DefaultHeartbeatTimeout)
-	def(&c.Grace, DefaultGrace)
-	def(&c.SweepInterval, min(c.HeartbeatInterval/2, time.Second))
-	def(&c.HelloTimeout, 10*time.Second)
-	def(&c.ShutdownTimeout, DefaultShutdownTimeout)
-	def(&c.KeepAliveIdle, DefaultKeepAliveIdle)
-	def(&c.KeepAliveInterval, DefaultKeepAliveInterval)
-	if c.KeepAliveCount == 0 {
-		c.KeepAliveCount = DefaultKeepAliveCount
-	}
-	if c.MaxFrame == 0 {
-		c.MaxFrame = DefaultMaxFrame
-	}
-	if c.MaxText == 0 {
-		c.MaxText = DefaultMaxText
-	}
-	if c.Rate == 0 {
-		c.Rate = DefaultRate
-	}
-	if c.Burst == 0 {
-		c.Burst = DefaultBurst
-	}
-	if c.MaxRoomMembers == 0 {
-		c.MaxRoomMembers = DefaultMaxRoomMembers
-	}
-	if c.SendQueue == 0 {
-		c.SendQueue = DefaultSendQueue
-	}
-	if c.AvatarRate == 0 {
-		c.AvatarRate = DefaultAvatarRate
-	}
-	if c.AvatarBurst == 0 {
-		c.AvatarBurst = DefaultAvatarBurst
-	}
+	c.HeartbeatInterval = cmp.Or(c.HeartbeatInterval, DefaultHeartbeatInterval)
+	c.HeartbeatTimeout = cmp.Or(c.HeartbeatTimeout, DefaultHeartbeatTimeout)
+	c.Grace = cmp.Or(c.Grace, DefaultGrace)
+	c.SweepInterval = cmp.Or(c.SweepInterval, min(c.HeartbeatInterval/2, time.Second))
+	c.HelloTimeout = cmp.Or(c.HelloTimeout, protocol.HelloTimeout)
+	c.ShutdownTimeout = cmp.Or(c.ShutdownTimeout, DefaultShutdownTimeout)
+	c.KeepAliveIdle = cmp.Or(c.KeepAliveIdle, DefaultKeepAliveIdle)
+	c.KeepAliveInterval = cmp.Or(c.KeepAliveInterval, DefaultKeepAliveInterval)
+	c.KeepAliveCount = cmp.Or(c.KeepAliveCount, DefaultKeepAliveCount)
+	c.MaxFrame = cmp.Or(c.MaxFrame, DefaultMaxFrame)
+	c.MaxText = cmp.Or(c.MaxText, DefaultMaxText)
+	c.Rate = cmp.Or(c.Rate, DefaultRate)
+	c.Burst = cmp.Or(c.Burst, DefaultBurst)
+	c.MaxRoomMembers = cmp.Or(c.MaxRoomMembers, DefaultMaxRoomMembers)
+	c.SendQueue = cmp.Or(c.SendQueue, DefaultSendQueue)
+	c.AvatarRate = cmp.Or(c.AvatarRate, DefaultAvatarRate)
+	c.AvatarBurst = cmp.Or(c.AvatarBurst, DefaultAvatarBurst)
 	if c.now == nil {
 		c.now = time.Now
 	}
