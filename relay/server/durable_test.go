@@ -172,8 +172,8 @@ type failingStore struct {
 var errDiskFull = errors.New("disk full (test)")
 
 // pairOverStore starts a relay on a real store wrapped by wrap, with Alice
-// and Bob in room (Alice has seen Bob join).
-func pairOverStore(t *testing.T, room string, wrap func(*store.Store) Store) (tr *testRelay, a, b *tclient) {
+// and Bob in room (Alice has seen Bob join). tweaks adjust the relay's config.
+func pairOverStore(t *testing.T, room string, wrap func(*store.Store) Store, tweaks ...func(*Config)) (tr *testRelay, a, b *tclient) {
 	t.Helper()
 	st, err := store.Open(t.TempDir(), store.Options{})
 	if err != nil {
@@ -183,6 +183,9 @@ func pairOverStore(t *testing.T, room string, wrap func(*store.Store) Store) (tr
 	cfg := fastConfig(t)
 	cfg.HeartbeatInterval, cfg.HeartbeatTimeout = time.Second, 3*time.Second
 	cfg.Store = wrap(st)
+	for _, tweak := range tweaks {
+		tweak(&cfg)
+	}
 	tr = startRelay(t, cfg)
 	a, _ = tr.join(room, "Alice", newKey())
 	b, _ = tr.join(room, "Bob", newKey())
@@ -329,12 +332,17 @@ func (b *busyStore) TryAppend(room string, rec store.Record, done func(error)) b
 
 // A store that cannot take a message now makes the relay refuse it with
 // rate_limited instead of holding the reader: no seq is taken, nothing is
-// broadcast, the connection stays, and the resend is accepted.
+// broadcast, no rate budget is spent, the connection stays, and the resend
+// is accepted.
 func TestBusyStoreRefusesInsteadOfBlocking(t *testing.T) {
 	var bs *busyStore
 	tr, a, b := pairOverStore(t, "b", func(st *store.Store) Store {
 		bs = &busyStore{Store: st}
 		return bs
+	}, func(c *Config) {
+		// One message of budget that never refills during the test: the
+		// resend is accepted only if the refusal gave the token back.
+		c.Rate, c.Burst = 0.001, 1
 	})
 
 	bs.busy.Store(true)

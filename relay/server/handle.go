@@ -157,19 +157,19 @@ func (c *conn) handleSend(f *protocol.Send) {
 	r.send(m, c, f, now)
 }
 
-// allow takes one message from the connection's budget, or returns how long
+// allow takes one message from the connection's budget (spent, which the
+// caller cancels if it refuses the message after all), or returns how long
 // to wait; a refused message consumes nothing.
-func (c *conn) allow(now time.Time) (time.Duration, bool) {
+func (c *conn) allow(now time.Time) (spent *rate.Reservation, wait time.Duration) {
 	if c.limiter == nil {
 		c.limiter = rate.NewLimiter(rate.Limit(c.s.cfg.Rate), c.s.cfg.Burst)
 	}
-	if c.limiter.AllowN(now, 1) {
-		return 0, true
-	}
 	res := c.limiter.ReserveN(now, 1)
-	d := res.DelayFrom(now)
-	res.CancelAt(now)
-	return d, false
+	if d := res.DelayFrom(now); d > 0 {
+		res.CancelAt(now) // a refused message consumes no budget
+		return nil, d
+	}
+	return res, 0
 }
 
 // rateLimited refuses a message and refuses every later one until d has

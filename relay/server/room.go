@@ -323,8 +323,9 @@ func (r *room) send(m *member, c *conn, f *protocol.Send, now time.Time) {
 		c.send(&protocol.Ack{ID: f.ID, Seq: rec.Seq, TS: rec.TS})
 		return
 	}
-	if d, ok := c.allow(now); !ok {
-		c.rateLimited(f.ID, d)
+	spent, wait := c.allow(now)
+	if spent == nil {
+		c.rateLimited(f.ID, wait)
 		return
 	}
 	ts := max(now.UnixMilli(), r.lastTS) // never earlier than the previous message
@@ -340,7 +341,9 @@ func (r *room) send(m *member, c *conn, f *protocol.Send, now time.Time) {
 	if !stored {
 		// The disk is behind. Refuse rather than make this reader (and the
 		// room, whose lock is held) wait: the message takes no seq, and the
-		// client resends it, in order, after retry_after_ms.
+		// client resends it, in order, after retry_after_ms. Like any
+		// refusal it costs no rate budget.
+		spent.CancelAt(now)
 		r.seq--
 		r.pending--
 		delete(r.inflight, key)
