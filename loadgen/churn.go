@@ -197,11 +197,7 @@ func churnMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (a
 				}
 				m.leaving.Store(true)
 				if rand.Float64() < *abrupt {
-					m.wmu.Lock()
-					if m.ws != nil {
-						m.ws.NetConn().Close()
-					}
-					m.wmu.Unlock()
+					m.cut()
 					<-done
 					statMu.Lock()
 					res.Abrupt++
@@ -212,11 +208,7 @@ func churnMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (a
 				select {
 				case <-done:
 				case <-time.After(2 * time.Second):
-					m.wmu.Lock()
-					if m.ws != nil {
-						m.ws.NetConn().Close()
-					}
-					m.wmu.Unlock()
+					m.cut()
 					<-done
 				}
 				statMu.Lock()

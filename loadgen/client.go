@@ -249,6 +249,16 @@ func (m *member) write(b []byte) error {
 	return m.ws.WriteMessage(websocket.TextMessage, b)
 }
 
+// cut closes the member's socket without a close frame, as a vanished
+// client would; its reader then ends.
+func (m *member) cut() {
+	m.wmu.Lock()
+	defer m.wmu.Unlock()
+	if m.ws != nil {
+		m.ws.NetConn().Close()
+	}
+}
+
 // connected reports whether the member has a live link.
 func (m *member) connected() bool {
 	m.wmu.Lock()
@@ -458,11 +468,7 @@ func leave(members []*member, bye bool, wg *sync.WaitGroup, wait time.Duration) 
 		}
 	}
 	for _, m := range members {
-		m.wmu.Lock()
-		if m.ws != nil {
-			m.ws.NetConn().Close()
-		}
-		m.wmu.Unlock()
+		m.cut()
 	}
 	wg.Wait()
 }
