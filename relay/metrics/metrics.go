@@ -112,6 +112,11 @@ func New() *Metrics {
 			Help: "Avatar uploads, by result (stored, too_large, bad_image, unauthorized, rate_limited, error).",
 		}, []string{"result"}),
 	}
+	// Every eviction reason exists from the start at 0, so an alert on its
+	// rate has a series before the first eviction.
+	for _, reason := range []string{EvictHeartbeat, EvictSlow, EvictReplaced, EvictHelloTimeout, EvictTooLarge, EvictRefused, EvictShutdown} {
+		m.Evictions.WithLabelValues(reason)
+	}
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

@@ -22,6 +22,7 @@ func TestTwoInstancesAndExposition(t *testing.T) {
 		"heartline_connections 1",
 		`heartline_evictions_total{reason="heartbeat_timeout"} 1`,
 		`heartline_room_members{room="lobby"} 2`,
+		`heartline_evictions_total{reason="slow_consumer"} 0`, // exported before the first one
 		"heartline_fanout_duration_seconds_bucket",
 		"go_goroutines",
 	} {

@@ -84,6 +84,9 @@ func TestSTUNResponderRunsWithTheRelay(t *testing.T) {
 	if !strings.Contains(string(body), `heartline_stun_requests_total{result="ok"} 2`) {
 		t.Errorf("metrics do not count the two STUN replies")
 	}
+	if !strings.Contains(string(body), `heartline_stun_requests_total{result="rate_limited"} 0`) {
+		t.Errorf("metrics do not export the STUN results that have not happened yet")
+	}
 
 	tr.stop()
 	u, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})

@@ -286,6 +286,9 @@ func registerCounter(reg prometheus.Registerer) (*prometheus.CounterVec, error) 
 		Name: "heartline_stun_requests_total",
 		Help: "STUN datagrams received by the relay's responder, by result (ok, error_420, error_400, malformed, rate_limited, ignored).",
 	}, []string{"result"})
+	for _, r := range []string{ResultOK, ResultError420, ResultError400, ResultMalformed, ResultRateLimited, ResultIgnored} {
+		c.WithLabelValues(r) // every result exported from the start, at 0
+	}
 	if err := reg.Register(c); err != nil {
 		// A relay restarted in the same process (the desktop's host mode)
 		// keeps counting in the collector it registered before.
