@@ -1,16 +1,10 @@
 package server
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
-	"io"
-	"net"
 	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -40,12 +34,16 @@ type outFrame struct {
 	t    int64 // opJSONPong: the ping's t
 }
 
-// opJSONPong queues the answer to a heartbeat: the writer formats the pong
-// frame (see conn.pong).
-const opJSONPong = 0xff
+// Queue-only opcodes: opJSONPong is the answer to a heartbeat (the writer
+// formats the pong frame, see conn.pong); opRaw is bytes already framed (the
+// rest of a frame the reactor could not write whole).
+const (
+	opJSONPong = 0xff
+	opRaw      = 0xfe
+)
 
-// conn is one websocket connection. Its reader goroutine is started by the
-// HTTP handler (which then returns); its writer runs only while frames are
+// conn is one websocket connection. Its reader goroutine runs while the
+// socket has input (see read.go); its writer runs only while frames are
 // queued; the sweeper watches lastSeen.
 type conn struct {
 	s       *Server
@@ -55,6 +53,9 @@ type conn struct {
 	ip      string
 	serial  uint64    // upgrade order: a newer connection has a larger serial
 	opened  time.Time // upgrade time
+
+	reactor   *reactor     // watches the socket while no reader runs; nil: the reader never parks
+	readState atomic.Int32 // who reads the socket (readRunning...)
 
 	lastSeen atomic.Int64 // unix nanos of the last inbound frame (control frames too)
 	busy     atomic.Bool  // the reader is handling a frame: it is alive, not silent
@@ -199,6 +200,7 @@ func (c *conn) evict(code int, text, reason, evictReason string) {
 	}
 	c.s.log.Info("evicting connection", attrs...)
 	c.netConn.SetReadDeadline(time.Now())
+	c.wakeReader()
 }
 
 // writeLoop writes everything queued, several frames per syscall, then the
@@ -220,19 +222,9 @@ func (c *conn) writeLoop() {
 		if len(q) > 0 {
 			if err := c.writeBatch(q); err != nil {
 				c.mu.Lock()
-				if errors.Is(err, os.ErrDeadlineExceeded) && c.exitReason == "" && !c.closing {
-					// The peer has not read for the whole write timeout:
-					// a slow consumer, not a broken link.
-					c.exitReason = protocol.ReasonSlow
-					c.s.metrics.Evictions.WithLabelValues(metrics.EvictSlow).Inc()
-					c.s.log.Info("evicting connection", "code", protocol.CloseSlowConsumer, "reason", metrics.EvictSlow,
-						"remote", c.remote, "why", "write timed out")
-				}
-				c.closing = true
-				c.queue = nil
-				c.writing = false
+				c.writeFailedLocked(err)
 				c.mu.Unlock()
-				c.netConn.Close() // the reader returns and does the bookkeeping
+				c.cut()
 				return
 			}
 			continue
@@ -253,9 +245,34 @@ func (c *conn) writeLoop() {
 			// The reader reads the peer's close reply (or gives up) and
 			// closes the socket itself.
 			c.netConn.SetReadDeadline(time.Now().Add(closeReadWait))
+			c.wakeReader()
 		}
 		return
 	}
+}
+
+// writeFailedLocked ends the writer after a failed write (c.mu held); the
+// caller then cuts the socket.
+func (c *conn) writeFailedLocked(err error) {
+	if errors.Is(err, os.ErrDeadlineExceeded) && c.exitReason == "" && !c.closing {
+		// The peer has not read for the whole write timeout: a slow
+		// consumer, not a broken link.
+		c.exitReason = protocol.ReasonSlow
+		c.s.metrics.Evictions.WithLabelValues(metrics.EvictSlow).Inc()
+		c.s.log.Info("evicting connection", "code", protocol.CloseSlowConsumer, "reason", metrics.EvictSlow,
+			"remote", c.remote, "why", "write timed out")
+	}
+	c.closing = true
+	c.closedFlag.Store(true)
+	c.queue = nil
+	c.writing = false
+}
+
+// cut closes the socket; the reader (woken if parked) returns and does the
+// bookkeeping.
+func (c *conn) cut() {
+	c.netConn.Close()
+	c.wakeReader()
 }
 
 // writeBatch writes the queued frames with one write to the socket. It
@@ -266,6 +283,10 @@ func (c *conn) writeBatch(q []outFrame) error {
 	buf := batchPool.Get().(*[]byte)
 	b := *buf
 	for _, f := range q {
+		if f.op == opRaw {
+			b = append(b, f.data...)
+			continue
+		}
 		if f.op == opJSONPong {
 			var p [64]byte
 			pong := appendPong(p[:0], f.t, c.s.cfg.now().UnixMilli())
@@ -302,147 +323,6 @@ func appendFrameHeader(b []byte, op byte, n int) []byte {
 
 var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
-// readLoop runs on the connection's reader goroutine until it ends.
-func (c *conn) readLoop() {
-	ws := c.ws
-	ws.SetReadLimit(c.s.cfg.MaxFrame)
-	ws.SetPingHandler(func(data string) error {
-		c.touch()
-		c.s.frameCounter(c.s.framesIn, c.s.metrics.FramesIn, "ws_ping").Inc()
-		c.enqueue(outFrame{data: []byte(data), op: websocket.PongMessage}, "ws_pong")
-		return nil
-	})
-	ws.SetPongHandler(func(string) error {
-		c.touch()
-		c.s.frameCounter(c.s.framesIn, c.s.metrics.FramesIn, "ws_pong").Inc()
-		return nil
-	})
-	for {
-		if !c.netConn.buffered() {
-			c.netConn.awaitReadable()
-		}
-		typ, r, err := ws.NextReader()
-		if err != nil {
-			c.readEnded(err)
-			return
-		}
-		c.touch()
-		stop, err := c.handleOffStack(typ, r)
-		c.touch()
-		if err != nil {
-			c.readEnded(err)
-			return
-		}
-		if stop {
-			c.readEnded(nil)
-			return
-		}
-	}
-}
-
-// handleOffStack handles one frame on a short-lived goroutine and waits for
-// it. Even a heartbeat's few calls do not run on the reader: a reader whose
-// stack ever grows past 2 KiB keeps 4 KiB for good (the GC shrinks a parked
-// stack only while under a quarter of it is in use, counting an 800-byte
-// reserve), and lock contention or starting the writer can take it there. Handling (JSON, the store, logging, building a welcome) needs a deep
-// stack; doing it on the reader would leave every idle reader holding that
-// stack for good. The reader itself only ever blocks in a shallow read, so
-// its stack stays at the minimum: this halves the memory of an idle member
-// (see TestIdleMemoryPerConnection) for about a microsecond per frame.
-func (c *conn) handleOffStack(typ int, r io.Reader) (stop bool, err error) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		refillReadPool()
-		// Frame buffers come from a pool: an idle connection holds none.
-		// Reading the payload here keeps the pool's allocations off the
-		// reader's stack too.
-		buf := framePool.Get().(*bytes.Buffer)
-		buf.Reset()
-		defer func() {
-			if buf.Cap() <= 64<<10 {
-				framePool.Put(buf) // do not pool the buffer of a huge frame
-			}
-		}()
-		if _, err = buf.ReadFrom(r); err != nil {
-			return
-		}
-		c.busy.Store(true)
-		defer c.busy.Store(false)
-		data := buf.Bytes()
-		if t, ok := parsePing(typ, data); ok {
-			c.pong(t) // the heartbeat, without the JSON decoder
-			return
-		}
-		if typ == websocket.BinaryMessage {
-			c.s.frameCounter(c.s.framesIn, c.s.metrics.FramesIn, "binary").Inc()
-			c.sendError(protocol.ErrBadFrame, "binary frames are not part of the protocol: send JSON text frames", "")
-			return
-		}
-		stop = c.handle(data)
-	}()
-	<-done
-	return stop, err
-}
-
-// pingPrefix is how protocol.Encode, and so every Heartline client, starts a
-// ping frame.
-var pingPrefix = []byte(`{"type":"ping","t":`)
-
-// parsePing recognizes a heartbeat written exactly as protocol.Encode writes
-// it ({"type":"ping","t":<integer>}) without the JSON decoder, which costs
-// several times more than the rest of a heartbeat's handling. Anything else
-// (spaces, other fields, odd numbers) goes through handle, which decides.
-func parsePing(typ int, data []byte) (int64, bool) {
-	if typ != websocket.TextMessage {
-		return 0, false
-	}
-	rest, ok := bytes.CutPrefix(data, pingPrefix)
-	if !ok || len(rest) < 2 || rest[len(rest)-1] != '}' {
-		return 0, false
-	}
-	digits := rest[:len(rest)-1]
-	neg := digits[0] == '-'
-	if neg {
-		digits = digits[1:]
-	}
-	// At most 18 digits cannot overflow; a leading zero is not JSON.
-	if len(digits) == 0 || len(digits) > 18 || (digits[0] == '0' && len(digits) > 1) {
-		return 0, false
-	}
-	var t int64
-	for _, d := range digits {
-		if d < '0' || d > '9' {
-			return 0, false
-		}
-		t = t*10 + int64(d-'0')
-	}
-	if neg {
-		t = -t
-	}
-	return t, true
-}
-
-// pong answers a ping parsed by parsePing, as handle would; the writer
-// formats the frame.
-func (c *conn) pong(t int64) {
-	c.s.pingsIn.Inc()
-	if c.push(outFrame{op: opJSONPong, t: t}, true) {
-		c.s.pongsOut.Inc()
-	}
-}
-
-// appendPong appends protocol.Encode(&protocol.Pong{T: t, ServerTime: now}).
-func appendPong(b []byte, t, now int64) []byte {
-	b = append(b, `{"type":"pong","t":`...)
-	b = strconv.AppendInt(b, t, 10)
-	b = append(b, `,"server_time":`...)
-	b = strconv.AppendInt(b, now, 10)
-	return append(b, '}')
-}
-
-var framePool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
 // readEnded is the reader's exit: the member (if any) turns away with the
 // connection's leave reason, and the socket is closed unless the writer is
 // still sending a close frame (it closes it then).
@@ -471,6 +351,7 @@ func (c *conn) readEnded(err error) {
 	if r != nil && m != nil {
 		r.linkDropped(m, c, reason)
 	}
+	c.s.unregister(c)
 }
 
 // closeReason fits text into a close frame (at most 123 bytes), cutting at a
@@ -490,94 +371,3 @@ func closeReason(text string) string {
 func (s *Server) writeTimeout() time.Duration {
 	return min(s.cfg.HeartbeatTimeout, 10*time.Second)
 }
-
-// batchConn is the hijacked socket as gorilla sees it. Its read side lets the
-// reader wait for the socket at a shallow stack (awaitReadable); writes pass
-// straight through (writeBatch writes to Conn itself).
-type batchConn struct {
-	net.Conn
-
-	// Read side, used by the reader goroutine only (see awaitReadable).
-	raw        syscall.RawConn // nil: no shallow wait (TLS, tests)
-	onReadable func(fd uintptr) bool
-	br         *bufio.Reader // gorilla's read buffer (ours, see hijackWriter)
-	pending    *[]byte       // bytes read by awaitReadable, not yet handed on
-	pendingOff int
-	pendingErr error // the error awaitReadable's read got, for the next Read
-}
-
-// newBatchConn wraps nc; a plain TCP socket also gets its raw connection for
-// awaitReadable.
-func newBatchConn(nc net.Conn) *batchConn {
-	b := &batchConn{Conn: nc}
-	if tc, ok := nc.(*net.TCPConn); ok && shallowReads {
-		if raw, err := tc.SyscallConn(); err == nil {
-			b.raw = raw
-			b.onReadable = b.readable
-		}
-	}
-	return b
-}
-
-// Read serves bytes that awaitReadable already took from the socket before
-// reading the socket itself.
-func (b *batchConn) Read(p []byte) (int, error) {
-	if b.pending == nil {
-		if b.pendingErr != nil {
-			err := b.pendingErr
-			b.pendingErr = nil
-			return 0, err
-		}
-		return b.Conn.Read(p)
-	}
-	n := copy(p, (*b.pending)[b.pendingOff:])
-	b.pendingOff += n
-	if b.pendingOff == len(*b.pending) {
-		*b.pending = (*b.pending)[:0]
-		readPool.Put(b.pending)
-		b.pending, b.pendingOff = nil, 0
-	}
-	return n, nil
-}
-
-// readPool holds the buffers awaitReadable reads into; a parked reader holds
-// none. It has no New: allocating on the reader's stack could grow it, so
-// the frame handlers refill it (refillReadPool) and an empty pool makes
-// awaitReadable peek instead.
-var readPool sync.Pool
-
-func refillReadPool() {
-	if b, _ := readPool.Get().(*[]byte); b != nil {
-		readPool.Put(b)
-		return
-	}
-	b := make([]byte, 0, 4096)
-	readPool.Put(&b)
-}
-
-// awaitReadable blocks until the socket has something to read, at the
-// bottom of a shallow stack: gorilla's read path is deep enough that a
-// reader parked inside it keeps a 4 KiB stack for good, while a goroutine
-// parked here fits in the 2 KiB minimum once the GC shrinks it. It does not
-// add a syscall: the non-blocking read it makes when woken is the read
-// gorilla would have made, and its bytes are handed to gorilla through Read.
-// Without a raw socket (TLS, tests) it returns at once and gorilla blocks as
-// before.
-func (b *batchConn) awaitReadable() {
-	if b.raw == nil || b.pending != nil || b.pendingErr != nil {
-		return
-	}
-	if err := b.raw.Read(b.onReadable); err != nil {
-		// A deadline or a closed socket: gorilla's read reports it.
-		return
-	}
-}
-
-// buffered reports whether bytes already read from the socket wait in the
-// connection's bufio reader or in pending, so that waiting for the socket
-// would stall a frame that has arrived.
-func (b *batchConn) buffered() bool {
-	return b.pending != nil || b.pendingErr != nil || (b.br != nil && b.br.Buffered() > 0)
-}
-
-var _ io.ReadWriter = (*batchConn)(nil)

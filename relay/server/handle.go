@@ -13,7 +13,7 @@ import (
 	"github.com/heartline/heartline/shared/protocol"
 )
 
-// handle processes one inbound text frame on the reader goroutine. It
+// handle processes one inbound text frame on the connection's reader. It
 // reports true when the reader should stop (the connection is closing).
 func (c *conn) handle(data []byte) (stop bool) {
 	f, err := protocol.DecodeClient(data)

@@ -112,7 +112,7 @@ func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	// gorilla reads through the bufio.Reader it is handed when the upgrader's
 	// ReadBufferSize is 0: a small one of ours (net/http's is 4 KiB), which
-	// awaitReadable needs to see into.
+	// the reader needs to see into before it parks.
 	h.wrapped.br = bufio.NewReaderSize(h.wrapped, readBufferSize)
 	return h.wrapped, bufio.NewReadWriter(h.wrapped.br, brw.Writer), nil
 }
@@ -185,29 +185,42 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.conns[c] = struct{}{}
-	s.connWG.Add(1)
+	s.connWG.Add(1) // until unregister: Shutdown waits for every connection to end
 	s.connsMu.Unlock()
 	s.metrics.Connections.Inc()
 	s.log.Info("connect", "remote", c.remote, "conn", c.serial)
 
 	// The reader runs on a fresh goroutine so that this handler returns and
 	// net/http frees its per-connection state (request, 4 KiB bufio reader
-	// and writer): an idle member then costs only what it needs.
-	go func() {
-		defer s.connWG.Done()
-		c.readLoop()
-		s.connsMu.Lock()
-		delete(s.conns, c)
-		s.connsMu.Unlock()
-		s.release(ip)
-		s.metrics.Connections.Dec()
-		_, m := c.roomMember()
-		attrs := []any{"remote", c.remote, "conn", c.serial}
-		if m != nil {
-			attrs = append(attrs, "member", m.id)
+	// and writer): an idle member then costs only what it needs. Once it has
+	// read everything it parks the connection with the reactor.
+	if s.reactor != nil {
+		if err := s.reactor.add(c); err != nil {
+			s.log.Warn("connection keeps its own reader", "remote", c.remote, "err", err)
+		} else {
+			c.reactor = s.reactor
 		}
-		s.log.Info("disconnect", attrs...)
-	}()
+	}
+	c.startReading()
+}
+
+// unregister is a connection's end, once its reader has returned for good.
+func (s *Server) unregister(c *conn) {
+	if c.reactor != nil {
+		c.reactor.forget(c)
+	}
+	s.connsMu.Lock()
+	delete(s.conns, c)
+	s.connsMu.Unlock()
+	s.release(c.ip)
+	s.metrics.Connections.Dec()
+	_, m := c.roomMember()
+	attrs := []any{"remote", c.remote, "conn", c.serial}
+	if m != nil {
+		attrs = append(attrs, "member", m.id)
+	}
+	s.log.Info("disconnect", attrs...)
+	s.connWG.Done()
 }
 
 // bearer reports whether the request carries "Authorization: Bearer <token>".

@@ -8,8 +8,10 @@
 //	addr := srv.Addr()         // the bound address
 //	err = srv.Shutdown(ctx)    // readyz 503, close 1001 to everyone, flush the store
 //
-// Concurrency model (see docs/ARCHITECTURE.md): each connection has a reader
-// (the HTTP handler goroutine) and at most one writer goroutine, started on
+// Concurrency model (see docs/ARCHITECTURE.md): each connection has at most
+// one reader goroutine, running only while its socket has input (in between,
+// on Linux, the connection is parked with the reactor, one epoll goroutine
+// that also answers heartbeats), and at most one writer goroutine, started on
 // demand when its queue has frames and gone when it is empty; each room's
 // state is guarded by its own mutex (no global lock on the message path);
 // store commits come back on the store's goroutine and are applied to the
@@ -64,8 +66,9 @@ type Server struct {
 	total   int            // reserved connections
 	serial  atomic.Uint64
 
-	connWG sync.WaitGroup // readers and writers of connections
-	bgWG   sync.WaitGroup // sweeper and room drainers
+	connWG  sync.WaitGroup // connections (registered to unregistered) and their writers
+	reactor *reactor       // watches idle sockets; nil where there is no epoll
+	bgWG    sync.WaitGroup // sweeper and room drainers
 
 	avatarLimits *ipLimiter
 
@@ -170,6 +173,16 @@ func New(cfg Config) (*Server, error) {
 	s.handler = s.routes()
 	s.bgWG.Add(1)
 	go s.sweeper()
+	if r, err := newReactor(); err == nil {
+		s.reactor = r
+		s.bgWG.Add(1)
+		go func() {
+			defer s.bgWG.Done()
+			r.run()
+		}()
+	} else if reactorAvailable {
+		s.log.Warn("every connection keeps its own reader goroutine", "err", err)
+	}
 	return s, nil
 }
 
@@ -343,7 +356,7 @@ func (s *Server) shutdownOnce(ctx context.Context) error {
 	if !waitGroup(ctx, &s.connWG) {
 		errs = append(errs, fmt.Errorf("shutdown: %w; cutting the remaining connections", ctx.Err()))
 		for _, c := range s.snapshotConns() {
-			c.netConn.Close()
+			c.cut()
 		}
 		s.connWG.Wait() // every reader/writer returns once its socket is closed
 	}
@@ -355,6 +368,9 @@ func (s *Server) shutdownOnce(ctx context.Context) error {
 		}
 	}
 	close(s.stop)
+	if s.reactor != nil {
+		s.reactor.close()
+	}
 	s.bgWG.Wait()
 	s.log.Info("relay stopped")
 	return errors.Join(errs...)

@@ -1,0 +1,152 @@
+//go:build linux
+
+package server
+
+import (
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+)
+
+// reactor watches the sockets of idle connections with one epoll instance.
+// An idle member then has no goroutine at all (a parked reader's stack was a
+// quarter of its memory), and a heartbeat costs no goroutine either: the
+// reactor reads the ping and writes the pong itself. Any other input hands
+// the connection to a reader goroutine, which runs until the socket has
+// nothing more to read and then parks the connection here again.
+//
+// The epoll instance is itself waited for in Go's netpoller, so the reactor
+// is an ordinary goroutine that sleeps while nothing happens and takes every
+// socket that became readable in one wake-up.
+type reactor struct {
+	file *os.File // the epoll instance (never call its Fd: that makes it blocking)
+	epfd int
+	raw  syscall.RawConn
+
+	mu    sync.Mutex
+	conns map[uint64]*conn // by serial, which is what the epoll events carry
+
+	// Owned by the reactor goroutine.
+	events [256]syscall.EpollEvent
+	ready  []*conn
+}
+
+// reactorAvailable tells whether connections can park with a reactor here.
+const reactorAvailable = true
+
+func newReactor() (*reactor, error) {
+	fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("epoll_create1: %w", err)
+	}
+	// Non-blocking, so that os.NewFile registers it with the netpoller.
+	if err := syscall.SetNonblock(fd, true); err != nil {
+		syscall.Close(fd)
+		return nil, fmt.Errorf("epoll fd: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "epoll")
+	raw, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("epoll fd: %w", err)
+	}
+	return &reactor{file: f, epfd: fd, raw: raw, conns: map[uint64]*conn{}}, nil
+}
+
+// run dispatches readiness until close.
+func (r *reactor) run() {
+	// poll never reports done: RawConn.Read alternates between it and the
+	// netpoller until the epoll file is closed.
+	r.raw.Read(r.poll)
+}
+
+func (r *reactor) close() { r.file.Close() }
+
+// poll takes every event the epoll instance holds, without blocking; false
+// sends the goroutine back to the netpoller until the next one.
+func (r *reactor) poll(epfd uintptr) bool {
+	for {
+		n, err := syscall.EpollWait(int(epfd), r.events[:], 0)
+		if err == syscall.EINTR {
+			continue
+		}
+		if n <= 0 {
+			return false
+		}
+		r.ready = r.ready[:0]
+		r.mu.Lock()
+		for _, ev := range r.events[:n] {
+			if c := r.conns[uint64(uint32(ev.Fd))|uint64(uint32(ev.Pad))<<32]; c != nil {
+				r.ready = append(r.ready, c)
+			}
+		}
+		r.mu.Unlock()
+		for i, c := range r.ready {
+			c.readable()
+			r.ready[i] = nil
+		}
+	}
+}
+
+// add watches c's socket (edge-triggered: one event per arrival, so the
+// socket is never re-armed). It fails only when the kernel refuses, and the
+// connection then keeps its own reader goroutine.
+func (r *reactor) add(c *conn) error {
+	if c.netConn.raw == nil {
+		return fmt.Errorf("not a plain TCP socket")
+	}
+	r.mu.Lock()
+	r.conns[c.serial] = c
+	r.mu.Unlock()
+	ev := syscall.EpollEvent{
+		Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET,
+		Fd:     int32(uint32(c.serial)),
+		Pad:    int32(uint32(c.serial >> 32)),
+	}
+	var ctlErr error
+	err := c.netConn.raw.Control(func(fd uintptr) {
+		ctlErr = syscall.EpollCtl(r.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev)
+	})
+	if err == nil {
+		err = ctlErr
+	}
+	if err != nil {
+		r.forget(c)
+		return fmt.Errorf("epoll_ctl: %w", err)
+	}
+	return nil
+}
+
+// forget drops c once its connection has ended (closing the socket already
+// took it out of the epoll set; this drops events still in flight).
+func (r *reactor) forget(c *conn) {
+	r.mu.Lock()
+	delete(r.conns, c.serial)
+	r.mu.Unlock()
+}
+
+// epollET is EPOLLET as the uint32 the event mask is (syscall declares it
+// as a negative int).
+const epollET = 1 << 31
+
+// rawRead and rawWrite are one non-blocking syscall on a socket the reactor
+// owns at that moment (EINTR retried): EAGAIN means nothing to read, or no
+// room to write.
+func rawRead(fd uintptr, p []byte) (int, error) {
+	for {
+		n, err := syscall.Read(int(fd), p)
+		if err != syscall.EINTR {
+			return n, err
+		}
+	}
+}
+
+func rawWrite(fd uintptr, p []byte) (int, error) {
+	for {
+		n, err := syscall.Write(int(fd), p)
+		if err != syscall.EINTR {
+			return n, err
+		}
+	}
+}

@@ -1,0 +1,455 @@
+package server
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"syscall"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/heartline/heartline/shared/protocol"
+)
+
+// Who reads a connection's socket (conn.readState). A reader goroutine runs
+// only while there is something to read; between frames the connection is
+// parked with the reactor, which answers heartbeats itself and starts a
+// reader for anything else. Without a reactor (TLS, non-Linux systems) the
+// reader never parks.
+const (
+	readRunning         int32 = iota // a reader goroutine owns the socket
+	readRunningNotified              // ... and the socket became readable meanwhile
+	readParked                       // nobody: the reactor watches the socket
+	readReactor                      // the reactor is reading it
+)
+
+// startReading sets the connection's read limit and control-frame handlers
+// and starts its first reader.
+func (c *conn) startReading() {
+	ws := c.ws
+	ws.SetReadLimit(c.s.cfg.MaxFrame)
+	ws.SetPingHandler(func(data string) error {
+		c.touch()
+		c.s.frameCounter(c.s.framesIn, c.s.metrics.FramesIn, "ws_ping").Inc()
+		c.enqueue(outFrame{data: []byte(data), op: websocket.PongMessage}, "ws_pong")
+		return nil
+	})
+	ws.SetPongHandler(func(string) error {
+		c.touch()
+		c.s.frameCounter(c.s.framesIn, c.s.metrics.FramesIn, "ws_pong").Inc()
+		return nil
+	})
+	go c.readLoop()
+}
+
+// startReader starts a reader goroutine; the caller has set readRunning.
+// Readers are not counted in connWG: the connection is, until its last
+// reader unregisters it.
+func (c *conn) startReader() { go c.readLoop() }
+
+// readLoop reads and handles frames until the socket has nothing more to
+// read (it parks the connection and returns) or the connection ends.
+func (c *conn) readLoop() {
+	for {
+		if !c.netConn.buffered() && c.park() {
+			return
+		}
+		typ, r, err := c.ws.NextReader()
+		if err != nil {
+			c.readEnded(err)
+			return
+		}
+		c.touch()
+		c.busy.Store(true)
+		stop, err := c.readFrame(typ, r)
+		c.busy.Store(false)
+		c.touch()
+		if err != nil {
+			c.readEnded(err)
+			return
+		}
+		if stop {
+			c.readEnded(nil)
+			return
+		}
+	}
+}
+
+// readFrame reads one frame's payload and handles it.
+func (c *conn) readFrame(typ int, r io.Reader) (stop bool, err error) {
+	buf := framePool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= 64<<10 {
+			framePool.Put(buf) // do not pool the buffer of a huge frame
+		}
+	}()
+	if _, err := buf.ReadFrom(r); err != nil {
+		return false, err
+	}
+	data := buf.Bytes()
+	if t, ok := parsePing(typ, data); ok {
+		c.pong(t)
+		return false, nil
+	}
+	if typ == websocket.BinaryMessage {
+		c.s.frameCounter(c.s.framesIn, c.s.metrics.FramesIn, "binary").Inc()
+		c.sendError(protocol.ErrBadFrame, "binary frames are not part of the protocol: send JSON text frames", "")
+		return false, nil
+	}
+	return c.handle(data), nil
+}
+
+var framePool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// park hands the socket to the reactor once it has been read dry. It
+// reports false when the reader must go on: there is more to read, the
+// connection is closing (its reader then waits in gorilla's read, which
+// honours the close deadline), or there is no reactor.
+func (c *conn) park() bool {
+	if c.reactor == nil {
+		return false
+	}
+	for {
+		if c.closedFlag.Load() {
+			return false
+		}
+		if !c.netConn.drained {
+			if c.netConn.fill() {
+				return false
+			}
+			continue
+		}
+		// Anything that arrives from here on is an event for the reactor:
+		// either it finds the connection parked, or it marks the reader
+		// notified and this swap fails.
+		if c.readState.CompareAndSwap(readRunning, readParked) {
+			return true
+		}
+		c.readState.Store(readRunning)
+		c.netConn.drained = false
+	}
+}
+
+// wakeReader makes sure a reader sees what was done to the connection (a
+// close, a read deadline): a parked connection gets a reader, a running one
+// is told to look again. When the reactor has it, the reactor checks
+// closedFlag when it is done.
+func (c *conn) wakeReader() {
+	for {
+		switch c.readState.Load() {
+		case readParked:
+			if c.readState.CompareAndSwap(readParked, readRunning) {
+				c.startReader()
+				return
+			}
+		case readRunning:
+			if c.readState.CompareAndSwap(readRunning, readRunningNotified) {
+				return
+			}
+		default:
+			return
+		}
+	}
+}
+
+// readable is the reactor's event for c: its socket got input.
+func (c *conn) readable() {
+	for {
+		switch c.readState.Load() {
+		case readParked:
+			if c.readState.CompareAndSwap(readParked, readReactor) {
+				c.reactorRead()
+				return
+			}
+		case readRunning:
+			if c.readState.CompareAndSwap(readRunning, readRunningNotified) {
+				return
+			}
+		default:
+			return
+		}
+	}
+}
+
+// reactorRead reads the parked socket on the reactor's goroutine. Input made
+// only of heartbeats is answered here; anything else (and EOF or an error)
+// goes to a new reader goroutine along with the bytes already read.
+func (c *conn) reactorRead() {
+	b := c.netConn
+	buf := readPool.Get().(*[]byte)
+	n, err := b.rawRead((*buf)[:cap(*buf)])
+	switch {
+	case err == syscall.EAGAIN: // the event was for input already read
+		readPool.Put(buf)
+		c.unpark()
+		return
+	case n > 0:
+		*buf = (*buf)[:n]
+		b.drained = n < cap(*buf)
+		if !c.closedFlag.Load() && b.drained && c.answerPings(*buf) {
+			readPool.Put(buf)
+			c.unpark()
+			return
+		}
+		b.pending, b.pendingOff = buf, 0
+	default:
+		readPool.Put(buf)
+		if err == nil {
+			err = io.EOF
+		}
+		b.pendingErr = err
+	}
+	c.readState.Store(readRunning)
+	c.startReader()
+}
+
+// unpark gives the socket back to the reactor's watch after reactorRead.
+func (c *conn) unpark() {
+	c.readState.Store(readParked)
+	if c.closedFlag.Load() {
+		c.wakeReader() // a close came while the reactor had the socket
+	}
+}
+
+// answerPings answers input that consists only of whole heartbeat frames (as
+// the protocol encoder writes them, masked as every client frame is) and
+// reports whether it did. Anything else is left to gorilla and handle.
+func (c *conn) answerPings(data []byte) bool {
+	var ts [64]int64
+	n := 0
+	for rest := data; len(rest) > 0; n++ {
+		if n == len(ts) || len(rest) < 6 || rest[0] != 0x81 || rest[1]&0x80 == 0 || rest[1]&0x7f > 125 {
+			return false
+		}
+		size := int(rest[1] & 0x7f)
+		if len(rest) < 6+size {
+			return false
+		}
+		var payload [125]byte
+		mask := rest[2:6]
+		for i, x := range rest[6 : 6+size] {
+			payload[i] = x ^ mask[i&3]
+		}
+		t, ok := parsePing(websocket.TextMessage, payload[:size])
+		if !ok {
+			return false
+		}
+		ts[n] = t
+		rest = rest[6+size:]
+	}
+	c.touch()
+	c.pongsNow(ts[:n])
+	return true
+}
+
+// pongsNow answers heartbeats from the reactor: written at once when nothing
+// else is queued for the connection (no goroutine is started for it),
+// queued behind the frames waiting otherwise.
+func (c *conn) pongsNow(ts []int64) {
+	c.mu.Lock()
+	if c.writing || len(c.queue) > 0 || c.closing {
+		c.mu.Unlock()
+		for _, t := range ts {
+			c.pong(t)
+		}
+		return
+	}
+	c.writing = true // this goroutine writes now; nobody else does
+	c.mu.Unlock()
+
+	var frames [512]byte
+	out := frames[:0]
+	now := c.s.cfg.now().UnixMilli()
+	for _, t := range ts {
+		var p [64]byte
+		pong := appendPong(p[:0], t, now)
+		out = appendFrameHeader(out, websocket.TextMessage, len(pong))
+		out = append(out, pong...)
+	}
+	n, err := c.netConn.rawWrite(out)
+	c.s.pingsIn.Add(float64(len(ts)))
+	c.s.pongsOut.Add(float64(len(ts)))
+
+	c.mu.Lock()
+	switch {
+	case err != nil && err != syscall.EAGAIN:
+		c.writeFailedLocked(err)
+		c.mu.Unlock()
+		c.cut()
+		return
+	case n < len(out):
+		// The rest of the frame goes first, before anything queued since.
+		rest := append([]byte(nil), out[max(n, 0):]...)
+		c.queue = append([]outFrame{{data: rest, op: opRaw}}, c.queue...)
+	}
+	if len(c.queue) > 0 || c.closing {
+		c.s.connWG.Add(1)
+		go c.writeLoop() // writing stays true: the writer takes over
+	} else {
+		c.writing = false
+	}
+	c.mu.Unlock()
+}
+
+// pingPrefix is how protocol.Encode, and so every Heartline client, starts a
+// ping frame.
+var pingPrefix = []byte(`{"type":"ping","t":`)
+
+// parsePing recognizes a heartbeat written exactly as protocol.Encode writes
+// it ({"type":"ping","t":<integer>}) without the JSON decoder, which costs
+// several times more than the rest of a heartbeat's handling. Anything else
+// (spaces, other fields, odd numbers) goes through handle, which decides.
+func parsePing(typ int, data []byte) (int64, bool) {
+	if typ != websocket.TextMessage {
+		return 0, false
+	}
+	rest, ok := bytes.CutPrefix(data, pingPrefix)
+	if !ok || len(rest) < 2 || rest[len(rest)-1] != '}' {
+		return 0, false
+	}
+	digits := rest[:len(rest)-1]
+	neg := digits[0] == '-'
+	if neg {
+		digits = digits[1:]
+	}
+	// At most 18 digits cannot overflow; a leading zero is not JSON.
+	if len(digits) == 0 || len(digits) > 18 || (digits[0] == '0' && len(digits) > 1) {
+		return 0, false
+	}
+	var t int64
+	for _, d := range digits {
+		if d < '0' || d > '9' {
+			return 0, false
+		}
+		t = t*10 + int64(d-'0')
+	}
+	if neg {
+		t = -t
+	}
+	return t, true
+}
+
+// pong answers a ping parsed by parsePing, as handle would; the writer
+// formats the frame.
+func (c *conn) pong(t int64) {
+	c.s.pingsIn.Inc()
+	if c.push(outFrame{op: opJSONPong, t: t}, true) {
+		c.s.pongsOut.Inc()
+	}
+}
+
+// appendPong appends protocol.Encode(&protocol.Pong{T: t, ServerTime: now}).
+func appendPong(b []byte, t, now int64) []byte {
+	b = append(b, `{"type":"pong","t":`...)
+	b = strconv.AppendInt(b, t, 10)
+	b = append(b, `,"server_time":`...)
+	b = strconv.AppendInt(b, now, 10)
+	return append(b, '}')
+}
+
+// batchConn is the hijacked socket as gorilla sees it. Its Read first hands
+// on what the reactor read; writes pass straight through (writeBatch writes
+// to Conn itself).
+type batchConn struct {
+	net.Conn
+
+	raw syscall.RawConn // nil: no reactor (TLS, tests)
+	br  *bufio.Reader   // gorilla's read buffer (ours, see hijackWriter)
+
+	// Owned by whoever reads the socket (see conn.readState).
+	pending    *[]byte // bytes the reactor read, not yet handed on
+	pendingOff int
+	pendingErr error // the error the reactor's read got, for the next Read
+	drained    bool  // the last read from the socket came back short: it was empty
+}
+
+// newBatchConn wraps nc; a plain TCP socket also gets its raw connection
+// for the reactor.
+func newBatchConn(nc net.Conn) *batchConn {
+	b := &batchConn{Conn: nc}
+	if tc, ok := nc.(*net.TCPConn); ok && reactorAvailable {
+		if raw, err := tc.SyscallConn(); err == nil {
+			b.raw = raw
+		}
+	}
+	return b
+}
+
+// Read serves bytes the reactor already took from the socket before reading
+// the socket itself.
+func (b *batchConn) Read(p []byte) (int, error) {
+	if b.pending == nil {
+		if b.pendingErr != nil {
+			err := b.pendingErr
+			b.pendingErr = nil
+			return 0, err
+		}
+		n, err := b.Conn.Read(p)
+		b.drained = n < len(p)
+		return n, err
+	}
+	n := copy(p, (*b.pending)[b.pendingOff:])
+	b.pendingOff += n
+	if b.pendingOff == len(*b.pending) {
+		*b.pending = (*b.pending)[:0]
+		readPool.Put(b.pending)
+		b.pending, b.pendingOff = nil, 0
+	}
+	return n, nil
+}
+
+// readPool holds the buffers the reactor reads into; a parked connection
+// holds none.
+var readPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// fill reads the socket without blocking into pending; it reports whether
+// there is something (bytes, EOF or an error) for the reader.
+func (b *batchConn) fill() bool {
+	buf := readPool.Get().(*[]byte)
+	n, err := b.rawRead((*buf)[:cap(*buf)])
+	switch {
+	case err == syscall.EAGAIN:
+		readPool.Put(buf)
+		b.drained = true
+		return false
+	case n > 0:
+		*buf = (*buf)[:n]
+		b.pending, b.pendingOff = buf, 0
+		b.drained = n < cap(*buf)
+	default:
+		readPool.Put(buf)
+		if err == nil {
+			err = io.EOF
+		}
+		b.pendingErr = err
+	}
+	return true
+}
+
+// rawRead and rawWrite are one non-blocking syscall on the socket, for the
+// reactor and for a reader about to park.
+func (b *batchConn) rawRead(p []byte) (n int, err error) {
+	if cerr := b.raw.Control(func(fd uintptr) { n, err = rawRead(fd, p) }); cerr != nil {
+		return 0, cerr
+	}
+	return n, err
+}
+
+func (b *batchConn) rawWrite(p []byte) (n int, err error) {
+	if cerr := b.raw.Control(func(fd uintptr) { n, err = rawWrite(fd, p) }); cerr != nil {
+		return 0, cerr
+	}
+	return n, err
+}
+
+// buffered reports whether bytes already read from the socket wait in the
+// connection's bufio reader or in pending.
+func (b *batchConn) buffered() bool {
+	return b.pending != nil || b.pendingErr != nil || (b.br != nil && b.br.Buffered() > 0)
+}
+
+var _ io.ReadWriter = (*batchConn)(nil)
