@@ -53,37 +53,42 @@ func leaveCloses(members []*member) map[int]int {
 // accountLoss compares every tracked member's seqs with (its welcome seq,
 // final seq of its room]. Call it after the members' readers have stopped.
 func accountLoss(members []*member, final func(room string) uint64) lossFigures {
-	l := lossFigures{Closed: map[int]int{}}
+	l := lossFigures{}
 	for _, m := range members {
-		if m.seqs == nil {
-			continue
-		}
-		finalSeq := final(m.room)
-		l.FinalSeq = max(l.FinalSeq, finalSeq)
-		s := m.seqs
-		if finalSeq >= s.base {
-			l.Expected += finalSeq - s.base + 1
-		}
-		holes, backlog := s.missing(finalSeq)
-		l.Received += s.countRange(s.base, finalSeq)
-		l.Duplicates += s.dups
-		l.OutOfOrder += s.late
-		code := int(m.endClose)
-		switch code {
-		case 0:
-			l.Gaps += holes
-			l.Backlog += backlog
-		case 4001:
-			l.EvictedConns++
-			l.Evicted += holes + backlog
-		default:
-			l.LostOnClose += holes + backlog
-		}
-		if code != 0 {
-			l.Closed[code]++
+		if m.seqs != nil {
+			l.add(m.seqs, final(m.room), int(m.endClose))
 		}
 	}
 	return l
+}
+
+// add accounts one member's seqs against (its first welcome seq, finalSeq];
+// code is how the relay had closed it when the measurement ended (0: open).
+func (l *lossFigures) add(s *seqSet, finalSeq uint64, code int) {
+	if l.Closed == nil {
+		l.Closed = map[int]int{}
+	}
+	l.FinalSeq = max(l.FinalSeq, finalSeq)
+	if finalSeq >= s.base {
+		l.Expected += finalSeq - s.base + 1
+	}
+	holes, backlog := s.missing(finalSeq)
+	l.Received += s.countRange(s.base, finalSeq)
+	l.Duplicates += s.dups
+	l.OutOfOrder += s.late
+	switch code {
+	case 0:
+		l.Gaps += holes
+		l.Backlog += backlog
+	case 4001:
+		l.EvictedConns++
+		l.Evicted += holes + backlog
+	default:
+		l.LostOnClose += holes + backlog
+	}
+	if code != 0 {
+		l.Closed[code]++
+	}
 }
 
 func (l lossFigures) String() string {
@@ -391,23 +396,33 @@ func fanoutMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (
 	}
 }
 
-// pace sends rate messages per second from each sender, spread evenly, from
-// this one goroutine, until ctx ends. A sender without a live link is skipped
-// (its message is not sent). counters holds each sender's last message number.
+// pace sends rate messages per second from each sender (see paced). A
+// sender without a live link is skipped (its message is not sent). counters
+// holds each sender's last message number.
 func pace(ctx context.Context, e *env, send []*member, rate float64, text string, counters []uint64, sent *atomic.Int64) {
-	interval := time.Duration(float64(time.Second) / (rate * float64(len(send))))
 	buf := make([]byte, 0, len(text)+64)
+	paced(ctx, len(send), rate, func(i int) {
+		counters[i]++
+		buf = msgFrame(buf, counters[i], e.now(), text)
+		if send[i].write(buf) == nil {
+			sent.Add(1)
+		} else {
+			counters[i]--
+		}
+	})
+}
+
+// paced calls send(i) for i = 0, 1, ..., n-1 in turn, rate times per second
+// for each i, spread evenly, from this one goroutine, until ctx ends.
+func paced(ctx context.Context, n int, rate float64, send func(i int)) {
+	if n == 0 {
+		return
+	}
+	interval := time.Duration(float64(time.Second) / (rate * float64(n)))
 	next := time.Now()
 	for k := 0; ctx.Err() == nil; {
 		for !time.Now().Before(next) && ctx.Err() == nil {
-			i := k % len(send)
-			counters[i]++
-			buf = msgFrame(buf, counters[i], e.now(), text)
-			if send[i].write(buf) == nil {
-				sent.Add(1)
-			} else {
-				counters[i]--
-			}
+			send(k % n)
 			k++
 			next = next.Add(interval)
 		}

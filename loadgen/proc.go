@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"time"
@@ -49,27 +51,8 @@ func readProc(pid string) (procSample, error) {
 	s.threads, _ = strconv.ParseInt(f[17], 10, 64)
 	s.cpuTicks = utime + stime
 
-	status, err := os.Open("/proc/" + pid + "/status")
-	if err != nil {
+	if err := readStatus(pid, &s); err != nil {
 		return s, err
-	}
-	defer status.Close()
-	sc := bufio.NewScanner(status)
-	for sc.Scan() {
-		line := sc.Text()
-		var dst *int64
-		switch {
-		case strings.HasPrefix(line, "VmRSS:"):
-			dst = &s.rssKiB
-		case strings.HasPrefix(line, "VmHWM:"):
-			dst = &s.hwmKiB
-		default:
-			continue
-		}
-		fields := strings.Fields(line)
-		if len(fields) >= 2 {
-			*dst, _ = strconv.ParseInt(fields[1], 10, 64)
-		}
 	}
 	if ents, err := os.ReadDir("/proc/" + pid + "/fd"); err == nil {
 		s.fds = int64(len(ents))
@@ -94,6 +77,76 @@ func readProc(pid string) (procSample, error) {
 		}
 	}
 	return s, nil
+}
+
+// readMem samples only pid's memory (VmRSS, VmHWM): cheap enough to repeat
+// every few milliseconds, unlike readProc, which lists every descriptor.
+func readMem(pid string) (procSample, error) {
+	s := procSample{at: time.Now(), fds: -1, syscr: -1, syscw: -1}
+	return s, readStatus(pid, &s)
+}
+
+// readStatus fills s's memory figures from /proc/<pid>/status.
+func readStatus(pid string, s *procSample) error {
+	status, err := os.Open("/proc/" + pid + "/status")
+	if err != nil {
+		return err
+	}
+	defer status.Close()
+	sc := bufio.NewScanner(status)
+	for sc.Scan() {
+		line := sc.Text()
+		var dst *int64
+		switch {
+		case strings.HasPrefix(line, "VmRSS:"):
+			dst = &s.rssKiB
+		case strings.HasPrefix(line, "VmHWM:"):
+			dst = &s.hwmKiB
+		default:
+			continue
+		}
+		fields := strings.Fields(line)
+		if len(fields) >= 2 {
+			*dst, _ = strconv.ParseInt(fields[1], 10, 64)
+		}
+	}
+	return sc.Err()
+}
+
+// machineCPU is the whole machine's CPU time from /proc/stat, in ticks.
+type machineCPU struct{ busy, total int64 }
+
+func readMachineCPU() machineCPU {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return machineCPU{}
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	if len(f) < 6 || f[0] != "cpu" {
+		return machineCPU{}
+	}
+	var m machineCPU
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		if i >= 8 { // guest time is already counted in user
+			break
+		}
+		m.total += n
+		if i != 3 && i != 4 { // idle, iowait
+			m.busy += n
+		}
+	}
+	return m
+}
+
+// busyPercent is the machine's busy CPU between a and b, in percent of one
+// core (200 is two cores busy).
+func (a machineCPU) busyPercent(b machineCPU, cpus int) float64 {
+	if b.total <= a.total {
+		return 0
+	}
+	return float64(b.busy-a.busy) / float64(b.total-a.total) * 100 * float64(cpus)
 }
 
 // cpuPercent is the CPU used between a and b in percent of one core.
@@ -152,4 +205,48 @@ func pidListeningOn(port int) (int, error) {
 		}
 	}
 	return 0, errors.New("a socket listens on the port but no readable /proc/<pid>/fd holds it (run as the relay's user or root, or pass -pid)")
+}
+
+// schedSnapshot is the Go scheduler's latency histogram (time goroutines
+// spent runnable before running) of this process at one moment.
+type schedSnapshot struct{ h *metrics.Float64Histogram }
+
+func schedLatencies() schedSnapshot {
+	s := []metrics.Sample{{Name: "/sched/latencies:seconds"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindFloat64Histogram {
+		return schedSnapshot{}
+	}
+	return schedSnapshot{s[0].Value.Float64Histogram()}
+}
+
+// since is the q-quantile (0 < q <= 1), in milliseconds, of the scheduler
+// latencies recorded after s was taken (the upper bound of its bucket).
+func (s schedSnapshot) since(q float64) float64 {
+	now := schedLatencies()
+	if s.h == nil || now.h == nil || len(now.h.Counts) != len(s.h.Counts) {
+		return 0
+	}
+	var total uint64
+	counts := make([]uint64, len(now.h.Counts))
+	for i := range counts {
+		counts[i] = now.h.Counts[i] - s.h.Counts[i]
+		total += counts[i]
+	}
+	if total == 0 {
+		return 0
+	}
+	rank := max(uint64(q*float64(total)+0.5), 1)
+	var seen uint64
+	for i, c := range counts {
+		seen += c
+		if seen >= rank {
+			upper := now.h.Buckets[i+1]
+			if math.IsInf(upper, 1) {
+				upper = now.h.Buckets[i]
+			}
+			return upper * 1000
+		}
+	}
+	return 0
 }

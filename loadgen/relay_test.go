@@ -127,9 +127,13 @@ func TestChurnObserverSeesEveryJoinAndLeave(t *testing.T) {
 	}
 }
 
-func TestStormMembersResumeAfterRelayRestart(t *testing.T) {
-	dir := t.TempDir()
-	cfg := server.Config{Listen: "127.0.0.1:0", DataDir: dir}
+// stormAcrossRestart runs storm mode with args against an in-process relay
+// that it shuts down (1001 to every member) when the storm asks for the
+// restart, and starts again on the same address and data directory after
+// outage.
+func stormAcrossRestart(t *testing.T, outage time.Duration, args ...string) *stormResult {
+	t.Helper()
+	cfg := server.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir()}
 	first, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -142,9 +146,8 @@ func TestStormMembersResumeAfterRelayRestart(t *testing.T) {
 	fs := flag.NewFlagSet("storm", flag.ContinueOnError)
 	c := commonFlags(fs)
 	exec := modes["storm"](fs)
-	if err := fs.Parse([]string{"-url", "ws://" + addr + "/ws", "-n", "40", "-per-room", "20", "-senders", "4",
-		"-rate", "4", "-before", "500ms", "-after", "500ms", "-storm-timeout", "20s", "-q",
-		"-pid", strconv.Itoa(os.Getpid()), "-src", "127.0.0.2-127.0.0.4"}); err != nil {
+	args = append(args, "-url", "ws://"+addr+"/ws", "-q", "-pid", strconv.Itoa(os.Getpid()), "-src", "127.0.0.2-127.0.0.4")
+	if err := fs.Parse(args); err != nil {
 		t.Fatal(err)
 	}
 	e, err := c.env()
@@ -178,6 +181,7 @@ func TestStormMembersResumeAfterRelayRestart(t *testing.T) {
 	if err := first.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
+	time.Sleep(outage) // members keep typing into their outboxes meanwhile
 	cfg.Listen = addr
 	second, err := server.New(cfg)
 	if err != nil {
@@ -191,7 +195,12 @@ func TestStormMembersResumeAfterRelayRestart(t *testing.T) {
 	if o.err != nil {
 		t.Fatal(o.err)
 	}
-	res := o.res.(*stormResult)
+	return o.res.(*stormResult)
+}
+
+func TestStormMembersResumeAfterRelayRestart(t *testing.T) {
+	res := stormAcrossRestart(t, 0, "-n", "40", "-per-room", "20", "-senders", "4",
+		"-rate", "4", "-before", "500ms", "-after", "500ms", "-storm-timeout", "20s")
 	if res.Back != 40 || res.NotRecovered != 0 || res.CloseCodes[1001] != 40 {
 		t.Fatalf("back %d, not recovered %d, close codes %v", res.Back, res.NotRecovered, res.CloseCodes)
 	}
@@ -200,5 +209,38 @@ func TestStormMembersResumeAfterRelayRestart(t *testing.T) {
 	}
 	if l := res.Loss; l.Gaps+l.Backlog+l.Evicted+l.LostOnClose != 0 || l.Received != l.Expected {
 		t.Errorf("loss across the restart: %s", l)
+	}
+}
+
+func TestEngineStormResumesEveryEngineWithoutLoss(t *testing.T) {
+	// The relay stays down for a second while 4 senders type 4 messages a
+	// second each: those wait in the engines' outboxes.
+	res := stormAcrossRestart(t, time.Second, "-engine", "-n", "50", "-per-room", "25", "-senders", "4",
+		"-rate", "4", "-before", "500ms", "-after", "500ms", "-storm-timeout", "30s")
+	g := res.Engine
+	if res.Clients != "engine" || g == nil {
+		t.Fatalf("clients %q: the storm did not use engines", res.Clients)
+	}
+	if res.Joined != 50 || res.Back != 50 || res.NotRecovered != 0 || res.CloseCodes[1001] != 50 || len(res.CloseCodes) != 1 {
+		t.Fatalf("joined %d, back %d, not recovered %d, close codes %v (drops %v)", res.Joined, res.Back, res.NotRecovered, res.CloseCodes, g.Drops)
+	}
+	resumed := 0
+	for _, n := range g.Attempts {
+		resumed += n
+	}
+	if res.ResumeLatency.Count != 50 || resumed != 50 || res.ResumeLatency.P50 < 1000 {
+		t.Errorf("resume latency %+v over a 1 s outage, attempts %v: every engine resumes once, after the outage", res.ResumeLatency, g.Attempts)
+	}
+	if g.QueuedOffline == 0 {
+		t.Errorf("no message was typed while the relay was down (sent %d): the outbox path went untested", res.Sent)
+	}
+	if res.Sent == 0 || res.Acked != res.Sent || res.Unacked != 0 || g.Failed != 0 || res.DupAccepts != 0 {
+		t.Errorf("typed %d, acked %d, pending %d, failed %d %v, acked twice %d: every message must be acked exactly once",
+			res.Sent, res.Acked, res.Unacked, g.Failed, g.FailReasons, res.DupAccepts)
+	}
+	l := res.Loss
+	// Each message reaches the 25 members of its room: 24 receivers and its sender's own ack.
+	if g.HistoryGaps != 0 || l.Gaps+l.Backlog+l.Evicted+l.LostOnClose+l.Duplicates != 0 || l.Received != l.Expected || l.Expected != uint64(res.Sent)*25 {
+		t.Errorf("history gaps %d; loss across the restart: %s (want %d deliveries)", g.HistoryGaps, l, res.Sent*25)
 	}
 }

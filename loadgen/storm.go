@@ -1,15 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
-	"math/rand/v2"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
-	"sort"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +23,7 @@ import (
 
 type stormResult struct {
 	Mode            string         `json:"mode"`
+	Clients         string         `json:"clients"` // "lean" (the tool's own) or "engine" (shared/client)
 	URL             string         `json:"url"`
 	Conns           int            `json:"conns"`
 	Rooms           int            `json:"rooms"`
@@ -28,6 +32,7 @@ type stormResult struct {
 	RestartedByTool bool           `json:"restarted_by_tool"`
 	Joined          int            `json:"joined"`
 	JoinSeconds     float64        `json:"join_seconds"`
+	JoinFailures    map[string]int `json:"join_failures,omitempty"`
 	StopSeconds     float64        `json:"relay_stop_seconds,omitempty"`  // SIGTERM -> exit
 	StartSeconds    float64        `json:"relay_start_seconds,omitempty"` // exec -> listening
 	AllBackSeconds  float64        `json:"all_back_seconds"`              // restart began -> every member resumed
@@ -38,48 +43,113 @@ type stormResult struct {
 	ResumeFailures  map[string]int `json:"resume_failures,omitempty"`
 	ResumeLatency   latency        `json:"resume_latency"` // restart began -> member's welcome
 	Sent            int64          `json:"sent"`
-	Resent          int64          `json:"resent"` // outbox messages sent again after a resume
+	Resent          int64          `json:"resent"` // lean: outbox messages sent again after a resume
 	Acked           int64          `json:"acked"`
 	Unacked         int64          `json:"unacked"`
-	DupAccepts      int64          `json:"dup_accepts"` // one client id accepted under two seqs
+	DupAccepts      int64          `json:"dup_accepts"` // one client id accepted twice (lean: under two seqs)
 	ErrorFrames     map[string]int `json:"error_frames,omitempty"`
 	UnackedDetail   []string       `json:"unacked_detail,omitempty"`
 	Loss            lossFigures    `json:"loss"`
 	RSSBeforeKiB    int64          `json:"relay_rss_before_kib"`
 	RSSPeakKiB      int64          `json:"relay_rss_peak_during_storm_kib"`
 	RSSAfterKiB     int64          `json:"relay_rss_after_kib"`
-	Relay           relayFigures   `json:"relay"`
-	TimedOut        bool           `json:"timed_out,omitempty"`
+	// RelayCPUStorm: relay CPU from the restart until all were back, in %
+	// of one core: the stopping relay after its SIGTERM (tool restarts
+	// only) and the new one.
+	RelayCPUStorm float64 `json:"relay_cpu_percent_storm,omitempty"`
+	// RelayFramesOut: frames the restarted relay had queued when all were
+	// back, by type (its /metrics; a broadcast counts once per recipient).
+	RelayFramesOut map[string]int64 `json:"relay_frames_out_storm,omitempty"`
+	Relay          relayFigures     `json:"relay"`
+	Engine         *engineFigures   `json:"engine,omitempty"`
+	LoadGen        loadGenFigures   `json:"loadgen"`
+	TimedOut       bool             `json:"timed_out,omitempty"`
 }
 
-// outbox is a sender's messages awaiting their ack, resent after a resume
-// with the same ids (the relay must answer a duplicate with the same ack).
-type outMsg struct {
-	frame  []byte
-	sent   int64 // env.now() of the first send
-	gen    int64 // the sender's welcome count when first sent (which link)
-	resent int
+// loadGenFigures is this process during a storm: with engine members it may
+// be the bottleneck, so its share of the machine is part of the result.
+type loadGenFigures struct {
+	CPUPercentStorm float64 `json:"cpu_percent_storm"` // SIGTERM -> all back, % of one core
+	CPUPercentRun   float64 `json:"cpu_percent_run"`   // chat start -> end of the drain
+	// MachineBusyStorm: the whole machine's busy CPU during the storm, in %
+	// of one core; what this process and the relay do not account for is
+	// other tenants.
+	MachineBusyStorm float64 `json:"machine_busy_percent_storm"`
+	LoadAvgRestart   string  `json:"loadavg_at_restart"`
+	RSSBeforeKiB     int64   `json:"rss_before_kib"`
+	RSSPeakKiB       int64   `json:"rss_peak_kib"` // during the storm
+	Goroutines       int     `json:"goroutines"`   // when all were back
+	// Go scheduler latency (runnable -> running) during the storm: high
+	// values mean the members' goroutines waited for a CPU.
+	SchedP50MS float64 `json:"sched_latency_p50_ms"`
+	SchedP99MS float64 `json:"sched_latency_p99_ms"`
 }
 
-type outbox struct {
-	mu      sync.Mutex
-	pending map[uint64]*outMsg // message number -> message awaiting its ack
-	seqOf   map[uint64]uint64  // message number -> acked seq
-	n       uint64
-	dups    int64
+// stormFleet is the members of a storm: the tool's lean clients or
+// shared/client engines. Everything else (restarting and sampling the
+// relay, timing, the drain) is the same for both.
+type stormFleet interface {
+	// join connects every member and waits for its first welcome; it
+	// returns how many joined.
+	join(ctx context.Context) int
+	// chat runs the senders until ctx ends.
+	chat(ctx context.Context)
+	// arm says the restart comes next: back counts only later welcomes.
+	arm()
+	// back counts the members welcomed again since arm (and still
+	// connected), and those of them whose welcome said recovered=false.
+	back() (back, notRecovered int)
+	// settled reports whether every message sent is answered and every
+	// member holds its room's last seq.
+	settled() bool
+	// finish ends every member and fills res with what they saw.
+	finish(res *stormResult)
+	// report prints the summary lines about sending.
+	report(res *stormResult)
 }
+
+// stormSettings are the storm flags a fleet needs.
+type stormSettings struct {
+	n, senders int
+	rate       float64
+	rooms      []string
+	// at is env.now() when the restart began (0 before): set by the tool
+	// as it sends SIGTERM, or by the first member to lose its link when
+	// the operator restarts the relay.
+	at *atomic.Int64
+}
+
+// raise makes a hold at least v.
+func raise(a *atomic.Uint64, v uint64) {
+	for cur := a.Load(); v > cur && !a.CompareAndSwap(cur, v); cur = a.Load() {
+	}
+}
+
+// welcomeCounts is how many welcomes each member has had so far.
+func welcomeCounts[M any](members []M, welcomes func(M) int64) []int64 {
+	out := make([]int64, len(members))
+	for i, m := range members {
+		out[i] = welcomes(m)
+	}
+	return out
+}
+
+// markStorm records now as the start of the restart unless it is known.
+func (s *stormSettings) markStorm(now int64) { s.at.CompareAndSwap(0, now) }
 
 func stormMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (any, error) {
 	n := fs.Int("n", 2000, "members to keep connected through the restart")
 	perRoom := fs.Int("per-room", 100, "members per room")
 	senders := fs.Int("senders", 10, "members that chat (spread over the rooms), with an outbox they resend after a resume")
 	rate := fs.Float64("rate", 2, "messages per second per sender")
+	engine := fs.Bool("engine", false, "members are shared/client engines (the apps' own backoff, resume, outbox and heartbeat) instead of the tool's lean clients; senders type with Client.Send whether connected or not. Costs this process far more CPU and memory per member")
 	relayCmd := fs.String("relay-cmd", "", "command line that starts the relay (split on spaces, no shell); the tool starts it, restarts it with SIGTERM, and stops it at the end. Empty: restart it yourself when told")
 	relayLog := fs.String("relay-log", "/tmp/heartline-load-relay.log", "with -relay-cmd: the relay's stdout and stderr go here")
 	before := fs.Duration("before", 5*time.Second, "chat this long before the restart")
 	after := fs.Duration("after", 5*time.Second, "chat this long after every member is back")
 	stormTimeout := fs.Duration("storm-timeout", 60*time.Second, "give up waiting for members to come back after this")
 	drain := fs.Duration("drain", 10*time.Second, "wait at most this long for messages in flight at the end")
+	cpuProfile := fs.String("cpuprofile", "", "write this process's CPU profile from the restart until every member is back to this file (go tool pprof)")
 	return func(ctx context.Context, e *env, c *common) (any, error) {
 		if *n < 1 || *perRoom < 1 || *senders < 0 || *senders > *n || *rate <= 0 {
 			return nil, errors.New("need -n >= 1, -per-room >= 1, 0 <= -senders <= -n, -rate > 0")
@@ -87,247 +157,98 @@ func stormMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (a
 		if *n > 19800 {
 			return nil, errors.New("-n: one process may hold at most 20,000 descriptors here")
 		}
-		e.readBuf = defaultReadBuf(c, 1024)
-		res := &stormResult{Mode: "storm", URL: c.url, Conns: *n, Senders: *senders, RatePerSender: *rate,
+		res := &stormResult{Mode: "storm", Clients: "lean", URL: c.url, Conns: *n, Senders: *senders, RatePerSender: *rate,
 			CloseCodes: map[int]int{}, RestartedByTool: *relayCmd != ""}
-
-		var relay *relayProcess
-		var pidMu sync.Mutex // guards relay (replaced at the restart) and operatorPID for the RSS sampler
-		if *relayCmd != "" {
+		if *engine {
+			res.Clients = "engine"
+		}
+		var profile *os.File // opened first: a bad path must not cost a whole run
+		if *cpuProfile != "" {
 			var err error
-			if relay, err = startRelay(ctx, *relayCmd, *relayLog, c.relayPort()); err != nil {
+			if profile, err = os.Create(*cpuProfile); err != nil {
+				return nil, fmt.Errorf("-cpuprofile: %w", err)
+			}
+			defer profile.Close()
+		}
+
+		relay := &stormRelay{c: c, cmdline: *relayCmd, logPath: *relayLog}
+		if *relayCmd != "" {
+			if err := relay.start(ctx); err != nil {
 				return nil, err
 			}
-			defer func() { // the relay running at the end, not the first one
-				if relay != nil {
-					_ = relay.stop()
-				}
-			}()
-			c.progress("storm: relay started (pid %d), log in %s", relay.cmd.Process.Pid, *relayLog)
-		}
-		// pidNow is the relay process now: the one the tool started, or
-		// (operator restarts) whichever process listens on the port,
-		// looked up quietly since the relay is gone for part of the storm.
-		operatorPID := ""
-		if relay == nil {
-			operatorPID = c.relayPID()
-		}
-		pidNow := func() string {
-			pidMu.Lock()
-			defer pidMu.Unlock()
-			if relay != nil {
-				return strconv.Itoa(relay.cmd.Process.Pid)
-			}
-			if c.pid > 0 {
-				return operatorPID
-			}
-			if operatorPID != "" {
-				if _, err := os.Stat("/proc/" + operatorPID); err == nil {
-					return operatorPID
-				}
-			}
-			if pid, err := pidListeningOn(c.relayPort()); err == nil {
-				operatorPID = strconv.Itoa(pid)
-				return operatorPID
-			}
-			return ""
+			defer relay.stop() // the relay running at the end, not the first one
+			c.progress("storm: relay started (pid %s), log in %s", relay.pid(), *relayLog)
+		} else {
+			relay.operatorPID = c.relayPID()
 		}
 
 		id := runID()
-		rooms := make([]string, (*n+*perRoom-1) / *perRoom)
-		for i := range rooms {
-			rooms[i] = fmt.Sprintf("storm-%s-%d", id, i)
+		st := &stormSettings{n: *n, senders: *senders, rate: *rate, at: new(atomic.Int64),
+			rooms: make([]string, (*n+*perRoom-1) / *perRoom)}
+		for i := range st.rooms {
+			st.rooms[i] = fmt.Sprintf("storm-%s-%d", id, i)
 		}
-		res.Rooms = len(rooms)
-		members := newMembers(e, *n, rooms, "m")
-		for _, m := range members {
-			m.track = true
-		}
-		boxes := make([]*outbox, *senders)
-		maxAck := map[string]*atomic.Uint64{} // per room; filled before any reader runs
-		for _, r := range rooms {
-			maxAck[r] = new(atomic.Uint64)
-		}
-		var acked atomic.Int64
-		for i := range boxes {
-			box := &outbox{pending: map[uint64]*outMsg{}, seqOf: map[uint64]uint64{}}
-			boxes[i] = box
-			roomAck := maxAck[members[i].room]
-			members[i].onAck = func(_ *member, h *frameHead, _ int64) {
-				num, ok := msgNumber(h.id)
-				if !ok {
-					return
-				}
-				box.mu.Lock()
-				if prev, seen := box.seqOf[num]; seen && prev != h.seq {
-					box.dups++
-				}
-				box.seqOf[num] = h.seq
-				delete(box.pending, num)
-				box.mu.Unlock()
-				acked.Add(1)
-				for cur := roomAck.Load(); h.seq > cur && !roomAck.CompareAndSwap(cur, h.seq); cur = roomAck.Load() {
-				}
-			}
+		res.Rooms = len(st.rooms)
+		var fleet stormFleet
+		if *engine {
+			fleet = newEngineFleet(e, c, st)
+		} else {
+			e.readBuf = defaultReadBuf(c, 1024)
+			fleet = newLeanFleet(e, c, st)
 		}
 
-		// Each member runs its own loop: join, read until the link ends,
-		// reconnect with full-jitter backoff and resume.
-		var (
-			stopping  atomic.Bool
-			stormAt   atomic.Int64 // env.now() when the restart began; 0 before
-			statMu    sync.Mutex
-			resumeLat hist
-			resumeErr = map[string]int{}
-			firstJoin = make(chan struct{}, c.conc)
-			loops     sync.WaitGroup
-			joined    atomic.Int64
-		)
-		bgCtx, bgStop := context.WithCancel(ctx)
-		var bg sync.WaitGroup
-		bg.Add(1)
-		go func() { defer bg.Done(); heartbeat(bgCtx, e, members) }()
 		joinStart := time.Now()
-		for i, m := range members {
-			loops.Add(1)
-			go func() {
-				defer loops.Done()
-				firstJoin <- struct{}{}
-				err := e.join(ctx, m, false)
-				<-firstJoin
-				if err != nil {
-					return
-				}
-				joined.Add(1)
-				for attempt := 0; ; {
-					if i < len(boxes) {
-						resend(m, boxes[i], &res.Resent)
-					}
-					m.readLoop(e)
-					if stopping.Load() || ctx.Err() != nil {
-						return
-					}
-					if at := stormAt.Load(); at == 0 {
-						stormAt.CompareAndSwap(0, e.now())
-					}
-					statMu.Lock()
-					res.CloseCodes[int(m.rawClose.Load())]++
-					statMu.Unlock()
-					for {
-						if attempt == 0 {
-							sleepCtx(ctx, time.Duration(rand.Int64N(int64(250*time.Millisecond))))
-						} else {
-							capd := min(5*time.Second, 250*time.Millisecond<<min(attempt, 5))
-							sleepCtx(ctx, time.Duration(rand.Int64N(int64(capd))))
-						}
-						attempt++
-						if stopping.Load() || ctx.Err() != nil {
-							return
-						}
-						if err := e.join(ctx, m, true); err != nil {
-							statMu.Lock()
-							kind := dialErrKind(err)
-							if len(resumeErr) < 20 || resumeErr[kind] > 0 {
-								resumeErr[kind]++
-							}
-							statMu.Unlock()
-							continue
-						}
-						break
-					}
-					attempt = 0
-					m.closeCode.Store(0)
-					if stopping.Load() {
-						m.leaving.Store(true)
-						m.wmu.Lock()
-						m.ws.Close()
-						m.ws = nil
-						m.wmu.Unlock()
-						return
-					}
-					statMu.Lock()
-					resumeLat.add(uint64(max(0, e.now()-stormAt.Load()) / 1000))
-					statMu.Unlock()
-				}
-			}()
-		}
-		// Wait for the first joins.
-		for joined.Load() < int64(*n) && time.Since(joinStart) < 5*time.Minute && ctx.Err() == nil {
-			fails := 0
-			for _, v := range e.failures() {
-				fails += v
-			}
-			if int(joined.Load())+fails >= *n {
-				break
-			}
-			sleepCtx(ctx, 100*time.Millisecond)
-		}
-		res.Joined, res.JoinSeconds = int(joined.Load()), time.Since(joinStart).Seconds()
+		res.Joined = fleet.join(ctx)
+		res.JoinSeconds = time.Since(joinStart).Seconds()
 		c.progress("storm: %d of %d joined in %.1fs", res.Joined, *n, res.JoinSeconds)
 		if res.Joined < *n {
-			bgStop()
-			bg.Wait()
-			stopping.Store(true)
-			var none sync.WaitGroup
-			leave(members, true, &none, 0)
-			loops.Wait()
-			return res, fmt.Errorf("only %d of %d members joined (%v)", res.Joined, *n, e.failures())
-		}
-		welcomes0 := make([]int64, len(members))
-		for i, m := range members {
-			welcomes0[i] = m.welcomes.Load()
+			fleet.finish(res)
+			return res, fmt.Errorf("only %d of %d members joined (%v)", res.Joined, *n, res.JoinFailures)
 		}
 
-		bg.Add(1)
-		var sent atomic.Int64
-		go func() { defer bg.Done(); paceOutbox(bgCtx, e, members[:*senders], boxes, *rate, &sent) }()
+		self0, _ := readProc("self")
+		res.LoadGen.RSSBeforeKiB = self0.rssKiB
+		chatCtx, chatStop := context.WithCancel(ctx)
+		var chatting sync.WaitGroup
+		chatting.Go(func() { fleet.chat(chatCtx) })
+		stopChat := sync.OnceFunc(func() { chatStop(); chatting.Wait() })
+		defer stopChat()
 
 		c.progress("storm: chatting %v before the restart", *before)
 		sleepCtx(ctx, *before)
-		pid := pidNow()
-		if pid != "" {
-			if s, err := readProc(pid); err == nil {
+		oldPID := relay.pid()
+		if oldPID != "" {
+			if s, err := readProc(oldPID); err == nil {
 				res.RSSBeforeKiB = s.rssKiB
 			}
 		}
-		peakCtx, peakStop := context.WithCancel(ctx)
-		var peak int64
-		var peakWG sync.WaitGroup
-		peakWG.Add(1)
-		go func() {
-			defer peakWG.Done()
-			for peakCtx.Err() == nil {
-				if p := pidNow(); p != "" {
-					if s, err := readProc(p); err == nil {
-						peak = max(peak, s.rssKiB)
-					}
-				}
-				sleepCtx(peakCtx, 50*time.Millisecond)
+		fleet.arm()
+		sampler := startStormSampler(ctx, relay.pid)
+		selfStorm, _ := readProc("self")
+		sched0 := schedLatencies()
+		machine0 := readMachineCPU()
+		res.LoadGen.LoadAvgRestart = loadAvg()
+		if profile != nil {
+			if err := pprof.StartCPUProfile(profile); err != nil {
+				c.progress("storm: no CPU profile: %v", err)
 			}
-		}()
+			defer pprof.StopCPUProfile() // at the latest; normally once all are back
+		}
 
 		var upAt time.Time
-		if relay != nil {
+		var stoppingCPU float64 // seconds the old relay spent after SIGTERM
+		if *relayCmd != "" {
 			c.progress("storm: restarting the relay (SIGTERM)")
-			stormAt.Store(e.now())
-			t0 := time.Now()
-			if err := relay.stop(); err != nil {
-				c.progress("storm: relay stop: %v", err)
-			}
-			res.StopSeconds = time.Since(t0).Seconds()
-			t1 := time.Now()
-			next, err := startRelay(ctx, *relayCmd, *relayLog, c.relayPort())
-			pidMu.Lock()
-			relay = next // nil on failure: the deferred stop skips it
-			pidMu.Unlock()
+			st.at.Store(e.now())
+			var err error
+			res.StopSeconds, res.StartSeconds, stoppingCPU, err = relay.restart(ctx)
 			if err != nil {
-				stopping.Store(true)
-				peakStop()
-				bgStop()
+				sampler.stop()
+				stopChat()
+				fleet.finish(res)
 				return res, fmt.Errorf("restarting the relay: %w", err)
 			}
 			upAt = time.Now()
-			res.StartSeconds = upAt.Sub(t1).Seconds()
 		} else {
 			fmt.Fprintf(os.Stderr, "storm: restart the relay now; waiting up to %v\n", *stormTimeout)
 			if e.restartNow != nil {
@@ -335,20 +256,11 @@ func stormMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (a
 			}
 		}
 
-		// Wait until every member has a newer welcome with recovered=true.
+		// Wait until every member has a newer welcome.
 		deadline := time.Now().Add(*stormTimeout)
 		for {
-			back, notRec := 0, 0
-			for i, m := range members {
-				if m.welcomes.Load() > welcomes0[i] && m.closeCode.Load() == 0 {
-					back++
-					if !m.lastRecovered.Load() {
-						notRec++
-					}
-				}
-			}
-			res.Back, res.NotRecovered = back, notRec
-			if back == len(members) {
+			res.Back, res.NotRecovered = fleet.back()
+			if res.Back == *n {
 				break
 			}
 			if time.Now().After(deadline) || ctx.Err() != nil {
@@ -357,73 +269,45 @@ func stormMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (a
 			}
 			sleepCtx(ctx, 20*time.Millisecond)
 		}
-		if at := stormAt.Load(); at > 0 {
+		if at := st.at.Load(); at > 0 {
 			res.AllBackSeconds = float64(e.now()-at) / 1e9
 		}
 		if !upAt.IsZero() {
 			res.FromUpSeconds = time.Since(upAt).Seconds()
 		}
+		selfBack, _ := readProc("self")
+		res.LoadGen.MachineBusyStorm = machine0.busyPercent(readMachineCPU(), runtime.NumCPU())
+		pprof.StopCPUProfile()
+		res.RelayFramesOut = relayCounters(c.url, "heartline_frames_out_total", "type")
+		res.LoadGen.CPUPercentStorm = cpuPercent(selfStorm, selfBack)
+		res.LoadGen.Goroutines = runtime.NumGoroutine()
+		res.LoadGen.SchedP50MS, res.LoadGen.SchedP99MS = sched0.since(0.5), sched0.since(0.99)
+		if pid := relay.pid(); pid != "" && pid != oldPID && res.AllBackSeconds > 0 {
+			if s, err := readProc(pid); err == nil { // the new relay's CPU since it started
+				res.RelayCPUStorm = (stoppingCPU + float64(s.cpuTicks)/clockTicks) / res.AllBackSeconds * 100
+			}
+		}
 		c.progress("storm: %d back (%d not recovered) %.2fs after the restart began", res.Back, res.NotRecovered, res.AllBackSeconds)
 		sleepCtx(ctx, *after)
-		bgStop()
-		bg.Wait()
-		peakStop()
-		peakWG.Wait()
-		res.RSSPeakKiB = peak
-		res.Sent = sent.Load()
+		stopChat()
+		res.RSSPeakKiB, res.LoadGen.RSSPeakKiB = sampler.stop()
 
 		drainEnd := time.Now().Add(*drain)
-		for time.Now().Before(drainEnd) && ctx.Err() == nil {
-			pending := 0
-			for _, b := range boxes {
-				b.mu.Lock()
-				pending += len(b.pending)
-				b.mu.Unlock()
-			}
-			done := pending == 0
-			for _, m := range members {
-				if done && m.closeCode.Load() == 0 && m.high.Load() < maxAck[m.room].Load() {
-					done = false
-				}
-			}
-			if done {
-				break
-			}
+		for time.Now().Before(drainEnd) && ctx.Err() == nil && !fleet.settled() {
 			sleepCtx(ctx, 50*time.Millisecond)
 		}
-		if p := pidNow(); p != "" {
+		self1, _ := readProc("self")
+		res.LoadGen.CPUPercentRun = cpuPercent(self0, self1)
+		if p := relay.pid(); p != "" {
 			if s, err := readProc(p); err == nil {
 				res.RSSAfterKiB = s.rssKiB
 				res.Relay = relayFigures{PID: p, RSSKiB: s.rssKiB, HWMKiB: s.hwmKiB, Threads: s.threads, FDs: s.fds}
 			}
 		}
-		stopping.Store(true)
-		markEnd(members)
-		leave(members, true, &loops, 3*time.Second)
-		res.Acked = acked.Load()
-		for i, b := range boxes {
-			res.Unacked += int64(len(b.pending))
-			res.DupAccepts += b.dups
-			for num, p := range b.pending {
-				if len(res.UnackedDetail) < 20 {
-					res.UnackedDetail = append(res.UnackedDetail, fmt.Sprintf(
-						"sender %d msg %d: sent %.2fs after the restart began on link %d (now %d), resent %d times",
-						i, num, float64(p.sent-stormAt.Load())/1e9, p.gen, members[i].welcomes.Load(), p.resent))
-				}
-			}
-		}
-		res.Loss = accountLoss(members, func(room string) uint64 { return maxAck[room].Load() })
-		res.ErrorFrames = map[string]int{}
-		for _, m := range members {
-			for code, n := range m.errCodes {
-				res.ErrorFrames[code] += n
-			}
-		}
-		res.ResumeLatency = resumeLat.summary()
-		res.ResumeFailures = resumeErr
+		fleet.finish(res)
 
-		fmt.Printf("storm: %d members in %d rooms (%d senders at %g msg/s with an outbox), relay restarted %s\n",
-			*n, res.Rooms, *senders, *rate, map[bool]string{true: "by the tool (SIGTERM, start again)", false: "by the operator"}[res.RestartedByTool])
+		fmt.Printf("storm: %d %s members in %d rooms (%d senders at %g msg/s with an outbox), relay restarted %s\n",
+			*n, res.Clients, res.Rooms, *senders, *rate, map[bool]string{true: "by the tool (SIGTERM, start again)", false: "by the operator"}[res.RestartedByTool])
 		if res.RestartedByTool {
 			fmt.Printf("  relay stop took %.2fs, start to listening %.2fs\n", res.StopSeconds, res.StartSeconds)
 		}
@@ -431,13 +315,18 @@ func stormMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (a
 			res.Back, *n, res.NotRecovered, res.AllBackSeconds, map[bool]string{true: " - TIMED OUT", false: ""}[res.TimedOut], res.CloseCodes)
 		fmt.Printf("  per-member resume after restart began: p50 %.0f ms, p99 %.0f, max %.0f; failed attempts %v\n",
 			res.ResumeLatency.P50, res.ResumeLatency.P99, res.ResumeLatency.Max, res.ResumeFailures)
-		fmt.Printf("  chat: sent %d (+%d resent from outboxes), acked %d, unacked %d, one id under two seqs %d; error frames %v\n",
-			res.Sent, res.Resent, res.Acked, res.Unacked, res.DupAccepts, res.ErrorFrames)
-		for _, d := range res.UnackedDetail {
-			fmt.Printf("    unacked: %s\n", d)
-		}
+		fleet.report(res)
 		fmt.Printf("  loss: %s\n", res.Loss)
-		fmt.Printf("  relay RSS: %d KiB before, peak %d KiB during the storm, %d KiB after\n", res.RSSBeforeKiB, res.RSSPeakKiB, res.RSSAfterKiB)
+		fmt.Printf("  relay RSS: %d KiB before, peak %d KiB during the storm, %d KiB after; relay CPU from its restart until all were back: %.0f%% of a core\n",
+			res.RSSBeforeKiB, res.RSSPeakKiB, res.RSSAfterKiB, res.RelayCPUStorm)
+		if len(res.RelayFramesOut) > 0 {
+			fmt.Printf("  frames the restarted relay queued until all were back: %v\n", res.RelayFramesOut)
+		}
+		g := res.LoadGen
+		fmt.Printf("  load generator: %.0f%% of a core during the storm (%.0f%% over the run), RSS %d KiB before, peak %d KiB; %d goroutines; scheduler latency p50 %.2f ms, p99 %.2f ms\n",
+			g.CPUPercentStorm, g.CPUPercentRun, g.RSSBeforeKiB, g.RSSPeakKiB, g.Goroutines, g.SchedP50MS, g.SchedP99MS)
+		fmt.Printf("  machine during the storm: busy %.0f%% of a core out of %d%% (this tool %.0f%%, the relay %.0f%%, the rest other processes); load average %s at the restart\n",
+			g.MachineBusyStorm, 100*runtime.NumCPU(), g.CPUPercentStorm, res.RelayCPUStorm, g.LoadAvgRestart)
 		if res.TimedOut {
 			return res, fmt.Errorf("only %d of %d members were back after %v", res.Back, *n, *stormTimeout)
 		}
@@ -445,72 +334,159 @@ func stormMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (a
 	}
 }
 
-// msgNumber is the n of a message id "<n>.<ns>".
-func msgNumber(id []byte) (uint64, bool) {
-	var n uint64
-	for i, c := range id {
-		if c == '.' {
-			return n, i > 0
-		}
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + uint64(c-'0')
+// relayCounters reads one labelled counter family from the relay's
+// /metrics (same host and port as the websocket URL), by label value; nil
+// if the relay does not answer.
+func relayCounters(wsURL, family, label string) map[string]int64 {
+	u, err := url.Parse(wsURL)
+	if err != nil || u.Scheme != "ws" {
+		return nil
 	}
-	return 0, false
+	client := http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get("http://" + u.Host + "/metrics")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil
+	}
+	out := map[string]int64{}
+	prefix := family + "{" + label + `="`
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), prefix)
+		if !ok {
+			continue
+		}
+		value, count, ok := strings.Cut(rest, `"} `)
+		if !ok {
+			continue
+		}
+		if n, err := strconv.ParseFloat(count, 64); err == nil && n > 0 {
+			out[value] = int64(n)
+		}
+	}
+	return out
 }
 
-// resend sends a sender's unacked messages again, oldest first.
-func resend(m *member, box *outbox, resent *int64) {
-	box.mu.Lock()
-	nums := make([]uint64, 0, len(box.pending))
-	for k := range box.pending {
-		nums = append(nums, k)
+// stormRelay is the relay under test: one the tool starts and restarts
+// (-relay-cmd), or one the operator runs and restarts.
+type stormRelay struct {
+	c                *common
+	cmdline, logPath string
+
+	mu          sync.Mutex // guards proc (replaced at the restart) and operatorPID for the samplers
+	proc        *relayProcess
+	operatorPID string
+}
+
+func (r *stormRelay) start(ctx context.Context) error {
+	p, err := startRelay(ctx, r.cmdline, r.logPath, r.c.relayPort())
+	r.mu.Lock()
+	r.proc = p // nil on failure: stop skips it
+	r.mu.Unlock()
+	return err
+}
+
+// restart stops the tool's relay with SIGTERM and starts it again; it
+// returns how long each took, and the CPU seconds the old relay used after
+// the SIGTERM (its shutdown: a close frame to every member).
+func (r *stormRelay) restart(ctx context.Context) (stopSec, startSec, stoppingCPU float64, err error) {
+	before, sampleErr := readProc(strconv.Itoa(r.proc.cmd.Process.Pid))
+	t0 := time.Now()
+	if err := r.proc.stop(); err != nil {
+		r.c.progress("storm: relay stop: %v", err)
 	}
-	sort.Slice(nums, func(i, j int) bool { return nums[i] < nums[j] })
-	frames := make([][]byte, len(nums))
-	for i, k := range nums {
-		frames[i] = box.pending[k].frame
-		box.pending[k].resent++
+	t1 := time.Now()
+	if ps := r.proc.cmd.ProcessState; ps != nil && sampleErr == nil {
+		stoppingCPU = max(0, (ps.UserTime()+ps.SystemTime()).Seconds()-float64(before.cpuTicks)/clockTicks)
 	}
-	box.mu.Unlock()
-	for _, f := range frames {
-		if m.write(f) == nil {
-			atomic.AddInt64(resent, 1)
-		}
+	err = r.start(ctx)
+	return t1.Sub(t0).Seconds(), time.Since(t1).Seconds(), stoppingCPU, err
+}
+
+func (r *stormRelay) stop() {
+	r.mu.Lock()
+	p := r.proc
+	r.mu.Unlock()
+	if p != nil {
+		_ = p.stop()
 	}
 }
 
-// paceOutbox is pace with an outbox: every message is kept until acked.
-func paceOutbox(ctx context.Context, e *env, send []*member, boxes []*outbox, rate float64, sent *atomic.Int64) {
-	if len(send) == 0 {
-		return
+// pid is the relay process now: the one the tool started, or (operator
+// restarts) whichever process listens on the port, looked up quietly since
+// the relay is gone for part of the storm.
+func (r *stormRelay) pid() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.proc != nil {
+		return strconv.Itoa(r.proc.cmd.Process.Pid)
 	}
-	interval := time.Duration(float64(time.Second) / (rate * float64(len(send))))
-	next := time.Now()
-	text := strings.Repeat("s", 60)
-	for k := 0; ctx.Err() == nil; {
-		for !time.Now().Before(next) && ctx.Err() == nil {
-			i := k % len(send)
-			box := boxes[i]
-			box.mu.Lock()
-			connected := send[i].connected()
-			var f []byte
-			if connected {
-				box.n++
-				now := e.now()
-				f = msgFrame(nil, box.n, now, text)
-				box.pending[box.n] = &outMsg{frame: f, sent: now, gen: send[i].welcomes.Load()}
-			}
-			box.mu.Unlock()
-			if f != nil && send[i].write(f) == nil {
-				sent.Add(1)
-			}
-			k++
-			next = next.Add(interval)
+	if r.cmdline != "" {
+		return "" // the restart failed
+	}
+	if r.c.pid > 0 {
+		return r.operatorPID
+	}
+	if r.operatorPID != "" {
+		if _, err := os.Stat("/proc/" + r.operatorPID); err == nil {
+			return r.operatorPID
 		}
-		sleepCtx(ctx, time.Until(next))
 	}
+	if pid, err := pidListeningOn(r.c.relayPort()); err == nil {
+		r.operatorPID = strconv.Itoa(pid)
+		return r.operatorPID
+	}
+	return ""
+}
+
+// stormSampler follows the RSS of the relay (whichever process serves) and
+// of this process every 50 ms during the storm.
+type stormSampler struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu        sync.Mutex
+	peakRelay int64
+	peakSelf  int64
+}
+
+func startStormSampler(ctx context.Context, pidNow func() string) *stormSampler {
+	ctx, cancel := context.WithCancel(ctx)
+	s := &stormSampler{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		for ctx.Err() == nil {
+			var relay procSample
+			relayErr := errNotConnected
+			if p := pidNow(); p != "" {
+				relay, relayErr = readMem(p)
+			}
+			self, selfErr := readMem("self")
+			s.mu.Lock()
+			if relayErr == nil {
+				s.peakRelay = max(s.peakRelay, relay.rssKiB)
+			}
+			if selfErr == nil {
+				s.peakSelf = max(s.peakSelf, self.rssKiB)
+			}
+			s.mu.Unlock()
+			sleepCtx(ctx, 50*time.Millisecond)
+		}
+	}()
+	return s
+}
+
+// stop ends the sampling and returns the peak RSS of the relay and of this
+// process, in KiB.
+func (s *stormSampler) stop() (relayKiB, selfKiB int64) {
+	s.cancel()
+	<-s.done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peakRelay, s.peakSelf
 }
 
 // relayProcess is a relay the tool started.

@@ -5,12 +5,12 @@
 #
 #   loadgen/suite.sh [OUT] [scenario...]     (from the repo root; default OUT=/tmp/heartline-bench)
 #
-# Scenarios: idle5k idle19k fan10 fan100 closed16 accept churn storm10k (default: all).
-# Takes about 6 minutes. It stops only the relays it started (by pid).
+# Scenarios: idle5k idle19k fan10 fan100 closed16 accept churn storm10k storm10k-engine
+# (default: all). Takes about 7 minutes. It stops only the relays it started (by pid).
 set -euo pipefail
 out=${1:-/tmp/heartline-bench}
 shift || true
-scenarios=${*:-idle5k idle19k fan10 fan100 closed16 accept churn storm10k}
+scenarios=${*:-idle5k idle19k fan10 fan100 closed16 accept churn storm10k storm10k-engine}
 mkdir -p "$out"
 bin=$(mktemp -d)
 trap 'stop_relay; rm -rf "$bin"' EXIT
@@ -46,6 +46,20 @@ run() { # name mode flags...
 	"$bin/heartline-load" "$@" -url "ws://127.0.0.1:$port/ws" -pid "$relay_pid" -q >"$out/$name.txt" 2>&1 || true
 	grep -v '^{' "$out/$name.txt"
 }
+# storm: 10,000 members through a relay restart the load generator does itself
+# (SIGTERM, start again on the same data); extra flags go to heartline-load.
+storm() { # name flags...
+	local name=$1
+	shift
+	stop_relay
+	rm -rf "$data" && mkdir -p "$data"
+	echo "== $name $(date -u +%FT%TZ) load $(cut -d' ' -f1 /proc/loadavg)"
+	"$bin/heartline-load" storm "$@" -url "ws://127.0.0.1:$port/ws" -n 10000 -per-room 100 -senders 20 -rate 2 \
+		-before 10s -after 5s -storm-timeout 90s -relay-log "$out/relay-$name.log" -q \
+		-relay-cmd "$bin/heartline-relay --listen 127.0.0.1:$port --data-dir $data --max-conns 19500 --log-level warn --stun-port 0" \
+		>"$out/$name.txt" 2>&1 || true
+	grep -v '^{' "$out/$name.txt"
+}
 fanout_relay=(--max-room-members 1100 --rate 100000 --burst 100000)
 
 for s in $scenarios; do
@@ -57,16 +71,9 @@ for s in $scenarios; do
 	closed16) start_relay "${fanout_relay[@]}" && run closed16 fanout -receivers 1000 -senders 1 -rate 0 -window 16 -duration 20s ;;
 	accept) start_relay "${fanout_relay[@]}" && run accept fanout -receivers 1 -senders 20 -rate 0 -window 100 -echo ack -duration 15s ;;
 	churn) start_relay "${fanout_relay[@]}" && run churn churn -members 500 -senders 10 -rate 2 -churn 20 -stay 2s -abrupt 0.5 -duration 40s ;;
-	storm10k)
-		stop_relay
-		rm -rf "$data" && mkdir -p "$data"
-		echo "== storm10k $(date -u +%FT%TZ) load $(cut -d' ' -f1 /proc/loadavg)"
-		"$bin/heartline-load" storm -url "ws://127.0.0.1:$port/ws" -n 10000 -per-room 100 -senders 20 -rate 2 \
-			-before 10s -after 5s -storm-timeout 90s -relay-log "$out/relay-storm.log" -q \
-			-relay-cmd "$bin/heartline-relay --listen 127.0.0.1:$port --data-dir $data --max-conns 19500 --log-level warn" \
-			>"$out/storm10k.txt" 2>&1 || true
-		grep -v '^{' "$out/storm10k.txt"
-		;;
+	storm10k) storm storm10k ;;
+	# The same storm with shared/client engines: the apps' own backoff, resume and outbox.
+	storm10k-engine) storm storm10k-engine -engine ;;
 	*) echo "unknown scenario $s" >&2 ;;
 	esac
 done
