@@ -51,18 +51,13 @@ type conn struct {
 	netConn *batchConn
 	remote  string // ip:port of the TCP peer
 	ip      string
-	serial  uint64    // upgrade order: a newer connection has a larger serial
-	opened  time.Time // upgrade time
+	serial  uint64 // upgrade order: a newer connection has a larger serial
 
 	reactor   *reactor     // watches the socket while no reader runs; nil: the reader never parks
 	readState atomic.Int32 // who reads the socket (readRunning...)
 
-	lastSeen atomic.Int64 // unix nanos of the last inbound frame (control frames too)
-	busy     atomic.Bool  // the reader is handling a frame: it is alive, not silent
-	joined   atomic.Bool
-	// closedFlag mirrors closing for the sweeper (which must not take mu of
-	// thousands of connections).
-	closedFlag atomic.Bool
+	live *liveness // the sweeper's view (see live.go)
+	slot int       // live's index in the connection table
 
 	// Owned by the reader (and the frame handler it waits for).
 	limiter      *rate.Limiter
@@ -80,7 +75,20 @@ type conn struct {
 	member     *member // idem
 }
 
-func (c *conn) touch() { c.lastSeen.Store(time.Now().UnixNano()) }
+func (c *conn) touch() { c.live.lastSeen.Store(time.Now().UnixNano()) }
+
+// closed reports whether the connection is closing, without taking mu.
+func (c *conn) closed() bool { return c.live.flags.Load()&liveClosed != 0 }
+
+// setClosingLocked marks the connection closing (c.mu held); the sweeper
+// sees it in the liveness slot, which is no longer this connection's once
+// the reader is done.
+func (c *conn) setClosingLocked() {
+	c.closing = true
+	if !c.readerDone {
+		c.live.flags.Or(liveClosed)
+	}
+}
 
 // roomMember returns the room and member this connection joined, if any.
 func (c *conn) roomMember() (*room, *member) {
@@ -168,8 +176,7 @@ func (c *conn) close(code int, text string, dropQueue bool, evictReason string) 
 	if c.closing {
 		return false
 	}
-	c.closing = true
-	c.closedFlag.Store(true)
+	c.setClosingLocked()
 	c.closeCode, c.closeText = code, closeReason(text)
 	if dropQueue {
 		c.queue = nil
@@ -262,8 +269,7 @@ func (c *conn) writeFailedLocked(err error) {
 		c.s.log.Info("evicting connection", "code", protocol.CloseSlowConsumer, "reason", metrics.EvictSlow,
 			"remote", c.remote, "why", "write timed out")
 	}
-	c.closing = true
-	c.closedFlag.Store(true)
+	c.setClosingLocked()
 	c.queue = nil
 	c.writing = false
 }
@@ -330,14 +336,13 @@ func (c *conn) readEnded(err error) {
 	if errors.Is(err, websocket.ErrReadLimit) {
 		c.s.metrics.Evictions.WithLabelValues(metrics.EvictTooLarge).Inc()
 		c.mu.Lock()
-		c.closing = true // gorilla already sent 1009
+		c.setClosingLocked() // gorilla already sent 1009
 		c.mu.Unlock()
 		c.s.log.Info("evicting connection", "code", websocket.CloseMessageTooBig, "reason", metrics.EvictTooLarge, "remote", c.remote)
 	}
 	c.mu.Lock()
+	c.setClosingLocked()
 	c.readerDone = true
-	c.closing = true
-	c.closedFlag.Store(true)
 	writerBusy := c.writing
 	reason := c.exitReason
 	r, m := c.room, c.member

@@ -64,7 +64,7 @@ func (c *conn) refuse(code, msg string, closeCode int) bool {
 }
 
 func (c *conn) handleHello(h *protocol.Hello) bool {
-	if c.joined.Load() {
+	if c.live.flags.Load()&liveJoined != 0 {
 		c.sendError(protocol.ErrBadFrame, "this connection has already joined a room; open a new connection for another room", "")
 		return false
 	}

@@ -234,7 +234,7 @@ func TestManySilentClientsAreReaped(t *testing.T) {
 		defer srv.roomsMu.Unlock()
 		srv.connsMu.Lock()
 		defer srv.connsMu.Unlock()
-		return len(srv.rooms) == 0 && len(srv.conns) == 0
+		return len(srv.rooms) == 0 && srv.conns.n == 0
 	})
 	if got := testutilCounter(m.HeartbeatTimeouts); got != n {
 		t.Errorf("heartbeat timeouts metric %v, want %d", got, n)

@@ -170,9 +170,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		s.log.Debug("upgrade refused", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	now := time.Now()
-	c := &conn{s: s, ws: ws, netConn: hw.wrapped, remote: r.RemoteAddr, ip: ip, serial: s.serial.Add(1), opened: now}
-	c.lastSeen.Store(now.UnixNano())
+	c := &conn{s: s, ws: ws, netConn: hw.wrapped, remote: r.RemoteAddr, ip: ip, serial: s.serial.Add(1)}
 
 	// Registering and Shutdown's snapshot share connsMu, so a connection is
 	// either closed by Shutdown or sees draining here.
@@ -184,7 +182,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		ws.Close()
 		return
 	}
-	s.conns[c] = struct{}{}
+	s.conns.add(c, time.Now().UnixNano())
 	s.connWG.Add(1) // until unregister: Shutdown waits for every connection to end
 	s.connsMu.Unlock()
 	s.metrics.Connections.Inc()
@@ -210,7 +208,7 @@ func (s *Server) unregister(c *conn) {
 		c.reactor.forget(c)
 	}
 	s.connsMu.Lock()
-	delete(s.conns, c)
+	s.conns.remove(c)
 	s.connsMu.Unlock()
 	s.release(c.ip)
 	s.metrics.Connections.Dec()
@@ -272,7 +270,7 @@ func (s *Server) handleRooms(w http.ResponseWriter, r *http.Request) {
 		for _, m := range rm.members {
 			seen := m.lastSeen
 			if m.conn != nil {
-				seen = time.Unix(0, m.conn.lastSeen.Load())
+				seen = time.Unix(0, m.conn.live.lastSeen.Load())
 			}
 			idle := max(now.Sub(seen).Seconds(), 0)
 			ar.Members = append(ar.Members, adminMember{ID: m.id, Name: m.name, State: m.state, Remote: m.remote,

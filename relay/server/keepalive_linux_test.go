@@ -15,10 +15,8 @@ func TestTCPKeepAliveSettings(t *testing.T) {
 	tr.dial(nil)
 	var c *conn
 	waitFor(t, 2*time.Second, "the connection", func() bool {
-		tr.srv.connsMu.Lock()
-		defer tr.srv.connsMu.Unlock()
-		for cn := range tr.srv.conns {
-			c = cn
+		if conns := tr.srv.snapshotConns(); len(conns) > 0 {
+			c = conns[0]
 		}
 		return c != nil
 	})

@@ -63,9 +63,9 @@ func (c *conn) readLoop() {
 			return
 		}
 		c.touch()
-		c.busy.Store(true)
+		c.live.flags.Or(liveBusy)
 		stop, err := c.readFrame(typ, r)
-		c.busy.Store(false)
+		c.live.flags.And(^liveBusy)
 		c.touch()
 		if err != nil {
 			c.readEnded(err)
@@ -114,7 +114,7 @@ func (c *conn) park() bool {
 		return false
 	}
 	for {
-		if c.closedFlag.Load() {
+		if c.closed() {
 			return false
 		}
 		if !c.netConn.drained {
@@ -137,7 +137,7 @@ func (c *conn) park() bool {
 // wakeReader makes sure a reader sees what was done to the connection (a
 // close, a read deadline): a parked connection gets a reader, a running one
 // is told to look again. When the reactor has it, the reactor checks
-// closedFlag when it is done.
+// closed() when it is done.
 func (c *conn) wakeReader() {
 	for {
 		switch c.readState.Load() {
@@ -190,7 +190,7 @@ func (c *conn) reactorRead() {
 	case n > 0:
 		*buf = (*buf)[:n]
 		b.drained = n < cap(*buf)
-		if !c.closedFlag.Load() && b.drained && c.answerPings(*buf) {
+		if !c.closed() && b.drained && c.answerPings(*buf) {
 			readPool.Put(buf)
 			c.unpark()
 			return
@@ -210,7 +210,7 @@ func (c *conn) reactorRead() {
 // unpark gives the socket back to the reactor's watch after reactorRead.
 func (c *conn) unpark() {
 	c.readState.Store(readParked)
-	if c.closedFlag.Load() {
+	if c.closed() {
 		c.wakeReader() // a close came while the reactor had the socket
 	}
 }

@@ -71,6 +71,7 @@ type room struct {
 	members   map[string]*member // by id
 	byKey     map[string]*member // by key hash
 	byName    map[string]*member // by folded name
+	nextLeave time.Time          // no away member's grace ends before this; zero: nobody is away
 	inflight  map[string]*pendingMsg
 	// holdWriters is set while drain applies a batch of commits: broadcasts
 	// queue their frames without starting writers, and drain starts each
@@ -101,6 +102,7 @@ func (r *room) load(st store.RoomState, now time.Time) {
 			leaveAt: now.Add(r.s.cfg.Grace), leaveReason: protocol.ReasonTimeout, lastSeen: now,
 		}
 		r.members[m.id], r.byKey[m.keyHash], r.byName[m.fold] = m, m, m
+		r.leaveDue(m.leaveAt)
 	}
 	r.s.metrics.RoomMembers.WithLabelValues(r.name).Set(float64(len(r.members)))
 }
@@ -222,8 +224,10 @@ func (r *room) join(c *conn, h *protocol.Hello) joinResult {
 func (r *room) attach(c *conn, m *member) {
 	c.mu.Lock()
 	c.room, c.member = r, m
+	if !c.readerDone {
+		c.live.flags.Or(liveJoined)
+	}
 	c.mu.Unlock()
-	c.joined.Store(true)
 }
 
 func (r *room) welcome(c *conn, m *member, resume *protocol.Resume, now time.Time) *protocol.Welcome {
@@ -479,7 +483,8 @@ func (r *room) linkDropped(m *member, c *conn, reason string) {
 	m.conn = nil
 	m.state = protocol.StateAway
 	m.leaveAt, m.leaveReason = now.Add(r.s.cfg.Grace), reason
-	m.lastSeen = time.Unix(0, c.lastSeen.Load())
+	r.leaveDue(m.leaveAt)
+	m.lastSeen = time.Unix(0, c.live.lastSeen.Load())
 	r.s.log.Info("member away", "room", r.name, "member", m.id, "remote", c.remote, "reason", reason, "grace", r.s.cfg.Grace)
 	if r.s.draining.Load() {
 		return // everyone is being closed; they will be away after the restart
@@ -512,14 +517,29 @@ func (r *room) remove(m *member, reason string) {
 
 // sweep ends the grace period of away members and forgets an empty room. It
 // skips a busy room (the next sweep gets it) so the sweeper never waits.
+// leaveDue notes that an away member leaves at t, so that sweep looks at
+// the members only when a grace period may have ended.
+func (r *room) leaveDue(t time.Time) {
+	if r.nextLeave.IsZero() || t.Before(r.nextLeave) {
+		r.nextLeave = t
+	}
+}
+
 func (r *room) sweep(now time.Time) {
 	if !r.mu.TryLock() {
 		return
 	}
 	defer r.mu.Unlock()
-	for _, m := range r.members {
-		if m.conn == nil && !m.leaveAt.IsZero() && !now.Before(m.leaveAt) {
-			r.remove(m, m.leaveReason)
+	if !r.nextLeave.IsZero() && !now.Before(r.nextLeave) {
+		r.nextLeave = time.Time{}
+		for _, m := range r.members {
+			switch {
+			case m.conn != nil || m.leaveAt.IsZero():
+			case !now.Before(m.leaveAt):
+				r.remove(m, m.leaveReason)
+			default:
+				r.leaveDue(m.leaveAt)
+			}
 		}
 	}
 	if len(r.members) == 0 && r.pending == 0 && !r.dead {

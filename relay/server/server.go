@@ -61,7 +61,7 @@ type Server struct {
 	rooms   map[string]*room
 
 	connsMu sync.Mutex
-	conns   map[*conn]struct{}
+	conns   connTable
 	perIP   map[string]int // reserved connections per client IP
 	total   int            // reserved connections
 	serial  atomic.Uint64
@@ -107,7 +107,6 @@ func New(cfg Config) (*Server, error) {
 		log:          log,
 		metrics:      metrics.New(),
 		rooms:        make(map[string]*room),
-		conns:        make(map[*conn]struct{}),
 		perIP:        make(map[string]int),
 		builtin:      make(map[string]bool),
 		stop:         make(chan struct{}),
@@ -391,10 +390,8 @@ func waitGroup(ctx context.Context, wg *sync.WaitGroup) bool {
 func (s *Server) snapshotConns() []*conn {
 	s.connsMu.Lock()
 	defer s.connsMu.Unlock()
-	out := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		out = append(out, c)
-	}
+	out := make([]*conn, 0, s.conns.n)
+	s.conns.each(func(c *conn, _ *liveness) { out = append(out, c) })
 	return out
 }
 

@@ -33,23 +33,22 @@ func (s *Server) sweep(now time.Time) {
 	timeout := s.cfg.HeartbeatTimeout.Nanoseconds()
 	var silent, noHello []*conn
 	nowNano := now.UnixNano()
+	helloTimeout := s.cfg.HelloTimeout.Nanoseconds()
 	s.connsMu.Lock()
-	for c := range s.conns {
+	s.conns.each(func(c *conn, l *liveness) {
+		flags := l.flags.Load()
 		// A reader busy with a frame is alive: the relay's own delay must
 		// not count as the client's silence.
-		if c.closedFlag.Load() || c.busy.Load() {
-			continue
-		}
-		if !c.joined.Load() {
-			if now.Sub(c.opened) >= s.cfg.HelloTimeout {
+		switch {
+		case flags&(liveClosed|liveBusy) != 0:
+		case flags&liveJoined == 0:
+			if nowNano-l.opened >= helloTimeout {
 				noHello = append(noHello, c)
 			}
-			continue
-		}
-		if nowNano-c.lastSeen.Load() >= timeout {
+		case nowNano-l.lastSeen.Load() >= timeout:
 			silent = append(silent, c)
 		}
-	}
+	})
 	s.connsMu.Unlock()
 
 	for _, c := range noHello {
