@@ -5,6 +5,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -137,11 +138,54 @@ func (c *conn) push(f outFrame, start bool) bool {
 // starts the writer anyway.
 const heldFramesPerWrite = 32
 
-// kick starts the writer if frames pushed without start are waiting.
+// kick sends the frames pushed without start. When no writer runs they are
+// written right here, with one non-blocking write: a fan-out then costs one
+// syscall per member and no goroutine; whatever the socket does not take at
+// once goes to a writer goroutine.
 func (c *conn) kick() {
 	c.mu.Lock()
-	if len(c.queue) > 0 {
+	if len(c.queue) == 0 || c.writing {
+		c.mu.Unlock()
+		return
+	}
+	if c.netConn.raw == nil || c.closing {
 		c.startWriterLocked()
+		c.mu.Unlock()
+		return
+	}
+	q := c.queue
+	c.queue = nil
+	c.writing = true // this goroutine writes now; nobody else does
+	c.mu.Unlock()
+
+	buf := batchPool.Get().(*[]byte)
+	b := c.appendFrames(*buf, q)
+	c.writeDirect(b)
+	putBatch(buf, b)
+}
+
+// writeDirect writes b with one non-blocking syscall on the calling
+// goroutine, which holds c.writing, and hands what the socket did not take,
+// and anything queued meanwhile, to a writer goroutine.
+func (c *conn) writeDirect(b []byte) {
+	n, err := c.netConn.rawWrite(b)
+	c.mu.Lock()
+	switch {
+	case err != nil && err != syscall.EAGAIN:
+		c.writeFailedLocked(err)
+		c.mu.Unlock()
+		c.cut()
+		return
+	case n < len(b):
+		// The rest of a frame goes first, before anything queued since.
+		rest := append([]byte(nil), b[max(n, 0):]...)
+		c.queue = append([]outFrame{{data: rest, op: opRaw}}, c.queue...)
+	}
+	if len(c.queue) > 0 || c.closing {
+		c.s.connWG.Add(1)
+		go c.writeLoop() // writing stays true: the writer takes over
+	} else {
+		c.writing = false
 	}
 	c.mu.Unlock()
 }
@@ -287,7 +331,35 @@ func (c *conn) cut() {
 // net.Conn writes, which the socket never interleaves with this one.
 func (c *conn) writeBatch(q []outFrame) error {
 	buf := batchPool.Get().(*[]byte)
-	b := *buf
+	b := c.appendFrames(*buf, q)
+	defer putBatch(buf, b)
+	if c.netConn.raw != nil {
+		// Most writes fit in the socket buffer: try without arming the
+		// write deadline (a timer update per write), which only a write
+		// that has to wait needs.
+		n, err := c.netConn.rawWrite(b)
+		if err != nil && err != syscall.EAGAIN {
+			return err
+		}
+		if b = b[max(n, 0):]; len(b) == 0 {
+			return nil
+		}
+	}
+	nc := c.netConn.Conn
+	nc.SetWriteDeadline(time.Now().Add(c.s.writeTimeout()))
+	_, err := nc.Write(b)
+	return err
+}
+
+func putBatch(buf *[]byte, b []byte) {
+	if cap(b) <= 64<<10 {
+		*buf = b[:0]
+		batchPool.Put(buf)
+	}
+}
+
+// appendFrames appends the websocket frames of q to b.
+func (c *conn) appendFrames(b []byte, q []outFrame) []byte {
 	for _, f := range q {
 		if f.op == opRaw {
 			b = append(b, f.data...)
@@ -303,14 +375,7 @@ func (c *conn) writeBatch(q []outFrame) error {
 		b = appendFrameHeader(b, f.op, len(f.data))
 		b = append(b, f.data...)
 	}
-	nc := c.netConn.Conn
-	nc.SetWriteDeadline(time.Now().Add(c.s.writeTimeout()))
-	_, err := nc.Write(b)
-	if cap(b) <= 64<<10 {
-		*buf = b[:0]
-		batchPool.Put(buf)
-	}
-	return err
+	return b
 }
 
 // appendFrameHeader appends a final, unmasked server frame header (RFC 6455

@@ -270,29 +270,9 @@ func (c *conn) pongsNow(ts []int64) {
 		out = appendFrameHeader(out, websocket.TextMessage, len(pong))
 		out = append(out, pong...)
 	}
-	n, err := c.netConn.rawWrite(out)
 	c.s.pingsIn.Add(float64(len(ts)))
 	c.s.pongsOut.Add(float64(len(ts)))
-
-	c.mu.Lock()
-	switch {
-	case err != nil && err != syscall.EAGAIN:
-		c.writeFailedLocked(err)
-		c.mu.Unlock()
-		c.cut()
-		return
-	case n < len(out):
-		// The rest of the frame goes first, before anything queued since.
-		rest := append([]byte(nil), out[max(n, 0):]...)
-		c.queue = append([]outFrame{{data: rest, op: opRaw}}, c.queue...)
-	}
-	if len(c.queue) > 0 || c.closing {
-		c.s.connWG.Add(1)
-		go c.writeLoop() // writing stays true: the writer takes over
-	} else {
-		c.writing = false
-	}
-	c.mu.Unlock()
+	c.writeDirect(out)
 }
 
 // pingPrefix is how protocol.Encode, and so every Heartline client, starts a

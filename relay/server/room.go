@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -78,6 +80,7 @@ type room struct {
 	// member's writer once at the end, so a member gets the whole batch in
 	// one write instead of one syscall per message.
 	holdWriters bool
+	kickBuf     []*conn // drain's, reused
 
 	doneMu   sync.Mutex
 	doneQ    []commitResult
@@ -392,13 +395,45 @@ func (r *room) drain() {
 			r.applyCommit(res)
 		}
 		r.holdWriters = false
+		kick := r.kickBuf[:0]
 		for _, m := range r.members {
 			if m.conn != nil {
-				m.conn.kick()
+				kick = append(kick, m.conn)
 			}
 		}
 		r.mu.Unlock()
+		// The writes happen outside the room's lock: a sender waiting for
+		// it must not wait for a thousand syscalls.
+		kickAll(kick)
+		clear(kick)
+		r.kickBuf = kick
 	}
+}
+
+// kickAll kicks every connection of a big room on every core at once, one
+// goroutine per core rather than one per member.
+func kickAll(conns []*conn) {
+	const minPerCore = 64
+	parts := min(runtime.GOMAXPROCS(0), len(conns)/minPerCore)
+	if parts <= 1 {
+		for _, c := range conns {
+			c.kick()
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	size := (len(conns) + parts - 1) / parts
+	for part := range slices.Chunk(conns[size:], size) {
+		wg.Go(func() {
+			for _, c := range part {
+				c.kick()
+			}
+		})
+	}
+	for _, c := range conns[:size] {
+		c.kick()
+	}
+	wg.Wait()
 }
 
 func (r *room) applyCommit(res commitResult) {
