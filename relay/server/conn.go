@@ -172,9 +172,10 @@ func (c *conn) writeDirect(b []byte) {
 	c.mu.Lock()
 	switch {
 	case err != nil && err != syscall.EAGAIN:
-		c.writeFailedLocked(err)
+		finished := c.writeFailedLocked(err)
 		c.mu.Unlock()
 		c.cut()
+		c.writerDone(finished)
 		return
 	case n < len(b):
 		// The rest of a frame goes first, before anything queued since.
@@ -182,12 +183,31 @@ func (c *conn) writeDirect(b []byte) {
 		c.queue = append([]outFrame{{data: rest, op: opRaw}}, c.queue...)
 	}
 	if len(c.queue) > 0 || c.closing {
-		c.s.connWG.Add(1)
 		go c.writeLoop() // writing stays true: the writer takes over
-	} else {
-		c.writing = false
+		c.mu.Unlock()
+		return
 	}
+	finished := c.releaseWriterLocked()
 	c.mu.Unlock()
+	c.writerDone(finished)
+}
+
+// releaseWriterLocked ends the current writer's turn (c.mu held). It reports
+// whether the connection is finished: its reader is done too, so the
+// writer must count it out of connWG (see writerDone).
+func (c *conn) releaseWriterLocked() (finished bool) {
+	c.writing = false
+	return c.readerDone
+}
+
+// writerDone counts a finished connection out of connWG. A connection is
+// counted from registration until both its reader and its writer are done,
+// whichever is last (readEnded or a writer), so Shutdown waits for both and
+// connWG never counts up from zero while Shutdown waits.
+func (c *conn) writerDone(finished bool) {
+	if finished {
+		c.s.connWG.Done()
+	}
 }
 
 // send encodes f for this connection alone.
@@ -207,7 +227,6 @@ func (c *conn) sendError(code, msg, id string) {
 func (c *conn) startWriterLocked() {
 	if !c.writing {
 		c.writing = true
-		c.s.connWG.Add(1)
 		go c.writeLoop()
 	}
 }
@@ -257,15 +276,15 @@ func (c *conn) evict(code int, text, reason, evictReason string) {
 // writeLoop writes everything queued, several frames per syscall, then the
 // close frame if one was asked for. It exits when the queue is empty.
 func (c *conn) writeLoop() {
-	defer c.s.connWG.Done()
 	for {
 		c.mu.Lock()
 		q := c.queue
 		c.queue = nil
 		closing, code, text := c.closing, c.closeCode, c.closeText
 		if len(q) == 0 && !closing {
-			c.writing = false
+			finished := c.releaseWriterLocked()
 			c.mu.Unlock()
+			c.writerDone(finished)
 			return
 		}
 		c.mu.Unlock()
@@ -273,9 +292,10 @@ func (c *conn) writeLoop() {
 		if len(q) > 0 {
 			if err := c.writeBatch(q); err != nil {
 				c.mu.Lock()
-				c.writeFailedLocked(err)
+				finished := c.writeFailedLocked(err)
 				c.mu.Unlock()
 				c.cut()
+				c.writerDone(finished)
 				return
 			}
 			continue
@@ -287,8 +307,7 @@ func (c *conn) writeLoop() {
 			c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(closeWriteWait))
 		}
 		c.mu.Lock()
-		c.writing = false
-		readerDone := c.readerDone
+		readerDone := c.releaseWriterLocked()
 		c.mu.Unlock()
 		if readerDone {
 			c.netConn.Close()
@@ -298,13 +317,14 @@ func (c *conn) writeLoop() {
 			c.netConn.SetReadDeadline(time.Now().Add(closeReadWait))
 			c.wakeReader()
 		}
+		c.writerDone(readerDone)
 		return
 	}
 }
 
 // writeFailedLocked ends the writer after a failed write (c.mu held); the
-// caller then cuts the socket.
-func (c *conn) writeFailedLocked(err error) {
+// caller then cuts the socket and calls writerDone.
+func (c *conn) writeFailedLocked(err error) (finished bool) {
 	if errors.Is(err, os.ErrDeadlineExceeded) && c.exitReason == "" && !c.closing {
 		// The peer has not read for the whole write timeout: a slow
 		// consumer, not a broken link.
@@ -315,7 +335,7 @@ func (c *conn) writeFailedLocked(err error) {
 	}
 	c.setClosingLocked()
 	c.queue = nil
-	c.writing = false
+	return c.releaseWriterLocked()
 }
 
 // cut closes the socket; the reader (woken if parked) returns and does the
@@ -422,6 +442,9 @@ func (c *conn) readEnded(err error) {
 		r.linkDropped(m, c, reason)
 	}
 	c.s.unregister(c)
+	if !writerBusy {
+		c.s.connWG.Done() // else the writer does, when it is done
+	}
 }
 
 // closeReason fits text into a close frame (at most 123 bytes), cutting at a

@@ -183,7 +183,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.conns.add(c, time.Now().UnixNano())
-	s.connWG.Add(1) // until unregister: Shutdown waits for every connection to end
+	s.connWG.Add(1) // until its reader and writer are done (see conn.writerDone)
 	s.connsMu.Unlock()
 	s.metrics.Connections.Inc()
 	s.log.Info("connect", "remote", c.remote, "conn", c.serial)
@@ -218,7 +218,6 @@ func (s *Server) unregister(c *conn) {
 		attrs = append(attrs, "member", m.id)
 	}
 	s.log.Info("disconnect", attrs...)
-	s.connWG.Done()
 }
 
 // bearer reports whether the request carries "Authorization: Bearer <token>".

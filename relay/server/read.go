@@ -46,8 +46,7 @@ func (c *conn) startReading() {
 }
 
 // startReader starts a reader goroutine; the caller has set readRunning.
-// Readers are not counted in connWG: the connection is, until its last
-// reader unregisters it.
+// Readers are not counted in connWG: the connection is (see writerDone).
 func (c *conn) startReader() { go c.readLoop() }
 
 // readLoop reads and handles frames until the socket has nothing more to

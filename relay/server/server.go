@@ -66,7 +66,7 @@ type Server struct {
 	total   int            // reserved connections
 	serial  atomic.Uint64
 
-	connWG  sync.WaitGroup // connections (registered to unregistered) and their writers
+	connWG  sync.WaitGroup // connections, until their reader and writer are both done
 	reactor *reactor       // watches idle sockets; nil where there is no epoll
 	bgWG    sync.WaitGroup // sweeper and room drainers
 
