@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"unsafe"
 )
 
 // reactor watches the sockets of idle connections with one epoll instance.
@@ -67,11 +68,8 @@ func (r *reactor) close() { r.file.Close() }
 // sends the goroutine back to the netpoller until the next one.
 func (r *reactor) poll(epfd uintptr) bool {
 	for {
-		n, err := syscall.EpollWait(int(epfd), r.events[:], 0)
-		if err == syscall.EINTR {
-			continue
-		}
-		if n <= 0 {
+		n, err := epollWait(epfd, r.events[:])
+		if err != nil || n <= 0 {
 			return false
 		}
 		r.ready = r.ready[:0]
@@ -130,23 +128,47 @@ func (r *reactor) forget(c *conn) {
 // as a negative int).
 const epollET = 1 << 31
 
-// rawRead and rawWrite are one non-blocking syscall on a socket the reactor
-// owns at that moment (EINTR retried): EAGAIN means nothing to read, or no
-// room to write.
+// rawRead, rawWrite and epollWait are one non-blocking syscall each, made
+// with RawSyscall: they never block, so the runtime need not hand the P
+// off, and skipping entersyscall keeps them from waking the runtime's
+// monitor thread (sysmon), which otherwise went through a few dozen short
+// sleeps after every burst of pings. EINTR is retried; EAGAIN means nothing
+// to read, or no room to write.
 func rawRead(fd uintptr, p []byte) (int, error) {
+	return rawIO(syscall.SYS_READ, fd, p)
+}
+
+func rawWrite(fd uintptr, p []byte) (int, error) {
+	return rawIO(syscall.SYS_WRITE, fd, p)
+}
+
+func rawIO(trap, fd uintptr, p []byte) (int, error) {
 	for {
-		n, err := syscall.Read(int(fd), p)
-		if err != syscall.EINTR {
-			return n, err
+		n, _, errno := syscall.RawSyscall(trap, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+		switch errno {
+		case 0:
+			return int(n), nil
+		case syscall.EINTR:
+			continue
+		default:
+			return 0, errno
 		}
 	}
 }
 
-func rawWrite(fd uintptr, p []byte) (int, error) {
+// epollWait returns the ready events without waiting (epoll_pwait exists on
+// every Linux architecture, epoll_wait not on arm64).
+func epollWait(epfd uintptr, events []syscall.EpollEvent) (int, error) {
 	for {
-		n, err := syscall.Write(int(fd), p)
-		if err != syscall.EINTR {
-			return n, err
+		n, _, errno := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, epfd,
+			uintptr(unsafe.Pointer(unsafe.SliceData(events))), uintptr(len(events)), 0, 0, 0)
+		switch errno {
+		case 0:
+			return int(n), nil
+		case syscall.EINTR:
+			continue
+		default:
+			return 0, errno
 		}
 	}
 }
