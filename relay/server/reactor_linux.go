@@ -26,7 +26,7 @@ type reactor struct {
 	raw  syscall.RawConn
 
 	mu    sync.Mutex
-	conns map[uint64]*conn // by serial, which is what the epoll events carry
+	conns []*conn // by connection slot (conn.slot); an event carries the slot and the serial's low half
 
 	// Owned by the reactor goroutine.
 	events [256]syscall.EpollEvent
@@ -52,7 +52,7 @@ func newReactor() (*reactor, error) {
 		f.Close()
 		return nil, fmt.Errorf("epoll fd: %w", err)
 	}
-	return &reactor{file: f, epfd: fd, raw: raw, conns: map[uint64]*conn{}}, nil
+	return &reactor{file: f, epfd: fd, raw: raw}, nil
 }
 
 // run dispatches readiness until close.
@@ -75,8 +75,12 @@ func (r *reactor) poll(epfd uintptr) bool {
 		r.ready = r.ready[:0]
 		r.mu.Lock()
 		for _, ev := range r.events[:n] {
-			if c := r.conns[uint64(uint32(ev.Fd))|uint64(uint32(ev.Pad))<<32]; c != nil {
-				r.ready = append(r.ready, c)
+			// A slot is reused once its connection has ended: the serial
+			// tells a late event for the old one from the new one's.
+			if slot := int(uint32(ev.Fd)); slot < len(r.conns) {
+				if c := r.conns[slot]; c != nil && uint32(c.serial) == uint32(ev.Pad) {
+					r.ready = append(r.ready, c)
+				}
 			}
 		}
 		r.mu.Unlock()
@@ -95,12 +99,15 @@ func (r *reactor) add(c *conn) error {
 		return fmt.Errorf("not a plain TCP socket")
 	}
 	r.mu.Lock()
-	r.conns[c.serial] = c
+	if c.slot >= len(r.conns) {
+		r.conns = append(r.conns, make([]*conn, c.slot+1-len(r.conns))...)
+	}
+	r.conns[c.slot] = c
 	r.mu.Unlock()
 	ev := syscall.EpollEvent{
 		Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET,
-		Fd:     int32(uint32(c.serial)),
-		Pad:    int32(uint32(c.serial >> 32)),
+		Fd:     int32(c.slot),
+		Pad:    int32(uint32(c.serial)),
 	}
 	var ctlErr error
 	err := c.netConn.raw.Control(func(fd uintptr) {
@@ -117,10 +124,13 @@ func (r *reactor) add(c *conn) error {
 }
 
 // forget drops c once its connection has ended (closing the socket already
-// took it out of the epoll set; this drops events still in flight).
+// took it out of the epoll set; this drops events still in flight). It runs
+// before c's slot goes back to the connection table.
 func (r *reactor) forget(c *conn) {
 	r.mu.Lock()
-	delete(r.conns, c.serial)
+	if c.slot < len(r.conns) && r.conns[c.slot] == c {
+		r.conns[c.slot] = nil
+	}
 	r.mu.Unlock()
 }
 

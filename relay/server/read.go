@@ -336,8 +336,9 @@ func appendPong(b []byte, t, now int64) []byte {
 type batchConn struct {
 	net.Conn
 
-	raw syscall.RawConn // nil: no reactor (TLS, tests)
-	br  *bufio.Reader   // gorilla's read buffer (ours, see hijackWriter)
+	raw    syscall.RawConn // nil: no reactor (TLS, tests)
+	rd, wr rawOp           // raw's non-blocking read and write
+	br     *bufio.Reader   // gorilla's read buffer (ours, see hijackWriter)
 
 	// Owned by whoever reads the socket (see conn.readState).
 	pending    *[]byte // bytes the reactor read, not yet handed on
@@ -353,6 +354,7 @@ func newBatchConn(nc net.Conn) *batchConn {
 	if tc, ok := nc.(*net.TCPConn); ok && reactorAvailable {
 		if raw, err := tc.SyscallConn(); err == nil {
 			b.raw = raw
+			b.rd.fn, b.wr.fn = b.rd.read, b.wr.write
 		}
 	}
 	return b
@@ -410,19 +412,35 @@ func (b *batchConn) fill() bool {
 }
 
 // rawRead and rawWrite are one non-blocking syscall on the socket, for the
-// reactor and for a reader about to park.
-func (b *batchConn) rawRead(p []byte) (n int, err error) {
-	if cerr := b.raw.Control(func(fd uintptr) { n, err = rawRead(fd, p) }); cerr != nil {
-		return 0, cerr
-	}
-	return n, err
+// reactor, a reader about to park and direct writes. RawConn.Control keeps
+// the socket from being closed (and its number reused) during the call.
+func (b *batchConn) rawRead(p []byte) (int, error) { return b.rd.do(b.raw, p) }
+
+func (b *batchConn) rawWrite(p []byte) (int, error) { return b.wr.do(b.raw, p) }
+
+// rawOp is one direction's syscall with its arguments and results kept in
+// the connection, so that Control gets a function made once per connection
+// instead of a closure allocated per call. The reader side and the writer
+// side each have their own, and each is used by one goroutine at a time.
+type rawOp struct {
+	p   []byte
+	n   int
+	err error
+	fn  func(fd uintptr) // o.read or o.write, as a method value
 }
 
-func (b *batchConn) rawWrite(p []byte) (n int, err error) {
-	if cerr := b.raw.Control(func(fd uintptr) { n, err = rawWrite(fd, p) }); cerr != nil {
-		return 0, cerr
+func (o *rawOp) read(fd uintptr)  { o.n, o.err = rawRead(fd, o.p) }
+func (o *rawOp) write(fd uintptr) { o.n, o.err = rawWrite(fd, o.p) }
+
+func (o *rawOp) do(raw syscall.RawConn, p []byte) (int, error) {
+	o.p = p
+	err := raw.Control(o.fn)
+	n, opErr := o.n, o.err
+	o.p, o.err = nil, nil
+	if err != nil {
+		return 0, err
 	}
-	return n, err
+	return n, opErr
 }
 
 // buffered reports whether bytes already read from the socket wait in the
