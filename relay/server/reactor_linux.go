@@ -145,33 +145,25 @@ const epollET = 1 << 31
 // sleeps after every burst of pings. EINTR is retried; EAGAIN means nothing
 // to read, or no room to write.
 func rawRead(fd uintptr, p []byte) (int, error) {
-	return rawIO(syscall.SYS_READ, fd, p)
+	return rawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
 }
 
 func rawWrite(fd uintptr, p []byte) (int, error) {
-	return rawIO(syscall.SYS_WRITE, fd, p)
+	return rawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
 }
 
-func rawIO(trap, fd uintptr, p []byte) (int, error) {
-	for {
-		n, _, errno := syscall.RawSyscall(trap, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
-		switch errno {
-		case 0:
-			return int(n), nil
-		case syscall.EINTR:
-			continue
-		default:
-			return 0, errno
-		}
-	}
-}
-
-// epollWait returns the ready events without waiting (epoll_pwait exists on
-// every Linux architecture, epoll_wait not on arm64).
+// epollWait returns the ready events without waiting (timeout 0, no signal
+// mask; epoll_pwait exists on every Linux architecture, epoll_wait not on
+// arm64).
 func epollWait(epfd uintptr, events []syscall.EpollEvent) (int, error) {
+	return rawSyscall(syscall.SYS_EPOLL_PWAIT, epfd, uintptr(unsafe.Pointer(unsafe.SliceData(events))), uintptr(len(events)))
+}
+
+// rawSyscall makes a non-blocking syscall of up to three arguments (the
+// rest zero), retrying EINTR.
+func rawSyscall(trap, a1, a2, a3 uintptr) (int, error) {
 	for {
-		n, _, errno := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, epfd,
-			uintptr(unsafe.Pointer(unsafe.SliceData(events))), uintptr(len(events)), 0, 0, 0)
+		n, _, errno := syscall.RawSyscall6(trap, a1, a2, a3, 0, 0, 0)
 		switch errno {
 		case 0:
 			return int(n), nil

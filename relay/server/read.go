@@ -138,38 +138,34 @@ func (c *conn) park() bool {
 // is told to look again. When the reactor has it, the reactor checks
 // closed() when it is done.
 func (c *conn) wakeReader() {
-	for {
-		switch c.readState.Load() {
-		case readParked:
-			if c.readState.CompareAndSwap(readParked, readRunning) {
-				c.startReader()
-				return
-			}
-		case readRunning:
-			if c.readState.CompareAndSwap(readRunning, readRunningNotified) {
-				return
-			}
-		default:
-			return
-		}
+	if c.claimParked(readRunning) {
+		c.startReader()
 	}
 }
 
 // readable is the reactor's event for c: its socket got input.
 func (c *conn) readable() {
+	if c.claimParked(readReactor) {
+		c.reactorRead()
+	}
+}
+
+// claimParked moves a parked connection to state to and reports true; a
+// running reader is marked notified instead, so that it reads again before
+// it parks; a connection the reactor is reading is left alone.
+func (c *conn) claimParked(to int32) bool {
 	for {
 		switch c.readState.Load() {
 		case readParked:
-			if c.readState.CompareAndSwap(readParked, readReactor) {
-				c.reactorRead()
-				return
+			if c.readState.CompareAndSwap(readParked, to) {
+				return true
 			}
 		case readRunning:
 			if c.readState.CompareAndSwap(readRunning, readRunningNotified) {
-				return
+				return false
 			}
 		default:
-			return
+			return false
 		}
 	}
 }
