@@ -148,6 +148,13 @@ func (c *conn) kick() {
 		c.mu.Unlock()
 		return
 	}
+	if c.readerDone {
+		// The connection has ended (its socket is closed): the frames
+		// queued before that have nowhere to go.
+		c.queue = nil
+		c.mu.Unlock()
+		return
+	}
 	if c.netConn.raw == nil || c.closing {
 		c.startWriterLocked()
 		c.mu.Unlock()

@@ -30,7 +30,7 @@ type reactor struct {
 
 	// Owned by the reactor goroutine.
 	events [256]syscall.EpollEvent
-	ready  []*conn
+	ready  []readyConn
 }
 
 // reactorAvailable tells whether connections can park with a reactor here.
@@ -79,14 +79,14 @@ func (r *reactor) poll(epfd uintptr) bool {
 			// tells a late event for the old one from the new one's.
 			if slot := int(uint32(ev.Fd)); slot < len(r.conns) {
 				if c := r.conns[slot]; c != nil && uint32(c.serial) == uint32(ev.Pad) {
-					r.ready = append(r.ready, c)
+					r.ready = append(r.ready, readyConn{c, ev.Events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0})
 				}
 			}
 		}
 		r.mu.Unlock()
-		for i, c := range r.ready {
-			c.readable()
-			r.ready[i] = nil
+		for i, rc := range r.ready {
+			rc.c.readable(rc.hangup)
+			r.ready[i] = readyConn{}
 		}
 	}
 }
@@ -132,6 +132,14 @@ func (r *reactor) forget(c *conn) {
 		r.conns[c.slot] = nil
 	}
 	r.mu.Unlock()
+}
+
+// readyConn is a connection with input, and whether the peer also shut its
+// side down (or the socket failed): that comes with the same edge as the
+// last bytes, so the reader must see it even when those bytes were pings.
+type readyConn struct {
+	c      *conn
+	hangup bool
 }
 
 // epollET is EPOLLET as the uint32 the event mask is (syscall declares it

@@ -62,9 +62,7 @@ func (c *conn) readLoop() {
 			return
 		}
 		c.touch()
-		c.live.flags.Or(liveBusy)
 		stop, err := c.readFrame(typ, r)
-		c.live.flags.And(^liveBusy)
 		c.touch()
 		if err != nil {
 			c.readEnded(err)
@@ -89,6 +87,10 @@ func (c *conn) readFrame(typ int, r io.Reader) (stop bool, err error) {
 	if _, err := buf.ReadFrom(r); err != nil {
 		return false, err
 	}
+	// Busy (alive) while the relay handles the frame, not while the client
+	// takes its time sending the rest of it.
+	c.live.flags.Or(liveBusy)
+	defer c.live.flags.And(^liveBusy)
 	data := buf.Bytes()
 	if t, ok := parsePing(typ, data); ok {
 		c.pong(t)
@@ -143,10 +145,11 @@ func (c *conn) wakeReader() {
 	}
 }
 
-// readable is the reactor's event for c: its socket got input.
-func (c *conn) readable() {
+// readable is the reactor's event for c: its socket got input, and with
+// hangup also an end of input or an error.
+func (c *conn) readable(hangup bool) {
 	if c.claimParked(readReactor) {
-		c.reactorRead()
+		c.reactorRead(hangup)
 	}
 }
 
@@ -173,7 +176,7 @@ func (c *conn) claimParked(to int32) bool {
 // reactorRead reads the parked socket on the reactor's goroutine. Input made
 // only of heartbeats is answered here; anything else (and EOF or an error)
 // goes to a new reader goroutine along with the bytes already read.
-func (c *conn) reactorRead() {
+func (c *conn) reactorRead(hangup bool) {
 	b := c.netConn
 	buf := readPool.Get().(*[]byte)
 	n, err := b.rawRead((*buf)[:cap(*buf)])
@@ -184,8 +187,10 @@ func (c *conn) reactorRead() {
 		return
 	case n > 0:
 		*buf = (*buf)[:n]
-		b.drained = n < cap(*buf)
-		if !c.closed() && b.drained && c.answerPings(*buf) {
+		// After a hangup the end of input is still to be read: the reader
+		// must read again before it parks, as no further edge will come.
+		b.drained = n < cap(*buf) && !hangup
+		if !hangup && !c.closed() && b.drained && c.answerPings(*buf) {
 			readPool.Put(buf)
 			c.unpark()
 			return
