@@ -249,7 +249,13 @@ func (c *conn) close(code int, text string, dropQueue bool, evictReason string) 
 	c.setClosingLocked()
 	c.closeCode, c.closeText = code, closeReason(text)
 	if dropQueue {
-		c.queue = nil
+		// The rest of a frame already partly written still goes first, or
+		// the close frame would land inside it.
+		if len(c.queue) > 0 && c.queue[0].op == opRaw {
+			c.queue = c.queue[:1]
+		} else {
+			c.queue = nil
+		}
 	}
 	if evictReason != "" {
 		c.s.metrics.Evictions.WithLabelValues(evictReason).Inc()

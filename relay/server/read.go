@@ -371,7 +371,7 @@ func (b *batchConn) Read(p []byte) (int, error) {
 			return 0, err
 		}
 		n, err := b.Conn.Read(p)
-		b.drained = n < len(p)
+		b.drained = false // only EAGAIN proves the socket empty (see fill)
 		return n, err
 	}
 	n := copy(p, (*b.pending)[b.pendingOff:])
@@ -401,7 +401,9 @@ func (b *batchConn) fill() bool {
 	case n > 0:
 		*buf = (*buf)[:n]
 		b.pending, b.pendingOff = buf, 0
-		b.drained = n < cap(*buf)
+		// Only EAGAIN proves the socket empty: the FIN may be right behind
+		// these bytes, and its edge was the notification this read answers.
+		b.drained = false
 	default:
 		readPool.Put(buf)
 		if err == nil {
