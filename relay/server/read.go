@@ -93,7 +93,7 @@ func (c *conn) readFrame(typ int, r io.Reader) (stop bool, err error) {
 	defer c.live.flags.And(^liveBusy)
 	data := buf.Bytes()
 	if t, ok := parsePing(typ, data); ok {
-		c.pong(t)
+		c.pong(t, true)
 		return false, nil
 	}
 	if typ == websocket.BinaryMessage {
@@ -246,33 +246,14 @@ func (c *conn) answerPings(data []byte) bool {
 	return true
 }
 
-// pongsNow answers heartbeats from the reactor: written at once when nothing
-// else is queued for the connection (no goroutine is started for it),
-// queued behind the frames waiting otherwise.
+// pongsNow answers heartbeats from the reactor. kick writes them at once
+// when no writer runs (no goroutine is started for a heartbeat); otherwise
+// they wait behind the frames already queued.
 func (c *conn) pongsNow(ts []int64) {
-	c.mu.Lock()
-	if c.writing || len(c.queue) > 0 || c.closing {
-		c.mu.Unlock()
-		for _, t := range ts {
-			c.pong(t)
-		}
-		return
-	}
-	c.writing = true // this goroutine writes now; nobody else does
-	c.mu.Unlock()
-
-	var frames [512]byte
-	out := frames[:0]
-	now := c.s.cfg.now().UnixMilli()
 	for _, t := range ts {
-		var p [64]byte
-		pong := appendPong(p[:0], t, now)
-		out = appendFrameHeader(out, websocket.TextMessage, len(pong))
-		out = append(out, pong...)
+		c.pong(t, false)
 	}
-	c.s.pingsIn.Add(float64(len(ts)))
-	c.s.pongsOut.Add(float64(len(ts)))
-	c.writeDirect(out)
+	c.kick()
 }
 
 // pingPrefix is how protocol.Encode, and so every Heartline client, starts a
@@ -314,10 +295,10 @@ func parsePing(typ int, data []byte) (int64, bool) {
 }
 
 // pong answers a ping parsed by parsePing, as handle would; the writer
-// formats the frame.
-func (c *conn) pong(t int64) {
+// formats the frame. With start false the caller kicks the writer.
+func (c *conn) pong(t int64, start bool) {
 	c.s.pingsIn.Inc()
-	if c.push(outFrame{op: opJSONPong, t: t}, true) {
+	if c.push(outFrame{op: opJSONPong, t: t}, start) {
 		c.s.pongsOut.Inc()
 	}
 }
