@@ -36,7 +36,7 @@ type Metrics struct {
 	Evictions         *prometheus.CounterVec // connections the relay closed, by reason
 	QueueOverflows    prometheus.Counter     // send queues that overflowed
 	HeartbeatTimeouts prometheus.Counter     // connections closed for silence
-	FanoutDuration    prometheus.Histogram   // time to enqueue one frame to every member of a room
+	FanoutDuration    prometheus.Histogram   // time to queue one frame, or one drain's batch, to every member of a room
 	StoreCommit       prometheus.Histogram   // time from handing a record to the store until it is durable
 	StoreErrors       prometheus.Counter     // failed store writes
 	StoreBusy         prometheus.Counter     // messages refused (rate_limited) because the store's queue was full
@@ -87,7 +87,7 @@ func New() *Metrics {
 		}),
 		FanoutDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "heartline_fanout_duration_seconds",
-			Help:    "Time to encode one frame and queue it to every member of a room.",
+			Help:    "Time to queue one frame, or one drain's batch of messages, to every member of a room.",
 			Buckets: prometheus.ExponentialBuckets(1e-6, 4, 10), // 1 µs .. 0.26 s
 		}),
 		StoreCommit: prometheus.NewHistogram(prometheus.HistogramOpts{

@@ -59,7 +59,7 @@ func TestQueuedFramesGoOutInOneWrite(t *testing.T) {
 				q = append(q, outFrame{data: []byte(fmt.Sprint("pong-", i)), op: websocket.PongMessage})
 			}
 		}
-		if err := c.writeBatch(q); err != nil {
+		if err := c.writeBatch(nil, q); err != nil {
 			t.Error(err)
 		}
 		writes <- cc.writes.Load()

@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -30,18 +31,25 @@ const (
 // byte frame header is added when the frame is written (the relay never
 // compresses or masks, so every member's frame would be the same bytes).
 type outFrame struct {
-	data []byte
-	op   byte  // websocket.TextMessage, websocket.PongMessage or opJSONPong
-	t    int64 // opJSONPong: the ping's t
+	data   []byte
+	op     byte  // websocket.TextMessage, websocket.PongMessage or a queue-only opcode
+	t      int64 // opJSONPong: the ping's t
+	frames int   // opBatch: how many frames data holds
 }
 
 // Queue-only opcodes: opJSONPong is the answer to a heartbeat (the writer
-// formats the pong frame, see conn.pong); opRaw is bytes already framed (the
-// rest of a frame the reactor could not write whole).
+// formats the pong frame, see conn.pong); opRaw is the rest of a frame that
+// was partly written; opBatch is whole frames already framed, one drain's
+// share for this member (see fanBatch). Their bytes are never written to
+// once queued, so members and writers share them without copies.
 const (
 	opJSONPong = 0xff
 	opRaw      = 0xfe
+	opBatch    = 0xfd
 )
+
+// count is how many frames f stands for in the send queue's bound.
+func (f outFrame) count() int { return max(f.frames, 1) }
 
 // conn is one websocket connection. Its reader goroutine runs while the
 // socket has input (see read.go); its writer runs only while frames are
@@ -66,6 +74,7 @@ type conn struct {
 
 	mu         sync.Mutex
 	queue      []outFrame
+	queued     int  // frames in queue (a batch counts its frames)
 	writing    bool // a writer goroutine is running
 	closing    bool // close requested: nothing more is queued
 	closeCode  int
@@ -110,33 +119,53 @@ func (c *conn) enqueue(f outFrame, typ string) bool {
 }
 
 // push is enqueue without the metric; with start false the writer is not
-// started (the caller kicks it once it has queued a batch, so that the
-// frames leave in one write).
+// started (the caller kicks it once it has queued everything, so that the
+// frames leave in one write). The queue overflows when it already holds
+// SendQueue frames: it bounds a member that does not read, not the size of
+// one batch.
 func (c *conn) push(f outFrame, start bool) bool {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
 		return false
 	}
-	if len(c.queue) >= c.s.cfg.SendQueue {
+	if c.queued >= c.s.cfg.SendQueue {
 		c.mu.Unlock()
 		c.s.metrics.QueueOverflows.Inc()
 		c.evict(protocol.CloseSlowConsumer, "send queue overflow: the client reads too slowly", protocol.ReasonSlow, metrics.EvictSlow)
 		return false
 	}
 	c.queue = append(c.queue, f)
-	// A held batch still starts the writer once it is big enough to fill a
-	// write: the queue bounds slow consumers, not the size of a batch.
-	if start || len(c.queue) >= heldFramesPerWrite {
+	c.queued += f.count()
+	if start {
 		c.startWriterLocked()
 	}
 	c.mu.Unlock()
 	return true
 }
 
-// heldFramesPerWrite is how many frames push queues without start before it
-// starts the writer anyway.
-const heldFramesPerWrite = 32
+// takeQueueLocked hands everything queued to the caller, who writes it
+// (c.mu held). A lone batch or rest, the usual queue after a drain, comes
+// back as its bytes, to be written without framing or copying, and the
+// queue keeps its array for the next one.
+func (c *conn) takeQueueLocked() (framed []byte, q []outFrame) {
+	q = c.queue
+	c.queued = 0
+	if len(q) == 1 && (q[0].op == opBatch || q[0].op == opRaw) {
+		framed = q[0].data
+		q[0] = outFrame{}
+		c.queue = q[:0]
+		return framed, nil
+	}
+	c.queue = nil
+	return nil, q
+}
+
+// dropQueueLocked empties the queue (c.mu held).
+func (c *conn) dropQueueLocked() {
+	clear(c.queue)
+	c.queue, c.queued = c.queue[:0], 0
+}
 
 // kick sends the frames pushed without start. When no writer runs they are
 // written right here, with one non-blocking write: a fan-out then costs one
@@ -151,7 +180,7 @@ func (c *conn) kick() {
 	if c.readerDone {
 		// The connection has ended (its socket is closed): the frames
 		// queued before that have nowhere to go.
-		c.queue = nil
+		c.dropQueueLocked()
 		c.mu.Unlock()
 		return
 	}
@@ -160,21 +189,25 @@ func (c *conn) kick() {
 		c.mu.Unlock()
 		return
 	}
-	q := c.queue
-	c.queue = nil
+	framed, q := c.takeQueueLocked()
 	c.writing = true // this goroutine writes now; nobody else does
 	c.mu.Unlock()
 
+	if framed != nil {
+		c.writeDirect(framed, true)
+		return
+	}
 	buf := batchPool.Get().(*[]byte)
 	b := c.appendFrames(*buf, q)
-	c.writeDirect(b)
+	c.writeDirect(b, false)
 	putBatch(buf, b)
 }
 
 // writeDirect writes b with one non-blocking syscall on the calling
 // goroutine, which holds c.writing, and hands what the socket did not take,
-// and anything queued meanwhile, to a writer goroutine.
-func (c *conn) writeDirect(b []byte) {
+// and anything queued meanwhile, to a writer goroutine. shared says b is
+// queued bytes that nobody writes to (the rest need not be copied).
+func (c *conn) writeDirect(b []byte, shared bool) {
 	n, err := c.netConn.rawWrite(b)
 	c.mu.Lock()
 	switch {
@@ -186,8 +219,12 @@ func (c *conn) writeDirect(b []byte) {
 		return
 	case n < len(b):
 		// The rest of a frame goes first, before anything queued since.
-		rest := append([]byte(nil), b[max(n, 0):]...)
-		c.queue = append([]outFrame{{data: rest, op: opRaw}}, c.queue...)
+		rest := b[max(n, 0):]
+		if !shared {
+			rest = append([]byte(nil), rest...)
+		}
+		c.queue = slices.Insert(c.queue, 0, outFrame{data: rest, op: opRaw})
+		c.queued++
 	}
 	if len(c.queue) > 0 || c.closing {
 		go c.writeLoop() // writing stays true: the writer takes over
@@ -252,9 +289,10 @@ func (c *conn) close(code int, text string, dropQueue bool, evictReason string) 
 		// The rest of a frame already partly written still goes first, or
 		// the close frame would land inside it.
 		if len(c.queue) > 0 && c.queue[0].op == opRaw {
-			c.queue = c.queue[:1]
+			clear(c.queue[1:])
+			c.queue, c.queued = c.queue[:1], 1
 		} else {
-			c.queue = nil
+			c.dropQueueLocked()
 		}
 	}
 	if evictReason != "" {
@@ -291,10 +329,9 @@ func (c *conn) evict(code int, text, reason, evictReason string) {
 func (c *conn) writeLoop() {
 	for {
 		c.mu.Lock()
-		q := c.queue
-		c.queue = nil
+		framed, q := c.takeQueueLocked()
 		closing, code, text := c.closing, c.closeCode, c.closeText
-		if len(q) == 0 && !closing {
+		if framed == nil && len(q) == 0 && !closing {
 			finished := c.releaseWriterLocked()
 			c.mu.Unlock()
 			c.writerDone(finished)
@@ -302,8 +339,8 @@ func (c *conn) writeLoop() {
 		}
 		c.mu.Unlock()
 
-		if len(q) > 0 {
-			if err := c.writeBatch(q); err != nil {
+		if framed != nil || len(q) > 0 {
+			if err := c.writeBatch(framed, q); err != nil {
 				c.mu.Lock()
 				finished := c.writeFailedLocked(err)
 				c.mu.Unlock()
@@ -347,7 +384,7 @@ func (c *conn) writeFailedLocked(err error) (finished bool) {
 			"remote", c.remote, "why", "write timed out")
 	}
 	c.setClosingLocked()
-	c.queue = nil
+	c.dropQueueLocked()
 	return c.releaseWriterLocked()
 }
 
@@ -358,14 +395,18 @@ func (c *conn) cut() {
 	c.wakeReader()
 }
 
-// writeBatch writes the queued frames with one write to the socket. It
-// frames them itself instead of calling gorilla once per frame: gorilla's
-// own writes (the close frame, its close handler's reply) are single
-// net.Conn writes, which the socket never interleaves with this one.
-func (c *conn) writeBatch(q []outFrame) error {
-	buf := batchPool.Get().(*[]byte)
-	b := c.appendFrames(*buf, q)
-	defer putBatch(buf, b)
+// writeBatch writes framed bytes, or else the frames of q, with one write to
+// the socket. It frames them itself instead of calling gorilla once per
+// frame: gorilla's own writes (the close frame, its close handler's reply)
+// are single net.Conn writes, which the socket never interleaves with this
+// one.
+func (c *conn) writeBatch(framed []byte, q []outFrame) error {
+	b := framed
+	if b == nil {
+		buf := batchPool.Get().(*[]byte)
+		b = c.appendFrames(*buf, q)
+		defer putBatch(buf, b)
+	}
 	if c.netConn.raw != nil {
 		// Most writes fit in the socket buffer: try without arming the
 		// write deadline (a timer update per write), which only a write
@@ -394,7 +435,7 @@ func putBatch(buf *[]byte, b []byte) {
 // appendFrames appends the websocket frames of q to b.
 func (c *conn) appendFrames(b []byte, q []outFrame) []byte {
 	for _, f := range q {
-		if f.op == opRaw {
+		if f.op == opRaw || f.op == opBatch {
 			b = append(b, f.data...)
 			continue
 		}

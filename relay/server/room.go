@@ -30,6 +30,7 @@ type member struct {
 	leaveReason            string
 	remote                 string
 	lastSeen               time.Time // when the last link dropped (for idle_seconds while away)
+	fan                    []fanPart // how this member's share of the drain's fanBatch differs
 }
 
 func (m *member) wire() protocol.Member {
@@ -75,12 +76,12 @@ type room struct {
 	byName    map[string]*member // by folded name
 	nextLeave time.Time          // no away member's grace ends before this; zero: nobody is away
 	inflight  map[string]*pendingMsg
-	// holdWriters is set while drain applies a batch of commits: broadcasts
-	// queue their frames without starting writers, and drain starts each
-	// member's writer once at the end, so a member gets the whole batch in
-	// one write instead of one syscall per message.
-	holdWriters bool
-	kickBuf     []*conn // drain's, reused
+	// fan is set while drain applies a batch of commits: broadcasts and acks
+	// go into it, and drain queues each member its share at the end, so a
+	// member gets the whole batch in one write instead of one per message.
+	fan     *fanBatch
+	fanBuf  fanBatch // drain's; only its owners slice is reused
+	kickBuf []*conn  // drain's, reused
 
 	doneMu   sync.Mutex
 	doneQ    []commitResult
@@ -390,17 +391,14 @@ func (r *room) drain() {
 		}
 		r.doneMu.Unlock()
 		r.mu.Lock()
-		r.holdWriters = true
+		// Members share the batch's bytes: it must be a new buffer each time.
+		r.fanBuf = fanBatch{owners: r.fanBuf.owners[:0]}
+		r.fan = &r.fanBuf
 		for _, res := range q {
 			r.applyCommit(res)
 		}
-		r.holdWriters = false
-		kick := r.kickBuf[:0]
-		for _, m := range r.members {
-			if m.conn != nil {
-				kick = append(kick, m.conn)
-			}
-		}
+		r.fan = nil
+		kick := r.flush(&r.fanBuf, r.kickBuf[:0])
 		r.mu.Unlock()
 		// The writes happen outside the room's lock: a sender waiting for
 		// it must not wait for a thousand syscalls.
@@ -455,18 +453,10 @@ func (r *room) applyCommit(res commitResult) {
 		r.committed = res.rec.Seq
 		r.s.metrics.MessagesAccepted.Inc()
 		r.broadcast(&protocol.Message{Seq: res.rec.Seq, ID: res.rec.ClientID, From: p.from, Text: res.rec.Text, TS: res.rec.TS}, m)
-		if sender != nil {
-			for range p.acks {
-				sender.send(&protocol.Ack{ID: res.rec.ClientID, Seq: res.rec.Seq, TS: res.rec.TS})
-			}
-		}
+		r.ack(m, p.acks, &protocol.Ack{ID: res.rec.ClientID, Seq: res.rec.Seq, TS: res.rec.TS})
 		return
 	case errors.As(res.err, &dup):
-		if sender != nil {
-			for range p.acks {
-				sender.send(&protocol.Ack{ID: res.rec.ClientID, Seq: dup.Existing.Seq, TS: dup.Existing.TS})
-			}
-		}
+		r.ack(m, p.acks, &protocol.Ack{ID: res.rec.ClientID, Seq: dup.Existing.Seq, TS: dup.Existing.TS})
 	default:
 		r.s.metrics.StoreErrors.Inc()
 		r.s.log.Error("message not stored", "room", r.name, "member", res.rec.MemberID, "seq", res.rec.Seq, "err", res.err)
@@ -483,14 +473,41 @@ func (r *room) applyCommit(res commitResult) {
 	}
 }
 
+// ack sends m the acks it is owed (n: the original and its duplicates), in
+// the drain's batch when there is one, so that they keep their place among
+// the other members' messages.
+func (r *room) ack(m *member, n int, a *protocol.Ack) {
+	if m == nil || m.conn == nil || n == 0 {
+		return
+	}
+	if r.fan == nil {
+		for range n {
+			m.conn.send(a)
+		}
+		return
+	}
+	data, err := protocol.Encode(a)
+	if err != nil {
+		r.s.log.Error("cannot encode frame", "type", a.FrameType(), "err", err)
+		return
+	}
+	for range n {
+		r.fan.addAck(m, data)
+	}
+}
+
 // broadcast encodes f once and queues the same bytes to every online member
-// but except. A member whose queue overflows is cut off (enqueue evicts it)
-// without delaying the others.
+// but except (during a drain, into its fanBatch). A member whose queue
+// overflows is cut off (enqueue evicts it) without delaying the others.
 func (r *room) broadcast(f protocol.Frame, except *member) {
 	start := time.Now()
 	data, err := protocol.Encode(f)
 	if err != nil {
 		r.s.log.Error("cannot encode frame", "type", f.FrameType(), "err", err)
+		return
+	}
+	if r.fan != nil {
+		r.fan.addMsg(data, except) // flush queues and counts it
 		return
 	}
 	frame := outFrame{data: data, op: websocket.TextMessage}
@@ -499,7 +516,7 @@ func (r *room) broadcast(f protocol.Frame, except *member) {
 		if o == except || o.conn == nil {
 			continue
 		}
-		if o.conn.push(frame, !r.holdWriters) {
+		if o.conn.push(frame, true) {
 			queued++
 		}
 	}
