@@ -180,6 +180,8 @@ func newFlagSet(o *options, usageOut io.Writer) *flag.FlagSet {
 	intVar(fs, &c.History, "history", 1000, "messages kept per room")
 	durationVar(fs, &c.HistoryMaxAge, "history-max-age", 0, "also drop messages older than this (0 = keep by count only)")
 	intVar(fs, &c.HistoryPage, "history-page", server.DefaultHistoryPage, "messages in a fresh join's welcome")
+	durationVar(fs, &c.CommitInterval, "commit-interval", server.DefaultCommitInterval, "least time between two history commits, so a busy relay shares each fsync among more messages (negative = none)")
+	durationVar(fs, &c.FlushInterval, "flush-interval", server.DefaultFlushInterval, "least time between two writes to the members of a busy room, so each carries more messages (negative = none)")
 	intVar(fs, &c.SendQueue, "send-queue", server.DefaultSendQueue, "frames that may wait for one connection while its writer is busy; beyond, it is a slow consumer (close 4001)")
 	durationVar(fs, &c.ShutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "on SIGTERM/SIGINT, how long to wait for clients to get their close 1001")
 	intVar(fs, &c.STUNPort, "stun-port", 3478, "UDP port of the STUN responder clients use for network diagnostics; the next port is used too (0 = no STUN)")

@@ -85,3 +85,55 @@ func TestDrainBatchesKeepEveryMembersFramesInSeqOrder(t *testing.T) {
 		}
 	}
 }
+
+// A busy room of many members is written at most every FlushInterval: a
+// message that commits right after a batch of several waits for the
+// interval to end. A quiet room's message goes out at once, and so does a
+// small room's, whose writes cost less than the wait.
+func TestBusyRoomWaitsForTheFlushInterval(t *testing.T) {
+	cfg := fastConfig(t)
+	cfg.HeartbeatInterval, cfg.HeartbeatTimeout = 10*time.Second, time.Minute
+	cfg.Rate, cfg.Burst = 1e6, 1e6
+	cfg.FlushInterval = 400 * time.Millisecond
+	tr := startRelay(t, cfg)
+	for _, members := range []int{2, flushMinMembers} {
+		room := fmt.Sprint("room-", members)
+		watcher, _ := tr.join(room, "Watcher", newKey())
+		for i := range members - 2 {
+			tr.join(room, fmt.Sprint("Reader ", i), newKey())
+		}
+		sender, _ := tr.join(room, "Sender", newKey())
+		for range members - 1 {
+			watcher.expectNext(protocol.TypeJoined)
+		}
+		latency := func(id string) time.Duration {
+			t.Helper()
+			start := time.Now()
+			sender.msg(id, "hello")
+			m := watcher.expectNext(protocol.TypeMsg).(*protocol.Message)
+			if m.ID != id {
+				t.Fatalf("got %s, want %s", m.ID, id)
+			}
+			return time.Since(start)
+		}
+		if d := latency("quiet"); d >= cfg.FlushInterval/2 {
+			t.Errorf("%d members: a message to a quiet room took %v: it waited for the flush interval", members, d)
+		}
+		time.Sleep(cfg.FlushInterval) // quiet again
+
+		// A burst: its messages commit together and leave in one busy batch.
+		for i := range 10 {
+			sender.msg(fmt.Sprint("burst-", i), "hello")
+		}
+		for range 10 {
+			watcher.expectNext(protocol.TypeMsg)
+		}
+		d := latency("after")
+		switch waits := members >= flushMinMembers; {
+		case waits && d < cfg.FlushInterval/2:
+			t.Errorf("%d members: a message right after a busy batch arrived after %v: the room did not wait for its flush interval (%v)", members, d, cfg.FlushInterval)
+		case !waits && d >= cfg.FlushInterval/2:
+			t.Errorf("%d members: a message right after a busy batch took %v: a small room waited for the flush interval", members, d)
+		}
+	}
+}

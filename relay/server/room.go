@@ -381,6 +381,7 @@ func (r *room) completed(res commitResult) {
 func (r *room) drain() {
 	defer r.s.bgWG.Done()
 	for {
+		start := time.Now()
 		r.doneMu.Lock()
 		q := r.doneQ
 		r.doneQ = nil
@@ -405,8 +406,20 @@ func (r *room) drain() {
 		kickAll(kick)
 		clear(kick)
 		r.kickBuf = kick
+		if len(q) > 1 && len(kick) >= flushMinMembers {
+			// A busy room: commits arrive faster than they are written.
+			// What commits meanwhile waits for the next batch.
+			if wait := r.s.cfg.FlushInterval - time.Since(start); wait > 0 {
+				time.Sleep(wait)
+			}
+		}
 	}
 }
+
+// flushMinMembers is the least number of online members for which a busy
+// room waits for FlushInterval between batches: below it, the writes cost
+// less than the wait would cost its senders, whose acks wait too.
+const flushMinMembers = 64
 
 // kickAll kicks every connection of a big room on every core at once, one
 // goroutine per core rather than one per member.

@@ -142,7 +142,8 @@ func New(cfg Config) (*Server, error) {
 	s.store = cfg.Store
 	if s.store == nil {
 		st, err := store.Open(cfg.DataDir, store.Options{
-			History: cfg.History, MaxAge: cfg.HistoryMaxAge, Logger: log.With("component", "store"),
+			History: cfg.History, MaxAge: cfg.HistoryMaxAge, CommitInterval: cfg.CommitInterval,
+			Logger: log.With("component", "store"),
 		})
 		if err != nil {
 			return nil, err

@@ -124,7 +124,8 @@ func (s *Store) submit(r *request, wait bool) bool {
 }
 
 // committer owns all writes: it takes everything queued (up to MaxBatch),
-// writes it in one transaction, then runs the callbacks in order.
+// writes it in one transaction, then runs the callbacks in order. It starts
+// a commit at most every CommitInterval.
 func (s *Store) committer() {
 	defer close(s.committerDone)
 	var tick <-chan time.Time
@@ -134,11 +135,15 @@ func (s *Store) committer() {
 		tick = t.C
 	}
 	batch := make([]*request, 0, s.opts.MaxBatch)
+	var lastStart time.Time
 	for {
 		select {
 		case r, ok := <-s.queue:
 			if !ok {
 				return // closed and drained
+			}
+			if wait := s.opts.CommitInterval - time.Since(lastStart); wait > 0 {
+				time.Sleep(wait) // whatever arrives meanwhile shares this commit
 			}
 			batch = append(batch[:0], r)
 		fill:
@@ -153,6 +158,7 @@ func (s *Store) committer() {
 					break fill
 				}
 			}
+			lastStart = time.Now()
 			s.commit(batch)
 			clear(batch) // drop references to callbacks and texts
 		case <-tick:

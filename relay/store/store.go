@@ -7,8 +7,9 @@
 // commit starts (up to Options.MaxBatch) is written in a single bbolt
 // transaction, which bbolt fsyncs before it returns; then the done callbacks
 // run in submission order. Requests that arrive while a commit is in flight
-// wait for the next one, so the cost of an fsync is shared by every message
-// that arrived during the previous one.
+// wait for the next one, and commits start at most every
+// Options.CommitInterval, so the cost of an fsync is shared by every message
+// that arrived meanwhile.
 //
 // Backpressure: the queue holds at most Options.QueueSize requests. When it
 // is full, the write methods block until the committer takes the next batch
@@ -50,10 +51,13 @@ const FileName = "heartline.db"
 
 // Defaults for the zero values of Options.
 const (
-	DefaultHistory   = 1000
-	DefaultMaxBatch  = 1024
-	DefaultQueueSize = 4096
-	DefaultLockWait  = time.Second
+	DefaultHistory  = 1000
+	DefaultMaxBatch = 1024
+	// DefaultCommitInterval: at most 200 commits a second, each fsync
+	// shared by everything that arrived meanwhile.
+	DefaultCommitInterval = 5 * time.Millisecond
+	DefaultQueueSize      = 4096
+	DefaultLockWait       = time.Second
 )
 
 // Options configure a Store. Every zero value means the documented default.
@@ -68,6 +72,12 @@ type Options struct {
 	PruneInterval time.Duration
 	// MaxBatch bounds the records written in one transaction; 0 means 1024.
 	MaxBatch int
+	// CommitInterval is the least time between the starts of two commits. A
+	// write that arrives sooner waits for it, so that a busy store shares
+	// each fsync (most of a commit's cost) among more records; a write to an
+	// idle store commits at once. 0 means 5 ms (DefaultCommitInterval); a
+	// negative value means no wait.
+	CommitInterval time.Duration
 	// QueueSize bounds the writes waiting for the committer; 0 means 4096.
 	// When the queue is full, Append/PutMember/DeleteMember block until the
 	// running commit takes the next batch (backpressure instead of unbounded
@@ -89,6 +99,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = DefaultMaxBatch
+	}
+	if o.CommitInterval == 0 {
+		o.CommitInterval = DefaultCommitInterval
 	}
 	if o.QueueSize <= 0 {
 		o.QueueSize = DefaultQueueSize
