@@ -239,6 +239,9 @@ func (c Config) Validate() error {
 			bad("a STUN alternate IP needs an IP address (got %q) and a listen address with a specific IP (got %q)", c.STUNAltIP, c.Listen)
 		}
 	}
+	if c.FlushInterval > time.Second || c.CommitInterval > time.Second {
+		bad("flush interval %v and commit interval %v must be at most 1s: every message waits for them, acks included", c.FlushInterval, c.CommitInterval)
+	}
 	if c.HistoryPage < 1 {
 		bad("history page must be at least 1")
 	}

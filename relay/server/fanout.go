@@ -12,9 +12,10 @@ import (
 // once, into one buffer that every member's queue shares: the relay never
 // masks or compresses, so all members get the same bytes, and a drain costs
 // one queue entry per member instead of one per member and message. A
-// member that sent some of the messages gets its own copy instead, without
-// its messages and with its acks where they belong, so that every member
-// still sees frames in seq order.
+// member that sent some of the messages gets pieces of the buffer instead,
+// without its own messages and with its acks (or errors) where they belong,
+// so that every member still sees frames in seq order; its writer joins the
+// pieces outside the room's lock.
 type fanBatch struct {
 	buf    []byte    // framed msg frames in seq order; never written to once queued
 	msgs   int       // frames in buf
@@ -24,7 +25,9 @@ type fanBatch struct {
 // fanPart is one difference between a member's share of a fanBatch and buf.
 type fanPart struct {
 	start, end int    // buf[start:end] is the member's own message, left out
-	ack        []byte // or, with end == start: a framed ack that goes in at start
+	msg        int    // index in buf of that message, or of the next one
+	frame      []byte // or, with end == start: a framed frame for the member alone
+	typ        string // frame's type, for the frames-out metric
 }
 
 // addMsg appends one encoded msg frame; except (its sender) does not get it.
@@ -32,17 +35,19 @@ func (b *fanBatch) addMsg(data []byte, except *member) {
 	start := len(b.buf)
 	b.buf = appendFrameHeader(b.buf, websocket.TextMessage, len(data))
 	b.buf = append(b.buf, data...)
-	b.msgs++
 	if except != nil && except.conn != nil {
-		b.addPart(except, fanPart{start: start, end: len(b.buf)})
+		b.addPart(except, fanPart{start: start, end: len(b.buf), msg: b.msgs})
 	}
+	b.msgs++
 }
 
-// addAck queues an encoded ack for m at the current point of the batch.
-func (b *fanBatch) addAck(m *member, data []byte) {
+// addFrame queues an encoded frame of type typ for m alone, at the current
+// point of the batch.
+func (b *fanBatch) addFrame(m *member, typ string, data []byte) {
 	framed := appendFrameHeader(make([]byte, 0, len(data)+4), websocket.TextMessage, len(data))
 	framed = append(framed, data...)
-	b.addPart(m, fanPart{start: len(b.buf), end: len(b.buf), ack: framed})
+	at := len(b.buf)
+	b.addPart(m, fanPart{start: at, end: at, msg: b.msgs, frame: framed, typ: typ})
 }
 
 func (b *fanBatch) addPart(m *member, p fanPart) {
@@ -52,53 +57,74 @@ func (b *fanBatch) addPart(m *member, p fanPart) {
 	m.fan = append(m.fan, p)
 }
 
-// share returns m's bytes of the batch: buf itself, or m's own copy. It
-// counts the msg and ack frames in them.
-func (b *fanBatch) share(m *member) (framed []byte, msgs, acks int) {
+// queue pushes m's share of the batch to c: one entry for most members,
+// the pieces around m's own parts for a sender. It counts the frames queued
+// into out (by type).
+func (b *fanBatch) queue(m *member, c *conn, out *fanCounts) {
+	shared := b.buf[:len(b.buf):len(b.buf)] // nobody may append to it
 	if len(m.fan) == 0 {
-		return b.buf, b.msgs, 0
-	}
-	out := make([]byte, 0, len(b.buf))
-	msgs = b.msgs
-	at := 0
-	for _, p := range m.fan {
-		out = append(out, b.buf[at:p.start]...)
-		if p.ack != nil {
-			out = append(out, p.ack...)
-			acks++
-		} else {
-			msgs--
+		if b.msgs > 0 && c.push(outFrame{data: shared, op: opBatch, frames: b.msgs}, false) {
+			out.msgs += b.msgs
 		}
-		at = p.end
+		return
 	}
-	return append(out, b.buf[at:]...), msgs, acks
+	at, atMsg := 0, 0
+	piece := func(end, endMsg int) bool {
+		if endMsg == atMsg {
+			return true
+		}
+		if !c.push(outFrame{data: shared[at:end:end], op: opBatch, frames: endMsg - atMsg}, false) {
+			return false
+		}
+		out.msgs += endMsg - atMsg
+		return true
+	}
+	for _, p := range m.fan {
+		if !piece(p.start, p.msg) {
+			return
+		}
+		if p.frame != nil {
+			if !c.push(outFrame{data: p.frame, op: opBatch, frames: 1}, false) {
+				return
+			}
+			out.other[p.typ]++
+			at, atMsg = p.start, p.msg
+		} else {
+			at, atMsg = p.end, p.msg+1
+		}
+	}
+	piece(len(b.buf), b.msgs)
+}
+
+// fanCounts counts the frames a flush queued.
+type fanCounts struct {
+	msgs  int
+	other map[string]int // acks and errors, by type
 }
 
 // flush queues every online member's share of the batch (r.mu held) and
 // returns their connections, for the caller to kick once the lock is gone.
 func (r *room) flush(b *fanBatch, kick []*conn) []*conn {
 	start := time.Now()
-	var msgs, acks int
+	var n fanCounts
+	if len(b.owners) > 0 {
+		n.other = map[string]int{}
+	}
 	for _, m := range r.members {
-		c := m.conn
-		if c == nil {
-			continue
-		}
-		kick = append(kick, c)
-		framed, nm, na := b.share(m)
-		if len(framed) > 0 && c.push(outFrame{data: framed, op: opBatch, frames: nm + na}, false) {
-			msgs, acks = msgs+nm, acks+na
+		if c := m.conn; c != nil {
+			kick = append(kick, c)
+			b.queue(m, c, &n)
 		}
 	}
 	for _, m := range b.owners {
 		clear(m.fan)
 		m.fan = m.fan[:0]
 	}
-	if msgs > 0 {
-		r.s.frameCounter(r.s.framesOut, r.s.metrics.FramesOut, protocol.TypeMsg).Add(float64(msgs))
+	if n.msgs > 0 {
+		r.s.frameCounter(r.s.framesOut, r.s.metrics.FramesOut, protocol.TypeMsg).Add(float64(n.msgs))
 	}
-	if acks > 0 {
-		r.s.frameCounter(r.s.framesOut, r.s.metrics.FramesOut, protocol.TypeAck).Add(float64(acks))
+	for typ, k := range n.other {
+		r.s.frameCounter(r.s.framesOut, r.s.metrics.FramesOut, typ).Add(float64(k))
 	}
 	r.s.metrics.FanoutDuration.Observe(time.Since(start).Seconds())
 	return kick

@@ -400,6 +400,7 @@ func (r *room) drain() {
 		}
 		r.fan = nil
 		kick := r.flush(&r.fanBuf, r.kickBuf[:0])
+		r.fanBuf.buf = nil // the queues hold it now, and a quiet room holds nothing
 		r.mu.Unlock()
 		// The writes happen outside the room's lock: a sender waiting for
 		// it must not wait for a thousand syscalls.
@@ -456,10 +457,6 @@ func (r *room) applyCommit(res commitResult) {
 	}
 	r.s.metrics.StoreCommit.Observe(time.Since(res.start).Seconds())
 	m := r.members[res.rec.MemberID]
-	var sender *conn
-	if m != nil {
-		sender = m.conn
-	}
 	var dup *store.DuplicateError
 	switch {
 	case res.err == nil:
@@ -473,9 +470,7 @@ func (r *room) applyCommit(res commitResult) {
 	default:
 		r.s.metrics.StoreErrors.Inc()
 		r.s.log.Error("message not stored", "room", r.name, "member", res.rec.MemberID, "seq", res.rec.Seq, "err", res.err)
-		if sender != nil {
-			sender.sendError(protocol.ErrInternal, "the relay could not store this message, so it was not sent; send it again", res.rec.ClientID)
-		}
+		r.sendTo(m, &protocol.Error{Code: protocol.ErrInternal, Message: "the relay could not store this message, so it was not sent; send it again", ID: res.rec.ClientID})
 	}
 	// A failed record takes no seq, and the store fails every record queued
 	// after it with a higher seq. Restart numbering after the last durable
@@ -486,27 +481,29 @@ func (r *room) applyCommit(res commitResult) {
 	}
 }
 
-// ack sends m the acks it is owed (n: the original and its duplicates), in
-// the drain's batch when there is one, so that they keep their place among
-// the other members' messages.
+// ack sends m the acks it is owed (n: the original and its duplicates).
 func (r *room) ack(m *member, n int, a *protocol.Ack) {
-	if m == nil || m.conn == nil || n == 0 {
+	for range n {
+		r.sendTo(m, a)
+	}
+}
+
+// sendTo sends f to m alone: during a drain in its batch, so that it keeps
+// its place among the other members' messages.
+func (r *room) sendTo(m *member, f protocol.Frame) {
+	if m == nil || m.conn == nil {
 		return
 	}
 	if r.fan == nil {
-		for range n {
-			m.conn.send(a)
-		}
+		m.conn.send(f)
 		return
 	}
-	data, err := protocol.Encode(a)
+	data, err := protocol.Encode(f)
 	if err != nil {
-		r.s.log.Error("cannot encode frame", "type", a.FrameType(), "err", err)
+		r.s.log.Error("cannot encode frame", "type", f.FrameType(), "err", err)
 		return
 	}
-	for range n {
-		r.fan.addAck(m, data)
-	}
+	r.fan.addFrame(m, f.FrameType(), data)
 }
 
 // broadcast encodes f once and queues the same bytes to every online member

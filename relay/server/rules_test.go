@@ -190,6 +190,8 @@ func TestConfigValidate(t *testing.T) {
 		{Config{DataDir: dir, TLSCert: "c.pem"}, "both"},
 		{Config{DataDir: dir, Listen: "nocolon"}, "host:port"},
 		{Config{DataDir: dir, MaxFrame: 100}, "too small"},
+		{Config{DataDir: dir, FlushInterval: 30 * time.Second}, "at most 1s"},
+		{Config{DataDir: dir, CommitInterval: 2 * time.Second}, "at most 1s"},
 	} {
 		err := c.cfg.Validate()
 		if err == nil || !strings.Contains(err.Error(), c.want) {
