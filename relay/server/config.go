@@ -63,7 +63,7 @@ type Config struct {
 	CommitInterval time.Duration
 	// FlushInterval is the least time between two fan-out writes to the
 	// members of a busy room: one with 64 or more online members whose last
-	// batch held more than one message. Each write then carries more
+	// batch held three messages or more. Each write then carries more
 	// messages, and the write, not the message, is what a member costs the
 	// relay; nobody reads a chat faster than 100 batches a second. 0 means
 	// 10 ms, negative means no wait.

@@ -407,7 +407,7 @@ func (r *room) drain() {
 		kickAll(kick)
 		clear(kick)
 		r.kickBuf = kick
-		if len(q) > 1 && len(kick) >= flushMinMembers {
+		if len(q) >= flushMinBatch && len(kick) >= flushMinMembers {
 			// A busy room: commits arrive faster than they are written.
 			// What commits meanwhile waits for the next batch.
 			if wait := r.s.cfg.FlushInterval - time.Since(start); wait > 0 {
@@ -417,10 +417,16 @@ func (r *room) drain() {
 	}
 }
 
-// flushMinMembers is the least number of online members for which a busy
-// room waits for FlushInterval between batches: below it, the writes cost
-// less than the wait would cost its senders, whose acks wait too.
-const flushMinMembers = 64
+// A room is busy, and waits for FlushInterval between batches, when its
+// last batch held flushMinBatch messages or more and went to flushMinMembers
+// online members or more. Two messages in a batch happen often in a room of
+// a few messages a second (two senders a few milliseconds apart); three
+// rarely. Below flushMinMembers the writes cost less than the wait would
+// cost the room's senders, whose acks wait too.
+const (
+	flushMinBatch   = 3
+	flushMinMembers = 64
+)
 
 // kickAll kicks every connection of a big room on every core at once, one
 // goroutine per core rather than one per member.
