@@ -101,8 +101,7 @@ func churnMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (a
 		for _, m := range members[len(members)-*senders:] {
 			m.onAck = func(_ *member, h *frameHead, _ int64) {
 				acked.Add(1)
-				for cur := maxAck.Load(); h.seq > cur && !maxAck.CompareAndSwap(cur, h.seq); cur = maxAck.Load() {
-				}
+				raise(&maxAck, h.seq)
 			}
 		}
 		var readers sync.WaitGroup

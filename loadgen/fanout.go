@@ -53,7 +53,7 @@ func leaveCloses(members []*member) map[int]int {
 // accountLoss compares every tracked member's seqs with (its welcome seq,
 // final seq of its room]. Call it after the members' readers have stopped.
 func accountLoss(members []*member, final func(room string) uint64) lossFigures {
-	l := lossFigures{}
+	var l lossFigures
 	for _, m := range members {
 		if m.seqs != nil {
 			l.add(m.seqs, final(m.room), int(m.endClose))
@@ -189,12 +189,7 @@ func fanoutMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (
 			m.ackLat = &hist{}
 			m.onAck = func(_ *member, h *frameHead, _ int64) {
 				acked.Add(1)
-				for {
-					cur := maxAck.Load()
-					if h.seq <= cur || maxAck.CompareAndSwap(cur, h.seq) {
-						break
-					}
-				}
+				raise(&maxAck, h.seq)
 				if closed && *echo == "ack" {
 					release()
 				}
@@ -410,6 +405,12 @@ func pace(ctx context.Context, e *env, send []*member, rate float64, text string
 			counters[i]--
 		}
 	})
+}
+
+// raise makes a hold at least v.
+func raise(a *atomic.Uint64, v uint64) {
+	for cur := a.Load(); v > cur && !a.CompareAndSwap(cur, v); cur = a.Load() {
+	}
 }
 
 // paced calls send(i) for i = 0, 1, ..., n-1 in turn, rate times per second

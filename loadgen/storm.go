@@ -108,21 +108,19 @@ type stormFleet interface {
 	report(res *stormResult)
 }
 
-// stormSettings are the storm flags a fleet needs.
+// stormSettings are the storm flags a fleet needs, and what it shares with
+// the driver.
 type stormSettings struct {
 	n, senders int
 	rate       float64
 	rooms      []string
+	// roomMax is per room the highest seq acked to a sender there: what
+	// every member of the room must end up holding.
+	roomMax map[string]*atomic.Uint64
 	// at is env.now() when the restart began (0 before): set by the tool
 	// as it sends SIGTERM, or by the first member to lose its link when
 	// the operator restarts the relay.
 	at *atomic.Int64
-}
-
-// raise makes a hold at least v.
-func raise(a *atomic.Uint64, v uint64) {
-	for cur := a.Load(); v > cur && !a.CompareAndSwap(cur, v); cur = a.Load() {
-	}
 }
 
 // welcomeCounts is how many welcomes each member has had so far.
@@ -158,7 +156,7 @@ func stormMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (a
 			return nil, errors.New("-n: one process may hold at most 20,000 descriptors here")
 		}
 		res := &stormResult{Mode: "storm", Clients: "lean", URL: c.url, Conns: *n, Senders: *senders, RatePerSender: *rate,
-			CloseCodes: map[int]int{}, RestartedByTool: *relayCmd != ""}
+			RestartedByTool: *relayCmd != ""}
 		if *engine {
 			res.Clients = "engine"
 		}
@@ -184,9 +182,10 @@ func stormMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (a
 
 		id := runID()
 		st := &stormSettings{n: *n, senders: *senders, rate: *rate, at: new(atomic.Int64),
-			rooms: make([]string, (*n+*perRoom-1) / *perRoom)}
+			rooms: make([]string, (*n+*perRoom-1) / *perRoom), roomMax: map[string]*atomic.Uint64{}}
 		for i := range st.rooms {
 			st.rooms[i] = fmt.Sprintf("storm-%s-%d", id, i)
+			st.roomMax[st.rooms[i]] = new(atomic.Uint64)
 		}
 		res.Rooms = len(st.rooms)
 		var fleet stormFleet
@@ -218,13 +217,13 @@ func stormMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (a
 		sleepCtx(ctx, *before)
 		oldPID := relay.pid()
 		if oldPID != "" {
-			if s, err := readProc(oldPID); err == nil {
+			if s, err := readMem(oldPID); err == nil {
 				res.RSSBeforeKiB = s.rssKiB
 			}
 		}
 		fleet.arm()
 		sampler := startStormSampler(ctx, relay.pid)
-		selfStorm, _ := readProc("self")
+		selfStorm, _ := readCPU("self")
 		sched0 := schedLatencies()
 		machine0 := readMachineCPU()
 		res.LoadGen.LoadAvgRestart = loadAvg()
@@ -275,7 +274,7 @@ func stormMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (a
 		if !upAt.IsZero() {
 			res.FromUpSeconds = time.Since(upAt).Seconds()
 		}
-		selfBack, _ := readProc("self")
+		selfBack, _ := readCPU("self")
 		res.LoadGen.MachineBusyStorm = machine0.busyPercent(readMachineCPU(), runtime.NumCPU())
 		pprof.StopCPUProfile()
 		res.RelayFramesOut = relayCounters(c.url, "heartline_frames_out_total", "type")
@@ -283,7 +282,7 @@ func stormMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (a
 		res.LoadGen.Goroutines = runtime.NumGoroutine()
 		res.LoadGen.SchedP50MS, res.LoadGen.SchedP99MS = sched0.since(0.5), sched0.since(0.99)
 		if pid := relay.pid(); pid != "" && pid != oldPID && res.AllBackSeconds > 0 {
-			if s, err := readProc(pid); err == nil { // the new relay's CPU since it started
+			if s, err := readCPU(pid); err == nil { // the new relay's CPU since it started
 				res.RelayCPUStorm = (stoppingCPU + float64(s.cpuTicks)/clockTicks) / res.AllBackSeconds * 100
 			}
 		}
@@ -296,7 +295,7 @@ func stormMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (a
 		for time.Now().Before(drainEnd) && ctx.Err() == nil && !fleet.settled() {
 			sleepCtx(ctx, 50*time.Millisecond)
 		}
-		self1, _ := readProc("self")
+		self1, _ := readCPU("self")
 		res.LoadGen.CPUPercentRun = cpuPercent(self0, self1)
 		if p := relay.pid(); p != "" {
 			if s, err := readProc(p); err == nil {
@@ -393,7 +392,7 @@ func (r *stormRelay) start(ctx context.Context) error {
 // returns how long each took, and the CPU seconds the old relay used after
 // the SIGTERM (its shutdown: a close frame to every member).
 func (r *stormRelay) restart(ctx context.Context) (stopSec, startSec, stoppingCPU float64, err error) {
-	before, sampleErr := readProc(strconv.Itoa(r.proc.cmd.Process.Pid))
+	before, sampleErr := readCPU(strconv.Itoa(r.proc.cmd.Process.Pid))
 	t0 := time.Now()
 	if err := r.proc.stop(); err != nil {
 		r.c.progress("storm: relay stop: %v", err)

@@ -23,7 +23,6 @@ type engineFleet struct {
 	c       *common
 	st      *stormSettings
 	members []*engineMember
-	roomMax map[string]*atomic.Uint64 // per room: highest seq acked to a sender
 
 	runCtx    context.Context
 	runCancel context.CancelFunc
@@ -33,7 +32,6 @@ type engineFleet struct {
 	ended     atomic.Int64 // Run returned before the first welcome
 	armed     atomic.Bool
 	welcomes0 []int64
-	sent      atomic.Int64 // Send calls that queued a message
 
 	mu          sync.Mutex // guards the maps below (written by the readers)
 	joinFails   map[string]int
@@ -83,12 +81,9 @@ type engineMember struct {
 }
 
 func newEngineFleet(e *env, c *common, st *stormSettings) *engineFleet {
-	f := &engineFleet{e: e, c: c, st: st, members: make([]*engineMember, st.n), roomMax: map[string]*atomic.Uint64{},
+	f := &engineFleet{e: e, c: c, st: st, members: make([]*engineMember, st.n),
 		joinFails: map[string]int{}, resumeFails: map[string]int{}, drops: map[string]int{}, closeCodes: map[int]int{},
 		relayErrors: map[string]int{}, failReasons: map[string]int{}, sendErrors: map[string]int{}, stopped: map[int]int{}}
-	for _, r := range st.rooms {
-		f.roomMax[r] = new(atomic.Uint64)
-	}
 	for i := range f.members {
 		f.members[i] = &engineMember{room: st.rooms[i%len(st.rooms)]}
 		if i < st.senders {
@@ -113,8 +108,7 @@ func (f *engineFleet) count(m map[string]int, key string) {
 func (f *engineFleet) join(ctx context.Context) int {
 	f.runCtx, f.runCancel = context.WithCancel(ctx)
 	sem := make(chan struct{}, f.c.conc)
-	deadline := time.Now().Add(5 * time.Minute)
-	joinCtx, cancel := context.WithDeadline(ctx, deadline)
+	joinCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	f.c.progress("storm: starting %d engines, at most %d joining at a time", len(f.members), f.c.conc)
 start:
@@ -262,7 +256,7 @@ func (f *engineFleet) outboxChanged(m *engineMember, it client.OutboxItem, phase
 		}
 		m.acked++
 		m.answered.Add(1)
-		raise(f.roomMax[m.room], it.Seq)
+		raise(f.st.roomMax[m.room], it.Seq)
 	case client.Failed:
 		m.failed++
 		m.answered.Add(1)
@@ -281,7 +275,6 @@ func (f *engineFleet) chat(ctx context.Context) {
 			return
 		}
 		senders[i].typed.Add(1)
-		f.sent.Add(1)
 	})
 }
 
@@ -309,7 +302,7 @@ func (f *engineFleet) settled() bool {
 		}
 	}
 	for _, m := range f.members {
-		if m.stopCode.Load() == 0 && m.contig.Load() < f.roomMax[m.room].Load() {
+		if m.stopCode.Load() == 0 && m.contig.Load() < f.st.roomMax[m.room].Load() {
 			return false
 		}
 	}
@@ -347,6 +340,7 @@ func (f *engineFleet) finish(res *stormResult) {
 		g.StormEvents += m.stormEvents
 		g.StormMemberChanges += m.stormChanges
 		g.StormMessages += m.stormMsgs
+		res.Sent += m.typed.Load()
 		res.Acked += m.acked
 		res.DupAccepts += m.ackedTwice
 		for _, s := range m.outbox {
@@ -355,7 +349,7 @@ func (f *engineFleet) finish(res *stormResult) {
 			}
 		}
 		if m.seqs != nil {
-			res.Loss.add(m.seqs, f.roomMax[m.room].Load(), endCode[i])
+			res.Loss.add(m.seqs, f.st.roomMax[m.room].Load(), endCode[i])
 		}
 		if m.resumedAt > 0 && at > 0 {
 			resume.add(uint64(max(0, m.resumedAt-at) / 1000))
@@ -368,7 +362,6 @@ func (f *engineFleet) finish(res *stormResult) {
 			noticed.add(uint64(max(0, m.dropAt-at) / 1000))
 		}
 	}
-	res.Sent = f.sent.Load()
 	res.ResumeLatency = resume.summary()
 	g.DropNoticed, g.AttemptStart, g.AttemptToWelcome, g.WelcomeReadLag = noticed.summary(), attemptStart.summary(), handshake.summary(), readLag.summary()
 	f.mu.Lock()

@@ -20,10 +20,9 @@ type leanFleet struct {
 	st      *stormSettings
 	members []*member
 	boxes   []*outbox
-	maxAck  map[string]*atomic.Uint64 // per room; filled before any reader runs
 	acked   atomic.Int64
 	sent    atomic.Int64
-	resent  int64 // atomic
+	resent  atomic.Int64
 
 	stopping  atomic.Bool
 	loops     sync.WaitGroup
@@ -58,18 +57,14 @@ type outbox struct {
 
 func newLeanFleet(e *env, c *common, st *stormSettings) *leanFleet {
 	f := &leanFleet{e: e, c: c, st: st, members: newMembers(e, st.n, st.rooms, "m"),
-		boxes: make([]*outbox, st.senders), maxAck: map[string]*atomic.Uint64{},
-		resumeErr: map[string]int{}, closeCodes: map[int]int{}}
+		boxes: make([]*outbox, st.senders), resumeErr: map[string]int{}, closeCodes: map[int]int{}}
 	for _, m := range f.members {
 		m.track = true
-	}
-	for _, r := range st.rooms {
-		f.maxAck[r] = new(atomic.Uint64)
 	}
 	for i := range f.boxes {
 		box := &outbox{pending: map[uint64]*outMsg{}, seqOf: map[uint64]uint64{}}
 		f.boxes[i] = box
-		roomAck := f.maxAck[f.members[i].room]
+		roomAck := st.roomMax[f.members[i].room]
 		f.members[i].onAck = func(_ *member, h *frameHead, _ int64) {
 			num, ok := msgNumber(h.id)
 			if !ok {
@@ -205,7 +200,7 @@ func (f *leanFleet) settled() bool {
 		}
 	}
 	for _, m := range f.members {
-		if m.closeCode.Load() == 0 && m.high.Load() < f.maxAck[m.room].Load() {
+		if m.closeCode.Load() == 0 && m.high.Load() < f.st.roomMax[m.room].Load() {
 			return false
 		}
 	}
@@ -219,7 +214,7 @@ func (f *leanFleet) finish(res *stormResult) {
 	markEnd(f.members)
 	leave(f.members, true, &f.loops, 3*time.Second)
 	res.JoinFailures = f.e.failures()
-	res.Sent, res.Resent, res.Acked = f.sent.Load(), atomic.LoadInt64(&f.resent), f.acked.Load()
+	res.Sent, res.Resent, res.Acked = f.sent.Load(), f.resent.Load(), f.acked.Load()
 	at := f.st.at.Load()
 	for i, b := range f.boxes {
 		res.Unacked += int64(len(b.pending))
@@ -232,7 +227,7 @@ func (f *leanFleet) finish(res *stormResult) {
 			}
 		}
 	}
-	res.Loss = accountLoss(f.members, func(room string) uint64 { return f.maxAck[room].Load() })
+	res.Loss = accountLoss(f.members, func(room string) uint64 { return f.st.roomMax[room].Load() })
 	res.ErrorFrames = map[string]int{}
 	for _, m := range f.members {
 		for code, n := range m.errCodes {
@@ -268,7 +263,7 @@ func msgNumber(id []byte) (uint64, bool) {
 }
 
 // resend sends a sender's unacked messages again, oldest first.
-func resend(m *member, box *outbox, resent *int64) {
+func resend(m *member, box *outbox, resent *atomic.Int64) {
 	box.mu.Lock()
 	nums := make([]uint64, 0, len(box.pending))
 	for k := range box.pending {
@@ -283,7 +278,7 @@ func resend(m *member, box *outbox, resent *int64) {
 	box.mu.Unlock()
 	for _, f := range frames {
 		if m.write(f) == nil {
-			atomic.AddInt64(resent, 1)
+			resent.Add(1)
 		}
 	}
 }
