@@ -209,15 +209,12 @@ func (c *conn) kick() {
 // queued bytes that nobody writes to (the rest need not be copied).
 func (c *conn) writeDirect(b []byte, shared bool) {
 	n, err := c.netConn.rawWrite(b)
-	c.mu.Lock()
-	switch {
-	case err != nil && err != syscall.EAGAIN:
-		finished := c.writeFailedLocked(err)
-		c.mu.Unlock()
-		c.cut()
-		c.writerDone(finished)
+	if err != nil && err != syscall.EAGAIN {
+		c.writeFailed(err)
 		return
-	case n < len(b):
+	}
+	c.mu.Lock()
+	if n < len(b) {
 		// The rest of a frame goes first, before anything queued since.
 		rest := b[max(n, 0):]
 		if !shared {
@@ -256,12 +253,9 @@ func (c *conn) writerDone(finished bool) {
 
 // send encodes f for this connection alone.
 func (c *conn) send(f protocol.Frame) {
-	data, err := protocol.Encode(f)
-	if err != nil {
-		c.s.log.Error("cannot encode frame", "type", f.FrameType(), "err", err)
-		return
+	if data, ok := c.s.encode(f); ok {
+		c.enqueue(outFrame{data: data, op: websocket.TextMessage}, f.FrameType())
 	}
-	c.enqueue(outFrame{data: data, op: websocket.TextMessage}, f.FrameType())
 }
 
 func (c *conn) sendError(code, msg, id string) {
@@ -341,11 +335,7 @@ func (c *conn) writeLoop() {
 
 		if framed != nil || len(q) > 0 {
 			if err := c.writeBatch(framed, q); err != nil {
-				c.mu.Lock()
-				finished := c.writeFailedLocked(err)
-				c.mu.Unlock()
-				c.cut()
-				c.writerDone(finished)
+				c.writeFailed(err)
 				return
 			}
 			continue
@@ -372,9 +362,10 @@ func (c *conn) writeLoop() {
 	}
 }
 
-// writeFailedLocked ends the writer after a failed write (c.mu held); the
-// caller then cuts the socket and calls writerDone.
-func (c *conn) writeFailedLocked(err error) (finished bool) {
+// writeFailed ends the writer after a failed write: the queue goes, and the
+// socket is cut so that the reader returns and does the bookkeeping.
+func (c *conn) writeFailed(err error) {
+	c.mu.Lock()
 	if errors.Is(err, os.ErrDeadlineExceeded) && c.exitReason == "" && !c.closing {
 		// The peer has not read for the whole write timeout: a slow
 		// consumer, not a broken link.
@@ -385,7 +376,10 @@ func (c *conn) writeFailedLocked(err error) (finished bool) {
 	}
 	c.setClosingLocked()
 	c.dropQueueLocked()
-	return c.releaseWriterLocked()
+	finished := c.releaseWriterLocked()
+	c.mu.Unlock()
+	c.cut()
+	c.writerDone(finished)
 }
 
 // cut closes the socket; the reader (woken if parked) returns and does the

@@ -102,8 +102,9 @@ type fanCounts struct {
 	other map[string]int // acks and errors, by type
 }
 
-// flush queues every online member's share of the batch (r.mu held) and
-// returns their connections, for the caller to kick once the lock is gone.
+// flush queues every online member's share of the batch (r.mu held), empties
+// the batch, and returns the members' connections, for the caller to kick
+// once the lock is gone.
 func (r *room) flush(b *fanBatch, kick []*conn) []*conn {
 	start := time.Now()
 	var n fanCounts
@@ -120,6 +121,10 @@ func (r *room) flush(b *fanBatch, kick []*conn) []*conn {
 		clear(m.fan)
 		m.fan = m.fan[:0]
 	}
+	// The queues hold the buffer now: the next batch needs a new one, and a
+	// quiet room holds none.
+	clear(b.owners)
+	*b = fanBatch{owners: b.owners[:0]}
 	if n.msgs > 0 {
 		r.s.frameCounter(r.s.framesOut, r.s.metrics.FramesOut, protocol.TypeMsg).Add(float64(n.msgs))
 	}

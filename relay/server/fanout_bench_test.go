@@ -73,15 +73,12 @@ func BenchmarkBroadcast1000(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		r.mu.Lock()
-		if r.fan == nil {
-			r.fanBuf = fanBatch{owners: r.fanBuf.owners[:0]}
-			r.fan = &r.fanBuf
+		if data, ok := srv.encode(&protocol.Message{Seq: uint64(i), ID: "c-42", From: from,
+			Text: "a chat line of ordinary length, about eighty bytes of text in one message....", TS: 1763700002000}); ok {
+			r.batch.addMsg(data, nil)
 		}
-		r.broadcast(&protocol.Message{Seq: uint64(i), ID: "c-42", From: from,
-			Text: "a chat line of ordinary length, about eighty bytes of text in one message....", TS: 1763700002000}, nil)
 		if i%batch == batch-1 || i == b.N-1 {
-			r.fan = nil
-			for _, c := range r.flush(&r.fanBuf, nil) {
+			for _, c := range r.flush(&r.batch, nil) {
 				c.kick()
 			}
 		}

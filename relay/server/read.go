@@ -42,7 +42,7 @@ func (c *conn) startReading() {
 		c.s.frameCounter(c.s.framesIn, c.s.metrics.FramesIn, "ws_pong").Inc()
 		return nil
 	})
-	go c.readLoop()
+	c.startReader()
 }
 
 // startReader starts a reader goroutine; the caller has set readRunning.
@@ -178,30 +178,21 @@ func (c *conn) claimParked(to int32) bool {
 // goes to a new reader goroutine along with the bytes already read.
 func (c *conn) reactorRead(hangup bool) {
 	b := c.netConn
-	buf := readPool.Get().(*[]byte)
-	n, err := b.rawRead((*buf)[:cap(*buf)])
-	switch {
-	case err == syscall.EAGAIN: // the event was for input already read
-		readPool.Put(buf)
+	if !b.fill() { // the event was for input already read
 		c.unpark()
 		return
-	case n > 0:
-		*buf = (*buf)[:n]
-		// After a hangup the end of input is still to be read: the reader
-		// must read again before it parks, as no further edge will come.
-		b.drained = n < cap(*buf) && !hangup
-		if !hangup && !c.closed() && b.drained && c.answerPings(*buf) {
-			readPool.Put(buf)
+	}
+	if p := b.pending; p != nil {
+		// A short read emptied the socket, as far as the reactor goes: more
+		// input is another edge. After a hangup the end of input is still
+		// to be read: the reader must read again before it parks, as no
+		// further edge will come.
+		b.drained = len(*p) < cap(*p) && !hangup
+		if !hangup && !c.closed() && b.drained && c.answerPings(*p) {
+			b.releasePending()
 			c.unpark()
 			return
 		}
-		b.pending, b.pendingOff = buf, 0
-	default:
-		readPool.Put(buf)
-		if err == nil {
-			err = io.EOF
-		}
-		b.pendingErr = err
 	}
 	c.readState.Store(readRunning)
 	c.startReader()
@@ -358,11 +349,16 @@ func (b *batchConn) Read(p []byte) (int, error) {
 	n := copy(p, (*b.pending)[b.pendingOff:])
 	b.pendingOff += n
 	if b.pendingOff == len(*b.pending) {
-		*b.pending = (*b.pending)[:0]
-		readPool.Put(b.pending)
-		b.pending, b.pendingOff = nil, 0
+		b.releasePending()
 	}
 	return n, nil
+}
+
+// releasePending returns the pending buffer to the pool.
+func (b *batchConn) releasePending() {
+	*b.pending = (*b.pending)[:0]
+	readPool.Put(b.pending)
+	b.pending, b.pendingOff = nil, 0
 }
 
 // readPool holds the buffers the reactor reads into; a parked connection

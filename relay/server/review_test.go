@@ -85,7 +85,7 @@ func TestReviewKickAfterReaderEndedCountsTheConnectionOnce(t *testing.T) {
 		return !c.writing && len(c.queue) == 0
 	})
 
-	// drain: applyCommit -> broadcast with holdWriters set.
+	// drain: flush queues the batch without starting the writer.
 	frame, _ := protocol.Encode(&protocol.Presence{Member: protocol.Member{ID: "m0", Name: "x", State: protocol.StateOnline}})
 	if !c.push(outFrame{data: frame, op: websocket.TextMessage}, false) {
 		t.Fatal("push refused")

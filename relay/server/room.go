@@ -76,12 +76,11 @@ type room struct {
 	byName    map[string]*member // by folded name
 	nextLeave time.Time          // no away member's grace ends before this; zero: nobody is away
 	inflight  map[string]*pendingMsg
-	// fan is set while drain applies a batch of commits: broadcasts and acks
-	// go into it, and drain queues each member its share at the end, so a
-	// member gets the whole batch in one write instead of one per message.
-	fan     *fanBatch
-	fanBuf  fanBatch // drain's; only its owners slice is reused
-	kickBuf []*conn  // drain's, reused
+	// batch collects the messages and acks of the commits drain applies;
+	// drain queues each member its share at the end, so a member gets them
+	// in one write instead of one per message.
+	batch   fanBatch
+	kickBuf []*conn // drain's, reused
 
 	doneMu   sync.Mutex
 	doneQ    []commitResult
@@ -392,15 +391,10 @@ func (r *room) drain() {
 		}
 		r.doneMu.Unlock()
 		r.mu.Lock()
-		// Members share the batch's bytes: it must be a new buffer each time.
-		r.fanBuf = fanBatch{owners: r.fanBuf.owners[:0]}
-		r.fan = &r.fanBuf
 		for _, res := range q {
-			r.applyCommit(res)
+			r.applyCommit(&r.batch, res)
 		}
-		r.fan = nil
-		kick := r.flush(&r.fanBuf, r.kickBuf[:0])
-		r.fanBuf.buf = nil // the queues hold it now, and a quiet room holds nothing
+		kick := r.flush(&r.batch, r.kickBuf[:0])
 		r.mu.Unlock()
 		// The writes happen outside the room's lock: a sender waiting for
 		// it must not wait for a thousand syscalls.
@@ -454,7 +448,9 @@ func kickAll(conns []*conn) {
 	wg.Wait()
 }
 
-func (r *room) applyCommit(res commitResult) {
+// applyCommit answers one finished commit into b: the message for the
+// other members, the acks (or the error) for its sender.
+func (r *room) applyCommit(b *fanBatch, res commitResult) {
 	p := r.inflight[res.key]
 	delete(r.inflight, res.key)
 	r.pending--
@@ -468,15 +464,17 @@ func (r *room) applyCommit(res commitResult) {
 	case res.err == nil:
 		r.committed = res.rec.Seq
 		r.s.metrics.MessagesAccepted.Inc()
-		r.broadcast(&protocol.Message{Seq: res.rec.Seq, ID: res.rec.ClientID, From: p.from, Text: res.rec.Text, TS: res.rec.TS}, m)
-		r.ack(m, p.acks, &protocol.Ack{ID: res.rec.ClientID, Seq: res.rec.Seq, TS: res.rec.TS})
+		if data, ok := r.s.encode(&protocol.Message{Seq: res.rec.Seq, ID: res.rec.ClientID, From: p.from, Text: res.rec.Text, TS: res.rec.TS}); ok {
+			b.addMsg(data, m)
+		}
+		r.ack(b, m, p.acks, &protocol.Ack{ID: res.rec.ClientID, Seq: res.rec.Seq, TS: res.rec.TS})
 		return
 	case errors.As(res.err, &dup):
-		r.ack(m, p.acks, &protocol.Ack{ID: res.rec.ClientID, Seq: dup.Existing.Seq, TS: dup.Existing.TS})
+		r.ack(b, m, p.acks, &protocol.Ack{ID: res.rec.ClientID, Seq: dup.Existing.Seq, TS: dup.Existing.TS})
 	default:
 		r.s.metrics.StoreErrors.Inc()
 		r.s.log.Error("message not stored", "room", r.name, "member", res.rec.MemberID, "seq", res.rec.Seq, "err", res.err)
-		r.sendTo(m, &protocol.Error{Code: protocol.ErrInternal, Message: "the relay could not store this message, so it was not sent; send it again", ID: res.rec.ClientID})
+		r.sendTo(b, m, &protocol.Error{Code: protocol.ErrInternal, Message: "the relay could not store this message, so it was not sent; send it again", ID: res.rec.ClientID})
 	}
 	// A failed record takes no seq, and the store fails every record queued
 	// after it with a higher seq. Restart numbering after the last durable
@@ -488,42 +486,30 @@ func (r *room) applyCommit(res commitResult) {
 }
 
 // ack sends m the acks it is owed (n: the original and its duplicates).
-func (r *room) ack(m *member, n int, a *protocol.Ack) {
+func (r *room) ack(b *fanBatch, m *member, n int, a *protocol.Ack) {
 	for range n {
-		r.sendTo(m, a)
+		r.sendTo(b, m, a)
 	}
 }
 
-// sendTo sends f to m alone: during a drain in its batch, so that it keeps
-// its place among the other members' messages.
-func (r *room) sendTo(m *member, f protocol.Frame) {
+// sendTo sends f to m alone, in b, so that it keeps its place among the
+// other members' messages.
+func (r *room) sendTo(b *fanBatch, m *member, f protocol.Frame) {
 	if m == nil || m.conn == nil {
 		return
 	}
-	if r.fan == nil {
-		m.conn.send(f)
-		return
+	if data, ok := r.s.encode(f); ok {
+		b.addFrame(m, f.FrameType(), data)
 	}
-	data, err := protocol.Encode(f)
-	if err != nil {
-		r.s.log.Error("cannot encode frame", "type", f.FrameType(), "err", err)
-		return
-	}
-	r.fan.addFrame(m, f.FrameType(), data)
 }
 
 // broadcast encodes f once and queues the same bytes to every online member
-// but except (during a drain, into its fanBatch). A member whose queue
-// overflows is cut off (enqueue evicts it) without delaying the others.
+// but except. A member whose queue overflows is cut off (enqueue evicts it)
+// without delaying the others.
 func (r *room) broadcast(f protocol.Frame, except *member) {
 	start := time.Now()
-	data, err := protocol.Encode(f)
-	if err != nil {
-		r.s.log.Error("cannot encode frame", "type", f.FrameType(), "err", err)
-		return
-	}
-	if r.fan != nil {
-		r.fan.addMsg(data, except) // flush queues and counts it
+	data, ok := r.s.encode(f)
+	if !ok {
 		return
 	}
 	frame := outFrame{data: data, op: websocket.TextMessage}

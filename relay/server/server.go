@@ -186,6 +186,17 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// encode encodes an outbound frame; a frame that cannot be encoded (a bug)
+// is logged and not sent.
+func (s *Server) encode(f protocol.Frame) ([]byte, bool) {
+	data, err := protocol.Encode(f)
+	if err != nil {
+		s.log.Error("cannot encode frame", "type", f.FrameType(), "err", err)
+		return nil, false
+	}
+	return data, true
+}
+
 // frameCounter returns the pre-resolved counter for typ, or the vector's.
 func (s *Server) frameCounter(m map[string]prometheus.Counter, vec *prometheus.CounterVec, typ string) prometheus.Counter {
 	if c, ok := m[typ]; ok {
