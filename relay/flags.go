@@ -183,6 +183,8 @@ func newFlagSet(o *options, usageOut io.Writer) *flag.FlagSet {
 	durationVar(fs, &c.CommitInterval, "commit-interval", server.DefaultCommitInterval, "least time between two history commits, so a busy relay shares each fsync among more messages (negative = none)")
 	durationVar(fs, &c.FlushInterval, "flush-interval", server.DefaultFlushInterval, "least time between two writes to the members of a busy room, so each carries more messages (negative = none)")
 	intVar(fs, &c.SendQueue, "send-queue", server.DefaultSendQueue, "frames that may wait for one connection while its writer is busy; beyond, it is a slow consumer (close 4001)")
+	c.AvatarMemory = server.DefaultAvatarMemory
+	fs.Var(byteSize{&c.AvatarMemory}, "avatar-memory", "memory the avatar decodes running at once may take together; more uploads wait their turn, then get 429 (bytes, or KiB/MiB)")
 	durationVar(fs, &c.ShutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "on SIGTERM/SIGINT, how long to wait for clients to get their close 1001")
 	intVar(fs, &c.STUNPort, "stun-port", 3478, "UDP port of the STUN responder clients use for network diagnostics; the next port is used too (0 = no STUN)")
 	fs.StringVar(&c.STUNAltIP, "stun-alt-ip", "", "a second IP address of this host, so STUN can answer CHANGE-REQUEST (RFC 5780); needs --listen with a specific IP")

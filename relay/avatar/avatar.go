@@ -2,10 +2,13 @@
 // the relay stores and serves: a square 128x128 PNG, named by the SHA-256 of
 // its bytes.
 //
-// Hostile uploads are refused before they cost memory: the body size is capped
-// by the caller (MaxUpload), and the header's claimed dimensions are checked
-// with image.DecodeConfig before any pixel is decoded, so a small file that
-// claims 60000x60000 pixels (a picture bomb) never allocates its bitmap.
+// Hostile uploads are refused before they cost memory. The body size is
+// capped by the caller (MaxUpload). The header alone tells what a full decode
+// will allocate (cost.go follows image/png and image/jpeg): the dimensions,
+// PNG bit depth and interlacing, JPEG components, subsampling and
+// progressive coefficients. A picture whose decode would cost more than
+// MaxDecodeCost is refused without decoding a pixel, and a Limiter bounds how
+// much memory all the decodes running at once may hold.
 package avatar
 
 import (
@@ -28,23 +31,31 @@ const (
 	Size = 128
 	// MaxSide is the largest width or height accepted in an upload's header.
 	MaxSide = 4096
-	// MaxPixels is the largest width*height accepted in an upload's header.
-	MaxPixels = 16 << 20
 )
 
 // Errors returned by Process; the server maps them to HTTP statuses.
 var (
 	ErrTooLarge    = errors.New("the picture is larger than 256 KiB: upload a smaller PNG or JPEG")
 	ErrUnsupported = errors.New("the upload is not a PNG or JPEG picture")
-	ErrDimensions  = errors.New("the picture's dimensions are too large (at most 4096x4096 pixels and 16 megapixels)")
+	ErrDimensions  = errors.New("the picture has too many pixels for an avatar")
 )
 
 // Process checks an uploaded PNG or JPEG and returns the stored form: a
 // Size x Size PNG cropped to the centre square. contentType is the upload's
 // Content-Type ("image/png" or "image/jpeg"); it must match the bytes.
+// It decodes without asking a Limiter: the relay calls Limiter.Process.
 func Process(data []byte, contentType string) ([]byte, error) {
+	h, err := check(data, contentType)
+	if err != nil {
+		return nil, err
+	}
+	return decode(data, h)
+}
+
+// check refuses, from the header alone, what must not be decoded.
+func check(data []byte, contentType string) (header, error) {
 	if len(data) > MaxUpload {
-		return nil, ErrTooLarge
+		return header{}, ErrTooLarge
 	}
 	var want string
 	switch contentType {
@@ -53,21 +64,31 @@ func Process(data []byte, contentType string) ([]byte, error) {
 	case "image/jpeg", "image/jpg":
 		want = "jpeg"
 	default:
-		return nil, fmt.Errorf("%w (Content-Type %q; use image/png or image/jpeg)", ErrUnsupported, contentType)
+		return header{}, fmt.Errorf("%w (Content-Type %q; use image/png or image/jpeg)", ErrUnsupported, contentType)
 	}
-	cfg, format, err := decodeConfig(data)
+	h, err := inspect(data)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnsupported, err)
+		return header{}, fmt.Errorf("%w: %v", ErrUnsupported, err)
 	}
-	if format != want {
-		return nil, fmt.Errorf("%w: Content-Type says %s but the bytes are %s", ErrUnsupported, want, format)
+	if h.format != want {
+		return header{}, fmt.Errorf("%w: Content-Type says %s but the bytes are %s", ErrUnsupported, want, h.format)
 	}
-	if cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width > MaxSide || cfg.Height > MaxSide ||
-		int64(cfg.Width)*int64(cfg.Height) > MaxPixels {
-		return nil, fmt.Errorf("%w: it claims %dx%d", ErrDimensions, cfg.Width, cfg.Height)
+	if h.width > MaxSide || h.height > MaxSide {
+		return header{}, fmt.Errorf("%w: it claims %dx%d, at most %dx%d are accepted; scale it down to about 512x512 and upload it again",
+			ErrDimensions, h.width, h.height, MaxSide, MaxSide)
 	}
+	if h.cost > MaxDecodeCost {
+		return header{}, fmt.Errorf("%w: a %dx%d %s takes %d MiB to decode, at most %d MiB are allowed; scale it down to about 512x512 and upload it again",
+			ErrDimensions, h.width, h.height, h.kind, (h.cost+1<<20-1)>>20, MaxDecodeCost>>20)
+	}
+	return h, nil
+}
+
+// decode turns a checked picture into the stored form.
+func decode(data []byte, h header) ([]byte, error) {
 	var img image.Image
-	if format == "png" {
+	var err error
+	if h.format == "png" {
 		img, err = png.Decode(bytes.NewReader(data))
 	} else {
 		img, err = jpeg.Decode(bytes.NewReader(data))
@@ -90,20 +111,6 @@ func Hash(b []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// decodeConfig reads only the header, using the two decoders the relay accepts
-// (no image.RegisterFormat side effects on the rest of the program).
-func decodeConfig(data []byte) (image.Config, string, error) {
-	switch {
-	case bytes.HasPrefix(data, []byte("\x89PNG\r\n\x1a\n")):
-		c, err := png.DecodeConfig(bytes.NewReader(data))
-		return c, "png", err
-	case bytes.HasPrefix(data, []byte("\xff\xd8")):
-		c, err := jpeg.DecodeConfig(bytes.NewReader(data))
-		return c, "jpeg", err
-	}
-	return image.Config{}, "", errors.New("unknown file signature")
-}
-
 // Square crops src to its centred square and scales it to size x size with a
 // box filter (each output pixel averages the source pixels it covers), which
 // is enough for shrinking photos without aliasing; enlarging repeats pixels.
@@ -115,21 +122,22 @@ func Square(src image.Image, size int) *image.NRGBA {
 	x0 := b.Min.X + (b.Dx()-side)/2
 	y0 := b.Min.Y + (b.Dy()-side)/2
 
-	// Convert the crop once into RGBA (premultiplied) so the inner loop
-	// reads plain bytes instead of calling At per pixel.
-	crop := image.NewRGBA(image.Rect(0, 0, side, side))
-	draw.Draw(crop, crop.Bounds(), src, image.Pt(x0, y0), draw.Src)
-
+	// Convert only the source rows of one output row at a time into RGBA
+	// (premultiplied), so the inner loop reads plain bytes instead of
+	// calling At per pixel, and shrinking costs a strip of the picture
+	// rather than a second copy of it.
+	strip := image.NewRGBA(image.Rect(0, 0, side, max((side+size-1)/size, 1)))
 	dst := image.NewNRGBA(image.Rect(0, 0, size, size))
 	for oy := 0; oy < size; oy++ {
 		sy0 := oy * side / size
 		sy1 := max((oy+1)*side/size, sy0+1)
+		draw.Draw(strip, image.Rect(0, 0, side, sy1-sy0), src, image.Pt(x0, y0+sy0), draw.Src)
 		for ox := 0; ox < size; ox++ {
 			sx0 := ox * side / size
 			sx1 := max((ox+1)*side/size, sx0+1)
 			var r, g, bl, a, n uint64
-			for sy := sy0; sy < sy1; sy++ {
-				row := crop.Pix[sy*crop.Stride:]
+			for sy := 0; sy < sy1-sy0; sy++ {
+				row := strip.Pix[sy*strip.Stride:]
 				for sx := sx0; sx < sx1; sx++ {
 					p := row[sx*4 : sx*4+4]
 					r += uint64(p[0])

@@ -109,7 +109,7 @@ func New() *Metrics {
 		}, []string{"reason"}),
 		AvatarUploads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "heartline_avatar_uploads_total",
-			Help: "Avatar uploads, by result (stored, too_large, bad_image, unauthorized, rate_limited, error).",
+			Help: "Avatar uploads, by result (stored, too_large, bad_image, unauthorized, rate_limited, busy, error).",
 		}, []string{"result"}),
 	}
 	// Every eviction reason exists from the start at 0, so an alert on its

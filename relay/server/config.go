@@ -8,6 +8,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/heartline/heartline/relay/avatar"
 	"github.com/heartline/heartline/relay/store"
 	"github.com/heartline/heartline/shared/protocol"
 )
@@ -33,6 +34,7 @@ const (
 	DefaultKeepAliveCount    = 3
 	DefaultAvatarRate        = 1.0 / 6 // uploads per second per client address (10 a minute)
 	DefaultAvatarBurst       = 5
+	DefaultAvatarMemory      = 64 << 20 // two of the costliest acceptable pictures at once
 )
 
 // Config configures a relay. Every zero value means the documented default, so
@@ -134,6 +136,11 @@ type Config struct {
 	// 10 a minute with a burst of 5.
 	AvatarRate  float64
 	AvatarBurst int
+	// AvatarMemory bounds the bytes that the avatar decodes running at once
+	// may allocate together (each picture's cost is known from its header
+	// and is at most avatar.MaxDecodeCost); an upload waits its turn for up
+	// to 10 s, then gets 429 with Retry-After. 0 means 64 MiB.
+	AvatarMemory int64
 
 	// ShutdownTimeout bounds Serve's graceful shutdown after ctx ends; 0 means 10 s.
 	ShutdownTimeout time.Duration
@@ -184,6 +191,7 @@ func (c Config) withDefaults() Config {
 	c.CommitInterval = cmp.Or(c.CommitInterval, DefaultCommitInterval)
 	c.AvatarRate = cmp.Or(c.AvatarRate, DefaultAvatarRate)
 	c.AvatarBurst = cmp.Or(c.AvatarBurst, DefaultAvatarBurst)
+	c.AvatarMemory = cmp.Or(c.AvatarMemory, DefaultAvatarMemory)
 	if c.now == nil {
 		c.now = time.Now
 	}
@@ -241,6 +249,9 @@ func (c Config) Validate() error {
 	}
 	if c.FlushInterval > time.Second || c.CommitInterval > time.Second {
 		bad("flush interval %v and commit interval %v must be at most 1s: every message waits for them, acks included", c.FlushInterval, c.CommitInterval)
+	}
+	if c.AvatarMemory < avatar.MaxDecodeCost {
+		bad("avatar memory %d MiB is too small: the largest acceptable picture takes %d MiB to decode", c.AvatarMemory>>20, avatar.MaxDecodeCost>>20)
 	}
 	if c.HistoryPage < 1 {
 		bad("history page must be at least 1")

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bufio"
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -299,8 +300,16 @@ func (s *Server) handleRooms(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"rooms": out})
 }
 
-// maxDrainedUpload bounds what a refused upload costs the relay to read.
-const maxDrainedUpload = 1 << 20
+const (
+	// maxDrainedUpload bounds what a refused upload costs the relay to read.
+	maxDrainedUpload = 1 << 20
+	// avatarUploadsInFlight bounds the upload bodies held at once (each at
+	// most avatar.MaxUpload) while they are read, wait or are decoded.
+	avatarUploadsInFlight = 32
+	// avatarDecodeWait is how long an upload waits for room in the decode
+	// budget before it is told to come back (429).
+	avatarDecodeWait = 10 * time.Second
+)
 
 func (s *Server) handleAvatarUpload(w http.ResponseWriter, r *http.Request) {
 	count := func(result string) { s.metrics.AvatarUploads.WithLabelValues(result).Inc() }
@@ -331,6 +340,13 @@ func (s *Server) handleAvatarUpload(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusRequestEntityTooLarge, "too_large", avatar.ErrTooLarge.Error())
 		return
 	}
+	end, ok := s.decodes.Begin()
+	if !ok {
+		count("busy")
+		writeBusy(w)
+		return
+	}
+	defer end()
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, avatar.MaxUpload))
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -344,8 +360,14 @@ func (s *Server) handleAvatarUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ct := strings.TrimSpace(strings.Split(r.Header.Get("Content-Type"), ";")[0])
-	png, err := avatar.Process(body, strings.ToLower(ct))
+	ctx, cancel := context.WithTimeout(r.Context(), avatarDecodeWait)
+	png, err := s.decodes.Process(ctx, body, strings.ToLower(ct))
+	cancel()
 	switch {
+	case errors.Is(err, avatar.ErrBusy):
+		count("busy")
+		writeBusy(w)
+		return
 	case errors.Is(err, avatar.ErrTooLarge):
 		count("too_large")
 		writeJSONError(w, http.StatusRequestEntityTooLarge, "too_large", err.Error())
@@ -373,6 +395,13 @@ func (s *Server) handleAvatarUpload(w http.ResponseWriter, r *http.Request) {
 	count("stored")
 	s.log.Info("avatar stored", "avatar", h, "remote", r.RemoteAddr, "bytes", len(png))
 	writeJSON(w, http.StatusCreated, map[string]string{"avatar": protocol.AvatarSHA256 + ":" + h})
+}
+
+// writeBusy tells an uploader that the relay's picture budget is taken, and
+// when to come back.
+func writeBusy(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "2")
+	writeJSONError(w, http.StatusTooManyRequests, "busy", avatar.ErrBusy.Error())
 }
 
 const immutable = "public, max-age=31536000, immutable"

@@ -71,6 +71,7 @@ type Server struct {
 	bgWG    sync.WaitGroup // sweeper and room drainers
 
 	avatarLimits *ipLimiter
+	decodes      *avatar.Limiter
 
 	// Counters per frame type, resolved once: the message path then never
 	// takes the metric vectors' internal lock.
@@ -111,6 +112,7 @@ func New(cfg Config) (*Server, error) {
 		builtin:      make(map[string]bool),
 		stop:         make(chan struct{}),
 		avatarLimits: newIPLimiter(cfg.AvatarRate, cfg.AvatarBurst),
+		decodes:      avatar.NewLimiter(cfg.AvatarMemory, avatarUploadsInFlight),
 	}
 	s.framesIn, s.framesOut = map[string]prometheus.Counter{}, map[string]prometheus.Counter{}
 	for _, typ := range []string{protocol.TypeHello, protocol.TypeMsg, protocol.TypePing, protocol.TypeBye,
