@@ -1,6 +1,9 @@
 package server
 
 import (
+	"runtime"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -133,4 +136,53 @@ func (r *room) flush(b *fanBatch, kick []*conn) []*conn {
 	}
 	r.s.metrics.FanoutDuration.Observe(time.Since(start).Seconds())
 	return kick
+}
+
+// kickAll kicks every connection of a big room on every core at once, one
+// goroutine per core rather than one per member.
+func kickAll(conns []*conn) {
+	const minPerCore = 64
+	parts := min(runtime.GOMAXPROCS(0), len(conns)/minPerCore)
+	if parts <= 1 {
+		for _, c := range conns {
+			c.kick()
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	size := (len(conns) + parts - 1) / parts
+	for part := range slices.Chunk(conns[size:], size) {
+		wg.Go(func() {
+			for _, c := range part {
+				c.kick()
+			}
+		})
+	}
+	for _, c := range conns[:size] {
+		c.kick()
+	}
+	wg.Wait()
+}
+
+// broadcast encodes f once and queues the same bytes to every online member
+// but except. A member whose queue overflows is cut off (enqueue evicts it)
+// without delaying the others.
+func (r *room) broadcast(f protocol.Frame, except *member) {
+	start := time.Now()
+	data, ok := r.s.encode(f)
+	if !ok {
+		return
+	}
+	frame := outFrame{data: data, op: websocket.TextMessage}
+	queued := 0
+	for _, o := range r.members {
+		if o == except || o.conn == nil {
+			continue
+		}
+		if o.conn.push(frame, true) {
+			queued++
+		}
+	}
+	r.s.frameCounter(r.s.framesOut, r.s.metrics.FramesOut, f.FrameType()).Add(float64(queued))
+	r.s.metrics.FanoutDuration.Observe(time.Since(start).Seconds())
 }

@@ -1,0 +1,187 @@
+package server
+
+// A room's membership: join (and return), attach to a connection, the link
+// dropping (away), bye, removal and the grace period's end.
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"github.com/heartline/heartline/relay/metrics"
+	"github.com/heartline/heartline/shared/protocol"
+)
+
+func keyHash(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
+}
+
+// newMemberID is random (not a counter, not a file descriptor), so ids are
+// never reused, not even across restarts.
+func newMemberID() string {
+	var b [10]byte
+	rand.Read(b[:])
+	return "m" + hex.EncodeToString(b[:])
+}
+
+type joinResult struct {
+	retry   bool
+	refused bool
+	code    string // error frame code, "" for none
+	msg     string
+	close   int
+}
+
+// join admits c as the member whose key the hello carries.
+func (r *room) join(c *conn, h *protocol.Hello) joinResult {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.dead {
+		return joinResult{retry: true} // removed while we waited; the caller gets a fresh room
+	}
+	now := r.s.cfg.now()
+	kh := keyHash(h.Key)
+	fold := protocol.NameFoldKey(h.Name)
+	m := r.byKey[kh]
+	if other := r.byName[fold]; other != nil && other != m {
+		return joinResult{refused: true, close: protocol.CloseNameTaken,
+			msg: fmt.Sprintf("the name %q is taken in this room: choose another name", h.Name)}
+	}
+	if m != nil {
+		if c.serial < m.lastSerial {
+			return joinResult{refused: true, close: protocol.CloseReplaced,
+				msg: "a newer connection of this member is already in the room"}
+		}
+		old := m.conn
+		changed := m.name != h.Name || m.avatar != h.Avatar
+		if changed {
+			delete(r.byName, m.fold)
+			m.name, m.fold, m.avatar = h.Name, fold, h.Avatar
+			r.byName[fold] = m
+			r.s.store.PutMember(r.name, m.record(), nil)
+		}
+		wasAway := m.state == protocol.StateAway
+		m.state, m.conn, m.lastSerial, m.remote = protocol.StateOnline, c, c.serial, c.remote
+		m.leaveAt, m.leaveReason = time.Time{}, ""
+		if old != nil && old != c {
+			old.evict(protocol.CloseReplaced, "replaced by a newer connection of the same member", "", metrics.EvictReplaced)
+		}
+		r.attach(c, m)
+		if wasAway || changed {
+			r.broadcast(&protocol.Presence{Member: m.wire()}, m)
+		}
+		r.s.log.Info("member returned", "room", r.name, "member", m.id, "name", m.name, "remote", c.remote,
+			"was_away", wasAway, "replaced", old != nil)
+	} else {
+		if len(r.members) >= r.s.cfg.MaxRoomMembers {
+			return joinResult{refused: true, code: protocol.ErrRoomFull, close: protocol.CloseRoomFull,
+				msg: fmt.Sprintf("the room is full (%d members); try again when someone leaves", r.s.cfg.MaxRoomMembers)}
+		}
+		m = &member{
+			id: newMemberID(), name: h.Name, fold: fold, avatar: h.Avatar, keyHash: kh,
+			since: now.UnixMilli(), state: protocol.StateOnline, conn: c, lastSerial: c.serial, remote: c.remote,
+		}
+		r.members[m.id], r.byKey[kh], r.byName[fold] = m, m, m
+		r.s.metrics.RoomMembers.WithLabelValues(r.name).Set(float64(len(r.members)))
+		r.s.store.PutMember(r.name, m.record(), nil)
+		r.attach(c, m)
+		r.broadcast(&protocol.Joined{Member: m.wire()}, m)
+		r.s.log.Info("member joined", "room", r.name, "member", m.id, "name", m.name, "remote", c.remote, "client", h.Client)
+	}
+	c.send(r.welcome(c, m, h.Resume, now))
+	return joinResult{}
+}
+
+func (r *room) attach(c *conn, m *member) {
+	c.mu.Lock()
+	c.room, c.member = r, m
+	if !c.readerDone {
+		c.live.flags.Or(liveJoined)
+	}
+	c.mu.Unlock()
+}
+
+// linkDropped turns m away when c, its current connection, ended without bye.
+func (r *room) linkDropped(m *member, c *conn, reason string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if m.conn != c {
+		return // replaced, or already gone
+	}
+	now := r.s.cfg.now()
+	m.conn = nil
+	m.state = protocol.StateAway
+	m.leaveAt, m.leaveReason = now.Add(r.s.cfg.Grace), reason
+	r.leaveDue(m.leaveAt)
+	m.lastSeen = time.Unix(0, c.live.lastSeen.Load())
+	r.s.log.Info("member away", "room", r.name, "member", m.id, "remote", c.remote, "reason", reason, "grace", r.s.cfg.Grace)
+	if r.s.draining.Load() {
+		return // everyone is being closed; they will be away after the restart
+	}
+	r.broadcast(&protocol.Presence{Member: m.wire()}, m)
+}
+
+// bye removes m at once (reason bye) if c is its current connection.
+func (r *room) bye(m *member, c *conn) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if m.conn != c {
+		return
+	}
+	m.conn = nil
+	r.remove(m, protocol.ReasonBye)
+}
+
+func (r *room) remove(m *member, reason string) {
+	delete(r.members, m.id)
+	delete(r.byKey, m.keyHash)
+	if r.byName[m.fold] == m {
+		delete(r.byName, m.fold)
+	}
+	r.s.store.DeleteMember(r.name, m.id, nil)
+	r.s.metrics.RoomMembers.WithLabelValues(r.name).Set(float64(len(r.members)))
+	r.broadcast(&protocol.Left{Member: m.wire(), Reason: reason}, m)
+	r.s.log.Info("member left", "room", r.name, "member", m.id, "name", m.name, "remote", m.remote, "reason", reason)
+}
+
+// leaveDue notes that an away member leaves at t, so that sweep looks at
+// the members only when a grace period may have ended.
+func (r *room) leaveDue(t time.Time) {
+	if r.nextLeave.IsZero() || t.Before(r.nextLeave) {
+		r.nextLeave = t
+	}
+}
+
+// sweep ends the grace period of away members and forgets an empty room. It
+// skips a busy room (the next sweep gets it) so the sweeper never waits.
+func (r *room) sweep(now time.Time) {
+	if !r.mu.TryLock() {
+		return
+	}
+	defer r.mu.Unlock()
+	if !r.nextLeave.IsZero() && !now.Before(r.nextLeave) {
+		r.nextLeave = time.Time{}
+		for _, m := range r.members {
+			switch {
+			case m.conn != nil || m.leaveAt.IsZero():
+			case !now.Before(m.leaveAt):
+				r.remove(m, m.leaveReason)
+			default:
+				r.leaveDue(m.leaveAt)
+			}
+		}
+	}
+	if len(r.members) == 0 && r.pending == 0 && !r.dead {
+		r.dead = true
+		r.s.roomsMu.Lock()
+		if r.s.rooms[r.name] == r {
+			delete(r.s.rooms, r.name)
+		}
+		r.s.metrics.Rooms.Set(float64(len(r.s.rooms)))
+		r.s.roomsMu.Unlock()
+		r.s.metrics.RoomMembers.DeleteLabelValues(r.name)
+	}
+}
