@@ -1,23 +1,3 @@
-// Package server is the Heartline relay as a library: rooms, members,
-// heartbeat expiry, durable history through relay/store, the HTTP endpoints
-// (/ws, health, metrics, avatars, admin) and graceful shutdown. The relay's
-// main, the desktop's host mode and the tests all run it through this API:
-//
-//	srv, err := server.New(server.Config{DataDir: dir, Listen: "127.0.0.1:0"})
-//	err = srv.Start()          // or srv.Serve(ctx), or mount srv.Handler()
-//	addr := srv.Addr()         // the bound address
-//	err = srv.Shutdown(ctx)    // readyz 503, close 1001 to everyone, flush the store
-//
-// Concurrency model (see docs/ARCHITECTURE.md): each connection has at most
-// one reader goroutine, running only while its socket has input (in between,
-// on Linux, the connection is parked with the reactor, one epoll goroutine
-// that also answers heartbeats), and at most one writer goroutine, started on
-// demand when its queue has frames and gone when it is empty; each room's
-// state is guarded by its own mutex (no global lock on the message path);
-// store commits come back on the store's goroutine and are applied to the
-// room by a per-room drainer, so no reader ever waits on a disk write; one
-// sweeper goroutine expires silent connections, hello timeouts and grace
-// periods.
 package server
 
 import (

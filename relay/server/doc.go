@@ -1,0 +1,82 @@
+// Package server is the Heartline relay as a library: rooms, members,
+// heartbeat expiry, durable history through relay/store, the HTTP endpoints
+// (/ws, health, metrics, avatars, admin) and graceful shutdown. The relay's
+// main, the desktop's host mode and the tests all run it through this API:
+//
+//	srv, err := server.New(server.Config{DataDir: dir, Listen: "127.0.0.1:0"})
+//	err = srv.Start()          // or srv.Serve(ctx), or mount srv.Handler()
+//	addr := srv.Addr()         // the bound address
+//	err = srv.Shutdown(ctx)    // readyz 503, close 1001 to everyone, flush the store
+//
+// # Where things are
+//
+//	server.go    Server: New, Start, Serve, Shutdown, restore after a restart
+//	config.go    Config, its defaults and Validate
+//	http.go      the HTTP routes, the upgrade, connection caps, admin, avatars
+//	handle.go    one inbound frame: hello, msg, ping, bye; the rate limit
+//	room.go      the room and member types; finding, creating, restoring a room
+//	members.go   join, return, away, bye, leave, the grace period's end
+//	commit.go    msg -> seq -> store -> drainer -> acks and the batch
+//	fanout.go    the fan-out batch (framed once, shared) and broadcast
+//	history.go   the welcome and its history
+//	sweep.go     the one timer: silence, hello timeout, grace, limiters
+//	conn.go, read.go, live.go, reactor_*.go  the WebSocket transport
+//
+// # Concurrency model
+//
+// See also docs/ARCHITECTURE.md. Each connection has at most one reader
+// goroutine, running only while its socket has input (in between, on Linux,
+// the connection is parked with the reactor, one epoll goroutine that also
+// answers heartbeats), and at most one writer goroutine, started on demand
+// when its queue has frames and gone when it is empty; each room's state is
+// guarded by its own mutex (no global lock on the message path); store
+// commits come back on the store's goroutine and are applied to the room by
+// a per-room drainer, so no reader ever waits on a disk write; one sweeper
+// goroutine expires silent connections, hello timeouts and grace periods.
+//
+// # Locks, and the order they are taken in
+//
+// A goroutine holding a lock of one tier may take a lock of a later tier,
+// never one of its own tier or an earlier one. No lock is held across a
+// socket read or write.
+//
+//	tier  lock                 guards                                          taken under it
+//	1     room.mu              a room: members, byKey, byName, seq, committed,  conn.mu (attach, push, evict,
+//	                           pending, inflight, the drain's batch, dead       close), Server.roomsMu (sweep
+//	                                                                            forgets the room), Server.mu
+//	                                                                            (welcome's STUNPorts), store
+//	2     conn.mu              a connection's queue, writer turn (writing),    metrics only
+//	                           closing, close code, readerDone, exitReason,
+//	                           room and member
+//	2     Server.roomsMu       the rooms map                                   metrics only
+//	2     Server.mu            ln, stun, httpSrv, served, shutdown             the STUN responder's Ports
+//	3     store (relay/store)  its queue (Store.mu, shared to enqueue) and     nothing of this package: its
+//	                           bbolt's transactions                            callbacks run on the committer
+//	                                                                            goroutine, with no store lock
+//	4     room.doneMu          the finished commits waiting for the drainer    nothing
+//	4     Server.connsMu       the connection table (liveness slots), the      nothing
+//	                           per-IP and total reservation counts
+//	4     reactor.mu           the reactor's slot -> connection table          nothing
+//	4     ipLimiter.mu         the avatar upload limiters                      nothing
+//
+// Consequences the code relies on:
+//   - The store's callbacks (room.completed) take only room.doneMu, so
+//     appending under room.mu cannot deadlock with a commit coming back;
+//     the drainer takes doneMu and room.mu one after the other, never both.
+//   - A connection never takes room.mu while holding conn.mu: its reader
+//     reads room and member under conn.mu (roomMember), lets go, then calls
+//     into the room (linkDropped, bye, send).
+//   - The sweeper takes Server.connsMu to collect, lets go, then evicts; it
+//     takes room.mu only with TryLock, so it never waits for a busy room.
+//   - The reactor holds reactor.mu only to look up the connections of one
+//     wake-up, then reads and answers them with no lock held.
+//   - Writes to the socket (kick, writeLoop) happen with no lock held: the
+//     writer's turn (conn.writing) is taken and given back under conn.mu.
+//   - room.mu is held while the store enqueues a member change (PutMember,
+//     DeleteMember), which waits if the store's queue is full; messages use
+//     TryAppend, which never waits.
+//
+// TestLockOrderUnderRace drives the paths that hold two of these at once
+// (join, fan-out, eviction, the sweeper, shutdown) at the same time, for the
+// race detector.
+package server
