@@ -187,6 +187,7 @@ func newFlagSet(o *options, usageOut io.Writer) *flag.FlagSet {
 	fs.Var(byteSize{&c.AvatarMemory}, "avatar-memory", "memory the avatar decodes running at once may take together; more uploads wait their turn, then get 429 (bytes, or KiB/MiB)")
 	durationVar(fs, &c.ShutdownTimeout, "shutdown-timeout", server.DefaultShutdownTimeout, "on SIGTERM/SIGINT, how long to wait for clients to get their close 1001")
 	intVar(fs, &c.STUNPort, "stun-port", 3478, "UDP port of the STUN responder clients use for network diagnostics; the next port is used too (0 = no STUN)")
+	fs.BoolVar(&c.STUNOptional, "stun-optional", false, "if the STUN ports cannot be bound, log it and run without STUN instead of refusing to start")
 	fs.StringVar(&c.STUNAltIP, "stun-alt-ip", "", "a second IP address of this host, so STUN can answer CHANGE-REQUEST (RFC 5780); needs --listen with a specific IP")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")

@@ -15,7 +15,6 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/heartline/heartline/relay/server"
-	"github.com/heartline/heartline/relay/stunsrv"
 )
 
 // host is "Host a room on this computer": the relay as a library, listening
@@ -24,7 +23,6 @@ import (
 type host struct {
 	ui   *UI
 	srv  *server.Server
-	stun *stunsrv.Server
 	port int
 }
 
@@ -46,19 +44,18 @@ func (h *host) start(port int) (string, error) {
 	}
 	h.stop()
 	log := h.ui.log.With("component", "embedded-relay")
-	var stunPorts []int
-	st, err := stunsrv.Listen(stunsrv.Config{Port: port, Logger: log})
-	if err != nil {
-		log.Info("host mode without STUN (diagnostics will not check UDP)", "err", err)
-	} else {
-		stunPorts = st.Ports()
+	cfg := server.Config{
+		Listen:  fmt.Sprintf(":%d", port),
+		DataDir: filepath.Join(h.ui.opts.DataDir, "relay"),
+		// STUN on the same port number over UDP when it is free: without
+		// it the room still works, diagnostics just do not check UDP.
+		STUNOptional: true,
+		Logger:       log,
 	}
-	srv, err := server.New(server.Config{
-		Listen:    fmt.Sprintf(":%d", port),
-		DataDir:   filepath.Join(h.ui.opts.DataDir, "relay"),
-		STUNPorts: stunPorts,
-		Logger:    log,
-	})
+	if port < 65535 { // the responder needs the next port too
+		cfg.STUNPort = port
+	}
+	srv, err := server.New(cfg)
 	if err == nil {
 		err = srv.Start()
 		if err != nil {
@@ -66,12 +63,9 @@ func (h *host) start(port int) (string, error) {
 		}
 	}
 	if err != nil {
-		if st != nil {
-			st.Close()
-		}
 		return "", fmt.Errorf("Could not host the room: %v. Pick another port, or stop the program that uses port %d.", err, port)
 	}
-	h.srv, h.stun = srv, st
+	h.srv = srv
 	if a, ok := srv.Addr().(*net.TCPAddr); ok {
 		h.port = a.Port
 	} else {
@@ -91,10 +85,7 @@ func (h *host) stop() {
 	if err := h.srv.Shutdown(ctx); err != nil {
 		h.ui.log.Info("embedded relay shutdown", "err", err)
 	}
-	if h.stun != nil {
-		h.stun.Close()
-	}
-	h.srv, h.stun = nil, nil
+	h.srv = nil
 	if h.ui.room != nil {
 		h.ui.room.hostInfo.Hide()
 	}

@@ -155,6 +155,11 @@ type Config struct {
 	// responder also answers CHANGE-REQUEST and sends OTHER-ADDRESS (RFC 5780).
 	// Needs Listen to name a specific IP. "" means none.
 	STUNAltIP string
+	// STUNOptional makes Start go on without the STUN responder when its
+	// ports cannot be bound (logged; welcome.stun is then empty) instead of
+	// failing: for the desktop's host mode, where chat matters more than
+	// diagnostics. false means a STUN port that cannot be bound fails Start.
+	STUNOptional bool
 	// STUNPorts announces the ports of a STUN responder run outside the relay
 	// (when STUNPort is 0); nil means none.
 	STUNPorts []int

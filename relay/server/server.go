@@ -217,11 +217,15 @@ func (s *Server) Start() error {
 			Addr: host, Port: s.cfg.STUNPort, AltIP: s.cfg.STUNAltIP,
 			Software: "heartline-relay", Logger: s.log, Registerer: s.metrics.Registry,
 		})
-		if err != nil {
+		switch {
+		case err == nil:
+			s.stun = st
+		case s.cfg.STUNOptional:
+			s.log.Info("running without STUN (diagnostics will not check UDP)", "stun_port", s.cfg.STUNPort, "err", err)
+		default:
 			ln.Close()
-			return fmt.Errorf("cannot answer STUN on UDP port %d: %w (pick another --stun-port, or 0 to disable STUN)", s.cfg.STUNPort, err)
+			return fmt.Errorf("cannot answer STUN on UDP port %d: %w (pick another --stun-port, 0 to disable STUN, or --stun-optional)", s.cfg.STUNPort, err)
 		}
-		s.stun = st
 	}
 	if s.tlsConf != nil {
 		ln = tls.NewListener(ln, s.tlsConf)

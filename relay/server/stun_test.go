@@ -125,3 +125,22 @@ func TestNoSTUNByDefault(t *testing.T) {
 		t.Errorf("welcome.stun = %v without a responder", w.STUN)
 	}
 }
+
+// With STUNOptional (the desktop's host mode) a taken STUN port leaves the
+// relay running without STUN: Start succeeds, chat works, and the welcome
+// announces no STUN ports.
+func TestSTUNPortTakenWithSTUNOptionalRunsWithoutSTUN(t *testing.T) {
+	port := freeUDPPair(t)
+	hog, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hog.Close()
+	cfg := fastConfig(t)
+	cfg.STUNPort, cfg.STUNOptional = port, true
+	tr := startRelay(t, cfg)
+	_, w := tr.join("lobby", "Alice", newKey())
+	if len(w.STUN) != 0 {
+		t.Errorf("welcome.stun = %v, want none: the responder could not bind", w.STUN)
+	}
+}
