@@ -80,17 +80,18 @@ type Server struct {
 	draining atomic.Bool
 	stop     chan struct{}
 
-	mu       sync.Mutex // guards ln, stun, httpSrv, served, opsLn, opsSrv, opsServed, shutdown
+	mu       sync.Mutex // guards ln, stun, httpSrv, served, shutdown and the ops fields
 	ln       net.Listener
 	stun     *stunsrv.Server // nil without cfg.STUNPort
 	httpSrv  *http.Server
 	served   chan error
-	// The MetricsListen listener; nil without it.
+	shutdown bool
+	stopOnce sync.Once
+
+	// The cfg.MetricsListen listener (guarded by mu); nil without it.
 	opsLn     net.Listener
 	opsSrv    *http.Server
 	opsServed chan error
-	shutdown bool
-	stopOnce sync.Once
 }
 
 // New checks cfg, opens the store in cfg.DataDir (unless cfg.Store is given),
