@@ -208,3 +208,18 @@ func (c *roomCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(roomMembersMaxDesc, prometheus.GaugeValue, float64(largest))
 	ch <- prometheus.MustNewConstMetric(membersDesc, prometheus.GaugeValue, float64(total))
 }
+
+// WatchStore registers heartline_store_writable, read from writable at
+// every scrape: 1 while the history store's writes commit, 0 after one
+// failed (full disk, I/O error) until one commits again.
+func (m *Metrics) WatchStore(writable func() bool) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "heartline_store_writable",
+		Help: "1 while the history store's writes commit, 0 since a write failed (full disk, I/O error) until one commits again; /readyz is 503 meanwhile.",
+	}, func() float64 {
+		if writable() {
+			return 1
+		}
+		return 0
+	}))
+}

@@ -47,6 +47,8 @@ type Config struct {
 	DataDir string
 	// Store replaces the store the relay would open in DataDir (tests inject
 	// a wrapped store; the desktop may share one). The caller closes it.
+	// /readyz reports its write failures only if it has the method
+	// WriteErr() error, as *store.Store does.
 	Store Store
 	// History is the number of messages kept per room (store retention);
 	// 0 means 1000. Ignored when Store is set.

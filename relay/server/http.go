@@ -62,7 +62,38 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "draining\n")
 		return
 	}
+	if err := s.storeWriteErr(); err != nil {
+		// The relay would take messages it cannot keep: every one would get
+		// error internal. The body gives the cause (e.g. "no space left on
+		// device"), not the error's file paths: /readyz has no auth.
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, "store cannot write: "+rootCause(err).Error()+"\n")
+		return
+	}
 	io.WriteString(w, "ready\n")
+}
+
+// writeChecker is implemented by a Store that knows whether its writes
+// commit (*store.Store: WriteErr); /readyz uses it.
+type writeChecker interface{ WriteErr() error }
+
+func (s *Server) storeWriteErr() error {
+	if wc, ok := s.store.(writeChecker); ok {
+		return wc.WriteErr()
+	}
+	return nil
+}
+
+// rootCause is the innermost error of err's chain (an errno such as
+// ENOSPC, for a failed write).
+func rootCause(err error) error {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err
+		}
+		err = next
+	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

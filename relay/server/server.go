@@ -156,6 +156,9 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.ownStore, s.store = st, st
 	}
+	if wc, ok := s.store.(writeChecker); ok {
+		s.metrics.WatchStore(func() bool { return wc.WriteErr() == nil })
+	}
 	if err := s.restore(); err != nil {
 		if s.ownStore != nil {
 			s.ownStore.Close()
