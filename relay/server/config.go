@@ -127,8 +127,9 @@ type Config struct {
 	// that serves /metrics, /healthz and /readyz in plain HTTP, for a
 	// Prometheus and probes on the host or a private network; the public
 	// Listen then answers /metrics with 404 (it keeps /healthz and /readyz
-	// for load balancers). "" means /metrics is served on Listen, without
-	// auth, like before.
+	// for load balancers). Start and Serve open it and Shutdown closes it
+	// (Handler alone does not). "" means /metrics is served on Listen,
+	// without auth.
 	MetricsListen string
 	// MetricsRoomNames adds heartline_room_members{room="<name>"} to
 	// /metrics. Off by default: on an open relay a room's name is all a

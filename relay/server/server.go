@@ -280,8 +280,7 @@ func (s *Server) Start() error {
 			}
 			return fmt.Errorf("cannot listen for metrics on %s: %w (pick another --metrics-listen)", s.cfg.MetricsListen, err)
 		}
-		s.opsLn = opsLn
-		s.opsSrv = &http.Server{
+		opsSrv := &http.Server{
 			Handler:           s.opsRoutes(),
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       30 * time.Second,
@@ -290,14 +289,15 @@ func (s *Server) Start() error {
 			MaxHeaderBytes:    16 << 10,
 			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		}
-		s.opsServed = make(chan error, 1)
+		opsServed := make(chan error, 1)
 		go func() {
-			err := s.opsSrv.Serve(opsLn)
+			err := opsSrv.Serve(opsLn)
 			if errors.Is(err, http.ErrServerClosed) {
 				err = nil
 			}
-			s.opsServed <- err
+			opsServed <- err
 		}()
+		s.opsLn, s.opsSrv, s.opsServed = opsLn, opsSrv, opsServed
 		s.log.Info("metrics listening", "addr", opsLn.Addr().String(), "room_names", s.cfg.MetricsRoomNames)
 	}
 	if s.tlsConf != nil {
