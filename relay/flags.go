@@ -86,6 +86,7 @@ func (b byteSize) Set(s string) error {
 type durationValue struct{ v *time.Duration }
 type intValue struct{ v *int }
 type floatValue struct{ v *float64 }
+type boolValue struct{ v *bool }
 
 func (d durationValue) String() string {
 	if d.v == nil {
@@ -135,6 +136,30 @@ func (f floatValue) Set(s string) error {
 	return nil
 }
 
+func (b boolValue) String() string {
+	if b.v == nil {
+		return ""
+	}
+	return strconv.FormatBool(*b.v)
+}
+
+func (b boolValue) Set(s string) error {
+	v, err := strconv.ParseBool(strings.TrimSpace(s))
+	if err != nil {
+		return fmt.Errorf("%q is not true or false", s)
+	}
+	*b.v = v
+	return nil
+}
+
+// IsBoolFlag lets --flag stand for --flag=true.
+func (b boolValue) IsBoolFlag() bool { return true }
+
+func boolVar(fs *flag.FlagSet, p *bool, name string, def bool, usage string) {
+	*p = def
+	fs.Var(boolValue{p}, name, usage)
+}
+
 func durationVar(fs *flag.FlagSet, p *time.Duration, name string, def time.Duration, usage string) {
 	*p = def
 	fs.Var(durationValue{p}, name, usage)
@@ -172,6 +197,8 @@ func newFlagSet(o *options, usageOut io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.origins, "origins", "", "comma-separated browser origins allowed to connect, or * for any (requests without Origin are always allowed; empty = same host only)")
 	fs.StringVar(&c.Token, "token", "", "shared secret every hello and avatar upload must carry (empty = open relay)")
 	fs.StringVar(&c.AdminToken, "admin-token", "", "bearer token for GET /v1/rooms (empty = endpoint disabled)")
+	fs.StringVar(&c.MetricsListen, "metrics-listen", "", "serve /metrics (and /healthz, /readyz) on this second address instead, e.g. 127.0.0.1:9090; the main --listen then answers /metrics with 404 (empty = /metrics on --listen, without auth)")
+	boolVar(fs, &c.MetricsRoomNames, "metrics-room-names", false, "label /metrics series with room names (heartline_room_members{room=...}); a room name is all it takes to join a room and read its history, so only for private relays")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate file; with --tls-key the relay serves https and wss")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key file for --tls-cert")
 	durationVar(fs, &c.KeepAliveIdle, "tcp-keepalive-idle", server.DefaultKeepAliveIdle, "TCP keepalive: idle time before the first probe (negative = OS default)")

@@ -50,6 +50,7 @@ func TestHelpListsEveryFlag(t *testing.T) {
 		{"tls-cert", `""`}, {"tls-key", `""`}, {"tcp-keepalive-idle", "1m0s"},
 		{"tcp-keepalive-interval", "30s"}, {"tcp-keepalive-count", "3"}, {"log-format", "text"},
 		{"log-level", "info"}, {"history", "1000"}, {"history-page", "50"}, {"version", "false"},
+		{"metrics-listen", `""`}, {"metrics-room-names", "false"},
 	} {
 		want := "--" + f.name + " (env " + envName(f.name) + ", default " + f.def + ")"
 		if !strings.Contains(out, want) {
@@ -96,6 +97,9 @@ func TestInvalidValuesExit2(t *testing.T) {
 		{[]string{"--stun-port", "65535"}, nil, "STUN port"},
 		{[]string{"--stun-port", "-1"}, nil, "STUN port"},
 		{[]string{"--stun-alt-ip", "127.0.0.2"}, nil, "specific IP"},
+		{[]string{"--metrics-listen", "9090"}, nil, "metrics listen address"},
+		{[]string{"--metrics-listen", ":8080"}, nil, "their own port"},
+		{nil, map[string]string{"HEARTLINE_METRICS_ROOM_NAMES": "maybe"}, "not true or false"},
 		{[]string{"--no-such-flag"}, nil, "not defined"},
 		{[]string{"stray"}, nil, "unexpected argument"},
 		{nil, map[string]string{"HEARTLINE_GRACE": "later"}, "HEARTLINE_GRACE"},
@@ -119,6 +123,7 @@ func TestEnvAndFlagPrecedence(t *testing.T) {
 		"HEARTLINE_GRACE": "45s", "HEARTLINE_MAX_FRAME": "1MiB", "HEARTLINE_ORIGINS": "https://a.example, https://b.example",
 		"HEARTLINE_TOKEN": "from-env", "HEARTLINE_MAX_CONNS_PER_IP": "7", "HEARTLINE_RATE": "2.5",
 		"HEARTLINE_TCP_KEEPALIVE_COUNT": "5", "HEARTLINE_LOG_FORMAT": "json",
+		"HEARTLINE_METRICS_LISTEN": "127.0.0.1:9090", "HEARTLINE_METRICS_ROOM_NAMES": "true",
 	})
 	o, code, err := parse([]string{"--grace", "50s", "--token", "from-flag"}, env, nil)
 	if err != nil || code != 0 {
@@ -130,6 +135,9 @@ func TestEnvAndFlagPrecedence(t *testing.T) {
 	}
 	if c.MaxFrame != 1<<20 || c.MaxConnsPerIP != 7 || c.Rate != 2.5 || c.KeepAliveCount != 5 || o.logFormat != "json" {
 		t.Errorf("env not applied: %+v format %s", c, o.logFormat)
+	}
+	if c.MetricsListen != "127.0.0.1:9090" || !c.MetricsRoomNames {
+		t.Errorf("metrics env not applied: listen %q room names %v", c.MetricsListen, c.MetricsRoomNames)
 	}
 	if len(c.Origins) != 2 || c.Origins[1] != "https://b.example" {
 		t.Errorf("origins %q", c.Origins)

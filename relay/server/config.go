@@ -49,6 +49,8 @@ type Config struct {
 	DataDir string
 	// Store replaces the store the relay would open in DataDir (tests inject
 	// a wrapped store; the desktop may share one). The caller closes it.
+	// /readyz reports its write failures only if it has the method
+	// WriteErr() error, as *store.Store does.
 	Store Store
 	// History is the number of messages kept per room (store retention);
 	// 0 means 1000. Ignored when Store is set.
@@ -122,6 +124,22 @@ type Config struct {
 	// AdminToken, when set, opens GET /v1/rooms to "Authorization: Bearer
 	// <AdminToken>". Empty means the endpoint always answers 401.
 	AdminToken string
+
+	// MetricsListen, when set, is a second TCP address (e.g. 127.0.0.1:9090)
+	// that serves /metrics, /healthz and /readyz in plain HTTP, for a
+	// Prometheus and probes on the host or a private network; the public
+	// Listen then answers /metrics with 404 (it keeps /healthz and /readyz
+	// for load balancers). Start and Serve open it and Shutdown closes it
+	// (Handler alone does not). "" means /metrics is served on Listen,
+	// without auth.
+	MetricsListen string
+	// MetricsRoomNames adds heartline_room_members{room="<name>"} to
+	// /metrics. Off by default: on an open relay a room's name is all a
+	// client needs to join it and read its history, and /metrics has no
+	// auth, so only a private relay (or MetricsListen on a private address)
+	// should turn it on. Without it the room series are aggregates (rooms
+	// by member count, the largest room, all members).
+	MetricsRoomNames bool
 
 	// TLSCert and TLSKey are PEM files; both or neither. With them the relay
 	// serves HTTPS and wss://.
@@ -233,6 +251,13 @@ func (c Config) Validate() error {
 	if c.MaxConns < 0 || c.MaxConnsPerIP < 0 || c.MaxRoomMembers < 1 || c.SendQueue < 1 {
 		bad("connection and member limits must not be negative")
 	}
+	if c.MetricsListen != "" {
+		if err := checkHostPort(c.MetricsListen); err != nil {
+			bad("metrics listen address %q is not host:port (e.g. 127.0.0.1:9090): %v", c.MetricsListen, err)
+		} else if _, port, _ := net.SplitHostPort(c.MetricsListen); c.MetricsListen == c.Listen && port != "0" {
+			bad("metrics listen address %q is the listen address too; give the metrics their own port (e.g. 127.0.0.1:9090)", c.MetricsListen)
+		}
+	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		bad("TLS needs both a certificate and a key file (got only one)")
 	}
@@ -257,6 +282,19 @@ func (c Config) Validate() error {
 		bad("history page must be at least 1")
 	}
 	return errors.Join(errs...)
+}
+
+// checkHostPort accepts host:port with a numeric port (0 for any free one)
+// or a service name the resolver knows, as net.Listen does.
+func checkHostPort(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("bad port %q", port)
+	}
+	return nil
 }
 
 // Store is what the relay needs from its history store; *store.Store

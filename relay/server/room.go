@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -64,6 +65,8 @@ type room struct {
 
 	initErr error
 
+	size atomic.Int32 // len(members), for /metrics without taking mu
+
 	mu        sync.Mutex
 	dead      bool // removed from the server's map; joiners retry
 	epoch     string
@@ -107,7 +110,7 @@ func (r *room) load(st store.RoomState, now time.Time) {
 		r.members[m.id], r.byKey[m.keyHash], r.byName[m.fold] = m, m, m
 		r.leaveDue(m.leaveAt)
 	}
-	r.s.metrics.RoomMembers.WithLabelValues(r.name).Set(float64(len(r.members)))
+	r.size.Store(int32(len(r.members)))
 }
 
 // getRoom returns the live room, creating it (and its stored history) on
@@ -214,7 +217,7 @@ func (r *room) join(c *conn, h *protocol.Hello) joinResult {
 			since: now.UnixMilli(), state: protocol.StateOnline, conn: c, lastSerial: c.serial, remote: c.remote,
 		}
 		r.members[m.id], r.byKey[kh], r.byName[fold] = m, m, m
-		r.s.metrics.RoomMembers.WithLabelValues(r.name).Set(float64(len(r.members)))
+		r.size.Store(int32(len(r.members)))
 		r.s.store.PutMember(r.name, m.record(), nil)
 		r.attach(c, m)
 		r.broadcast(&protocol.Joined{Member: m.wire()}, m)
@@ -564,7 +567,7 @@ func (r *room) remove(m *member, reason string) {
 		delete(r.byName, m.fold)
 	}
 	r.s.store.DeleteMember(r.name, m.id, nil)
-	r.s.metrics.RoomMembers.WithLabelValues(r.name).Set(float64(len(r.members)))
+	r.size.Store(int32(len(r.members)))
 	r.broadcast(&protocol.Left{Member: m.wire(), Reason: reason}, m)
 	r.s.log.Info("member left", "room", r.name, "member", m.id, "name", m.name, "remote", m.remote, "reason", reason)
 }
@@ -604,6 +607,5 @@ func (r *room) sweep(now time.Time) {
 		}
 		r.s.metrics.Rooms.Set(float64(len(r.s.rooms)))
 		r.s.roomsMu.Unlock()
-		r.s.metrics.RoomMembers.DeleteLabelValues(r.name)
 	}
 }

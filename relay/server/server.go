@@ -81,13 +81,18 @@ type Server struct {
 	draining atomic.Bool
 	stop     chan struct{}
 
-	mu       sync.Mutex // guards ln, stun, httpSrv, served, shutdown
+	mu       sync.Mutex // guards ln, stun, httpSrv, served, shutdown and the ops fields
 	ln       net.Listener
 	stun     *stunsrv.Server // nil without cfg.STUNPort
 	httpSrv  *http.Server
 	served   chan error
 	shutdown bool
 	stopOnce sync.Once
+
+	// The cfg.MetricsListen listener (guarded by mu); nil without it.
+	opsLn     net.Listener
+	opsSrv    *http.Server
+	opsServed chan error
 }
 
 // New checks cfg, opens the store in cfg.DataDir (unless cfg.Store is given),
@@ -124,6 +129,7 @@ func New(cfg Config) (*Server, error) {
 		s.framesOut[typ] = s.metrics.FramesOut.WithLabelValues(typ)
 	}
 	s.pingsIn, s.pongsOut = s.framesIn[protocol.TypePing], s.framesOut[protocol.TypePong]
+	s.metrics.WatchRooms(s.roomSizes, cfg.MetricsRoomNames)
 	for _, n := range assets.BuiltinAvatarNames() {
 		s.builtin[n] = true
 	}
@@ -151,6 +157,9 @@ func New(cfg Config) (*Server, error) {
 			return nil, err
 		}
 		s.ownStore, s.store = st, st
+	}
+	if wc, ok := s.store.(writeChecker); ok {
+		s.metrics.WatchStore(func() bool { return wc.WriteErr() == nil })
 	}
 	if err := s.restore(); err != nil {
 		if s.ownStore != nil {
@@ -207,8 +216,26 @@ func (s *Server) frameCounter(m map[string]prometheus.Counter, vec *prometheus.C
 	return vec.WithLabelValues(typ)
 }
 
-// Handler returns the relay's HTTP handler (/ws, /healthz, /readyz, /metrics,
-// /v1/...), for embedding in another server (the desktop's host mode). The
+// roomSizes is the metrics' view of the rooms, at scrape time. It copies
+// under roomsMu and yields outside it, so a slow scrape never holds up a join.
+func (s *Server) roomSizes(yield func(room string, members int)) {
+	type size struct {
+		name string
+		n    int
+	}
+	s.roomsMu.Lock()
+	sizes := make([]size, 0, len(s.rooms))
+	for name, r := range s.rooms {
+		sizes = append(sizes, size{name, int(r.size.Load())})
+	}
+	s.roomsMu.Unlock()
+	for _, sz := range sizes {
+		yield(sz.name, sz.n)
+	}
+}
+
+// Handler returns the relay's HTTP handler (/ws, /healthz, /readyz, /metrics
+// unless cfg.MetricsListen is set, /v1/...), for embedding in another server (the desktop's host mode). The
 // caller still calls Shutdown to close connections and the store.
 func (s *Server) Handler() http.Handler { return s.handler }
 
@@ -242,6 +269,38 @@ func (s *Server) Start() error {
 			return fmt.Errorf("cannot answer STUN on UDP port %d: %w (pick another --stun-port, or 0 to disable STUN)", s.cfg.STUNPort, err)
 		}
 		s.stun = st
+	}
+	if s.cfg.MetricsListen != "" {
+		// Plain HTTP without keepalive tuning: a scraper on the host or a
+		// private network, never the clients.
+		opsLn, err := net.Listen("tcp", s.cfg.MetricsListen)
+		if err != nil {
+			ln.Close()
+			if s.stun != nil {
+				s.stun.Close()
+				s.stun = nil
+			}
+			return fmt.Errorf("cannot listen for metrics on %s: %w (pick another --metrics-listen)", s.cfg.MetricsListen, err)
+		}
+		opsSrv := &http.Server{
+			Handler:           s.opsRoutes(),
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      60 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    16 << 10,
+			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		}
+		opsServed := make(chan error, 1)
+		go func() {
+			err := opsSrv.Serve(opsLn)
+			if errors.Is(err, http.ErrServerClosed) {
+				err = nil
+			}
+			opsServed <- err
+		}()
+		s.opsLn, s.opsSrv, s.opsServed = opsLn, opsSrv, opsServed
+		s.log.Info("metrics listening", "addr", opsLn.Addr().String(), "room_names", s.cfg.MetricsRoomNames)
 	}
 	if s.tlsConf != nil {
 		ln = tls.NewListener(ln, s.tlsConf)
@@ -311,6 +370,17 @@ func (s *Server) Addr() net.Addr {
 	return s.ln.Addr()
 }
 
+// MetricsAddr is the address Start bound for cfg.MetricsListen; nil before
+// Start or without MetricsListen.
+func (s *Server) MetricsAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.opsLn == nil {
+		return nil
+	}
+	return s.opsLn.Addr()
+}
+
 // Serve starts the relay and runs it until ctx ends, then shuts down within
 // cfg.ShutdownTimeout. It returns nil after a clean shutdown.
 func (s *Server) Serve(ctx context.Context) error {
@@ -347,6 +417,7 @@ func (s *Server) shutdownOnce(ctx context.Context) error {
 	s.mu.Lock()
 	s.shutdown = true
 	httpSrv, served, stun := s.httpSrv, s.served, s.stun
+	opsSrv, opsServed := s.opsSrv, s.opsServed
 	s.mu.Unlock()
 	if stun != nil {
 		stun.Close()
@@ -372,6 +443,17 @@ func (s *Server) shutdownOnce(ctx context.Context) error {
 			c.cut()
 		}
 		s.connWG.Wait() // every reader/writer returns once its socket is closed
+	}
+	// The metrics listener stays up while clients drain, so a scrape still
+	// sees the drain (readyz 503, connections going to 0).
+	if opsSrv != nil {
+		if err := opsSrv.Shutdown(ctx); err != nil {
+			opsSrv.Close() // a scrape still running after ctx: cut it
+			errs = append(errs, fmt.Errorf("metrics listener: %w", err))
+		}
+		if err := <-opsServed; err != nil {
+			errs = append(errs, err)
+		}
 	}
 	// Close the store before stopping the sweeper: its last callbacks start
 	// room drainers (bgWG.Add) while the sweeper still holds bgWG above zero.

@@ -136,6 +136,22 @@ func (s *Store) committer() {
 	}
 	batch := make([]*request, 0, s.opts.MaxBatch)
 	var lastStart time.Time
+	// recheck fires while the last write failed (see WriteErr).
+	recheck := time.NewTimer(s.opts.RecheckInterval)
+	defer recheck.Stop()
+	var recheckC <-chan time.Time
+	armRecheck := func() {
+		switch failing := s.WriteErr() != nil; {
+		case failing && recheckC == nil:
+			recheck.Reset(s.opts.RecheckInterval)
+			recheckC = recheck.C
+		case !failing && recheckC != nil:
+			recheck.Stop()
+			recheckC = nil
+		}
+	}
+	recheck.Stop()
+	armRecheck() // Open's prune may have failed
 	for {
 		select {
 		case r, ok := <-s.queue:
@@ -161,8 +177,14 @@ func (s *Store) committer() {
 			lastStart = time.Now()
 			s.commit(batch)
 			clear(batch) // drop references to callbacks and texts
+			armRecheck()
 		case <-tick:
 			s.pruneAll()
+			armRecheck()
+		case <-recheckC:
+			recheckC = nil
+			s.recheck()
+			armRecheck()
 		}
 	}
 }
@@ -264,7 +286,9 @@ func (s *Store) commit(batch []*request) {
 			r.err, r.out = err, Record{}
 		}
 		s.failed.Add(uint64(len(batch)))
+		s.noteWrite(err)
 	} else {
+		s.noteWrite(nil)
 		s.commits.Add(1)
 		s.committed.Add(uint64(appended))
 		s.pruned.Add(uint64(pruned))
@@ -460,6 +484,7 @@ func (s *Store) pruneAll() {
 			return nil
 		})
 	})
+	s.noteWrite(err)
 	if err != nil {
 		s.log.Error("store: pruning old messages failed; will retry", "err", err)
 		return

@@ -91,6 +91,14 @@ type Options struct {
 	MaxSize int
 	// Logger receives commit failures and pruning notes; nil discards.
 	Logger *slog.Logger
+
+	// RecheckInterval is how often, while the last write failed (WriteErr)
+	// and no other write came, the committer checks whether the disk takes
+	// writes again; 0 means 2 s.
+	RecheckInterval time.Duration
+	// RecheckSize is the size of the scratch file that check writes and
+	// fsyncs; 0 means 1 MiB.
+	RecheckSize int
 }
 
 func (o Options) withDefaults() Options {
@@ -114,6 +122,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.RecheckInterval <= 0 {
+		o.RecheckInterval = DefaultRecheckInterval
+	}
+	if o.RecheckSize <= 0 {
+		o.RecheckSize = DefaultRecheckSize
 	}
 	return o
 }
@@ -197,6 +211,8 @@ type Store struct {
 	committerDone chan struct{}
 
 	commits, committed, failed, pruned atomic.Uint64
+
+	writeErr atomic.Pointer[error] // see WriteErr
 }
 
 // Stats are counters for metrics and tests.
