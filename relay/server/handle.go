@@ -22,14 +22,15 @@ func (c *conn) handle(data []byte) (stop bool) {
 		if !errors.As(err, &fe) {
 			fe = &protocol.FrameError{Code: protocol.ErrBadFrame, Message: "the frame could not be read: " + err.Error()}
 		}
-		c.s.frameCounter(c.s.framesIn, c.s.metrics.FramesIn, fe.Code).Inc()
-		if fe.Close != 0 { // a hello with a field of the wrong type
+		if fe.Close != 0 { // a hello with a field of the wrong type: counted as any refused hello
+			c.s.frameCounter(c.s.framesIn, c.s.metrics.FramesIn, protocol.TypeHello).Inc()
 			if c.live.flags.Load()&liveJoined != 0 {
 				c.sendError(protocol.ErrBadFrame, alreadyJoined, "")
 				return false
 			}
 			return c.refuse(fe.Code, fe.Message, fe.Close)
 		}
+		c.s.frameCounter(c.s.framesIn, c.s.metrics.FramesIn, fe.Code).Inc()
 		c.send(fe.Frame())
 		return false
 	}
