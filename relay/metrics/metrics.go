@@ -19,6 +19,7 @@ const (
 	EvictReplaced     = "replaced"          // a newer connection of the same member (4002)
 	EvictHelloTimeout = "hello_timeout"     // no hello within 10 s (4003)
 	EvictTooLarge     = "too_large"         // frame over --max-frame (1009)
+	EvictInvalidUTF8  = "invalid_utf8"      // text frame that is not UTF-8 (1007)
 	EvictRefused      = "hello_refused"     // hello refused (4500, 4501, 4503, 4504, 4505)
 	EvictShutdown     = "shutdown"          // relay draining (1001)
 )
@@ -110,7 +111,7 @@ func New() *Metrics {
 	}
 	// Every eviction reason exists from the start at 0, so an alert on its
 	// rate has a series before the first eviction.
-	for _, reason := range []string{EvictHeartbeat, EvictSlow, EvictReplaced, EvictHelloTimeout, EvictTooLarge, EvictRefused, EvictShutdown} {
+	for _, reason := range []string{EvictHeartbeat, EvictSlow, EvictReplaced, EvictHelloTimeout, EvictTooLarge, EvictInvalidUTF8, EvictRefused, EvictShutdown} {
 		m.Evictions.WithLabelValues(reason)
 	}
 	m.Registry.MustRegister(

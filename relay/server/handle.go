@@ -22,12 +22,16 @@ func (c *conn) handle(data []byte) (stop bool) {
 		if !errors.As(err, &fe) {
 			fe = &protocol.FrameError{Code: protocol.ErrBadFrame, Message: "the frame could not be read: " + err.Error()}
 		}
+		if fe.Close != 0 { // a hello with a field of the wrong type: counted as any refused hello
+			c.s.frameCounter(c.s.framesIn, c.s.metrics.FramesIn, protocol.TypeHello).Inc()
+			if c.live.flags.Load()&liveJoined != 0 {
+				c.sendError(protocol.ErrBadFrame, alreadyJoined, "")
+				return false
+			}
+			return c.refuse(fe.Code, fe.Message, fe.Close)
+		}
 		c.s.frameCounter(c.s.framesIn, c.s.metrics.FramesIn, fe.Code).Inc()
 		c.send(fe.Frame())
-		if fe.Close != 0 {
-			c.close(fe.Close, protocol.CloseText(fe.Close), false, metrics.EvictRefused)
-			return true
-		}
 		return false
 	}
 	c.s.frameCounter(c.s.framesIn, c.s.metrics.FramesIn, f.FrameType()).Inc()
@@ -63,9 +67,11 @@ func (c *conn) refuse(code, msg string, closeCode int) bool {
 	return true
 }
 
+const alreadyJoined = "this connection has already joined a room; open a new connection for another room"
+
 func (c *conn) handleHello(h *protocol.Hello) bool {
 	if c.live.flags.Load()&liveJoined != 0 {
-		c.sendError(protocol.ErrBadFrame, "this connection has already joined a room; open a new connection for another room", "")
+		c.sendError(protocol.ErrBadFrame, alreadyJoined, "")
 		return false
 	}
 	if err := h.Validate(); err != nil {
