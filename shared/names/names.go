@@ -111,16 +111,10 @@ func Key(name string) string {
 }
 
 // ShapeKey is the case-preserving UTS #39 skeleton. Casefolding first would
-// hide that a capital I looks like a small l ("Ian" and "lan"), so a room
-// checks both keys; see Keys.
+// hide that a capital I looks like a small l ("Ian" and "lan"), so two
+// names clash in a room when either key is shared.
 func ShapeKey(name string) string {
 	return confusables.Skeleton(prepared(name))
-}
-
-// Keys are the keys a room indexes a member's name under; two names clash
-// when any key is shared. The prefixes keep the two kinds apart.
-func Keys(name string) [2]string {
-	return [2]string{"fold:" + Key(name), "shape:" + ShapeKey(name)}
 }
 
 func foldKey(s string) string {

@@ -103,7 +103,7 @@ func TestKeysCollideForLookAlikes(t *testing.T) {
 	for _, g := range groups {
 		for _, other := range g[1:] {
 			if !clash(g[0], other) {
-				t.Errorf("%+q and %+q look alike but share no key: %q vs %q", g[0], other, Keys(g[0]), Keys(other))
+				t.Errorf("%+q and %+q look alike but share no key: %q vs %q", g[0], other, keys(g[0]), keys(other))
 			}
 		}
 	}
@@ -117,29 +117,21 @@ func TestKeysDifferForDifferentNames(t *testing.T) {
 	}
 	for _, p := range pairs {
 		if clash(p[0], p[1]) {
-			t.Errorf("%+q and %+q are different names but share a key: %q vs %q", p[0], p[1], Keys(p[0]), Keys(p[1]))
+			t.Errorf("%+q and %+q are different names but share a key: %q vs %q", p[0], p[1], keys(p[0]), keys(p[1]))
 		}
 	}
 }
 
 // TestKeysAreTotal: names stored before these rules still get a key.
 func TestKeysAreTotal(t *testing.T) {
-	if k := Keys("Alice\u200b"); k != Keys("Alice") {
-		t.Errorf("stored Alice+ZWSP gets %q, want Alice's %q", k, Keys("Alice"))
+	if k := keys("Alice\u200b"); k != keys("Alice") {
+		t.Errorf("stored Alice+ZWSP gets %q, want Alice's %q", k, keys("Alice"))
 	}
 	for _, s := range []string{"\u200b", "a\ue000", "\u0301"} {
-		_ = Keys(s) // must not panic
+		_ = keys(s) // must not panic
 	}
 }
 
-func clash(a, b string) bool {
-	ka, kb := Keys(a), Keys(b)
-	for _, x := range ka {
-		for _, y := range kb {
-			if x == y {
-				return true
-			}
-		}
-	}
-	return false
-}
+func clash(a, b string) bool { return Key(a) == Key(b) || ShapeKey(a) == ShapeKey(b) }
+
+func keys(s string) [2]string { return [2]string{Key(s), ShapeKey(s)} }
