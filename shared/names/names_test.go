@@ -99,6 +99,7 @@ func TestKeysCollideForLookAlikes(t *testing.T) {
 		{"Sam ❤\ufe0f", "Sam ❤"},
 		{"ℌ𝔢𝔩𝔩𝔬", "Hello"},
 		{"scott1", "scottl"},
+		{"Sam", "Sarn"}, {"Bob", "B0b"}, // one character against two; zero against O
 	}
 	for _, g := range groups {
 		for _, other := range g[1:] {
@@ -135,3 +136,18 @@ func TestKeysAreTotal(t *testing.T) {
 func clash(a, b string) bool { return Key(a) == Key(b) || ShapeKey(a) == ShapeKey(b) }
 
 func keys(s string) [2]string { return [2]string{Key(s), ShapeKey(s)} }
+
+// BenchmarkHelloName is what the relay spends on a name per hello.
+func BenchmarkHelloName(b *testing.B) {
+	for _, name := range []string{"Alice", "family 👨\u200d👩\u200d👧", "Аlice Smith-Jones"} {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				n, err := Normalize(name)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = Key(n), ShapeKey(n)
+			}
+		})
+	}
+}
