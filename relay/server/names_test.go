@@ -88,3 +88,21 @@ func TestLookAlikeNamesRefused(t *testing.T) {
 		}
 	}
 }
+
+// A member restored from the store after a restart (away) still holds their
+// name against look-alikes.
+func TestLookAlikeOfRestoredMemberRefused(t *testing.T) {
+	cfg := fastConfig(t)
+	cfg.HeartbeatInterval, cfg.HeartbeatTimeout = 10*time.Second, time.Minute
+	cfg.Grace = time.Minute
+	tr := startRelay(t, cfg)
+	tr.join("s", "Ian", newKey())
+	tr.stop()
+
+	tr2 := startRelay(t, cfg)
+	c := tr2.dial(nil)
+	c.hello("s", "lan", newKey())
+	if code, reason := c.closeReason(3 * time.Second); code != protocol.CloseNameTaken || !strings.Contains(reason, `looks like "Ian"`) {
+		t.Fatalf("hello as lan after a restart: close %d %q; want 4501 saying it looks like Ian", code, reason)
+	}
+}
