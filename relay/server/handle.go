@@ -83,8 +83,10 @@ func (c *conn) handleHello(h *protocol.Hello) bool {
 	name, err := names.Normalize(h.Name)
 	if err != nil {
 		var fe *protocol.FrameError
-		errors.As(err, &fe)
-		return c.refuse(fe.Code, fe.Message, fe.Close)
+		if errors.As(err, &fe) {
+			return c.refuse(fe.Code, fe.Message, protocol.CloseHelloRefused)
+		}
+		return c.refuse(protocol.ErrBadName, err.Error(), protocol.CloseHelloRefused)
 	}
 	h.Name = name
 	if tok := c.s.cfg.Token; tok != "" && subtle.ConstantTimeCompare([]byte(h.Token), []byte(tok)) != 1 {

@@ -40,6 +40,7 @@ func TestNormalizeKeepsOrdinaryNames(t *testing.T) {
 		"Sam ❤\ufe0f":            "Sam ❤\ufe0f",            // emoji presentation selector
 		"family 👨\u200d👩\u200d👧": "family 👨\u200d👩\u200d👧", // ZWJ emoji sequence
 		"🏳\ufe0f\u200d🌈 Kai":     "🏳\ufe0f\u200d🌈 Kai",     // selector before a ZWJ
+		"👩🏽\u200d💻 Dev":          "👩🏽\u200d💻 Dev",          // ZWJ after a skin tone
 		"#\ufe0f\u20e3 one":      "#\ufe0f\u20e3 one",      // keycap
 		"क्\u200dष":              "क्\u200dष",              // ZWJ after a virama (Devanagari)
 		"\u0645\u200c\u0627":     "\u0645\u200c\u0627",     // ZWNJ where Arabic joining needs it
