@@ -10,6 +10,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/heartline/heartline/relay/metrics"
+	"github.com/heartline/heartline/shared/names"
 	"github.com/heartline/heartline/shared/protocol"
 )
 
@@ -85,6 +86,15 @@ func (c *conn) handleHello(h *protocol.Hello) bool {
 		}
 		return c.refuse(protocol.ErrBadFrame, err.Error(), protocol.CloseHelloRefused)
 	}
+	name, err := names.Normalize(h.Name)
+	if err != nil {
+		var fe *protocol.FrameError
+		if errors.As(err, &fe) {
+			return c.refuse(fe.Code, fe.Message, protocol.CloseHelloRefused)
+		}
+		return c.refuse(protocol.ErrBadName, err.Error(), protocol.CloseHelloRefused)
+	}
+	h.Name = name
 	if tok := c.s.cfg.Token; tok != "" && subtle.ConstantTimeCompare([]byte(h.Token), []byte(tok)) != 1 {
 		return c.refuse("", "unauthorized: this relay needs the right token", protocol.CloseUnauthorized)
 	}

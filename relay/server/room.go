@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,12 +17,14 @@ import (
 
 	"github.com/heartline/heartline/relay/metrics"
 	"github.com/heartline/heartline/relay/store"
+	"github.com/heartline/heartline/shared/names"
 	"github.com/heartline/heartline/shared/protocol"
 )
 
 // member is one member of a room, online (conn set) or away.
 type member struct {
-	id, name, fold, avatar string
+	id, name, fold, avatar string // fold: names.Key(name)
+	shape                  string // names.ShapeKey(name)
 	keyHash                string
 	since                  int64 // unix ms of the first join
 	state                  string
@@ -76,7 +79,8 @@ type room struct {
 	pending   int
 	members   map[string]*member // by id
 	byKey     map[string]*member // by key hash
-	byName    map[string]*member // by folded name
+	byName    map[string]*member // by names.Key: case-insensitive look-alike key
+	byShape   map[string]*member // by names.ShapeKey: case-kept look-alike key
 	nextLeave time.Time          // no away member's grace ends before this; zero: nobody is away
 	inflight  map[string]*pendingMsg
 	// batch collects the messages and acks of the commits drain applies;
@@ -93,7 +97,7 @@ type room struct {
 func (s *Server) newRoom(name string) *room {
 	return &room{
 		s: s, name: name, ready: make(chan struct{}),
-		members: map[string]*member{}, byKey: map[string]*member{}, byName: map[string]*member{},
+		members: map[string]*member{}, byKey: map[string]*member{}, byName: map[string]*member{}, byShape: map[string]*member{},
 		inflight: map[string]*pendingMsg{},
 	}
 }
@@ -103,11 +107,11 @@ func (r *room) load(st store.RoomState, now time.Time) {
 	r.epoch, r.seq, r.committed = st.Epoch, st.Seq, st.Seq
 	for _, mr := range st.Members {
 		m := &member{
-			id: mr.ID, name: mr.Name, fold: protocol.NameFoldKey(mr.Name), avatar: mr.Avatar,
+			id: mr.ID, name: mr.Name, fold: names.Key(mr.Name), shape: names.ShapeKey(mr.Name), avatar: mr.Avatar,
 			keyHash: mr.KeyHash, since: mr.Since, state: protocol.StateAway,
 			leaveAt: now.Add(r.s.cfg.Grace), leaveReason: protocol.ReasonTimeout, lastSeen: now,
 		}
-		r.members[m.id], r.byKey[m.keyHash], r.byName[m.fold] = m, m, m
+		r.members[m.id], r.byKey[m.keyHash], r.byName[m.fold], r.byShape[m.shape] = m, m, m, m
 		r.leaveDue(m.leaveAt)
 	}
 	r.size.Store(int32(len(r.members)))
@@ -176,11 +180,14 @@ func (r *room) join(c *conn, h *protocol.Hello) joinResult {
 	}
 	now := r.s.cfg.now()
 	kh := keyHash(h.Key)
-	fold := protocol.NameFoldKey(h.Name)
+	fold, shape := names.Key(h.Name), names.ShapeKey(h.Name)
 	m := r.byKey[kh]
-	if other := r.byName[fold]; other != nil && other != m {
-		return joinResult{refused: true, close: protocol.CloseNameTaken,
-			msg: fmt.Sprintf("the name %q is taken in this room: choose another name", h.Name)}
+	other := r.byName[fold]
+	if other == nil || other == m {
+		other = r.byShape[shape]
+	}
+	if other != nil && other != m {
+		return joinResult{refused: true, close: protocol.CloseNameTaken, msg: nameTakenMessage(h.Name, other.name)}
 	}
 	if m != nil {
 		if c.serial < m.lastSerial {
@@ -190,9 +197,9 @@ func (r *room) join(c *conn, h *protocol.Hello) joinResult {
 		old := m.conn
 		changed := m.name != h.Name || m.avatar != h.Avatar
 		if changed {
-			delete(r.byName, m.fold)
-			m.name, m.fold, m.avatar = h.Name, fold, h.Avatar
-			r.byName[fold] = m
+			r.unindexName(m)
+			m.name, m.fold, m.shape, m.avatar = h.Name, fold, shape, h.Avatar
+			r.byName[fold], r.byShape[shape] = m, m
 			r.s.store.PutMember(r.name, m.record(), nil)
 		}
 		wasAway := m.state == protocol.StateAway
@@ -213,10 +220,10 @@ func (r *room) join(c *conn, h *protocol.Hello) joinResult {
 				msg: fmt.Sprintf("the room is full (%d members); try again when someone leaves", r.s.cfg.MaxRoomMembers)}
 		}
 		m = &member{
-			id: newMemberID(), name: h.Name, fold: fold, avatar: h.Avatar, keyHash: kh,
+			id: newMemberID(), name: h.Name, fold: fold, shape: shape, avatar: h.Avatar, keyHash: kh,
 			since: now.UnixMilli(), state: protocol.StateOnline, conn: c, lastSerial: c.serial, remote: c.remote,
 		}
-		r.members[m.id], r.byKey[kh], r.byName[fold] = m, m, m
+		r.members[m.id], r.byKey[kh], r.byName[fold], r.byShape[shape] = m, m, m, m
 		r.size.Store(int32(len(r.members)))
 		r.s.store.PutMember(r.name, m.record(), nil)
 		r.attach(c, m)
@@ -225,6 +232,32 @@ func (r *room) join(c *conn, h *protocol.Hello) joinResult {
 	}
 	c.send(r.welcome(c, m, h.Resume, now))
 	return joinResult{}
+}
+
+func (r *room) unindexName(m *member) {
+	if r.byName[m.fold] == m {
+		delete(r.byName, m.fold)
+	}
+	if r.byShape[m.shape] == m {
+		delete(r.byShape, m.shape)
+	}
+}
+
+// nameTakenMessage tells a refused joiner whether their name is taken or
+// only looks like a member's. It is the close reason, so it falls back to a
+// shorter text past the 123 bytes a close frame holds.
+func nameTakenMessage(name, holder string) string {
+	msg := fmt.Sprintf("the name %q is taken in this room: choose another name", name)
+	if !strings.EqualFold(name, holder) {
+		msg = fmt.Sprintf("the name %q looks like %q, a member of this room: choose another name", name, holder)
+		if len(msg) > 120 {
+			msg = "the name looks like the name of a member of this room: choose another name"
+		}
+	}
+	if len(msg) > 120 {
+		msg = "the name is taken in this room: choose another name"
+	}
+	return msg
 }
 
 func (r *room) attach(c *conn, m *member) {
@@ -563,9 +596,7 @@ func (r *room) bye(m *member, c *conn) {
 func (r *room) remove(m *member, reason string) {
 	delete(r.members, m.id)
 	delete(r.byKey, m.keyHash)
-	if r.byName[m.fold] == m {
-		delete(r.byName, m.fold)
-	}
+	r.unindexName(m)
 	r.s.store.DeleteMember(r.name, m.id, nil)
 	r.size.Store(int32(len(r.members)))
 	r.broadcast(&protocol.Left{Member: m.wire(), Reason: reason}, m)
