@@ -229,11 +229,16 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, userError(nil, err, "cannot create the data dir %s (%v); create it yourself with write permission for the relay, or choose another --data-dir", dir, err)
 	}
 	path := filepath.Join(dir, FileName)
-	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
-		return nil, userError(ErrCorrupt, nil, "%s is not a regular file (%s); move it away or choose another --data-dir", path, fi.Mode().Type())
+	if fi, err := os.Stat(path); err == nil {
+		if !fi.Mode().IsRegular() {
+			return nil, userError(ErrCorrupt, nil, "%s is not a regular file (%s); move it away or choose another --data-dir", path, fi.Mode().Type())
+		}
+		if err := checkFile(path, fi.Size(), opts); err != nil {
+			return nil, err
+		}
 	}
 
-	db, err := openBolt(path, opts)
+	db, err := openBolt(path, opts, false)
 	if err != nil {
 		return nil, openError(path, opts.LockWait, err)
 	}
@@ -255,8 +260,10 @@ func Open(dir string, opts Options) (*Store, error) {
 }
 
 // openBolt opens the file; bbolt panics on some damaged files (a garbage
-// freelist page, say), which is turned into an error here.
-func openBolt(path string, opts Options) (db *bolt.DB, err error) {
+// freelist page, say), which is turned into an error here. readOnly opens it
+// without writing anything (not even a new file) and loads the freelist at
+// once, under the fault guard.
+func openBolt(path string, opts Options, readOnly bool) (db *bolt.DB, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
@@ -264,9 +271,52 @@ func openBolt(path string, opts Options) (db *bolt.DB, err error) {
 		}
 	}()
 	return bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:      opts.LockWait,
-		MaxSize:      opts.MaxSize,
-		FreelistType: bolt.FreelistMapType, // retention frees pages at every append
+		Timeout:         opts.LockWait,
+		MaxSize:         opts.MaxSize,
+		FreelistType:    bolt.FreelistMapType, // retention frees pages at every append
+		ReadOnly:        readOnly,
+		PreLoadFreelist: readOnly,
+	})
+}
+
+// fixDamaged is what the operator can do about a damaged database.
+const fixDamaged = "restore it from a backup, or move it aside to start with an empty history"
+
+// checkFile verifies an existing database before the read-write open, which
+// would start a fresh history in an empty file and may write to a damaged
+// one: it opens the file read-only and checks its size, every page and
+// every record, so that damage is a clear error at start (never a crash,
+// never a silently short history) and the file is left as it was.
+func checkFile(path string, size int64, opts Options) error {
+	if size == 0 {
+		return userError(ErrCorrupt, nil, "%s is empty (0 bytes), so its history is lost (a full disk or an interrupted copy?); the relay left it untouched: %s", path, fixDamaged)
+	}
+	db, err := openBolt(path, opts, true)
+	if err != nil {
+		return openError(path, opts.LockWait, err)
+	}
+	defer db.Close()
+	s := &Store{db: db, path: path, opts: opts, log: opts.Logger}
+	return recoverFault(path, func() error {
+		return s.db.View(func(tx *bolt.Tx) error {
+			// A truncated file: bbolt maps the missing pages anyway, and
+			// touching one is SIGBUS.
+			if tx.Size() > size {
+				return userError(ErrCorrupt, nil, "%s is truncated (%d bytes, its pages need %d); the relay left it untouched: %s", path, size, tx.Size(), fixDamaged)
+			}
+			if tx.Bucket(bktFormat) == nil {
+				empty := true
+				_ = tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
+				if !empty {
+					return userError(ErrCorrupt, nil, "%s is a bbolt database of another program, not a Heartline one; move it away or choose another --data-dir", path)
+				}
+				return nil // created but never stamped: initFormat does that
+			}
+			if v := tx.Bucket(bktFormat).Get(keyFormat); string(v) != string(formatVersion) {
+				return userError(ErrCorrupt, nil, "%s has format %q, this relay reads format %q; run the Heartline version that wrote it, or move the file away to start with an empty history", path, v, formatVersion)
+			}
+			return s.verify(tx)
+		})
 	})
 }
 
@@ -277,7 +327,7 @@ func openError(path string, wait time.Duration, err error) error {
 		return userError(ErrLocked, err, "%s is in use by another heartline-relay (still locked after %s); stop the other relay or use another --data-dir", path, wait)
 	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum),
 		errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrInvalidMapping):
-		return userError(ErrCorrupt, err, "%s is not a Heartline database or is damaged (%v); move it away to start with an empty history", path, err)
+		return userError(ErrCorrupt, err, "%s is not a Heartline database or is damaged (%v); the relay left it untouched: %s", path, oneLine(err), fixDamaged)
 	case errors.Is(err, os.ErrPermission), errors.Is(err, syscall.EROFS):
 		return userError(nil, err, "cannot open %s for writing (%v); give the relay write permission on the data dir or choose another --data-dir", path, err)
 	case errors.Is(err, syscall.EISDIR):
@@ -286,7 +336,12 @@ func openError(path string, wait time.Duration, err error) error {
 	// bbolt reports some damage without a sentinel ("file size too small",
 	// panics recovered as errors); a file that opens at all but fails here is
 	// damaged rather than absent.
-	return userError(ErrCorrupt, err, "cannot open %s (%v); if the file is damaged, move it away to start with an empty history", path, err)
+	return userError(ErrCorrupt, err, "cannot open %s (%v); if it is damaged, %s", path, oneLine(err), fixDamaged)
+}
+
+// oneLine keeps an error from a library on one line of the relay's output.
+func oneLine(v any) string {
+	return strings.Join(strings.Fields(fmt.Sprint(v)), " ")
 }
 
 // Bucket layout (all names are bytes):
@@ -313,28 +368,14 @@ var (
 	formatVersion = []byte("1")
 )
 
-// initFormat stamps a new file, and refuses a bbolt file that is not ours,
-// has a newer format, or is damaged: it checks every page and decodes every
-// record once, so that damage shows up at start as a clear error rather than
-// as a panic or a silently short history when a client resumes.
+// initFormat stamps a new file (checkFile has refused a file that is not
+// ours, has a newer format, or is damaged).
 func (s *Store) initFormat() error {
 	fresh := false
 	err := s.guard(func() error {
 		return s.db.View(func(tx *bolt.Tx) error {
-			fb := tx.Bucket(bktFormat)
-			if fb == nil {
-				empty := true
-				_ = tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
-				if !empty {
-					return userError(ErrCorrupt, nil, "%s is a bbolt database of another program, not a Heartline one; move it away or choose another --data-dir", s.path)
-				}
-				fresh = true
-				return nil
-			}
-			if v := fb.Get(keyFormat); string(v) != string(formatVersion) {
-				return userError(ErrCorrupt, nil, "%s has format %q, this relay reads format %q; run the Heartline version that wrote it, or move the file away to start with an empty history", s.path, v, formatVersion)
-			}
-			return s.verify(tx)
+			fresh = tx.Bucket(bktFormat) == nil
+			return nil
 		})
 	})
 	if err != nil || !fresh {
@@ -361,8 +402,12 @@ func (s *Store) initFormat() error {
 // and that every room's records decode and agree with its dedup index.
 func (s *Store) verify(tx *bolt.Tx) error {
 	damaged := func(what string, args ...any) error {
-		return userError(ErrCorrupt, nil, "%s is damaged (%s); move it away to start with an empty history", s.path, fmt.Sprintf(what, args...))
+		return userError(ErrCorrupt, nil, "%s is damaged (%s); the relay left it untouched: %s", s.path, oneLine(fmt.Sprintf(what, args...)), fixDamaged)
 	}
+	// bbolt's Check reads pages on a goroutine of its own, where a page
+	// pointing outside the file is a fatal fault: read every page here
+	// first, where it is a panic the caller's guard recovers.
+	touchSink.Add(int64(touchPages(tx.Cursor(), tx.Bucket)))
 	var problems []string
 	for err := range tx.Check() {
 		if len(problems) < 3 {
@@ -410,6 +455,41 @@ func (s *Store) verify(tx *bolt.Tx) error {
 		}
 		return nil
 	})
+}
+
+// touchSink keeps touchPages' reads from being optimised away.
+var touchSink atomic.Int64
+
+// touchPages reads the first and last byte of every key and value below c,
+// which reads every page of the tree (branches, leaves, the buckets inside).
+func touchPages(c *bolt.Cursor, bucket func([]byte) *bolt.Bucket) (sum int) {
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		for _, b := range [][]byte{k, v} {
+			if len(b) > 0 {
+				sum += int(b[0]) + int(b[len(b)-1])
+			}
+		}
+		if v == nil {
+			if child := bucket(k); child != nil {
+				sum += touchPages(child.Cursor(), child.Bucket)
+			}
+		}
+	}
+	return sum
+}
+
+// recoverFault turns a bbolt panic or memory fault while fn reads a damaged
+// file into ErrCorrupt.
+func recoverFault(path string, fn func() error) (err error) {
+	// A damaged page can point bbolt past the end of its memory map: without
+	// this that is a fatal fault, with it a panic we recover.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = userError(ErrCorrupt, nil, "%s is damaged (bbolt failed reading it: %s); the relay left it untouched: %s", path, oneLine(r), fixDamaged)
+		}
+	}()
+	return fn()
 }
 
 // guard turns a bbolt panic (damaged pages are its usual cause) into
