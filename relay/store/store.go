@@ -51,8 +51,11 @@ const FileName = "heartline.db"
 
 // Defaults for the zero values of Options.
 const (
-	DefaultHistory  = 1000
-	DefaultMaxBatch = 1024
+	DefaultHistory = 1000
+	// DefaultHistoryBytes: 1 MiB of records per room, about 65 messages of
+	// the longest text (4000 characters of 4 bytes) or 1000 of 1 KiB.
+	DefaultHistoryBytes = 1 << 20
+	DefaultMaxBatch     = 1024
 	// DefaultCommitInterval: at most 200 commits a second, each fsync
 	// shared by everything that arrived meanwhile.
 	DefaultCommitInterval = 5 * time.Millisecond
@@ -64,6 +67,11 @@ const (
 type Options struct {
 	// History is the number of messages kept per room; 0 means 1000 (DefaultHistory).
 	History int
+	// HistoryBytes also prunes a room's oldest messages while its records
+	// (encoded, with their keys) take more than this many bytes; 0 means
+	// 1 MiB (DefaultHistoryBytes), negative means no byte limit. A room
+	// keeps its newest message whatever its size.
+	HistoryBytes int64
 	// MaxAge prunes messages whose TS is older than this; 0 means no age limit.
 	MaxAge time.Duration
 	// PruneInterval is how often the committer prunes by age when MaxAge is set;
@@ -87,7 +95,10 @@ type Options struct {
 	// file lock before giving up; 0 means 1 s.
 	LockWait time.Duration
 	// MaxSize caps the database file in bytes; a commit that would grow it
-	// further fails (its callbacks get the error). 0 means no cap.
+	// further fails (its callbacks get an error that matches ErrFull). 0
+	// means no cap. Pages freed by retention are reused, so a store at its
+	// cap still takes messages into rooms that are at their retention
+	// limit; it refuses what needs new pages (growing or new rooms).
 	MaxSize int
 	// Logger receives commit failures and pruning notes; nil discards.
 	Logger *slog.Logger
@@ -96,6 +107,9 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	if o.History <= 0 {
 		o.History = DefaultHistory
+	}
+	if o.HistoryBytes == 0 {
+		o.HistoryBytes = DefaultHistoryBytes
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = DefaultMaxBatch
@@ -166,6 +180,8 @@ var (
 	ErrLocked = errors.New("store: database in use")
 	// ErrCorrupt: the file is not a Heartline database or is damaged.
 	ErrCorrupt = errors.New("store: database damaged")
+	// ErrFull: the commit would grow the file beyond Options.MaxSize.
+	ErrFull = errors.New("store: database at its size cap")
 )
 
 // DuplicateError is returned (to done) when a record's (member, client id)
@@ -197,6 +213,11 @@ type Store struct {
 	committerDone chan struct{}
 
 	commits, committed, failed, pruned atomic.Uint64
+
+	// roomBytes is the size of each room's records (HistoryBytes), known
+	// once a commit or the pruning at Open has read the room; only the
+	// committer (and Open, before it starts) uses it.
+	roomBytes map[string]int64
 }
 
 // Stats are counters for metrics and tests.
@@ -249,6 +270,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		log:           opts.Logger,
 		queue:         make(chan *request, opts.QueueSize),
 		committerDone: make(chan struct{}),
+		roomBytes:     make(map[string]int64),
 	}
 	if err := s.initFormat(); err != nil {
 		db.Close()
