@@ -282,8 +282,15 @@ func (s *Store) commit(batch []*request) {
 	}
 	if err != nil {
 		err = fmt.Errorf("store: writing %d request(s) to %s failed: %w", len(batch), s.path, err)
-		s.log.Error("store commit failed; the affected messages were not acknowledged",
-			"err", err, "requests", len(batch))
+		// At the size cap every commit that needs space fails: say so
+		// now and then, not at every commit.
+		if !errors.Is(err, ErrFull) || time.Since(s.fullLogged) >= fullLogEvery {
+			s.log.Error("store commit failed; the affected messages were not acknowledged",
+				"err", err, "requests", len(batch))
+			if errors.Is(err, ErrFull) {
+				s.fullLogged = time.Now()
+			}
+		}
 		for _, r := range batch {
 			r.err, r.out = err, Record{}
 		}

@@ -218,7 +218,12 @@ type Store struct {
 	// once a commit or the pruning at Open has read the room; only the
 	// committer (and Open, before it starts) uses it.
 	roomBytes map[string]int64
+	// fullLogged is when the committer last logged a commit refused by
+	// MaxSize (it logs one every fullLogEvery at most).
+	fullLogged time.Time
 }
+
+const fullLogEvery = 10 * time.Second
 
 // Stats are counters for metrics and tests.
 type Stats struct {
