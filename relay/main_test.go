@@ -464,3 +464,46 @@ func zeroPage(data []byte, page, pageSize int) []byte {
 	clear(out[page*pageSize : (page+1)*pageSize])
 	return out
 }
+
+// The quota flags: defaults, env variables, 0 as "no limit", and refusals.
+func TestQuotaFlags(t *testing.T) {
+	code, out, _ := runArgs(t, noEnv, "--help")
+	for _, f := range []struct{ name, def string }{
+		{"history-bytes", "1MiB"}, {"max-rooms", "10000"}, {"room-create-rate", "10"},
+		{"room-create-burst", "10"}, {"max-store-bytes", "1GiB"},
+	} {
+		if want := "--" + f.name + " (env " + envName(f.name) + ", default " + f.def + ")"; code != 0 || !strings.Contains(out, want) {
+			t.Errorf("--help lacks %q", want)
+		}
+	}
+	o, _, err := parse([]string{"--room-create-rate", "30"}, envOf(map[string]string{
+		"HEARTLINE_HISTORY_BYTES": "256KiB", "HEARTLINE_MAX_ROOMS": "0", "HEARTLINE_MAX_STORE_BYTES": "2GiB",
+		"HEARTLINE_ROOM_CREATE_BURST": "4",
+	}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := o.cfg
+	if c.HistoryBytes != 256<<10 || c.MaxRooms != -1 || c.MaxStoreBytes != 2<<30 || c.RoomCreateRate != 0.5 || c.RoomCreateBurst != 4 {
+		t.Errorf("parsed %d %d %d %v %d", c.HistoryBytes, c.MaxRooms, c.MaxStoreBytes, c.RoomCreateRate, c.RoomCreateBurst)
+	}
+	if o, _, _ := parse([]string{"--history-bytes", "0", "--max-store-bytes", "0"}, noEnv, nil); o.cfg.HistoryBytes != -1 || o.cfg.MaxStoreBytes != -1 {
+		t.Errorf("0 is not 'no limit': %d %d", o.cfg.HistoryBytes, o.cfg.MaxStoreBytes)
+	}
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--history-bytes", "8KiB"}, "history bytes"},
+		{[]string{"--max-store-bytes", "64KiB"}, "max store bytes"},
+		{[]string{"--max-rooms", "-1"}, "--max-rooms"},
+		{[]string{"--room-create-rate", "0"}, "--room-create-rate"},
+		{[]string{"--room-create-burst", "0"}, "--room-create-burst"},
+	} {
+		code, _, stderr := runArgs(t, noEnv, append([]string{"--data-dir", dir}, tc.args...)...)
+		if code != 2 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v: exit %d %q, want 2 naming %s", tc.args, code, stderr, tc.want)
+		}
+	}
+}
