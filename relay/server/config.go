@@ -35,6 +35,11 @@ const (
 	DefaultAvatarRate        = 1.0 / 6 // uploads per second per client address (10 a minute)
 	DefaultAvatarBurst       = 5
 	DefaultAvatarMemory      = 64 << 20 // two of the costliest acceptable pictures at once
+	DefaultHistoryBytes      = store.DefaultHistoryBytes
+	DefaultMaxRooms          = 10_000
+	DefaultRoomCreateRate    = 10.0 / 60 // new rooms per second per client address (10 a minute)
+	DefaultRoomCreateBurst   = 10
+	DefaultMaxStoreBytes     = 1 << 30
 )
 
 // Config configures a relay. Every zero value means the documented default, so
@@ -55,8 +60,32 @@ type Config struct {
 	// History is the number of messages kept per room (store retention);
 	// 0 means 1000. Ignored when Store is set.
 	History int
+	// HistoryBytes also prunes a room's oldest messages while its stored
+	// records take more than this many bytes (the newest always stays); 0
+	// means 1 MiB, negative means no byte limit. Ignored when Store is set.
+	HistoryBytes int64
 	// HistoryMaxAge also prunes messages older than this; 0 means no age limit.
 	HistoryMaxAge time.Duration
+	// MaxRooms caps the rooms the relay keeps, empty ones included (each
+	// holds its history and members on disk until the relay forgets it,
+	// which it never does on its own); a hello that would create one more is
+	// refused with room_full and close 4505, while existing rooms work on.
+	// 0 means 10,000, negative means no cap.
+	MaxRooms int
+	// RoomCreateRate and RoomCreateBurst limit how fast one client address
+	// may create new rooms (a hello into an existing room is not counted);
+	// beyond, the hello gets rate_limited with retry_after_ms and close
+	// 4003. 0 means 10 a minute with a burst of 10.
+	RoomCreateRate  float64
+	RoomCreateBurst int
+	// MaxStoreBytes caps the history database file (bbolt's own size cap,
+	// so it bounds the disk the relay uses for history). A commit that
+	// would grow the file beyond it fails: its messages are refused with
+	// an internal error that says the storage is full, and the relay logs
+	// it. Pages freed by retention are reused first, so rooms at their
+	// retention limit keep working. 0 means 1 GiB, negative means no cap.
+	// Ignored when Store is set.
+	MaxStoreBytes int64
 	// HistoryPage is how many recent messages a fresh join's welcome carries;
 	// 0 means 50.
 	HistoryPage int
@@ -210,6 +239,11 @@ func (c Config) withDefaults() Config {
 	c.AvatarRate = cmp.Or(c.AvatarRate, DefaultAvatarRate)
 	c.AvatarBurst = cmp.Or(c.AvatarBurst, DefaultAvatarBurst)
 	c.AvatarMemory = cmp.Or(c.AvatarMemory, DefaultAvatarMemory)
+	c.HistoryBytes = cmp.Or(c.HistoryBytes, DefaultHistoryBytes)
+	c.MaxRooms = cmp.Or(c.MaxRooms, DefaultMaxRooms)
+	c.RoomCreateRate = cmp.Or(c.RoomCreateRate, DefaultRoomCreateRate)
+	c.RoomCreateBurst = cmp.Or(c.RoomCreateBurst, DefaultRoomCreateBurst)
+	c.MaxStoreBytes = cmp.Or(c.MaxStoreBytes, DefaultMaxStoreBytes)
 	if c.now == nil {
 		c.now = time.Now
 	}
@@ -280,6 +314,17 @@ func (c Config) Validate() error {
 	}
 	if c.HistoryPage < 1 {
 		bad("history page must be at least 1")
+	}
+	// A room must hold at least one message of the longest text (4 bytes a
+	// code point) with its sender's name and avatar.
+	if minBytes := int64(4*c.MaxText + 1024); c.HistoryBytes > 0 && c.HistoryBytes < minBytes {
+		bad("history bytes %d is less than one message of the longest text (max text %d characters needs %d bytes); raise it or lower max text", c.HistoryBytes, c.MaxText, minBytes)
+	}
+	if c.RoomCreateRate < 0 || c.RoomCreateBurst < 1 {
+		bad("room create rate must not be negative and room create burst must be at least 1")
+	}
+	if c.MaxStoreBytes > 0 && c.MaxStoreBytes < 1<<20 {
+		bad("max store bytes %d is too small: the history database needs at least 1 MiB", c.MaxStoreBytes)
 	}
 	return errors.Join(errs...)
 }

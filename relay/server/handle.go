@@ -102,7 +102,16 @@ func (c *conn) handleHello(h *protocol.Hello) bool {
 		return c.refuse(protocol.ErrBadAvatar, msg, protocol.CloseHelloRefused)
 	}
 	for range 3 {
-		r, err := c.s.getRoom(h.Room)
+		r, err := c.s.getRoom(h.Room, c.ip)
+		var quota *roomRefusal
+		if errors.As(err, &quota) {
+			if quota.retry > 0 {
+				ms := max((quota.retry + time.Millisecond - 1).Milliseconds(), 1)
+				c.send(&protocol.Error{Code: quota.code, RetryAfterMS: ms, Message: fmt.Sprintf("%s (in %d ms)", quota.msg, ms)})
+				return c.refuse("", quota.msg, quota.close)
+			}
+			return c.refuse(quota.code, quota.msg, quota.close)
+		}
 		if err != nil {
 			c.s.log.Error("cannot open room", "room", h.Room, "err", err)
 			c.sendError(protocol.ErrInternal, "the relay cannot open this room right now; try again later", "")

@@ -117,13 +117,46 @@ func (r *room) load(st store.RoomState, now time.Time) {
 	r.size.Store(int32(len(r.members)))
 }
 
+// roomRefusal is a hello refused because it would create a room beyond a
+// quota (MaxRooms, RoomCreateRate).
+type roomRefusal struct {
+	code, msg string
+	close     int
+	retry     time.Duration // rate_limited: when a new room may be created
+}
+
+func (e *roomRefusal) Error() string { return e.msg }
+
+// admitNewRoom says whether ip may create one more room now; the caller
+// holds roomsMu.
+func (s *Server) admitNewRoom(ip string) error {
+	if s.cfg.MaxRooms > 0 && len(s.stored) >= s.cfg.MaxRooms {
+		return &roomRefusal{code: protocol.ErrRoomFull, close: protocol.CloseRoomFull,
+			msg: fmt.Sprintf("this relay already keeps its maximum of %d rooms; join an existing room, or ask the relay's operator", s.cfg.MaxRooms)}
+	}
+	if d, ok := s.roomCreates.allow(ip, s.cfg.now()); !ok {
+		return &roomRefusal{code: protocol.ErrRateLimited, close: protocol.CloseProtocolError, retry: d,
+			msg: "too many new rooms from your address; join an existing room, or wait and try again"}
+	}
+	return nil
+}
+
 // getRoom returns the live room, creating it (and its stored history) on
-// first join. Only joiners of a new room wait for the store.
-func (s *Server) getRoom(name string) (*room, error) {
+// first join, if ip may create a room (admitNewRoom). Only joiners of a new
+// room wait for the store.
+func (s *Server) getRoom(name, ip string) (*room, error) {
 	s.roomsMu.Lock()
 	r := s.rooms[name]
 	creator := r == nil
+	isNew := false
 	if creator {
+		if _, ok := s.stored[name]; !ok {
+			if err := s.admitNewRoom(ip); err != nil {
+				s.roomsMu.Unlock()
+				return nil, err
+			}
+			s.stored[name], isNew = struct{}{}, true
+		}
 		r = s.newRoom(name)
 		s.rooms[name] = r
 		s.metrics.Rooms.Set(float64(len(s.rooms)))
@@ -138,6 +171,9 @@ func (s *Server) getRoom(name string) (*room, error) {
 		r.initErr = err
 		s.roomsMu.Lock()
 		delete(s.rooms, name)
+		if isNew {
+			delete(s.stored, name)
+		}
 		s.metrics.Rooms.Set(float64(len(s.rooms)))
 		s.roomsMu.Unlock()
 		close(r.ready)
@@ -507,6 +543,13 @@ func (r *room) applyCommit(b *fanBatch, res commitResult) {
 		return
 	case errors.As(res.err, &dup):
 		r.ack(b, m, p.acks, &protocol.Ack{ID: res.rec.ClientID, Seq: dup.Existing.Seq, TS: dup.Existing.TS})
+	case errors.Is(res.err, store.ErrFull):
+		r.s.metrics.StoreErrors.Inc()
+		if r.s.storeFull.logDue(time.Now()) {
+			r.s.log.Error("history database at its size cap (--max-store-bytes): refusing messages that need more space; raise the cap or lower --history/--history-bytes/--max-rooms",
+				"room", r.name, "err", res.err)
+		}
+		r.sendTo(b, m, &protocol.Error{Code: protocol.ErrInternal, Message: "the relay's storage is full, so this message was not stored or sent; try again later, and tell the relay's operator", ID: res.rec.ClientID})
 	default:
 		r.s.metrics.StoreErrors.Inc()
 		r.s.log.Error("message not stored", "room", r.name, "member", res.rec.MemberID, "seq", res.rec.Seq, "err", res.err)

@@ -72,6 +72,13 @@ type Server struct {
 
 	avatarLimits *ipLimiter
 	decodes      *avatar.Limiter
+	// roomCreates limits new rooms per client address (RoomCreateRate).
+	roomCreates *ipLimiter
+	// stored holds the names of every room in the store (MaxRooms counts
+	// them); guarded by roomsMu.
+	stored map[string]struct{}
+	// storeFull keeps a store at its size cap from logging every message.
+	storeFull logThrottle
 
 	// Counters per frame type, resolved once: the message path then never
 	// takes the metric vectors' internal lock.
@@ -118,6 +125,8 @@ func New(cfg Config) (*Server, error) {
 		stop:         make(chan struct{}),
 		avatarLimits: newIPLimiter(cfg.AvatarRate, cfg.AvatarBurst),
 		decodes:      avatar.NewLimiter(cfg.AvatarMemory, avatarUploadsInFlight),
+		roomCreates:  newIPLimiter(cfg.RoomCreateRate, cfg.RoomCreateBurst),
+		stored:       make(map[string]struct{}),
 	}
 	s.framesIn, s.framesOut = map[string]prometheus.Counter{}, map[string]prometheus.Counter{}
 	for _, typ := range []string{protocol.TypeHello, protocol.TypeMsg, protocol.TypePing, protocol.TypeBye,
@@ -151,6 +160,7 @@ func New(cfg Config) (*Server, error) {
 	if s.store == nil {
 		st, err := store.Open(cfg.DataDir, store.Options{
 			History: cfg.History, MaxAge: cfg.HistoryMaxAge, CommitInterval: cfg.CommitInterval,
+			HistoryBytes: cfg.HistoryBytes, MaxSize: int(max(cfg.MaxStoreBytes, 0)),
 			Logger: log.With("component", "store"),
 		})
 		if err != nil {
@@ -502,6 +512,7 @@ func (s *Server) restore() error {
 	now := s.cfg.now()
 	n := 0
 	for _, st := range states {
+		s.stored[st.Name] = struct{}{}
 		if len(st.Members) == 0 {
 			continue
 		}
