@@ -34,8 +34,10 @@ type options struct {
 	origins   string
 	logFormat string
 	logLevel  string
-	version   bool
-	usage     func() // prints --help
+	// roomCreatesPerMin is --room-create-rate (Config.RoomCreateRate is per second).
+	roomCreatesPerMin float64
+	version           bool
+	usage             func() // prints --help
 }
 
 // envName maps a flag to its environment variable: max-conns-per-ip ->
@@ -52,6 +54,8 @@ func (b byteSize) String() string {
 		return ""
 	}
 	switch n := *b.v; {
+	case n > 0 && n%(1<<30) == 0:
+		return fmt.Sprintf("%dGiB", n>>30)
 	case n > 0 && n%(1<<20) == 0:
 		return fmt.Sprintf("%dMiB", n>>20)
 	case n > 0 && n%(1<<10) == 0:
@@ -67,7 +71,8 @@ func (b byteSize) Set(s string) error {
 	for _, u := range []struct {
 		suffix string
 		mult   int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"KB", 1000}, {"MB", 1000_000}, {"K", 1 << 10}, {"M", 1 << 20}, {"B", 1}} {
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1000}, {"MB", 1000_000}, {"GB", 1000_000_000},
+		{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"B", 1}} {
 		if rest, ok := strings.CutSuffix(t, u.suffix); ok {
 			t, mult = strings.TrimSpace(rest), u.mult
 			break
@@ -75,7 +80,7 @@ func (b byteSize) Set(s string) error {
 	}
 	n, err := strconv.ParseInt(t, 10, 64)
 	if err != nil || n < 0 {
-		return fmt.Errorf("%q is not a size (use e.g. 65536, 64KiB or 1MiB)", s)
+		return fmt.Errorf("%q is not a size (use e.g. 65536, 64KiB, 1MiB or 1GiB)", s)
 	}
 	*b.v = n * mult
 	return nil
@@ -86,6 +91,7 @@ func (b byteSize) Set(s string) error {
 type durationValue struct{ v *time.Duration }
 type intValue struct{ v *int }
 type floatValue struct{ v *float64 }
+type boolValue struct{ v *bool }
 
 func (d durationValue) String() string {
 	if d.v == nil {
@@ -135,6 +141,30 @@ func (f floatValue) Set(s string) error {
 	return nil
 }
 
+func (b boolValue) String() string {
+	if b.v == nil {
+		return ""
+	}
+	return strconv.FormatBool(*b.v)
+}
+
+func (b boolValue) Set(s string) error {
+	v, err := strconv.ParseBool(strings.TrimSpace(s))
+	if err != nil {
+		return fmt.Errorf("%q is not true or false", s)
+	}
+	*b.v = v
+	return nil
+}
+
+// IsBoolFlag lets --flag stand for --flag=true.
+func (b boolValue) IsBoolFlag() bool { return true }
+
+func boolVar(fs *flag.FlagSet, p *bool, name string, def bool, usage string) {
+	*p = def
+	fs.Var(boolValue{p}, name, usage)
+}
+
 func durationVar(fs *flag.FlagSet, p *time.Duration, name string, def time.Duration, usage string) {
 	*p = def
 	fs.Var(durationValue{p}, name, usage)
@@ -172,13 +202,21 @@ func newFlagSet(o *options, usageOut io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.origins, "origins", "", "comma-separated browser origins allowed to connect, or * for any (requests without Origin are always allowed; empty = same host only)")
 	fs.StringVar(&c.Token, "token", "", "shared secret every hello and avatar upload must carry (empty = open relay)")
 	fs.StringVar(&c.AdminToken, "admin-token", "", "bearer token for GET /v1/rooms (empty = endpoint disabled)")
+	fs.StringVar(&c.MetricsListen, "metrics-listen", "", "serve /metrics (and /healthz, /readyz) on this second address instead, e.g. 127.0.0.1:9090; the main --listen then answers /metrics with 404 (empty = /metrics on --listen, without auth)")
+	boolVar(fs, &c.MetricsRoomNames, "metrics-room-names", false, "label /metrics series with room names (heartline_room_members{room=...}); a room name is all it takes to join a room and read its history, so only for private relays")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate file; with --tls-key the relay serves https and wss")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key file for --tls-cert")
 	durationVar(fs, &c.KeepAliveIdle, "tcp-keepalive-idle", server.DefaultKeepAliveIdle, "TCP keepalive: idle time before the first probe (negative = OS default)")
 	durationVar(fs, &c.KeepAliveInterval, "tcp-keepalive-interval", server.DefaultKeepAliveInterval, "TCP keepalive: time between probes (negative = OS default)")
 	intVar(fs, &c.KeepAliveCount, "tcp-keepalive-count", server.DefaultKeepAliveCount, "TCP keepalive: unanswered probes before the OS drops the connection (negative = OS default)")
 	intVar(fs, &c.History, "history", 1000, "messages kept per room")
+	c.HistoryBytes, c.MaxStoreBytes = server.DefaultHistoryBytes, server.DefaultMaxStoreBytes
+	fs.Var(byteSize{&c.HistoryBytes}, "history-bytes", "also drop a room's oldest messages while its history takes more than this (bytes, or KiB/MiB; the newest message always stays; 0 = by count only)")
 	durationVar(fs, &c.HistoryMaxAge, "history-max-age", 0, "also drop messages older than this (0 = keep by count only)")
+	intVar(fs, &c.MaxRooms, "max-rooms", server.DefaultMaxRooms, "maximum rooms kept, empty ones included (they hold history on disk); a hello creating one more gets room_full and close 4505 (0 = no limit)")
+	floatVar(fs, &o.roomCreatesPerMin, "room-create-rate", server.DefaultRoomCreateRate*60, "new rooms a client address may create per minute; beyond, the hello gets rate_limited and close 4003")
+	intVar(fs, &c.RoomCreateBurst, "room-create-burst", server.DefaultRoomCreateBurst, "new rooms a client address may create at once before --room-create-rate applies")
+	fs.Var(byteSize{&c.MaxStoreBytes}, "max-store-bytes", "cap on the history database file (bytes, or MiB/GiB); beyond, messages needing more space are refused and the relay logs it (0 = no cap)")
 	intVar(fs, &c.HistoryPage, "history-page", server.DefaultHistoryPage, "messages in a fresh join's welcome")
 	durationVar(fs, &c.CommitInterval, "commit-interval", server.DefaultCommitInterval, "least time between two history commits, so a busy relay shares each fsync among more messages (negative = none)")
 	durationVar(fs, &c.FlushInterval, "flush-interval", server.DefaultFlushInterval, "least time between two writes to the members of a busy room, so each carries more messages (negative = none)")
@@ -253,6 +291,22 @@ func parse(args []string, getenv func(string) string, stdout io.Writer) (*option
 	if o.cfg.Rate <= 0 || o.cfg.Burst <= 0 || o.cfg.MaxText <= 0 || o.cfg.MaxRoomMembers <= 0 ||
 		o.cfg.History <= 0 || o.cfg.HistoryPage <= 0 || o.cfg.SendQueue <= 0 {
 		errs = append(errs, errors.New("--rate, --burst, --max-text, --max-room-members, --history, --history-page and --send-queue must be positive"))
+	}
+	if o.roomCreatesPerMin <= 0 || o.cfg.RoomCreateBurst <= 0 {
+		errs = append(errs, errors.New("--room-create-rate and --room-create-burst must be positive"))
+	}
+	o.cfg.RoomCreateRate = o.roomCreatesPerMin / 60
+	if o.cfg.MaxRooms < 0 {
+		errs = append(errs, errors.New("--max-rooms must not be negative (0 = no limit)"))
+	}
+	// On the command line 0 means no limit; in Config it means the default.
+	for _, v := range []*int64{&o.cfg.HistoryBytes, &o.cfg.MaxStoreBytes} {
+		if *v == 0 {
+			*v = -1
+		}
+	}
+	if o.cfg.MaxRooms == 0 {
+		o.cfg.MaxRooms = -1
 	}
 	if o.cfg.KeepAliveCount == 0 || o.cfg.KeepAliveIdle == 0 || o.cfg.KeepAliveInterval == 0 {
 		errs = append(errs, errors.New("--tcp-keepalive-* must not be 0 (use a negative value for the OS default)"))

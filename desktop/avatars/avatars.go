@@ -238,16 +238,18 @@ func (c *Cache) save(hex string, data []byte) {
 	}
 }
 
-// decodeScaled decodes a PNG or JPEG (checking its header first, so a picture
-// bomb costs nothing) and scales it to DrawSize.
+// decodeScaled decodes a PNG or JPEG (within the relay's own bounds, known
+// from the header, so a picture bomb costs nothing) and scales it to DrawSize.
 func decodeScaled(data []byte) (image.Image, error) {
-	img, err := decodeChecked(data, avatar.MaxSide, avatar.MaxPixels)
+	img, err := avatar.Decode(data)
 	if err != nil {
 		return nil, err
 	}
 	return avatar.Square(img, DrawSize), nil
 }
 
+// decodeChecked decodes a picture the person picked on this computer: the
+// header's dimensions are checked first, within the generous bounds given.
 func decodeChecked(data []byte, maxSide, maxPixels int) (image.Image, error) {
 	var cfg image.Config
 	var err error

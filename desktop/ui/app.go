@@ -26,6 +26,7 @@ import (
 	"github.com/heartline/heartline/desktop/chatview"
 	"github.com/heartline/heartline/desktop/settings"
 	"github.com/heartline/heartline/shared/client"
+	"github.com/heartline/heartline/shared/names"
 	"github.com/heartline/heartline/shared/netdiag"
 	"github.com/heartline/heartline/shared/protocol"
 )
@@ -315,7 +316,7 @@ func (u *UI) join(p settings.Profile) error {
 // validateProfile checks what a person typed before anything connects, with
 // messages that say what to fix.
 func validateProfile(p *settings.Profile) error {
-	name, err := protocol.NormalizeName(p.Name)
+	name, err := names.Normalize(p.Name)
 	if err != nil {
 		return fmt.Errorf("Your name: %s", errMessage(err))
 	}

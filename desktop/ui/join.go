@@ -21,6 +21,7 @@ import (
 	"github.com/heartline/heartline/desktop/avatars"
 	"github.com/heartline/heartline/desktop/settings"
 	"github.com/heartline/heartline/desktop/ui/widgets"
+	"github.com/heartline/heartline/shared/names"
 	"github.com/heartline/heartline/shared/protocol"
 )
 
@@ -66,7 +67,7 @@ func newProfileForm(u *UI, p settings.Profile) *profileForm {
 	f.name.SetPlaceHolder("How others see you")
 	f.name.SetText(p.Name)
 	f.name.Validator = func(s string) error {
-		if _, err := protocol.NormalizeName(s); err != nil {
+		if _, err := names.Normalize(s); err != nil {
 			return errors.New(errMessage(err))
 		}
 		return nil

@@ -52,6 +52,23 @@ func Process(data []byte, contentType string) ([]byte, error) {
 	return decode(data, h)
 }
 
+// Decode decodes a PNG or JPEG of at most MaxUpload bytes within the same
+// bounds as an upload (MaxSide, MaxDecodeCost), for clients that draw
+// pictures a relay serves.
+func Decode(data []byte) (image.Image, error) {
+	if len(data) > MaxUpload {
+		return nil, ErrTooLarge
+	}
+	h, err := inspect(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrUnsupported, err)
+	}
+	if err := checkSize(h); err != nil {
+		return nil, err
+	}
+	return decodeImage(data, h)
+}
+
 // check refuses, from the header alone, what must not be decoded.
 func check(data []byte, contentType string) (header, error) {
 	if len(data) > MaxUpload {
@@ -73,19 +90,24 @@ func check(data []byte, contentType string) (header, error) {
 	if h.format != want {
 		return header{}, fmt.Errorf("%w: Content-Type says %s but the bytes are %s", ErrUnsupported, want, h.format)
 	}
+	return h, checkSize(h)
+}
+
+// checkSize refuses a picture whose sides or decode cost are over the bounds.
+func checkSize(h header) error {
 	if h.width > MaxSide || h.height > MaxSide {
-		return header{}, fmt.Errorf("%w: it claims %dx%d, at most %dx%d are accepted; scale it down to about 512x512 and upload it again",
+		return fmt.Errorf("%w: it claims %dx%d, at most %dx%d are accepted; scale it down to about 512x512 and upload it again",
 			ErrDimensions, h.width, h.height, MaxSide, MaxSide)
 	}
 	if h.cost > MaxDecodeCost {
-		return header{}, fmt.Errorf("%w: a %dx%d %s takes %d MiB to decode, at most %d MiB are allowed; scale it down to about 512x512 and upload it again",
+		return fmt.Errorf("%w: a %dx%d %s takes %d MiB to decode, at most %d MiB are allowed; scale it down to about 512x512 and upload it again",
 			ErrDimensions, h.width, h.height, h.kind, (h.cost+1<<20-1)>>20, MaxDecodeCost>>20)
 	}
-	return h, nil
+	return nil
 }
 
-// decode turns a checked picture into the stored form.
-func decode(data []byte, h header) ([]byte, error) {
+// decodeImage decodes a checked picture.
+func decodeImage(data []byte, h header) (image.Image, error) {
 	var img image.Image
 	var err error
 	if h.format == "png" {
@@ -95,6 +117,15 @@ func decode(data []byte, h header) ([]byte, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnsupported, err)
+	}
+	return img, nil
+}
+
+// decode turns a checked picture into the stored form.
+func decode(data []byte, h header) ([]byte, error) {
+	img, err := decodeImage(data, h)
+	if err != nil {
+		return nil, err
 	}
 	out := Square(img, Size)
 	var buf bytes.Buffer

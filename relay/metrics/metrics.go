@@ -5,6 +5,7 @@ package metrics
 
 import (
 	"net/http"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -18,6 +19,7 @@ const (
 	EvictReplaced     = "replaced"          // a newer connection of the same member (4002)
 	EvictHelloTimeout = "hello_timeout"     // no hello within 10 s (4003)
 	EvictTooLarge     = "too_large"         // frame over --max-frame (1009)
+	EvictInvalidUTF8  = "invalid_utf8"      // text frame that is not UTF-8 (1007)
 	EvictRefused      = "hello_refused"     // hello refused (4500, 4501, 4503, 4504, 4505)
 	EvictShutdown     = "shutdown"          // relay draining (1001)
 )
@@ -29,7 +31,6 @@ type Metrics struct {
 
 	Connections       prometheus.Gauge       // open websocket connections
 	Rooms             prometheus.Gauge       // rooms held in memory
-	RoomMembers       *prometheus.GaugeVec   // members (online and away) per room
 	FramesIn          *prometheus.CounterVec // frames received, by type
 	FramesOut         *prometheus.CounterVec // frames queued to clients, by type (a fan-out counts once per recipient)
 	MessagesAccepted  prometheus.Counter     // msg frames that got a seq
@@ -57,10 +58,6 @@ func New() *Metrics {
 			Name: "heartline_rooms",
 			Help: "Rooms held in memory (rooms with members or messages in flight).",
 		}),
-		RoomMembers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "heartline_room_members",
-			Help: "Members of a room, online and away.",
-		}, []string{"room"}),
 		FramesIn: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "heartline_frames_in_total",
 			Help: "Frames received from clients, by frame type (binary and undecodable frames count as bad_frame).",
@@ -114,13 +111,13 @@ func New() *Metrics {
 	}
 	// Every eviction reason exists from the start at 0, so an alert on its
 	// rate has a series before the first eviction.
-	for _, reason := range []string{EvictHeartbeat, EvictSlow, EvictReplaced, EvictHelloTimeout, EvictTooLarge, EvictRefused, EvictShutdown} {
+	for _, reason := range []string{EvictHeartbeat, EvictSlow, EvictReplaced, EvictHelloTimeout, EvictTooLarge, EvictInvalidUTF8, EvictRefused, EvictShutdown} {
 		m.Evictions.WithLabelValues(reason)
 	}
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.Connections, m.Rooms, m.RoomMembers, m.FramesIn, m.FramesOut,
+		m.Connections, m.Rooms, m.FramesIn, m.FramesOut,
 		m.MessagesAccepted, m.Evictions, m.QueueOverflows, m.HeartbeatTimeouts,
 		m.FanoutDuration, m.StoreCommit, m.StoreErrors, m.StoreBusy, m.HTTPRefused, m.AvatarUploads,
 	)
@@ -130,4 +127,100 @@ func New() *Metrics {
 // Handler serves the registry in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})
+}
+
+// RoomSizes calls yield with the name and member count (online and away) of
+// every room held in memory. It runs at scrape time.
+type RoomSizes func(yield func(room string, members int))
+
+// RoomSizeBuckets are the upper bounds of the member-count ranges of
+// heartline_rooms_by_members (the last range is open).
+var RoomSizeBuckets = []int{0, 1, 10, 100, 1000}
+
+// WatchRooms registers the room-size series, read from sizes at every
+// scrape: how many rooms fall in each size range, the largest room and the
+// members in all rooms. With perRoom it also exports
+// heartline_room_members{room="..."}: a room's name is the only secret of an
+// open relay (it is all a client needs to join and read the history), so
+// that series is for private relays whose operator opts in.
+func (m *Metrics) WatchRooms(sizes RoomSizes, perRoom bool) {
+	m.Registry.MustRegister(&roomCollector{sizes: sizes, perRoom: perRoom})
+}
+
+var (
+	roomsBySizeDesc = prometheus.NewDesc("heartline_rooms_by_members",
+		"Rooms held in memory by their member count (online and away): members is the range, e.g. 2-10.",
+		[]string{"members"}, nil)
+	roomMembersMaxDesc = prometheus.NewDesc("heartline_room_members_max",
+		"Members (online and away) of the largest room.", nil, nil)
+	membersDesc = prometheus.NewDesc("heartline_members",
+		"Members (online and away) of every room held in memory.", nil, nil)
+	roomMembersDesc = prometheus.NewDesc("heartline_room_members",
+		"Members of a room, online and away (only with --metrics-room-names).", []string{"room"}, nil)
+)
+
+// sizeRanges labels the ranges of RoomSizeBuckets: "0", "1", "2-10", ...,
+// "1001+".
+var sizeRanges = func() []string {
+	out := make([]string, 0, len(RoomSizeBuckets)+1)
+	lo := 0
+	for _, hi := range RoomSizeBuckets {
+		if lo == hi {
+			out = append(out, strconv.Itoa(hi))
+		} else {
+			out = append(out, strconv.Itoa(lo)+"-"+strconv.Itoa(hi))
+		}
+		lo = hi + 1
+	}
+	return append(out, strconv.Itoa(lo)+"+")
+}()
+
+type roomCollector struct {
+	sizes   RoomSizes
+	perRoom bool
+}
+
+func (c *roomCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- roomsBySizeDesc
+	ch <- roomMembersMaxDesc
+	ch <- membersDesc
+	if c.perRoom {
+		ch <- roomMembersDesc
+	}
+}
+
+func (c *roomCollector) Collect(ch chan<- prometheus.Metric) {
+	counts := make([]int, len(sizeRanges))
+	largest, total := 0, 0
+	c.sizes(func(room string, members int) {
+		i := 0
+		for i < len(RoomSizeBuckets) && members > RoomSizeBuckets[i] {
+			i++
+		}
+		counts[i]++
+		largest, total = max(largest, members), total+members
+		if c.perRoom {
+			ch <- prometheus.MustNewConstMetric(roomMembersDesc, prometheus.GaugeValue, float64(members), room)
+		}
+	})
+	for i, n := range counts {
+		ch <- prometheus.MustNewConstMetric(roomsBySizeDesc, prometheus.GaugeValue, float64(n), sizeRanges[i])
+	}
+	ch <- prometheus.MustNewConstMetric(roomMembersMaxDesc, prometheus.GaugeValue, float64(largest))
+	ch <- prometheus.MustNewConstMetric(membersDesc, prometheus.GaugeValue, float64(total))
+}
+
+// WatchStore registers heartline_store_writable, read from writable at
+// every scrape: 1 while the history store's writes commit, 0 after one
+// failed (full disk, I/O error) until one commits again.
+func (m *Metrics) WatchStore(writable func() bool) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "heartline_store_writable",
+		Help: "1 while the history store's writes commit, 0 since a write failed (full disk, I/O error) until one commits again; /readyz is 503 meanwhile.",
+	}, func() float64 {
+		if writable() {
+			return 1
+		}
+		return 0
+	}))
 }

@@ -162,6 +162,13 @@ func (r *room) applyCommit(b *fanBatch, res commitResult) {
 		return
 	case errors.As(res.err, &dup):
 		r.ack(b, m, p.acks, &protocol.Ack{ID: res.rec.ClientID, Seq: dup.Existing.Seq, TS: dup.Existing.TS})
+	case errors.Is(res.err, store.ErrFull):
+		r.s.metrics.StoreErrors.Inc()
+		if r.s.storeFull.logDue(time.Now()) {
+			r.s.log.Error("history database at its size cap (--max-store-bytes): refusing messages that need more space; raise the cap or lower --history/--history-bytes/--max-rooms",
+				"room", r.name, "err", res.err)
+		}
+		r.sendTo(b, m, &protocol.Error{Code: protocol.ErrInternal, Message: "the relay's storage is full, so this message was not stored or sent; try again later, and tell the relay's operator", ID: res.rec.ClientID})
 	default:
 		r.s.metrics.StoreErrors.Inc()
 		r.s.log.Error("message not stored", "room", r.name, "member", res.rec.MemberID, "seq", res.rec.Seq, "err", res.err)

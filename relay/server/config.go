@@ -35,6 +35,11 @@ const (
 	DefaultAvatarRate        = 1.0 / 6 // uploads per second per client address (10 a minute)
 	DefaultAvatarBurst       = 5
 	DefaultAvatarMemory      = 64 << 20 // two of the costliest acceptable pictures at once
+	DefaultHistoryBytes      = store.DefaultHistoryBytes
+	DefaultMaxRooms          = 10_000
+	DefaultRoomCreateRate    = 10.0 / 60 // new rooms per second per client address (10 a minute)
+	DefaultRoomCreateBurst   = 10
+	DefaultMaxStoreBytes     = 1 << 30
 )
 
 // Config configures a relay. Every zero value means the documented default, so
@@ -49,12 +54,38 @@ type Config struct {
 	DataDir string
 	// Store replaces the store the relay would open in DataDir (tests inject
 	// a wrapped store; the desktop may share one). The caller closes it.
+	// /readyz reports its write failures only if it has the method
+	// WriteErr() error, as *store.Store does.
 	Store Store
 	// History is the number of messages kept per room (store retention);
 	// 0 means 1000. Ignored when Store is set.
 	History int
+	// HistoryBytes also prunes a room's oldest messages while its stored
+	// records take more than this many bytes (the newest always stays); 0
+	// means 1 MiB, negative means no byte limit. Ignored when Store is set.
+	HistoryBytes int64
 	// HistoryMaxAge also prunes messages older than this; 0 means no age limit.
 	HistoryMaxAge time.Duration
+	// MaxRooms caps the rooms the relay keeps, empty ones included (each
+	// holds its history and members on disk until the relay forgets it,
+	// which it never does on its own); a hello that would create one more is
+	// refused with room_full and close 4505, while existing rooms work on.
+	// 0 means 10,000, negative means no cap.
+	MaxRooms int
+	// RoomCreateRate and RoomCreateBurst limit how fast one client address
+	// may create new rooms (a hello into an existing room is not counted);
+	// beyond, the hello gets rate_limited with retry_after_ms and close
+	// 4003. 0 means 10 a minute with a burst of 10.
+	RoomCreateRate  float64
+	RoomCreateBurst int
+	// MaxStoreBytes caps the history database file (bbolt's own size cap,
+	// so it bounds the disk the relay uses for history). A commit that
+	// would grow the file beyond it fails: its messages are refused with
+	// an internal error that says the storage is full, and the relay logs
+	// it. Pages freed by retention are reused first, so rooms at their
+	// retention limit keep working. 0 means 1 GiB, negative means no cap.
+	// Ignored when Store is set.
+	MaxStoreBytes int64
 	// HistoryPage is how many recent messages a fresh join's welcome carries;
 	// 0 means 50.
 	HistoryPage int
@@ -122,6 +153,22 @@ type Config struct {
 	// AdminToken, when set, opens GET /v1/rooms to "Authorization: Bearer
 	// <AdminToken>". Empty means the endpoint always answers 401.
 	AdminToken string
+
+	// MetricsListen, when set, is a second TCP address (e.g. 127.0.0.1:9090)
+	// that serves /metrics, /healthz and /readyz in plain HTTP, for a
+	// Prometheus and probes on the host or a private network; the public
+	// Listen then answers /metrics with 404 (it keeps /healthz and /readyz
+	// for load balancers). Start and Serve open it and Shutdown closes it
+	// (Handler alone does not). "" means /metrics is served on Listen,
+	// without auth.
+	MetricsListen string
+	// MetricsRoomNames adds heartline_room_members{room="<name>"} to
+	// /metrics. Off by default: on an open relay a room's name is all a
+	// client needs to join it and read its history, and /metrics has no
+	// auth, so only a private relay (or MetricsListen on a private address)
+	// should turn it on. Without it the room series are aggregates (rooms
+	// by member count, the largest room, all members).
+	MetricsRoomNames bool
 
 	// TLSCert and TLSKey are PEM files; both or neither. With them the relay
 	// serves HTTPS and wss://.
@@ -197,6 +244,11 @@ func (c Config) withDefaults() Config {
 	c.AvatarRate = cmp.Or(c.AvatarRate, DefaultAvatarRate)
 	c.AvatarBurst = cmp.Or(c.AvatarBurst, DefaultAvatarBurst)
 	c.AvatarMemory = cmp.Or(c.AvatarMemory, DefaultAvatarMemory)
+	c.HistoryBytes = cmp.Or(c.HistoryBytes, DefaultHistoryBytes)
+	c.MaxRooms = cmp.Or(c.MaxRooms, DefaultMaxRooms)
+	c.RoomCreateRate = cmp.Or(c.RoomCreateRate, DefaultRoomCreateRate)
+	c.RoomCreateBurst = cmp.Or(c.RoomCreateBurst, DefaultRoomCreateBurst)
+	c.MaxStoreBytes = cmp.Or(c.MaxStoreBytes, DefaultMaxStoreBytes)
 	if c.now == nil {
 		c.now = time.Now
 	}
@@ -238,6 +290,13 @@ func (c Config) Validate() error {
 	if c.MaxConns < 0 || c.MaxConnsPerIP < 0 || c.MaxRoomMembers < 1 || c.SendQueue < 1 {
 		bad("connection and member limits must not be negative")
 	}
+	if c.MetricsListen != "" {
+		if err := checkHostPort(c.MetricsListen); err != nil {
+			bad("metrics listen address %q is not host:port (e.g. 127.0.0.1:9090): %v", c.MetricsListen, err)
+		} else if _, port, _ := net.SplitHostPort(c.MetricsListen); c.MetricsListen == c.Listen && port != "0" {
+			bad("metrics listen address %q is the listen address too; give the metrics their own port (e.g. 127.0.0.1:9090)", c.MetricsListen)
+		}
+	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		bad("TLS needs both a certificate and a key file (got only one)")
 	}
@@ -261,7 +320,31 @@ func (c Config) Validate() error {
 	if c.HistoryPage < 1 {
 		bad("history page must be at least 1")
 	}
+	// A room must hold at least one message of the longest text (4 bytes a
+	// code point) with its sender's name and avatar.
+	if minBytes := int64(4*c.MaxText + 1024); c.HistoryBytes > 0 && c.HistoryBytes < minBytes {
+		bad("history bytes %d is less than one message of the longest text (max text %d characters needs %d bytes); raise it or lower max text", c.HistoryBytes, c.MaxText, minBytes)
+	}
+	if c.RoomCreateRate < 0 || c.RoomCreateBurst < 1 {
+		bad("room create rate must not be negative and room create burst must be at least 1")
+	}
+	if c.MaxStoreBytes > 0 && c.MaxStoreBytes < 1<<20 {
+		bad("max store bytes %d is too small: the history database needs at least 1 MiB", c.MaxStoreBytes)
+	}
 	return errors.Join(errs...)
+}
+
+// checkHostPort accepts host:port with a numeric port (0 for any free one)
+// or a service name the resolver knows, as net.Listen does.
+func checkHostPort(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if _, err := net.LookupPort("tcp", port); err != nil {
+		return fmt.Errorf("bad port %q", port)
+	}
+	return nil
 }
 
 // Store is what the relay needs from its history store; *store.Store

@@ -48,8 +48,10 @@
 //	2     conn.mu              a connection's queue, writer turn (writing),    metrics only
 //	                           closing, close code, readerDone, exitReason,
 //	                           room and member
-//	2     Server.roomsMu       the rooms map                                   metrics only
-//	2     Server.mu            ln, stun, httpSrv, served, shutdown             the STUN responder's Ports
+//	2     Server.roomsMu       the rooms map, the stored room names (MaxRooms) ipLimiter.mu (admitNewRoom's
+//	                                                                            roomCreates)
+//	2     Server.mu            ln, stun, httpSrv, served, shutdown, the ops    the STUN responder's Ports
+//	                           listener
 //	3     store (relay/store)  its queue (Store.mu, shared to enqueue) and     nothing of this package: its
 //	                           bbolt's transactions                            callbacks run on the committer
 //	                                                                            goroutine, with no store lock
@@ -68,6 +70,9 @@
 //     into the room (linkDropped, bye, send).
 //   - The sweeper takes Server.connsMu to collect, lets go, then evicts; it
 //     takes room.mu only with TryLock, so it never waits for a busy room.
+//   - A metrics scrape takes Server.roomsMu (roomSizes) inside prometheus's
+//     registry lock; nothing takes a registry lock under roomsMu (room sizes
+//     are atomics, gauges lock-free).
 //   - The reactor holds reactor.mu only to look up the connections of one
 //     wake-up, then reads and answers them with no lock held.
 //   - Writes to the socket (kick, writeLoop) happen with no lock held: the

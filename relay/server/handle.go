@@ -10,6 +10,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/heartline/heartline/relay/metrics"
+	"github.com/heartline/heartline/shared/names"
 	"github.com/heartline/heartline/shared/protocol"
 )
 
@@ -22,12 +23,16 @@ func (c *conn) handle(data []byte) (stop bool) {
 		if !errors.As(err, &fe) {
 			fe = &protocol.FrameError{Code: protocol.ErrBadFrame, Message: "the frame could not be read: " + err.Error()}
 		}
+		if fe.Close != 0 { // a hello with a field of the wrong type: counted as any refused hello
+			c.s.frameCounter(c.s.framesIn, c.s.metrics.FramesIn, protocol.TypeHello).Inc()
+			if c.live.flags.Load()&liveJoined != 0 {
+				c.sendError(protocol.ErrBadFrame, alreadyJoined, "")
+				return false
+			}
+			return c.refuse(fe.Code, fe.Message, fe.Close)
+		}
 		c.s.frameCounter(c.s.framesIn, c.s.metrics.FramesIn, fe.Code).Inc()
 		c.send(fe.Frame())
-		if fe.Close != 0 {
-			c.close(fe.Close, protocol.CloseText(fe.Close), false, metrics.EvictRefused)
-			return true
-		}
 		return false
 	}
 	c.s.frameCounter(c.s.framesIn, c.s.metrics.FramesIn, f.FrameType()).Inc()
@@ -63,9 +68,11 @@ func (c *conn) refuse(code, msg string, closeCode int) bool {
 	return true
 }
 
+const alreadyJoined = "this connection has already joined a room; open a new connection for another room"
+
 func (c *conn) handleHello(h *protocol.Hello) bool {
 	if c.live.flags.Load()&liveJoined != 0 {
-		c.sendError(protocol.ErrBadFrame, "this connection has already joined a room; open a new connection for another room", "")
+		c.sendError(protocol.ErrBadFrame, alreadyJoined, "")
 		return false
 	}
 	if err := h.Validate(); err != nil {
@@ -79,6 +86,15 @@ func (c *conn) handleHello(h *protocol.Hello) bool {
 		}
 		return c.refuse(protocol.ErrBadFrame, err.Error(), protocol.CloseHelloRefused)
 	}
+	name, err := names.Normalize(h.Name)
+	if err != nil {
+		var fe *protocol.FrameError
+		if errors.As(err, &fe) {
+			return c.refuse(fe.Code, fe.Message, protocol.CloseHelloRefused)
+		}
+		return c.refuse(protocol.ErrBadName, err.Error(), protocol.CloseHelloRefused)
+	}
+	h.Name = name
 	if tok := c.s.cfg.Token; tok != "" && subtle.ConstantTimeCompare([]byte(h.Token), []byte(tok)) != 1 {
 		return c.refuse("", "unauthorized: this relay needs the right token", protocol.CloseUnauthorized)
 	}
@@ -86,7 +102,16 @@ func (c *conn) handleHello(h *protocol.Hello) bool {
 		return c.refuse(protocol.ErrBadAvatar, msg, protocol.CloseHelloRefused)
 	}
 	for range 3 {
-		r, err := c.s.getRoom(h.Room)
+		r, err := c.s.getRoom(h.Room, c.ip)
+		var quota *roomRefusal
+		if errors.As(err, &quota) {
+			if quota.retry > 0 {
+				ms := max((quota.retry + time.Millisecond - 1).Milliseconds(), 1)
+				c.send(&protocol.Error{Code: quota.code, RetryAfterMS: ms, Message: fmt.Sprintf("%s (in %d ms)", quota.msg, ms)})
+				return c.refuse("", quota.msg, quota.close)
+			}
+			return c.refuse(quota.code, quota.msg, quota.close)
+		}
 		if err != nil {
 			c.s.log.Error("cannot open room", "room", h.Room, "err", err)
 			c.sendError(protocol.ErrInternal, "the relay cannot open this room right now; try again later", "")

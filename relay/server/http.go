@@ -26,20 +26,11 @@ import (
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ws", s.handleWS)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		io.WriteString(w, "ok\n")
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if s.draining.Load() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			io.WriteString(w, "draining\n")
-			return
-		}
-		io.WriteString(w, "ready\n")
-	})
-	mux.Handle("GET /metrics", s.metrics.Handler())
+	mux.HandleFunc("GET /healthz", s.handleHealthz)
+	mux.HandleFunc("GET /readyz", s.handleReadyz)
+	if s.cfg.MetricsListen == "" {
+		mux.Handle("GET /metrics", s.metrics.Handler())
+	}
 	mux.HandleFunc("GET /v1/rooms", s.handleRooms)
 	mux.HandleFunc("POST /v1/avatars", s.handleAvatarUpload)
 	mux.HandleFunc("GET /v1/avatars", func(w http.ResponseWriter, r *http.Request) {
@@ -48,6 +39,62 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/avatars/builtin/{name}", s.handleBuiltinAvatar)
 	mux.HandleFunc("GET /v1/avatars/{hex}", s.handleAvatar)
 	return mux
+}
+
+// opsRoutes is what MetricsListen serves: the metrics, and the probes too
+// so that a monitoring agent needs only the internal port.
+func (s *Server) opsRoutes() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.metrics.Handler())
+	mux.HandleFunc("GET /healthz", s.handleHealthz)
+	mux.HandleFunc("GET /readyz", s.handleReadyz)
+	return mux
+}
+
+func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	io.WriteString(w, "ok\n")
+}
+
+func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if s.draining.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, "draining\n")
+		return
+	}
+	if err := s.storeWriteErr(); err != nil {
+		// The relay would take messages it cannot keep: every one would get
+		// error internal. The body gives the cause (e.g. "no space left on
+		// device"), not the error's file paths: /readyz has no auth.
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, "store cannot write: "+rootCause(err).Error()+"\n")
+		return
+	}
+	io.WriteString(w, "ready\n")
+}
+
+// writeChecker is implemented by a Store that knows whether its writes
+// commit (*store.Store: WriteErr); /readyz uses it.
+type writeChecker interface{ WriteErr() error }
+
+func (s *Server) storeWriteErr() error {
+	if wc, ok := s.store.(writeChecker); ok {
+		return wc.WriteErr()
+	}
+	return nil
+}
+
+// rootCause is the innermost error of err's chain (an errno such as
+// ENOSPC, for a failed write).
+func rootCause(err error) error {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err
+		}
+		err = next
+	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

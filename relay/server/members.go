@@ -8,9 +8,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/heartline/heartline/relay/metrics"
+	"github.com/heartline/heartline/shared/names"
 	"github.com/heartline/heartline/shared/protocol"
 )
 
@@ -44,11 +46,14 @@ func (r *room) join(c *conn, h *protocol.Hello) joinResult {
 	}
 	now := r.s.cfg.now()
 	kh := keyHash(h.Key)
-	fold := protocol.NameFoldKey(h.Name)
+	fold, shape := names.Key(h.Name), names.ShapeKey(h.Name)
 	m := r.byKey[kh]
-	if other := r.byName[fold]; other != nil && other != m {
-		return joinResult{refused: true, close: protocol.CloseNameTaken,
-			msg: fmt.Sprintf("the name %q is taken in this room: choose another name", h.Name)}
+	other := r.byName[fold]
+	if other == nil || other == m {
+		other = r.byShape[shape]
+	}
+	if other != nil && other != m {
+		return joinResult{refused: true, close: protocol.CloseNameTaken, msg: nameTakenMessage(h.Name, other.name)}
 	}
 	if m != nil {
 		if c.serial < m.lastSerial {
@@ -58,9 +63,9 @@ func (r *room) join(c *conn, h *protocol.Hello) joinResult {
 		old := m.conn
 		changed := m.name != h.Name || m.avatar != h.Avatar
 		if changed {
-			delete(r.byName, m.fold)
-			m.name, m.fold, m.avatar = h.Name, fold, h.Avatar
-			r.byName[fold] = m
+			r.unindexName(m)
+			m.name, m.fold, m.shape, m.avatar = h.Name, fold, shape, h.Avatar
+			r.byName[fold], r.byShape[shape] = m, m
 			r.s.store.PutMember(r.name, m.record(), nil)
 		}
 		wasAway := m.state == protocol.StateAway
@@ -81,11 +86,11 @@ func (r *room) join(c *conn, h *protocol.Hello) joinResult {
 				msg: fmt.Sprintf("the room is full (%d members); try again when someone leaves", r.s.cfg.MaxRoomMembers)}
 		}
 		m = &member{
-			id: newMemberID(), name: h.Name, fold: fold, avatar: h.Avatar, keyHash: kh,
+			id: newMemberID(), name: h.Name, fold: fold, shape: shape, avatar: h.Avatar, keyHash: kh,
 			since: now.UnixMilli(), state: protocol.StateOnline, conn: c, lastSerial: c.serial, remote: c.remote,
 		}
-		r.members[m.id], r.byKey[kh], r.byName[fold] = m, m, m
-		r.s.metrics.RoomMembers.WithLabelValues(r.name).Set(float64(len(r.members)))
+		r.members[m.id], r.byKey[kh], r.byName[fold], r.byShape[shape] = m, m, m, m
+		r.size.Store(int32(len(r.members)))
 		r.s.store.PutMember(r.name, m.record(), nil)
 		r.attach(c, m)
 		r.broadcast(&protocol.Joined{Member: m.wire()}, m)
@@ -93,6 +98,32 @@ func (r *room) join(c *conn, h *protocol.Hello) joinResult {
 	}
 	c.send(r.welcome(c, m, h.Resume, now))
 	return joinResult{}
+}
+
+func (r *room) unindexName(m *member) {
+	if r.byName[m.fold] == m {
+		delete(r.byName, m.fold)
+	}
+	if r.byShape[m.shape] == m {
+		delete(r.byShape, m.shape)
+	}
+}
+
+// nameTakenMessage tells a refused joiner whether their name is taken or
+// only looks like a member's. It is the close reason, so it falls back to a
+// shorter text past the 123 bytes a close frame holds.
+func nameTakenMessage(name, holder string) string {
+	msg := fmt.Sprintf("the name %q is taken in this room: choose another name", name)
+	if !strings.EqualFold(name, holder) {
+		msg = fmt.Sprintf("the name %q looks like %q, a member of this room: choose another name", name, holder)
+		if len(msg) > 120 {
+			msg = "the name looks like the name of a member of this room: choose another name"
+		}
+	}
+	if len(msg) > 120 {
+		msg = "the name is taken in this room: choose another name"
+	}
+	return msg
 }
 
 func (r *room) attach(c *conn, m *member) {
@@ -138,11 +169,9 @@ func (r *room) bye(m *member, c *conn) {
 func (r *room) remove(m *member, reason string) {
 	delete(r.members, m.id)
 	delete(r.byKey, m.keyHash)
-	if r.byName[m.fold] == m {
-		delete(r.byName, m.fold)
-	}
+	r.unindexName(m)
 	r.s.store.DeleteMember(r.name, m.id, nil)
-	r.s.metrics.RoomMembers.WithLabelValues(r.name).Set(float64(len(r.members)))
+	r.size.Store(int32(len(r.members)))
 	r.broadcast(&protocol.Left{Member: m.wire(), Reason: reason}, m)
 	r.s.log.Info("member left", "room", r.name, "member", m.id, "name", m.name, "remote", m.remote, "reason", reason)
 }
@@ -182,6 +211,5 @@ func (r *room) sweep(now time.Time) {
 		}
 		r.s.metrics.Rooms.Set(float64(len(r.s.rooms)))
 		r.s.roomsMu.Unlock()
-		r.s.metrics.RoomMembers.DeleteLabelValues(r.name)
 	}
 }

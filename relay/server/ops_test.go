@@ -278,7 +278,7 @@ func TestHealthAndMetricsEndpoints(t *testing.T) {
 	}
 	_, body := tr.get("/metrics", nil)
 	for _, want := range []string{
-		"heartline_connections 1", `heartline_room_members{room="m"} 1`, `heartline_frames_in_total{type="msg"} 1`,
+		"heartline_connections 1", "heartline_room_members_max 1", `heartline_frames_in_total{type="msg"} 1`,
 		`heartline_frames_out_total{type="welcome"} 1`, "heartline_messages_accepted_total 1",
 		"heartline_store_commit_seconds_count 1", "heartline_fanout_duration_seconds_count",
 		"heartline_heartbeat_timeouts_total 0", "heartline_queue_overflows_total 0",

@@ -8,9 +8,11 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 
+	"github.com/heartline/heartline/relay/metrics"
 	"github.com/heartline/heartline/shared/protocol"
 )
 
@@ -92,7 +94,7 @@ func (c *conn) readFrame(typ int, r io.Reader) (stop bool, err error) {
 	c.live.flags.Or(liveBusy)
 	defer c.live.flags.And(^liveBusy)
 	data := buf.Bytes()
-	if t, ok := parsePing(typ, data); ok {
+	if t, ok := parsePing(typ, data); ok { // ASCII only: no need to check UTF-8
 		c.pong(t, true)
 		return false, nil
 	}
@@ -101,7 +103,25 @@ func (c *conn) readFrame(typ int, r io.Reader) (stop bool, err error) {
 		c.sendError(protocol.ErrBadFrame, "binary frames are not part of the protocol: send JSON text frames", "")
 		return false, nil
 	}
+	// data is the whole message: gorilla joins continuation frames, so a
+	// character split across fragments is checked whole.
+	if !utf8.Valid(data) {
+		c.invalidUTF8()
+		return true, nil
+	}
 	return c.handle(data), nil
+}
+
+// invalidUTF8 fails a connection that sent a text message that is not UTF-8
+// (RFC 6455 section 8.1: close 1007). Decoding it would quietly turn the bad
+// bytes into U+FFFD, so the room would keep and relay text its sender never
+// wrote.
+func (c *conn) invalidUTF8() {
+	c.s.frameCounter(c.s.framesIn, c.s.metrics.FramesIn, "invalid_utf8").Inc()
+	const why = "invalid UTF-8 in a text frame: frames must be UTF-8 JSON"
+	c.sendError(protocol.ErrBadFrame, why, "")
+	c.close(protocol.CloseInvalidPayload, why, false, metrics.EvictInvalidUTF8)
+	c.s.log.Info("evicting connection", "code", protocol.CloseInvalidPayload, "reason", metrics.EvictInvalidUTF8, "remote", c.remote)
 }
 
 var framePool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
@@ -208,7 +228,8 @@ func (c *conn) unpark() {
 
 // answerPings answers input that consists only of whole heartbeat frames (as
 // the protocol encoder writes them, masked as every client frame is) and
-// reports whether it did. Anything else is left to gorilla and handle.
+// reports whether it did. Anything else is left to gorilla and readFrame,
+// which checks UTF-8 (parsePing accepts only ASCII).
 func (c *conn) answerPings(data []byte) bool {
 	var ts [64]int64
 	n := 0

@@ -3,16 +3,20 @@ package server
 // The room and member types, and how a room is found, created or restored.
 
 import (
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/heartline/heartline/relay/store"
+	"github.com/heartline/heartline/shared/names"
 	"github.com/heartline/heartline/shared/protocol"
 )
 
 // member is one member of a room, online (conn set) or away.
 type member struct {
-	id, name, fold, avatar string
+	id, name, fold, avatar string // fold: names.Key(name)
+	shape                  string // names.ShapeKey(name)
 	keyHash                string
 	since                  int64 // unix ms of the first join
 	state                  string
@@ -43,6 +47,8 @@ type room struct {
 
 	initErr error
 
+	size atomic.Int32 // len(members), for /metrics without taking mu
+
 	mu        sync.Mutex
 	dead      bool // removed from the server's map; joiners retry
 	epoch     string
@@ -52,7 +58,8 @@ type room struct {
 	pending   int
 	members   map[string]*member // by id
 	byKey     map[string]*member // by key hash
-	byName    map[string]*member // by folded name
+	byName    map[string]*member // by names.Key: case-insensitive look-alike key
+	byShape   map[string]*member // by names.ShapeKey: case-kept look-alike key
 	nextLeave time.Time          // no away member's grace ends before this; zero: nobody is away
 	inflight  map[string]*pendingMsg
 	// batch collects the messages and acks of the commits drain applies;
@@ -69,7 +76,7 @@ type room struct {
 func (s *Server) newRoom(name string) *room {
 	return &room{
 		s: s, name: name, ready: make(chan struct{}),
-		members: map[string]*member{}, byKey: map[string]*member{}, byName: map[string]*member{},
+		members: map[string]*member{}, byKey: map[string]*member{}, byName: map[string]*member{}, byShape: map[string]*member{},
 		inflight: map[string]*pendingMsg{},
 	}
 }
@@ -79,23 +86,56 @@ func (r *room) load(st store.RoomState, now time.Time) {
 	r.epoch, r.seq, r.committed = st.Epoch, st.Seq, st.Seq
 	for _, mr := range st.Members {
 		m := &member{
-			id: mr.ID, name: mr.Name, fold: protocol.NameFoldKey(mr.Name), avatar: mr.Avatar,
+			id: mr.ID, name: mr.Name, fold: names.Key(mr.Name), shape: names.ShapeKey(mr.Name), avatar: mr.Avatar,
 			keyHash: mr.KeyHash, since: mr.Since, state: protocol.StateAway,
 			leaveAt: now.Add(r.s.cfg.Grace), leaveReason: protocol.ReasonTimeout, lastSeen: now,
 		}
-		r.members[m.id], r.byKey[m.keyHash], r.byName[m.fold] = m, m, m
+		r.members[m.id], r.byKey[m.keyHash], r.byName[m.fold], r.byShape[m.shape] = m, m, m, m
 		r.leaveDue(m.leaveAt)
 	}
-	r.s.metrics.RoomMembers.WithLabelValues(r.name).Set(float64(len(r.members)))
+	r.size.Store(int32(len(r.members)))
+}
+
+// roomRefusal is a hello refused because it would create a room beyond a
+// quota (MaxRooms, RoomCreateRate).
+type roomRefusal struct {
+	code, msg string
+	close     int
+	retry     time.Duration // rate_limited: when a new room may be created
+}
+
+func (e *roomRefusal) Error() string { return e.msg }
+
+// admitNewRoom says whether ip may create one more room now; the caller
+// holds roomsMu.
+func (s *Server) admitNewRoom(ip string) error {
+	if s.cfg.MaxRooms > 0 && len(s.stored) >= s.cfg.MaxRooms {
+		return &roomRefusal{code: protocol.ErrRoomFull, close: protocol.CloseRoomFull,
+			msg: fmt.Sprintf("this relay already keeps its maximum of %d rooms; join an existing room, or ask the relay's operator", s.cfg.MaxRooms)}
+	}
+	if d, ok := s.roomCreates.allow(ip, s.cfg.now()); !ok {
+		return &roomRefusal{code: protocol.ErrRateLimited, close: protocol.CloseProtocolError, retry: d,
+			msg: "too many new rooms from your address; join an existing room, or wait and try again"}
+	}
+	return nil
 }
 
 // getRoom returns the live room, creating it (and its stored history) on
-// first join. Only joiners of a new room wait for the store.
-func (s *Server) getRoom(name string) (*room, error) {
+// first join, if ip may create a room (admitNewRoom). Only joiners of a new
+// room wait for the store.
+func (s *Server) getRoom(name, ip string) (*room, error) {
 	s.roomsMu.Lock()
 	r := s.rooms[name]
 	creator := r == nil
+	isNew := false
 	if creator {
+		if _, ok := s.stored[name]; !ok {
+			if err := s.admitNewRoom(ip); err != nil {
+				s.roomsMu.Unlock()
+				return nil, err
+			}
+			s.stored[name], isNew = struct{}{}, true
+		}
 		r = s.newRoom(name)
 		s.rooms[name] = r
 		s.metrics.Rooms.Set(float64(len(s.rooms)))
@@ -110,6 +150,9 @@ func (s *Server) getRoom(name string) (*room, error) {
 		r.initErr = err
 		s.roomsMu.Lock()
 		delete(s.rooms, name)
+		if isNew {
+			delete(s.stored, name)
+		}
 		s.metrics.Rooms.Set(float64(len(s.rooms)))
 		s.roomsMu.Unlock()
 		close(r.ready)

@@ -52,6 +52,13 @@ type Server struct {
 
 	avatarLimits *ipLimiter
 	decodes      *avatar.Limiter
+	// roomCreates limits new rooms per client address (RoomCreateRate).
+	roomCreates *ipLimiter
+	// stored holds the names of every room in the store (MaxRooms counts
+	// them); guarded by roomsMu.
+	stored map[string]struct{}
+	// storeFull keeps a store at its size cap from logging every message.
+	storeFull logThrottle
 
 	// Counters per frame type, resolved once: the message path then never
 	// takes the metric vectors' internal lock.
@@ -61,13 +68,18 @@ type Server struct {
 	draining atomic.Bool
 	stop     chan struct{}
 
-	mu       sync.Mutex // guards ln, stun, httpSrv, served, shutdown
+	mu       sync.Mutex // guards ln, stun, httpSrv, served, shutdown and the ops fields
 	ln       net.Listener
 	stun     *stunsrv.Server // nil without cfg.STUNPort
 	httpSrv  *http.Server
 	served   chan error
 	shutdown bool
 	stopOnce sync.Once
+
+	// The cfg.MetricsListen listener (guarded by mu); nil without it.
+	opsLn     net.Listener
+	opsSrv    *http.Server
+	opsServed chan error
 }
 
 // New checks cfg, opens the store in cfg.DataDir (unless cfg.Store is given),
@@ -93,6 +105,8 @@ func New(cfg Config) (*Server, error) {
 		stop:         make(chan struct{}),
 		avatarLimits: newIPLimiter(cfg.AvatarRate, cfg.AvatarBurst),
 		decodes:      avatar.NewLimiter(cfg.AvatarMemory, avatarUploadsInFlight),
+		roomCreates:  newIPLimiter(cfg.RoomCreateRate, cfg.RoomCreateBurst),
+		stored:       make(map[string]struct{}),
 	}
 	s.framesIn, s.framesOut = map[string]prometheus.Counter{}, map[string]prometheus.Counter{}
 	for _, typ := range []string{protocol.TypeHello, protocol.TypeMsg, protocol.TypePing, protocol.TypeBye,
@@ -104,6 +118,7 @@ func New(cfg Config) (*Server, error) {
 		s.framesOut[typ] = s.metrics.FramesOut.WithLabelValues(typ)
 	}
 	s.pingsIn, s.pongsOut = s.framesIn[protocol.TypePing], s.framesOut[protocol.TypePong]
+	s.metrics.WatchRooms(s.roomSizes, cfg.MetricsRoomNames)
 	for _, n := range assets.BuiltinAvatarNames() {
 		s.builtin[n] = true
 	}
@@ -125,12 +140,16 @@ func New(cfg Config) (*Server, error) {
 	if s.store == nil {
 		st, err := store.Open(cfg.DataDir, store.Options{
 			History: cfg.History, MaxAge: cfg.HistoryMaxAge, CommitInterval: cfg.CommitInterval,
+			HistoryBytes: cfg.HistoryBytes, MaxSize: int(max(cfg.MaxStoreBytes, 0)),
 			Logger: log.With("component", "store"),
 		})
 		if err != nil {
 			return nil, err
 		}
 		s.ownStore, s.store = st, st
+	}
+	if wc, ok := s.store.(writeChecker); ok {
+		s.metrics.WatchStore(func() bool { return wc.WriteErr() == nil })
 	}
 	if err := s.restore(); err != nil {
 		if s.ownStore != nil {
@@ -187,8 +206,26 @@ func (s *Server) frameCounter(m map[string]prometheus.Counter, vec *prometheus.C
 	return vec.WithLabelValues(typ)
 }
 
-// Handler returns the relay's HTTP handler (/ws, /healthz, /readyz, /metrics,
-// /v1/...), for embedding in another server (the desktop's host mode). The
+// roomSizes is the metrics' view of the rooms, at scrape time. It copies
+// under roomsMu and yields outside it, so a slow scrape never holds up a join.
+func (s *Server) roomSizes(yield func(room string, members int)) {
+	type size struct {
+		name string
+		n    int
+	}
+	s.roomsMu.Lock()
+	sizes := make([]size, 0, len(s.rooms))
+	for name, r := range s.rooms {
+		sizes = append(sizes, size{name, int(r.size.Load())})
+	}
+	s.roomsMu.Unlock()
+	for _, sz := range sizes {
+		yield(sz.name, sz.n)
+	}
+}
+
+// Handler returns the relay's HTTP handler (/ws, /healthz, /readyz, /metrics
+// unless cfg.MetricsListen is set, /v1/...), for embedding in another server (the desktop's host mode). The
 // caller still calls Shutdown to close connections and the store.
 func (s *Server) Handler() http.Handler { return s.handler }
 
@@ -226,6 +263,38 @@ func (s *Server) Start() error {
 			ln.Close()
 			return fmt.Errorf("cannot answer STUN on UDP port %d: %w (pick another --stun-port, 0 to disable STUN, or --stun-optional)", s.cfg.STUNPort, err)
 		}
+	}
+	if s.cfg.MetricsListen != "" {
+		// Plain HTTP without keepalive tuning: a scraper on the host or a
+		// private network, never the clients.
+		opsLn, err := net.Listen("tcp", s.cfg.MetricsListen)
+		if err != nil {
+			ln.Close()
+			if s.stun != nil {
+				s.stun.Close()
+				s.stun = nil
+			}
+			return fmt.Errorf("cannot listen for metrics on %s: %w (pick another --metrics-listen)", s.cfg.MetricsListen, err)
+		}
+		opsSrv := &http.Server{
+			Handler:           s.opsRoutes(),
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      60 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    16 << 10,
+			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		}
+		opsServed := make(chan error, 1)
+		go func() {
+			err := opsSrv.Serve(opsLn)
+			if errors.Is(err, http.ErrServerClosed) {
+				err = nil
+			}
+			opsServed <- err
+		}()
+		s.opsLn, s.opsSrv, s.opsServed = opsLn, opsSrv, opsServed
+		s.log.Info("metrics listening", "addr", opsLn.Addr().String(), "room_names", s.cfg.MetricsRoomNames)
 	}
 	if s.tlsConf != nil {
 		ln = tls.NewListener(ln, s.tlsConf)
@@ -295,6 +364,17 @@ func (s *Server) Addr() net.Addr {
 	return s.ln.Addr()
 }
 
+// MetricsAddr is the address Start bound for cfg.MetricsListen; nil before
+// Start or without MetricsListen.
+func (s *Server) MetricsAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.opsLn == nil {
+		return nil
+	}
+	return s.opsLn.Addr()
+}
+
 // Serve starts the relay and runs it until ctx ends, then shuts down within
 // cfg.ShutdownTimeout. It returns nil after a clean shutdown.
 func (s *Server) Serve(ctx context.Context) error {
@@ -331,6 +411,7 @@ func (s *Server) shutdownOnce(ctx context.Context) error {
 	s.mu.Lock()
 	s.shutdown = true
 	httpSrv, served, stun := s.httpSrv, s.served, s.stun
+	opsSrv, opsServed := s.opsSrv, s.opsServed
 	s.mu.Unlock()
 	if stun != nil {
 		stun.Close()
@@ -356,6 +437,17 @@ func (s *Server) shutdownOnce(ctx context.Context) error {
 			c.cut()
 		}
 		s.connWG.Wait() // every reader/writer returns once its socket is closed
+	}
+	// The metrics listener stays up while clients drain, so a scrape still
+	// sees the drain (readyz 503, connections going to 0).
+	if opsSrv != nil {
+		if err := opsSrv.Shutdown(ctx); err != nil {
+			opsSrv.Close() // a scrape still running after ctx: cut it
+			errs = append(errs, fmt.Errorf("metrics listener: %w", err))
+		}
+		if err := <-opsServed; err != nil {
+			errs = append(errs, err)
+		}
 	}
 	// Close the store before stopping the sweeper: its last callbacks start
 	// room drainers (bgWG.Add) while the sweeper still holds bgWG above zero.
@@ -404,6 +496,7 @@ func (s *Server) restore() error {
 	now := s.cfg.now()
 	n := 0
 	for _, st := range states {
+		s.stored[st.Name] = struct{}{}
 		if len(st.Members) == 0 {
 			continue
 		}

@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -74,9 +75,10 @@ func (s *Server) sweep(now time.Time) {
 		}
 	}
 	s.avatarLimits.prune(now)
+	s.roomCreates.prune(now)
 }
 
-// ipLimiter rate-limits by client IP (avatar uploads).
+// ipLimiter rate-limits by client IP (avatar uploads, new rooms).
 type ipLimiter struct {
 	limit rate.Limit
 	burst int
@@ -122,4 +124,16 @@ func (l *ipLimiter) prune(now time.Time) {
 			delete(l.m, ip)
 		}
 	}
+}
+
+// logThrottle lets a condition that repeats with every message be logged
+// at most once every logThrottleEvery.
+type logThrottle struct{ next atomic.Int64 }
+
+const logThrottleEvery = 10 * time.Second
+
+// logDue reports whether to log now.
+func (l *logThrottle) logDue(now time.Time) bool {
+	next := l.next.Load()
+	return now.UnixNano() >= next && l.next.CompareAndSwap(next, now.Add(logThrottleEvery).UnixNano())
 }

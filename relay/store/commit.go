@@ -3,11 +3,13 @@ package store
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 type reqKind uint8
@@ -136,6 +138,22 @@ func (s *Store) committer() {
 	}
 	batch := make([]*request, 0, s.opts.MaxBatch)
 	var lastStart time.Time
+	// recheck fires while the last write failed (see WriteErr).
+	recheck := time.NewTimer(s.opts.RecheckInterval)
+	defer recheck.Stop()
+	var recheckC <-chan time.Time
+	armRecheck := func() {
+		switch failing := s.WriteErr() != nil; {
+		case failing && recheckC == nil:
+			recheck.Reset(s.opts.RecheckInterval)
+			recheckC = recheck.C
+		case !failing && recheckC != nil:
+			recheck.Stop()
+			recheckC = nil
+		}
+	}
+	recheck.Stop()
+	armRecheck() // Open's prune may have failed
 	for {
 		select {
 		case r, ok := <-s.queue:
@@ -161,8 +179,14 @@ func (s *Store) committer() {
 			lastStart = time.Now()
 			s.commit(batch)
 			clear(batch) // drop references to callbacks and texts
+			armRecheck()
 		case <-tick:
 			s.pruneAll()
+			armRecheck()
+		case <-recheckC:
+			recheckC = nil
+			s.recheck()
+			armRecheck()
 		}
 	}
 }
@@ -172,17 +196,35 @@ type roomTx struct {
 	name                     string
 	meta, msgs, ids, members *bolt.Bucket
 	seq                      uint64
+	bytes                    int64 // of the room's records (HistoryBytes)
 	appended                 bool
+}
+
+// recordBytes is what a record costs its room's HistoryBytes: its key and
+// its encoded value.
+func recordBytes(k, v []byte) int64 { return int64(len(k) + len(v)) }
+
+// bytesOf returns the size of a room's records, reading them once per
+// process; the caller must be the committer (or Open before it starts).
+func (s *Store) bytesOf(name string, msgs *bolt.Bucket) int64 {
+	if n, ok := s.roomBytes[name]; ok {
+		return n
+	}
+	var n int64
+	_ = msgs.ForEach(func(k, v []byte) error { n += recordBytes(k, v); return nil })
+	s.roomBytes[name] = n
+	return n
 }
 
 func (s *Store) commit(batch []*request) {
 	start := time.Now()
 	var appended, pruned int
+	open := make(map[string]*roomTx, 1)
 	err := s.guard(func() error {
 		return s.db.Update(func(tx *bolt.Tx) error {
 			appended, pruned = 0, 0
 			rooms := tx.Bucket(bktRooms)
-			open := make(map[string]*roomTx, 1)
+			clear(open)
 			getRoom := func(name string) (*roomTx, error) {
 				if rt := open[name]; rt != nil {
 					return rt, nil
@@ -195,6 +237,7 @@ func (s *Store) commit(batch []*request) {
 				if err != nil {
 					return nil, err
 				}
+				rt.bytes = s.bytesOf(name, rt.msgs)
 				open[name] = rt
 				return rt, nil
 			}
@@ -256,18 +299,33 @@ func (s *Store) commit(batch []*request) {
 			return nil
 		})
 	})
+	if errors.Is(err, berrors.ErrMaxSizeReached) {
+		err = fmt.Errorf("%w (%d bytes): %w", ErrFull, s.opts.MaxSize, err)
+	}
 	if err != nil {
 		err = fmt.Errorf("store: writing %d request(s) to %s failed: %w", len(batch), s.path, err)
-		s.log.Error("store commit failed; the affected messages were not acknowledged",
-			"err", err, "requests", len(batch))
+		// At the size cap every commit that needs space fails: say so
+		// now and then, not at every commit.
+		if !errors.Is(err, ErrFull) || time.Since(s.fullLogged) >= fullLogEvery {
+			s.log.Error("store commit failed; the affected messages were not acknowledged",
+				"err", err, "requests", len(batch))
+			if errors.Is(err, ErrFull) {
+				s.fullLogged = time.Now()
+			}
+		}
 		for _, r := range batch {
 			r.err, r.out = err, Record{}
 		}
 		s.failed.Add(uint64(len(batch)))
+		s.noteWrite(err)
 	} else {
+		s.noteWrite(nil)
 		s.commits.Add(1)
 		s.committed.Add(uint64(appended))
 		s.pruned.Add(uint64(pruned))
+		for name, rt := range open {
+			s.roomBytes[name] = rt.bytes
+		}
 	}
 	if d := time.Since(start); d > time.Second {
 		s.log.Warn("store commit slow", "took", d, "requests", len(batch), "appended", appended)
@@ -309,9 +367,11 @@ func appendTx(rt *roomTx, r *request, buf []byte) ([]byte, error) {
 			return buf, err
 		}
 	}
-	if err := rt.msgs.Put(seqKey(rec.Seq), encodeRecord(nil, &rec)); err != nil {
+	k, v := seqKey(rec.Seq), encodeRecord(nil, &rec)
+	if err := rt.msgs.Put(k, v); err != nil {
 		return buf, err
 	}
+	rt.bytes += recordBytes(k, v)
 	rt.seq, rt.appended, r.out = rec.Seq, true, rec
 	return buf, nil
 }
@@ -363,8 +423,9 @@ func (s *Store) ensureRoomTx(rooms *bolt.Bucket, name string) error {
 	return nil
 }
 
-// prune drops the oldest messages of a room beyond History, and those older
-// than MaxAge, together with their dedup entries. Seqs are contiguous and
+// prune drops the oldest messages of a room beyond History, beyond
+// HistoryBytes (but never the newest), and those older than MaxAge,
+// together with their dedup entries. Seqs are contiguous and
 // only ever removed from the front, so the first key is the oldest.
 func (s *Store) prune(rt *roomTx, now time.Time) (dropped int, err error) {
 	var cutoffSeq uint64 // delete seq <= cutoffSeq
@@ -378,12 +439,14 @@ func (s *Store) prune(rt *roomTx, now time.Time) (dropped int, err error) {
 	c := rt.msgs.Cursor()
 	var idbuf []byte
 	for k, v := c.First(); k != nil; k, v = c.First() {
-		if keySeqOf(k) > cutoffSeq {
+		overBytes := s.opts.HistoryBytes > 0 && rt.bytes > s.opts.HistoryBytes && keySeqOf(k) < rt.seq
+		if keySeqOf(k) > cutoffSeq && !overBytes {
 			ts, ok := recordTS(v)
 			if cutoffTS == 0 || (ok && ts >= cutoffTS) {
 				return dropped, nil
 			}
 		}
+		rt.bytes -= recordBytes(k, v)
 		if member, client, ok := recordIDs(v); ok && len(client) > 0 {
 			idbuf = idKey(idbuf[:0], string(member), string(client))
 			if err := rt.ids.Delete(idbuf); err != nil {
@@ -424,7 +487,8 @@ func (s *Store) pruneAll() {
 			ts, ok := recordTS(v)
 			tooOld := cutoff != 0 && ok && ts < cutoff
 			tooMany := keySeqOf(meta.Get(keySeq))-keySeqOf(k) >= uint64(s.opts.History)
-			if tooOld || tooMany {
+			tooBig := s.opts.HistoryBytes > 0 && s.bytesOf(string(name), msgs) > s.opts.HistoryBytes
+			if tooOld || tooMany || tooBig {
 				stale = append(stale, slices.Clone(name))
 			}
 			return nil
@@ -437,6 +501,7 @@ func (s *Store) pruneAll() {
 		return
 	}
 	var dropped int
+	pruned := make(map[string]int64, len(stale))
 	err = s.guard(func() error {
 		return s.db.Update(func(tx *bolt.Tx) error {
 			dropped = 0
@@ -451,7 +516,9 @@ func (s *Store) pruneAll() {
 				if err != nil {
 					return err
 				}
+				rt.bytes = s.bytesOf(rt.name, rt.msgs)
 				n, err := s.prune(rt, now)
+				pruned[rt.name] = rt.bytes
 				dropped += n
 				if err != nil {
 					return err
@@ -460,11 +527,15 @@ func (s *Store) pruneAll() {
 			return nil
 		})
 	})
+	s.noteWrite(err)
 	if err != nil {
 		s.log.Error("store: pruning old messages failed; will retry", "err", err)
 		return
 	}
 	s.commits.Add(1)
 	s.pruned.Add(uint64(dropped))
+	for name, n := range pruned {
+		s.roomBytes[name] = n
+	}
 	s.log.Debug("store: pruned old messages", "count", dropped, "rooms", len(stale))
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // fillForCorruption writes a store with enough messages to span many pages
@@ -87,10 +88,35 @@ func TestOpenRefusesDamagedPages(t *testing.T) {
 				s.Close()
 				t.Fatal("Open accepted a damaged file")
 			}
-			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "move it away") {
+			if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "move it aside") {
 				t.Fatalf("err = %v, want ErrCorrupt telling to move the file away", err)
 			}
 			t.Log(err)
 		})
+	}
+}
+
+// An empty file is a lost history, not a new one: Open refuses it (a fresh
+// history would give every room a new epoch) and leaves it as it was.
+func TestOpenRefusesEmptyFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, FileName)
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mtime := time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC)
+	if err := os.Chtimes(path, mtime, mtime); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(dir, Options{Logger: testLogger(t)})
+	if err == nil {
+		s.Close()
+		t.Fatal("Open accepted an empty file")
+	}
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "backup") || !strings.Contains(err.Error(), "move it aside") {
+		t.Fatalf("err = %v, want ErrCorrupt naming a backup and moving the file aside", err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Size() != 0 || !fi.ModTime().Equal(mtime) {
+		t.Fatalf("the file changed: %v %v", fi, err)
 	}
 }

@@ -67,7 +67,9 @@ func diskFullMain() {
 	if err := os.WriteFile(filler, make([]byte, 600<<10), 0o600); err != nil {
 		fail("filler: %v", err)
 	}
-	s, err := Open(filepath.Join(dir, "data"), Options{History: 100000})
+	// A write check smaller than the space a failed batch needed, so that it
+	// fails while the disk is full and passes once the filler is gone.
+	s, err := Open(filepath.Join(dir, "data"), Options{History: 100000, RecheckInterval: 10 * time.Millisecond, RecheckSize: 64 << 10})
 	if err != nil {
 		fail("open: %v", err)
 	}
@@ -135,6 +137,15 @@ func diskFullMain() {
 		}
 	}
 	fmt.Printf("after %d durable records the disk was full: %v\n", len(acked), failed[0].err)
+	if err := s.WriteErr(); !errors.Is(err, syscall.ENOSPC) {
+		fail("WriteErr after the failed batch: %v, want ENOSPC", err)
+	}
+	// The committer's write check runs every 10 ms: after ~20 of them the
+	// disk is still full, so the store must still say it cannot write.
+	time.Sleep(200 * time.Millisecond)
+	if err := s.WriteErr(); !errors.Is(err, syscall.ENOSPC) {
+		fail("WriteErr while the disk is still full: %v, want ENOSPC", err)
+	}
 
 	// Reads go on, and nothing of the failed batch is visible.
 	latest, err := s.Seq("r")
@@ -149,9 +160,18 @@ func diskFullMain() {
 		fail("a record of the failed batch is in the index")
 	}
 
-	// Space comes back: the same open store accepts writes again.
+	// Space comes back: the idle store notices by itself, and the same
+	// open store accepts writes again.
 	if err := os.Remove(filler); err != nil {
 		fail("remove filler: %v", err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); s.WriteErr() != nil; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			fail("WriteErr still %v 10 s after space was freed, with no write", s.WriteErr())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data", FileName+".write-check")); !os.IsNotExist(err) {
+		fail("the write check left its scratch file: %v", err)
 	}
 	for _, r := range appendGroup(groups, 4) {
 		if r.err != nil {

@@ -51,8 +51,11 @@ const FileName = "heartline.db"
 
 // Defaults for the zero values of Options.
 const (
-	DefaultHistory  = 1000
-	DefaultMaxBatch = 1024
+	DefaultHistory = 1000
+	// DefaultHistoryBytes: 1 MiB of records per room, about 65 messages of
+	// the longest text (4000 characters of 4 bytes) or 1000 of 1 KiB.
+	DefaultHistoryBytes = 1 << 20
+	DefaultMaxBatch     = 1024
 	// DefaultCommitInterval: at most 200 commits a second, each fsync
 	// shared by everything that arrived meanwhile.
 	DefaultCommitInterval = 5 * time.Millisecond
@@ -64,6 +67,11 @@ const (
 type Options struct {
 	// History is the number of messages kept per room; 0 means 1000 (DefaultHistory).
 	History int
+	// HistoryBytes also prunes a room's oldest messages while its records
+	// (encoded, with their keys) take more than this many bytes; 0 means
+	// 1 MiB (DefaultHistoryBytes), negative means no byte limit. A room
+	// keeps its newest message whatever its size.
+	HistoryBytes int64
 	// MaxAge prunes messages whose TS is older than this; 0 means no age limit.
 	MaxAge time.Duration
 	// PruneInterval is how often the committer prunes by age when MaxAge is set;
@@ -87,15 +95,29 @@ type Options struct {
 	// file lock before giving up; 0 means 1 s.
 	LockWait time.Duration
 	// MaxSize caps the database file in bytes; a commit that would grow it
-	// further fails (its callbacks get the error). 0 means no cap.
+	// further fails (its callbacks get an error that matches ErrFull). 0
+	// means no cap. Pages freed by retention are reused, so a store at its
+	// cap still takes messages into rooms that are at their retention
+	// limit; it refuses what needs new pages (growing or new rooms).
 	MaxSize int
 	// Logger receives commit failures and pruning notes; nil discards.
 	Logger *slog.Logger
+
+	// RecheckInterval is how often, while the last write failed (WriteErr)
+	// and no other write came, the committer checks whether the disk takes
+	// writes again; 0 means 2 s.
+	RecheckInterval time.Duration
+	// RecheckSize is the size of the scratch file that check writes and
+	// fsyncs; 0 means 1 MiB.
+	RecheckSize int
 }
 
 func (o Options) withDefaults() Options {
 	if o.History <= 0 {
 		o.History = DefaultHistory
+	}
+	if o.HistoryBytes == 0 {
+		o.HistoryBytes = DefaultHistoryBytes
 	}
 	if o.MaxBatch <= 0 {
 		o.MaxBatch = DefaultMaxBatch
@@ -114,6 +136,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.RecheckInterval <= 0 {
+		o.RecheckInterval = DefaultRecheckInterval
+	}
+	if o.RecheckSize <= 0 {
+		o.RecheckSize = DefaultRecheckSize
 	}
 	return o
 }
@@ -166,6 +194,8 @@ var (
 	ErrLocked = errors.New("store: database in use")
 	// ErrCorrupt: the file is not a Heartline database or is damaged.
 	ErrCorrupt = errors.New("store: database damaged")
+	// ErrFull: the commit would grow the file beyond Options.MaxSize.
+	ErrFull = errors.New("store: database at its size cap")
 )
 
 // DuplicateError is returned (to done) when a record's (member, client id)
@@ -197,7 +227,18 @@ type Store struct {
 	committerDone chan struct{}
 
 	commits, committed, failed, pruned atomic.Uint64
+
+	writeErr atomic.Pointer[error] // see WriteErr
+	// roomBytes is the size of each room's records (HistoryBytes), known
+	// once a commit or the pruning at Open has read the room; only the
+	// committer (and Open, before it starts) uses it.
+	roomBytes map[string]int64
+	// fullLogged is when the committer last logged a commit refused by
+	// MaxSize (it logs one every fullLogEvery at most).
+	fullLogged time.Time
 }
+
+const fullLogEvery = 10 * time.Second
 
 // Stats are counters for metrics and tests.
 type Stats struct {
@@ -229,11 +270,16 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, userError(nil, err, "cannot create the data dir %s (%v); create it yourself with write permission for the relay, or choose another --data-dir", dir, err)
 	}
 	path := filepath.Join(dir, FileName)
-	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
-		return nil, userError(ErrCorrupt, nil, "%s is not a regular file (%s); move it away or choose another --data-dir", path, fi.Mode().Type())
+	if fi, err := os.Stat(path); err == nil {
+		if !fi.Mode().IsRegular() {
+			return nil, userError(ErrCorrupt, nil, "%s is not a regular file (%s); move it away or choose another --data-dir", path, fi.Mode().Type())
+		}
+		if err := checkFile(path, fi.Size(), opts); err != nil {
+			return nil, err
+		}
 	}
 
-	db, err := openBolt(path, opts)
+	db, err := openBolt(path, opts, false)
 	if err != nil {
 		return nil, openError(path, opts.LockWait, err)
 	}
@@ -244,6 +290,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		log:           opts.Logger,
 		queue:         make(chan *request, opts.QueueSize),
 		committerDone: make(chan struct{}),
+		roomBytes:     make(map[string]int64),
 	}
 	if err := s.initFormat(); err != nil {
 		db.Close()
@@ -255,8 +302,10 @@ func Open(dir string, opts Options) (*Store, error) {
 }
 
 // openBolt opens the file; bbolt panics on some damaged files (a garbage
-// freelist page, say), which is turned into an error here.
-func openBolt(path string, opts Options) (db *bolt.DB, err error) {
+// freelist page, say), which is turned into an error here. readOnly opens it
+// without writing anything (not even a new file) and loads the freelist at
+// once, under the fault guard.
+func openBolt(path string, opts Options, readOnly bool) (db *bolt.DB, err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
@@ -264,9 +313,52 @@ func openBolt(path string, opts Options) (db *bolt.DB, err error) {
 		}
 	}()
 	return bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:      opts.LockWait,
-		MaxSize:      opts.MaxSize,
-		FreelistType: bolt.FreelistMapType, // retention frees pages at every append
+		Timeout:         opts.LockWait,
+		MaxSize:         opts.MaxSize,
+		FreelistType:    bolt.FreelistMapType, // retention frees pages at every append
+		ReadOnly:        readOnly,
+		PreLoadFreelist: readOnly,
+	})
+}
+
+// fixDamaged is what the operator can do about a damaged database.
+const fixDamaged = "restore it from a backup, or move it aside to start with an empty history"
+
+// checkFile verifies an existing database before the read-write open, which
+// would start a fresh history in an empty file and may write to a damaged
+// one: it opens the file read-only and checks its size, every page and
+// every record, so that damage is a clear error at start (never a crash,
+// never a silently short history) and the file is left as it was.
+func checkFile(path string, size int64, opts Options) error {
+	if size == 0 {
+		return userError(ErrCorrupt, nil, "%s is empty (0 bytes), so its history is lost (a full disk or an interrupted copy?); the relay left it untouched: %s", path, fixDamaged)
+	}
+	db, err := openBolt(path, opts, true)
+	if err != nil {
+		return openError(path, opts.LockWait, err)
+	}
+	defer db.Close()
+	s := &Store{db: db, path: path, opts: opts, log: opts.Logger}
+	return recoverFault(path, func() error {
+		return s.db.View(func(tx *bolt.Tx) error {
+			// A truncated file: bbolt maps the missing pages anyway, and
+			// touching one is SIGBUS.
+			if tx.Size() > size {
+				return userError(ErrCorrupt, nil, "%s is truncated (%d bytes, its pages need %d); the relay left it untouched: %s", path, size, tx.Size(), fixDamaged)
+			}
+			if tx.Bucket(bktFormat) == nil {
+				empty := true
+				_ = tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
+				if !empty {
+					return userError(ErrCorrupt, nil, "%s is a bbolt database of another program, not a Heartline one; move it away or choose another --data-dir", path)
+				}
+				return nil // created but never stamped: initFormat does that
+			}
+			if v := tx.Bucket(bktFormat).Get(keyFormat); string(v) != string(formatVersion) {
+				return userError(ErrCorrupt, nil, "%s has format %q, this relay reads format %q; run the Heartline version that wrote it, or move the file away to start with an empty history", path, v, formatVersion)
+			}
+			return s.verify(tx)
+		})
 	})
 }
 
@@ -277,7 +369,7 @@ func openError(path string, wait time.Duration, err error) error {
 		return userError(ErrLocked, err, "%s is in use by another heartline-relay (still locked after %s); stop the other relay or use another --data-dir", path, wait)
 	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum),
 		errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrInvalidMapping):
-		return userError(ErrCorrupt, err, "%s is not a Heartline database or is damaged (%v); move it away to start with an empty history", path, err)
+		return userError(ErrCorrupt, err, "%s is not a Heartline database or is damaged (%v); the relay left it untouched: %s", path, oneLine(err), fixDamaged)
 	case errors.Is(err, os.ErrPermission), errors.Is(err, syscall.EROFS):
 		return userError(nil, err, "cannot open %s for writing (%v); give the relay write permission on the data dir or choose another --data-dir", path, err)
 	case errors.Is(err, syscall.EISDIR):
@@ -286,7 +378,12 @@ func openError(path string, wait time.Duration, err error) error {
 	// bbolt reports some damage without a sentinel ("file size too small",
 	// panics recovered as errors); a file that opens at all but fails here is
 	// damaged rather than absent.
-	return userError(ErrCorrupt, err, "cannot open %s (%v); if the file is damaged, move it away to start with an empty history", path, err)
+	return userError(ErrCorrupt, err, "cannot open %s (%v); if it is damaged, %s", path, oneLine(err), fixDamaged)
+}
+
+// oneLine keeps an error from a library on one line of the relay's output.
+func oneLine(v any) string {
+	return strings.Join(strings.Fields(fmt.Sprint(v)), " ")
 }
 
 // Bucket layout (all names are bytes):
@@ -313,28 +410,14 @@ var (
 	formatVersion = []byte("1")
 )
 
-// initFormat stamps a new file, and refuses a bbolt file that is not ours,
-// has a newer format, or is damaged: it checks every page and decodes every
-// record once, so that damage shows up at start as a clear error rather than
-// as a panic or a silently short history when a client resumes.
+// initFormat stamps a new file (checkFile has refused a file that is not
+// ours, has a newer format, or is damaged).
 func (s *Store) initFormat() error {
 	fresh := false
 	err := s.guard(func() error {
 		return s.db.View(func(tx *bolt.Tx) error {
-			fb := tx.Bucket(bktFormat)
-			if fb == nil {
-				empty := true
-				_ = tx.ForEach(func([]byte, *bolt.Bucket) error { empty = false; return nil })
-				if !empty {
-					return userError(ErrCorrupt, nil, "%s is a bbolt database of another program, not a Heartline one; move it away or choose another --data-dir", s.path)
-				}
-				fresh = true
-				return nil
-			}
-			if v := fb.Get(keyFormat); string(v) != string(formatVersion) {
-				return userError(ErrCorrupt, nil, "%s has format %q, this relay reads format %q; run the Heartline version that wrote it, or move the file away to start with an empty history", s.path, v, formatVersion)
-			}
-			return s.verify(tx)
+			fresh = tx.Bucket(bktFormat) == nil
+			return nil
 		})
 	})
 	if err != nil || !fresh {
@@ -361,8 +444,12 @@ func (s *Store) initFormat() error {
 // and that every room's records decode and agree with its dedup index.
 func (s *Store) verify(tx *bolt.Tx) error {
 	damaged := func(what string, args ...any) error {
-		return userError(ErrCorrupt, nil, "%s is damaged (%s); move it away to start with an empty history", s.path, fmt.Sprintf(what, args...))
+		return userError(ErrCorrupt, nil, "%s is damaged (%s); the relay left it untouched: %s", s.path, oneLine(fmt.Sprintf(what, args...)), fixDamaged)
 	}
+	// bbolt's Check reads pages on a goroutine of its own, where a page
+	// pointing outside the file is a fatal fault: read every page here
+	// first, where it is a panic the caller's guard recovers.
+	touchSink.Add(int64(touchPages(tx.Cursor(), tx.Bucket)))
 	var problems []string
 	for err := range tx.Check() {
 		if len(problems) < 3 {
@@ -410,6 +497,41 @@ func (s *Store) verify(tx *bolt.Tx) error {
 		}
 		return nil
 	})
+}
+
+// touchSink keeps touchPages' reads from being optimised away.
+var touchSink atomic.Int64
+
+// touchPages reads the first and last byte of every key and value below c,
+// which reads every page of the tree (branches, leaves, the buckets inside).
+func touchPages(c *bolt.Cursor, bucket func([]byte) *bolt.Bucket) (sum int) {
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		for _, b := range [][]byte{k, v} {
+			if len(b) > 0 {
+				sum += int(b[0]) + int(b[len(b)-1])
+			}
+		}
+		if v == nil {
+			if child := bucket(k); child != nil {
+				sum += touchPages(child.Cursor(), child.Bucket)
+			}
+		}
+	}
+	return sum
+}
+
+// recoverFault turns a bbolt panic or memory fault while fn reads a damaged
+// file into ErrCorrupt.
+func recoverFault(path string, fn func() error) (err error) {
+	// A damaged page can point bbolt past the end of its memory map: without
+	// this that is a fatal fault, with it a panic we recover.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = userError(ErrCorrupt, nil, "%s is damaged (bbolt failed reading it: %s); the relay left it untouched: %s", path, oneLine(r), fixDamaged)
+		}
+	}()
+	return fn()
 }
 
 // guard turns a bbolt panic (damaged pages are its usual cause) into

@@ -20,6 +20,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/heartline/heartline/shared/names"
 	"github.com/heartline/heartline/shared/protocol"
 )
 
@@ -171,7 +172,7 @@ func New(cfg Config) (*Client, error) {
 	if err := protocol.ValidateRoom(cfg.Room); err != nil {
 		return nil, fmt.Errorf("room: %s", frameMessage(err))
 	}
-	name, err := protocol.NormalizeName(cfg.Name)
+	name, err := names.Normalize(cfg.Name)
 	if err != nil {
 		return nil, fmt.Errorf("name: %s", frameMessage(err))
 	}

@@ -292,13 +292,15 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestNewRejectsBadConfig(t *testing.T) {
 	good := Config{URL: "127.0.0.1:1", Room: "lobby", Name: "ann", Key: testKey}
 	cases := map[string]func(*Config){
-		"empty url":   func(c *Config) { c.URL = "" },
-		"ftp url":     func(c *Config) { c.URL = "ftp://x/ws" },
-		"bad room":    func(c *Config) { c.Room = "Lobby!" },
-		"empty name":  func(c *Config) { c.Name = "   " },
-		"short key":   func(c *Config) { c.Key = "short" },
-		"bad avatar":  func(c *Config) { c.Avatar = "http://x/a.png" },
-		"no host url": func(c *Config) { c.URL = "ws:///ws" },
+		"empty url":      func(c *Config) { c.URL = "" },
+		"ftp url":        func(c *Config) { c.URL = "ftp://x/ws" },
+		"bad room":       func(c *Config) { c.Room = "Lobby!" },
+		"empty name":     func(c *Config) { c.Name = "   " },
+		"invisible name": func(c *Config) { c.Name = "\u200b\u200b" }, // the relay would refuse it
+		"hidden char":    func(c *Config) { c.Name = "ann\u200b" },
+		"short key":      func(c *Config) { c.Key = "short" },
+		"bad avatar":     func(c *Config) { c.Avatar = "http://x/a.png" },
+		"no host url":    func(c *Config) { c.URL = "ws:///ws" },
 	}
 	for name, mut := range cases {
 		cfg := good

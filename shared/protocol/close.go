@@ -7,6 +7,7 @@ import "fmt"
 const (
 	CloseNormal             = 1000 // after bye: stay disconnected
 	CloseGoingAway          = 1001 // relay shutting down or restarting: reconnect with jitter
+	CloseInvalidPayload     = 1007 // a text frame that is not UTF-8 (RFC 6455 "invalid frame payload data")
 	CloseTooLarge           = 1009 // frame over the relay's limit: reconnect, report it
 	CloseHeartbeatTimeout   = 4000 // no frame within the heartbeat timeout: reconnect
 	CloseSlowConsumer       = 4001 // send queue overflow: reconnect
@@ -42,6 +43,8 @@ func CloseText(code int) string {
 		return "You left the room."
 	case CloseGoingAway:
 		return "The relay is restarting; reconnecting shortly."
+	case CloseInvalidPayload:
+		return "The relay refused a frame that was not valid UTF-8 text."
 	case CloseTooLarge:
 		return "The relay refused a frame that was too large."
 	case CloseHeartbeatTimeout:

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // FrameError is a frame the receiver refuses. Code is one of the Err* codes and
@@ -198,9 +199,40 @@ func slowDecode(data []byte, parseErr error, newFrame func(string) Frame) (Frame
 	id, _ := head.ID.(string)
 	var typeErr *json.UnmarshalTypeError
 	if errors.As(err, &typeErr) && typeErr.Field != "" {
+		if *head.Type == TypeHello {
+			return nil, helloFieldType(typeErr.Field, typeErr.Value)
+		}
 		return nil, badFrame(fmt.Sprintf("field %q of a %q frame has the wrong type (%s)", typeErr.Field, *head.Type, typeErr.Value), id)
 	}
 	return nil, badFrame(fmt.Sprintf("the %q frame is malformed: %v", *head.Type, parseErr), id)
+}
+
+// helloFieldType refuses a hello whose field has the wrong JSON type as
+// Validate refuses a wrong value in it: with the field's own code and the
+// hello's close code, so that the client learns what to fix instead of
+// waiting for a welcome that never comes. found is what encoding/json
+// found there ("string", "number 1.5", ...).
+func helloFieldType(field, found string) *FrameError {
+	got := "a " + found
+	if n, ok := strings.CutPrefix(found, "number "); ok {
+		got = n // a number, but not one that fits (1.5, 1e400)
+	} else if found == "array" || found == "object" {
+		got = "an " + found
+	}
+	switch field {
+	case "v":
+		return &FrameError{Code: ErrBadFrame, Close: CloseUnsupportedVersion,
+			Message: fmt.Sprintf(`the protocol version "v" must be the number %d, not %s`, Version, got)}
+	case "room":
+		return helloRefused(ErrBadRoom, "the room name must be a string, not "+got)
+	case "name":
+		return helloRefused(ErrBadName, "the name must be a string, not "+got)
+	case "key":
+		return helloRefused(ErrBadKey, "the member key must be a string, not "+got)
+	case "avatar":
+		return helloRefused(ErrBadAvatar, `the avatar must be a string ("", "builtin:<name>" or "sha256:<hex>"), not `+got)
+	}
+	return helloRefused(ErrBadFrame, fmt.Sprintf("field %q of a hello has the wrong type (%s)", field, found))
 }
 
 func badFrame(msg, id string) *FrameError {

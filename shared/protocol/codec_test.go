@@ -140,7 +140,6 @@ func TestDecodeClientErrors(t *testing.T) {
 		{"unknown type with clashing field", `{"type":"react","text":{"emoji":"+1"}}`, ErrUnknownType, `"react"`, ""},
 		{"text not a string", `{"type":"msg","id":"c-7","text":42}`, ErrBadFrame, `"text"`, "c-7"},
 		{"ping t not a number", `{"type":"ping","t":"soon"}`, ErrBadFrame, `"t"`, ""},
-		{"resume wrong shape", `{"type":"hello","v":1,"resume":"yes"}`, ErrBadFrame, `"resume"`, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -192,5 +191,50 @@ func TestFrameErrorFrame(t *testing.T) {
 	}
 	if string(b) != `{"type":"error","code":"too_long","message":"too long","id":"c-1"}` {
 		t.Errorf("got %s", b)
+	}
+}
+
+// A hello field of the wrong JSON type is refused as a wrong value there
+// would be: with the field's own code and the hello's close code (a generic
+// bad_frame would leave the client waiting for a welcome).
+func TestDecodeHelloFieldOfWrongType(t *testing.T) {
+	const rest = `"room":"lobby","name":"Ana","key":"k3y-0f-an4-0123456"`
+	cases := []struct {
+		name, in, code, msgHas string
+		close                  int
+	}{
+		{"v string", `{"type":"hello","v":"1",` + rest + `}`, ErrBadFrame, `"v" must be the number 1, not a string`, CloseUnsupportedVersion},
+		{"v fraction", `{"type":"hello","v":1.5,` + rest + `}`, ErrBadFrame, "not 1.5", CloseUnsupportedVersion},
+		{"v huge", `{"type":"hello","v":1e400,` + rest + `}`, ErrBadFrame, "not 1e400", CloseUnsupportedVersion},
+		{"room array", `{"type":"hello","v":1,"room":[],"name":"Ana","key":"k3y-0f-an4-0123456"}`, ErrBadRoom, "room name must be a string, not an array", CloseHelloRefused},
+		{"name number", `{"type":"hello","v":1,"room":"lobby","name":5,"key":"k3y-0f-an4-0123456"}`, ErrBadName, "name must be a string, not a number", CloseHelloRefused},
+		{"name in other case", `{"type":"hello","v":1,"room":"lobby","NAME":5,"key":"k3y-0f-an4-0123456"}`, ErrBadName, "name must be a string", CloseHelloRefused},
+		{"key object", `{"type":"hello","v":1,"room":"lobby","name":"Ana","key":{}}`, ErrBadKey, "key must be a string, not an object", CloseHelloRefused},
+		{"avatar bool", `{"type":"hello","v":1,` + rest + `,"avatar":true}`, ErrBadAvatar, "avatar must be a string", CloseHelloRefused},
+		{"token number", `{"type":"hello","v":1,` + rest + `,"token":7}`, ErrBadFrame, `field "token" of a hello`, CloseHelloRefused},
+		{"client array", `{"type":"hello","v":1,` + rest + `,"client":["x"]}`, ErrBadFrame, `field "client" of a hello`, CloseHelloRefused},
+		{"resume string", `{"type":"hello","v":1,"resume":"yes"}`, ErrBadFrame, `field "resume" of a hello`, CloseHelloRefused},
+		{"resume epoch number", `{"type":"hello","v":1,` + rest + `,"resume":{"epoch":5,"last_seq":1}}`, ErrBadFrame, `"resume.epoch"`, CloseHelloRefused},
+		{"resume last_seq negative", `{"type":"hello","v":1,` + rest + `,"resume":{"epoch":"e","last_seq":-1}}`, ErrBadFrame, `"resume.last_seq"`, CloseHelloRefused},
+		// The first field of the wrong type decides.
+		{"two wrong", `{"type":"hello","v":1,"room":"lobby","key":5,"name":5}`, ErrBadKey, "key", CloseHelloRefused},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f, err := DecodeClient([]byte(c.in))
+			var fe *FrameError
+			if !errors.As(err, &fe) {
+				t.Fatalf("DecodeClient(%s) = %v, %v; want a FrameError", c.in, f, err)
+			}
+			if fe.Code != c.code || !strings.Contains(fe.Message, c.msgHas) || fe.Close != c.close {
+				t.Errorf("DecodeClient(%s) = %+v; want code %s, message with %q, close %d", c.in, fe, c.code, c.msgHas, c.close)
+			}
+		})
+	}
+	// Other frames keep bad_frame and their connection.
+	_, err := DecodeClient([]byte(`{"type":"msg","id":"c-1","text":5,"name":5}`))
+	var fe *FrameError
+	if !errors.As(err, &fe) || fe.Code != ErrBadFrame || fe.Close != 0 {
+		t.Errorf("msg with a numeric text: %v", err)
 	}
 }

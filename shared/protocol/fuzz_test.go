@@ -38,7 +38,25 @@ func fuzzDecode(t *testing.T, data []byte, decode func([]byte) (Frame, error)) {
 		if !errors.As(err, &fe) {
 			t.Fatalf("decode returned %T %v, want *FrameError", err, err)
 		}
-		if fe.Code != ErrBadFrame && fe.Code != ErrUnknownType || fe.Message == "" {
+		if fe.Message == "" {
+			t.Fatalf("decode refused with %+v", fe)
+		}
+		switch fe.Close {
+		case 0:
+			if fe.Code != ErrBadFrame && fe.Code != ErrUnknownType {
+				t.Fatalf("decode refused with %+v", fe)
+			}
+		case CloseHelloRefused: // a hello with a field of the wrong type
+			switch fe.Code {
+			case ErrBadFrame, ErrBadName, ErrBadRoom, ErrBadKey, ErrBadAvatar:
+			default:
+				t.Fatalf("decode refused with %+v", fe)
+			}
+		case CloseUnsupportedVersion:
+			if fe.Code != ErrBadFrame {
+				t.Fatalf("decode refused with %+v", fe)
+			}
+		default:
 			t.Fatalf("decode refused with %+v", fe)
 		}
 		return

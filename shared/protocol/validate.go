@@ -22,7 +22,10 @@ func TextLen(s string) int { return utf8.RuneCountInString(s) }
 
 // NormalizeName trims the white space around a display name and checks it:
 // 1-32 code points, no control characters and no bidirectional overrides (which
-// would let a name display as another). It returns the trimmed name.
+// would let a name display as another). It returns the trimmed name. These are
+// the wire-level checks; the relay and the clients call shared/names.Normalize,
+// which adds PRECIS normalisation and refuses invisible characters (it needs
+// golang.org/x/text, which this package may not import).
 func NormalizeName(s string) (string, error) {
 	name := strings.TrimSpace(s)
 	n := TextLen(name)
@@ -52,8 +55,9 @@ func forbiddenInName(r rune) bool {
 	return false
 }
 
-// NameFoldKey maps a name to the key under which names are unique in a room:
-// names that differ only in case ("Ana", "ANA", "ana") share a key.
+// NameFoldKey maps a name to a case-insensitive key: names that differ only in
+// case ("Ana", "ANA", "ana") share a key. Rooms use shared/names.Key and
+// ShapeKey, which catch look-alikes too; the CLI names its key files with this.
 func NameFoldKey(name string) string {
 	var b strings.Builder
 	b.Grow(len(name))
