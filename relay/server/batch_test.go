@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/heartline/heartline/relay/internal/wsconn"
 )
 
 type countingConn struct {
@@ -39,19 +40,18 @@ func TestQueuedFramesGoOutInOneWrite(t *testing.T) {
 	}
 	writes := make(chan int32, 1)
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hw := &hijackWriter{ResponseWriter: w}
+		hw := &wsconn.HijackWriter{ResponseWriter: w}
 		ws, err := srv.upgrader.Upgrade(hw, r, nil)
 		if err != nil {
 			t.Error(err)
 			return
 		}
-		cc := &countingConn{Conn: hw.wrapped.Conn}
-		hw.wrapped.Conn = cc
 		// Count through the net.Conn path: the raw-socket path makes the
 		// same single write with a syscall the wrapper cannot see (every
-		// other test goes through it).
-		hw.wrapped.raw = nil
-		c := &conn{s: srv, ws: ws, netConn: hw.wrapped}
+		// other test goes through it). A BatchConn around a countingConn
+		// has no raw socket.
+		cc := &countingConn{Conn: hw.Wrapped().Conn}
+		c := &conn{s: srv, ws: ws, netConn: &wsconn.BatchConn{Conn: cc}}
 		var q []outFrame
 		for i := range 50 {
 			q = append(q, outFrame{data: text(i), op: websocket.TextMessage})

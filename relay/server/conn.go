@@ -8,11 +8,11 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
 
+	"github.com/heartline/heartline/relay/internal/wsconn"
 	"github.com/heartline/heartline/relay/metrics"
 	"github.com/heartline/heartline/shared/protocol"
 )
@@ -57,16 +57,16 @@ func (f outFrame) count() int { return max(f.frames, 1) }
 type conn struct {
 	s       *Server
 	ws      *websocket.Conn
-	netConn *batchConn
+	netConn *wsconn.BatchConn
 	remote  string // ip:port of the TCP peer
 	ip      string
 	serial  uint64 // upgrade order: a newer connection has a larger serial
 
-	reactor   *reactor     // watches the socket while no reader runs; nil: the reader never parks
-	readState atomic.Int32 // who reads the socket (readRunning...)
+	reactor   *wsconn.Reactor // watches the socket while no reader runs; nil: the reader never parks
+	readState atomic.Int32    // who reads the socket (readRunning...)
 
-	live *liveness // the sweeper's view (see live.go)
-	slot int       // live's index in the connection table
+	live *wsconn.Liveness // the sweeper's view
+	slot int              // live's index in the connection table
 
 	// Owned by the reader (and the frame handler it waits for).
 	limiter      *rate.Limiter
@@ -85,10 +85,10 @@ type conn struct {
 	member     *member // idem
 }
 
-func (c *conn) touch() { c.live.lastSeen.Store(time.Now().UnixNano()) }
+func (c *conn) touch() { c.live.LastSeen.Store(time.Now().UnixNano()) }
 
 // closed reports whether the connection is closing, without taking mu.
-func (c *conn) closed() bool { return c.live.flags.Load()&liveClosed != 0 }
+func (c *conn) closed() bool { return c.live.Flags.Load()&wsconn.Closed != 0 }
 
 // setClosingLocked marks the connection closing (c.mu held); the sweeper
 // sees it in the liveness slot, which is no longer this connection's once
@@ -96,7 +96,7 @@ func (c *conn) closed() bool { return c.live.flags.Load()&liveClosed != 0 }
 func (c *conn) setClosingLocked() {
 	c.closing = true
 	if !c.readerDone {
-		c.live.flags.Or(liveClosed)
+		c.live.Flags.Or(wsconn.Closed)
 	}
 }
 
@@ -184,7 +184,7 @@ func (c *conn) kick() {
 		c.mu.Unlock()
 		return
 	}
-	if c.netConn.raw == nil || c.closing {
+	if !c.netConn.Direct() || c.closing {
 		c.startWriterLocked()
 		c.mu.Unlock()
 		return
@@ -208,7 +208,7 @@ func (c *conn) kick() {
 // and anything queued meanwhile, to a writer goroutine. shared says b is
 // queued bytes that nobody writes to (the rest need not be copied).
 func (c *conn) writeDirect(b []byte, shared bool) {
-	n, err := c.netConn.rawWrite(b)
+	n, err := c.netConn.RawWrite(b)
 	if err != nil && err != syscall.EAGAIN {
 		c.writeFailed(err)
 		return
@@ -278,7 +278,7 @@ func (c *conn) close(code int, text string, dropQueue bool, evictReason string) 
 		return false
 	}
 	c.setClosingLocked()
-	c.closeCode, c.closeText = code, closeReason(text)
+	c.closeCode, c.closeText = code, wsconn.CloseReason(text)
 	if dropQueue {
 		// The rest of a frame already partly written still goes first, or
 		// the close frame would land inside it.
@@ -401,11 +401,11 @@ func (c *conn) writeBatch(framed []byte, q []outFrame) error {
 		b = c.appendFrames(*buf, q)
 		defer putBatch(buf, b)
 	}
-	if c.netConn.raw != nil {
+	if c.netConn.Direct() {
 		// Most writes fit in the socket buffer: try without arming the
 		// write deadline (a timer update per write), which only a write
 		// that has to wait needs.
-		n, err := c.netConn.rawWrite(b)
+		n, err := c.netConn.RawWrite(b)
 		if err != nil && err != syscall.EAGAIN {
 			return err
 		}
@@ -435,29 +435,15 @@ func (c *conn) appendFrames(b []byte, q []outFrame) []byte {
 		}
 		if f.op == opJSONPong {
 			var p [64]byte
-			pong := appendPong(p[:0], f.t, c.s.cfg.now().UnixMilli())
-			b = appendFrameHeader(b, websocket.TextMessage, len(pong))
+			pong := wsconn.AppendPong(p[:0], f.t, c.s.cfg.now().UnixMilli())
+			b = wsconn.AppendFrameHeader(b, websocket.TextMessage, len(pong))
 			b = append(b, pong...)
 			continue
 		}
-		b = appendFrameHeader(b, f.op, len(f.data))
+		b = wsconn.AppendFrameHeader(b, f.op, len(f.data))
 		b = append(b, f.data...)
 	}
 	return b
-}
-
-// appendFrameHeader appends a final, unmasked server frame header (RFC 6455
-// section 5.2) for a payload of n bytes.
-func appendFrameHeader(b []byte, op byte, n int) []byte {
-	b = append(b, 0x80|op)
-	switch {
-	case n < 126:
-		return append(b, byte(n))
-	case n < 1<<16:
-		return append(b, 126, byte(n>>8), byte(n))
-	default:
-		return append(b, 127, byte(n>>56), byte(n>>48), byte(n>>40), byte(n>>32), byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-	}
 }
 
 var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
@@ -493,20 +479,6 @@ func (c *conn) readEnded(err error) {
 	if !writerBusy {
 		c.s.connWG.Done() // else the writer does, when it is done
 	}
-}
-
-// closeReason fits text into a close frame (at most 123 bytes), cutting at a
-// character boundary; a longer reason would make the close frame invalid.
-func closeReason(text string) string {
-	const max = 120
-	if len(text) <= max {
-		return text
-	}
-	cut := max
-	for cut > 0 && !utf8.RuneStart(text[cut]) {
-		cut--
-	}
-	return text[:cut]
 }
 
 func (s *Server) writeTimeout() time.Duration {

@@ -20,7 +20,12 @@
 //	fanout.go    the fan-out batch (framed once, shared) and broadcast
 //	history.go   the welcome and its history
 //	sweep.go     the one timer: silence, hello timeout, grace, limiters
-//	conn.go, read.go, live.go, reactor_*.go  the WebSocket transport
+//	conn.go      a connection's send queue, its writer, close and eviction
+//	read.go      its reader: park with the reactor, heartbeats, readFrame
+//
+// The WebSocket layer underneath (the hijacked socket, frame headers, the
+// heartbeat fast path, the reactor, the liveness table and what it assumes
+// of gorilla/websocket) is relay/internal/wsconn.
 //
 // # Concurrency model
 //
@@ -58,7 +63,7 @@
 //	4     room.doneMu          the finished commits waiting for the drainer    nothing
 //	4     Server.connsMu       the connection table (liveness slots), the      nothing
 //	                           per-IP and total reservation counts
-//	4     reactor.mu           the reactor's slot -> connection table          nothing
+//	4     wsconn.Reactor.mu    the reactor's slot -> connection table          nothing
 //	4     ipLimiter.mu         the avatar upload limiters                      nothing
 //
 // Consequences the code relies on:
@@ -80,44 +85,6 @@
 //   - room.mu is held while the store enqueues a member change (PutMember,
 //     DeleteMember), which waits if the store's queue is full; messages use
 //     TryAppend, which never waits.
-//
-// # What the transport assumes of gorilla/websocket
-//
-// The transport (conn.go, read.go, reactor_*.go, hijackWriter in http.go)
-// lets gorilla do the handshake, parse inbound frames and write control
-// frames, and does everything else itself: it frames and batches its own
-// writes, answers heartbeats without gorilla, and parks idle sockets with
-// the reactor. That relies on these details of gorilla (v1.5.3), each pinned
-// by a test in gorilla_test.go, so that an upgrade that changes one fails a
-// test instead of corrupting a stream:
-//
-//  1. With ReadBufferSize 0, Upgrade reads through the bufio.Reader Hijack
-//     returned when it holds more than 256 bytes (hijackWriter's, of
-//     readBufferSize), and gorilla keeps no other read buffer: the reader
-//     parks only when that reader and batchConn's pending bytes are empty.
-//     (TestGorillaReadsThroughTheHijackedReader)
-//  2. A control frame (our close frame; gorilla's reply to the peer's close)
-//     is one Write on the net.Conn from Hijack, so it never lands inside one
-//     of the writer's batches, each also one write. (TestGorillaWritesAControlFrameInOneWrite)
-//  3. Upgrade clears the deadlines net/http set (ReadTimeout, WriteTimeout):
-//     an upgraded socket has none until the relay sets one to close or
-//     evict. (TestGorillaClearsTheHTTPServerDeadlines)
-//  4. A frame over SetReadLimit makes the read fail with ErrReadLimit after
-//     gorilla itself wrote close 1009 (readEnded sends none).
-//     (TestGorillaAnswersAnOversizedFrameWith1009)
-//  5. With a WriteBufferPool gorilla holds no write buffer between frames,
-//     and the relay never asks it to write a data frame, so an idle member
-//     has none. (TestGorillaHoldsNoWriteBufferWhenIdle)
-//  6. Upgrade refuses a client whose bytes arrived with its request (they
-//     would sit in net/http's reader, which hijackWriter does not replace
-//     then). (TestGorillaRefusesDataBeforeTheHandshake)
-//
-// Not pinned, because gorilla documents it: one concurrent reader and one
-// concurrent writer, with WriteControl safe alongside both. Known gap: the
-// writer's direct writes (rawWrite) bypass net.Conn's write lock, and a
-// batch the socket takes only in part is finished by a later write; a close
-// reply gorilla writes from the reader in between (the peer sent close
-// meanwhile) lands inside that frame.
 //
 // TestLockOrderUnderRace drives the paths that hold two of these at once
 // (join, fan-out, eviction, the sweeper, shutdown) at the same time, for the

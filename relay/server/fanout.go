@@ -8,6 +8,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/heartline/heartline/relay/internal/wsconn"
 	"github.com/heartline/heartline/shared/protocol"
 )
 
@@ -36,7 +37,7 @@ type fanPart struct {
 // addMsg appends one encoded msg frame; except (its sender) does not get it.
 func (b *fanBatch) addMsg(data []byte, except *member) {
 	start := len(b.buf)
-	b.buf = appendFrameHeader(b.buf, websocket.TextMessage, len(data))
+	b.buf = wsconn.AppendFrameHeader(b.buf, websocket.TextMessage, len(data))
 	b.buf = append(b.buf, data...)
 	if except != nil && except.conn != nil {
 		b.addPart(except, fanPart{start: start, end: len(b.buf), msg: b.msgs})
@@ -47,7 +48,7 @@ func (b *fanBatch) addMsg(data []byte, except *member) {
 // addFrame queues an encoded frame of type typ for m alone, at the current
 // point of the batch.
 func (b *fanBatch) addFrame(m *member, typ string, data []byte) {
-	framed := appendFrameHeader(make([]byte, 0, len(data)+4), websocket.TextMessage, len(data))
+	framed := wsconn.AppendFrameHeader(make([]byte, 0, len(data)+4), websocket.TextMessage, len(data))
 	framed = append(framed, data...)
 	at := len(b.buf)
 	b.addPart(m, fanPart{start: at, end: at, msg: b.msgs, frame: framed, typ: typ})

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/heartline/heartline/relay/internal/wsconn"
 	"github.com/heartline/heartline/shared/protocol"
 )
 
@@ -19,7 +20,7 @@ func (discardConn) SetWriteDeadline(time.Time) error { return nil }
 func (discardConn) Close() error                     { return nil }
 
 func benchConn(s *Server) *conn {
-	return &conn{s: s, netConn: &batchConn{Conn: discardConn{}}}
+	return &conn{s: s, netConn: &wsconn.BatchConn{Conn: discardConn{}}}
 }
 
 // BenchmarkWriteBatch frames and writes a member's queue of 16 ordinary

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heartline/heartline/relay/internal/wsconn"
 	"github.com/heartline/heartline/relay/store"
 	"github.com/heartline/heartline/shared/protocol"
 )
@@ -121,7 +122,7 @@ func TestDrainStoreErrorKeepsItsPlace(t *testing.T) {
 	r := srv.newRoom("order")
 	cc := &captureConn{}
 	sender := &member{id: "ms", name: "sender", state: protocol.StateOnline}
-	sender.conn = &conn{s: srv, netConn: &batchConn{Conn: cc}}
+	sender.conn = &conn{s: srv, netConn: &wsconn.BatchConn{Conn: cc}}
 	r.members[sender.id] = sender
 	var q []commitResult
 	for i, id := range []string{"a", "b"} {

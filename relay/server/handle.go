@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/heartline/heartline/relay/internal/wsconn"
 	"github.com/heartline/heartline/relay/metrics"
 	"github.com/heartline/heartline/shared/names"
 	"github.com/heartline/heartline/shared/protocol"
@@ -25,7 +26,7 @@ func (c *conn) handle(data []byte) (stop bool) {
 		}
 		if fe.Close != 0 { // a hello with a field of the wrong type: counted as any refused hello
 			c.s.frameCounter(c.s.framesIn, c.s.metrics.FramesIn, protocol.TypeHello).Inc()
-			if c.live.flags.Load()&liveJoined != 0 {
+			if c.live.Flags.Load()&wsconn.Joined != 0 {
 				c.sendError(protocol.ErrBadFrame, alreadyJoined, "")
 				return false
 			}
@@ -71,7 +72,7 @@ func (c *conn) refuse(code, msg string, closeCode int) bool {
 const alreadyJoined = "this connection has already joined a room; open a new connection for another room"
 
 func (c *conn) handleHello(h *protocol.Hello) bool {
-	if c.live.flags.Load()&liveJoined != 0 {
+	if c.live.Flags.Load()&wsconn.Joined != 0 {
 		c.sendError(protocol.ErrBadFrame, alreadyJoined, "")
 		return false
 	}

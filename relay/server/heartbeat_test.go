@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
 
+	"github.com/heartline/heartline/relay/internal/wsconn"
 	"github.com/heartline/heartline/shared/protocol"
 )
 
@@ -234,7 +235,7 @@ func TestManySilentClientsAreReaped(t *testing.T) {
 		defer srv.roomsMu.Unlock()
 		srv.connsMu.Lock()
 		defer srv.connsMu.Unlock()
-		return len(srv.rooms) == 0 && srv.conns.n == 0
+		return len(srv.rooms) == 0 && srv.conns.Len() == 0
 	})
 	if got := testutilCounter(m.HeartbeatTimeouts); got != n {
 		t.Errorf("heartbeat timeouts metric %v, want %d", got, n)
@@ -318,11 +319,11 @@ func TestWebsocketPingGetsPong(t *testing.T) {
 
 func TestCloseReasonFitsAFrame(t *testing.T) {
 	long := strings.Repeat("é", 100) // 200 bytes
-	r := closeReason(long)
+	r := wsconn.CloseReason(long)
 	if len(r) > 123 || !utf8.ValidString(r) || !strings.HasPrefix(long, r) {
-		t.Fatalf("closeReason: %d bytes, valid %v", len(r), utf8.ValidString(r))
+		t.Fatalf("CloseReason: %d bytes, valid %v", len(r), utf8.ValidString(r))
 	}
-	if closeReason("short") != "short" {
+	if wsconn.CloseReason("short") != "short" {
 		t.Fatal("short reason changed")
 	}
 }

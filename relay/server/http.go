@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bufio"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/heartline/heartline/assets"
 	"github.com/heartline/heartline/relay/avatar"
+	"github.com/heartline/heartline/relay/internal/wsconn"
 	"github.com/heartline/heartline/shared/protocol"
 )
 
@@ -137,34 +137,6 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 	return false
 }
 
-// readBufferSize is each connection's bufio read buffer: the smallest gorilla
-// accepts as its reader (more than 256 bytes), a whole size class. Larger
-// frames are read through it.
-const readBufferSize = 288
-
-// hijackWriter wraps the hijacked connection in a batchConn so that gorilla's
-// per-frame writes can be batched into one syscall.
-type hijackWriter struct {
-	http.ResponseWriter
-	wrapped *batchConn
-}
-
-func (h *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	nc, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
-	if err != nil {
-		return nil, nil, err
-	}
-	h.wrapped = newBatchConn(nc)
-	if brw.Reader.Buffered() > 0 {
-		return h.wrapped, brw, nil // gorilla refuses the upgrade
-	}
-	// gorilla reads through the bufio.Reader it is handed when the upgrader's
-	// ReadBufferSize is 0: a small one of ours (net/http's is 4 KiB), which
-	// the reader needs to see into before it parks.
-	h.wrapped.br = bufio.NewReaderSize(h.wrapped, readBufferSize)
-	return h.wrapped, bufio.NewReadWriter(h.wrapped.br, brw.Writer), nil
-}
-
 // reserve counts a connection against --max-conns and --max-conns-per-ip
 // before the upgrade; it returns the HTTP status that refuses it, or 0.
 func (s *Server) reserve(ip string) int {
@@ -211,14 +183,14 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusTooManyRequests, "too_many_connections", "too many connections from your address; close some and try again")
 		return
 	}
-	hw := &hijackWriter{ResponseWriter: w}
+	hw := &wsconn.HijackWriter{ResponseWriter: w}
 	ws, err := s.upgrader.Upgrade(hw, r, nil)
 	if err != nil {
 		s.release(ip)
 		s.log.Debug("upgrade refused", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	c := &conn{s: s, ws: ws, netConn: hw.wrapped, remote: r.RemoteAddr, ip: ip, serial: s.serial.Add(1)}
+	c := &conn{s: s, ws: ws, netConn: hw.Wrapped(), remote: r.RemoteAddr, ip: ip, serial: s.serial.Add(1)}
 
 	// Registering and Shutdown's snapshot share connsMu, so a connection is
 	// either closed by Shutdown or sees draining here.
@@ -230,7 +202,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		ws.Close()
 		return
 	}
-	s.conns.add(c, time.Now().UnixNano())
+	c.slot, c.live = s.conns.Add(c, time.Now().UnixNano())
 	s.connWG.Add(1) // until its reader and writer are done (see conn.writerDone)
 	s.connsMu.Unlock()
 	s.metrics.Connections.Inc()
@@ -241,7 +213,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	// and writer): an idle member then costs only what it needs. Once it has
 	// read everything it parks the connection with the reactor.
 	if s.reactor != nil {
-		if err := s.reactor.add(c); err != nil {
+		if err := s.reactor.Add(c, c.slot, c.serial, c.netConn); err != nil {
 			s.log.Warn("connection keeps its own reader", "remote", c.remote, "err", err)
 		} else {
 			c.reactor = s.reactor
@@ -253,10 +225,10 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 // unregister is a connection's end, once its reader has returned for good.
 func (s *Server) unregister(c *conn) {
 	if c.reactor != nil {
-		c.reactor.forget(c)
+		c.reactor.Forget(c, c.slot)
 	}
 	s.connsMu.Lock()
-	s.conns.remove(c)
+	s.conns.Remove(c.slot)
 	s.connsMu.Unlock()
 	s.release(c.ip)
 	s.metrics.Connections.Dec()
@@ -317,7 +289,7 @@ func (s *Server) handleRooms(w http.ResponseWriter, r *http.Request) {
 		for _, m := range rm.members {
 			seen := m.lastSeen
 			if m.conn != nil {
-				seen = time.Unix(0, m.conn.live.lastSeen.Load())
+				seen = time.Unix(0, m.conn.live.LastSeen.Load())
 			}
 			idle := max(now.Sub(seen).Seconds(), 0)
 			ar.Members = append(ar.Members, adminMember{ID: m.id, Name: m.name, State: m.state, Remote: m.remote,

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/heartline/heartline/relay/internal/wsconn"
 	"github.com/heartline/heartline/relay/metrics"
 	"github.com/heartline/heartline/shared/names"
 	"github.com/heartline/heartline/shared/protocol"
@@ -130,7 +131,7 @@ func (r *room) attach(c *conn, m *member) {
 	c.mu.Lock()
 	c.room, c.member = r, m
 	if !c.readerDone {
-		c.live.flags.Or(liveJoined)
+		c.live.Flags.Or(wsconn.Joined)
 	}
 	c.mu.Unlock()
 }
@@ -147,7 +148,7 @@ func (r *room) linkDropped(m *member, c *conn, reason string) {
 	m.state = protocol.StateAway
 	m.leaveAt, m.leaveReason = now.Add(r.s.cfg.Grace), reason
 	r.leaveDue(m.leaveAt)
-	m.lastSeen = time.Unix(0, c.live.lastSeen.Load())
+	m.lastSeen = time.Unix(0, c.live.LastSeen.Load())
 	r.s.log.Info("member away", "room", r.name, "member", m.id, "remote", c.remote, "reason", reason, "grace", r.s.cfg.Grace)
 	if r.s.draining.Load() {
 		return // everyone is being closed; they will be away after the restart

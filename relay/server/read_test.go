@@ -9,6 +9,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/heartline/heartline/relay/internal/wsconn"
 	"github.com/heartline/heartline/shared/protocol"
 )
 
@@ -99,12 +100,12 @@ func TestFramesArrivingTogetherSplitOrLargeAreAllHandled(t *testing.T) {
 func TestPingFastPathMatchesTheProtocolEncoder(t *testing.T) {
 	for _, v := range []int64{0, 7, -5, 1763700001234, -999999999999999999, 999999999999999999} {
 		data, _ := protocol.Encode(&protocol.Ping{T: v})
-		got, ok := parsePing(websocket.TextMessage, data)
+		got, ok := wsconn.ParsePing(websocket.TextMessage, data)
 		if !ok || got != v {
-			t.Errorf("parsePing(%s) = %d, %v; want %d, true", data, got, ok, v)
+			t.Errorf("wsconn.ParsePing(%s) = %d, %v; want %d, true", data, got, ok, v)
 		}
 		want, _ := protocol.Encode(&protocol.Pong{T: v, ServerTime: 1763700009999})
-		if pong := appendPong(nil, v, 1763700009999); string(pong) != string(want) {
+		if pong := wsconn.AppendPong(nil, v, 1763700009999); string(pong) != string(want) {
 			t.Errorf("appendPong = %s, want %s", pong, want)
 		}
 	}
@@ -114,12 +115,12 @@ func TestPingFastPathMatchesTheProtocolEncoder(t *testing.T) {
 		`{"type":"ping","t":1234567890123456789}`, `{"type":"ping","t":1,"x":2}`,
 		`{"t":1,"type":"ping"}`, `{"type":"ping","t":1}x`,
 	} {
-		if _, ok := parsePing(websocket.TextMessage, []byte(s)); ok {
+		if _, ok := wsconn.ParsePing(websocket.TextMessage, []byte(s)); ok {
 			t.Errorf("parsePing accepted %s", s)
 		}
 	}
 	data, _ := protocol.Encode(&protocol.Ping{T: 1})
-	if _, ok := parsePing(websocket.BinaryMessage, data); ok {
+	if _, ok := wsconn.ParsePing(websocket.BinaryMessage, data); ok {
 		t.Error("parsePing accepted a binary frame")
 	}
 

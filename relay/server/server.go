@@ -18,6 +18,7 @@ import (
 
 	"github.com/heartline/heartline/assets"
 	"github.com/heartline/heartline/relay/avatar"
+	"github.com/heartline/heartline/relay/internal/wsconn"
 	"github.com/heartline/heartline/relay/metrics"
 	"github.com/heartline/heartline/relay/store"
 	"github.com/heartline/heartline/relay/stunsrv"
@@ -41,14 +42,14 @@ type Server struct {
 	rooms   map[string]*room
 
 	connsMu sync.Mutex
-	conns   connTable
+	conns   wsconn.Table[*conn]
 	perIP   map[string]int // reserved connections per client IP
 	total   int            // reserved connections
 	serial  atomic.Uint64
 
-	connWG  sync.WaitGroup // connections, until their reader and writer are both done
-	reactor *reactor       // watches idle sockets; nil where there is no epoll
-	bgWG    sync.WaitGroup // sweeper and room drainers
+	connWG  sync.WaitGroup  // connections, until their reader and writer are both done
+	reactor *wsconn.Reactor // watches idle sockets; nil where there is no epoll
+	bgWG    sync.WaitGroup  // sweeper and room drainers
 
 	avatarLimits *ipLimiter
 	decodes      *avatar.Limiter
@@ -157,31 +158,22 @@ func New(cfg Config) (*Server, error) {
 		}
 		return nil, err
 	}
-	s.upgrader = websocket.Upgrader{
-		// Small read buffers: an idle member costs memory, a big frame is
-		// read straight through. ReadBufferSize 0 makes gorilla use the
-		// hijacked bufio.Reader, which hijackWriter sizes to readBufferSize.
-		// Write buffers come from a pool and are held only while a frame is
-		// being written.
-		ReadBufferSize:  0,
-		WriteBufferSize: 4096,
-		WriteBufferPool: &sync.Pool{},
-		CheckOrigin:     s.checkOrigin,
-		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
-			writeJSONError(w, status, "bad_upgrade", reason.Error())
-		},
+	s.upgrader = wsconn.NewUpgrader()
+	s.upgrader.CheckOrigin = s.checkOrigin
+	s.upgrader.Error = func(w http.ResponseWriter, r *http.Request, status int, reason error) {
+		writeJSONError(w, status, "bad_upgrade", reason.Error())
 	}
 	s.handler = s.routes()
 	s.bgWG.Add(1)
 	go s.sweeper()
-	if r, err := newReactor(); err == nil {
+	if r, err := wsconn.NewReactor(); err == nil {
 		s.reactor = r
 		s.bgWG.Add(1)
 		go func() {
 			defer s.bgWG.Done()
-			r.run()
+			r.Run()
 		}()
-	} else if reactorAvailable {
+	} else if wsconn.Available {
 		s.log.Warn("every connection keeps its own reader goroutine", "err", err)
 	}
 	return s, nil
@@ -458,7 +450,7 @@ func (s *Server) shutdownOnce(ctx context.Context) error {
 	}
 	close(s.stop)
 	if s.reactor != nil {
-		s.reactor.close()
+		s.reactor.Close()
 	}
 	s.bgWG.Wait()
 	s.log.Info("relay stopped")
@@ -480,8 +472,8 @@ func waitGroup(ctx context.Context, wg *sync.WaitGroup) bool {
 func (s *Server) snapshotConns() []*conn {
 	s.connsMu.Lock()
 	defer s.connsMu.Unlock()
-	out := make([]*conn, 0, s.conns.n)
-	s.conns.each(func(c *conn, _ *liveness) { out = append(out, c) })
+	out := make([]*conn, 0, s.conns.Len())
+	s.conns.Each(func(c *conn, _ *wsconn.Liveness) { out = append(out, c) })
 	return out
 }
 

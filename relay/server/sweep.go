@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/heartline/heartline/relay/internal/wsconn"
 	"github.com/heartline/heartline/relay/metrics"
 	"github.com/heartline/heartline/shared/protocol"
 )
@@ -36,17 +37,17 @@ func (s *Server) sweep(now time.Time) {
 	nowNano := now.UnixNano()
 	helloTimeout := s.cfg.HelloTimeout.Nanoseconds()
 	s.connsMu.Lock()
-	s.conns.each(func(c *conn, l *liveness) {
-		flags := l.flags.Load()
+	s.conns.Each(func(c *conn, l *wsconn.Liveness) {
+		flags := l.Flags.Load()
 		// A reader busy with a frame is alive: the relay's own delay must
 		// not count as the client's silence.
 		switch {
-		case flags&(liveClosed|liveBusy) != 0:
-		case flags&liveJoined == 0:
-			if nowNano-l.opened >= helloTimeout {
+		case flags&(wsconn.Closed|wsconn.Busy) != 0:
+		case flags&wsconn.Joined == 0:
+			if nowNano-l.Opened >= helloTimeout {
 				noHello = append(noHello, c)
 			}
-		case nowNano-l.lastSeen.Load() >= timeout:
+		case nowNano-l.LastSeen.Load() >= timeout:
 			silent = append(silent, c)
 		}
 	})

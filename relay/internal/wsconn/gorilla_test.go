@@ -1,4 +1,4 @@
-package server
+package wsconn
 
 import (
 	"bufio"
@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,31 +18,27 @@ import (
 )
 
 // The tests in this file pin what the transport assumes about gorilla/
-// websocket's internals (doc.go, "What the transport assumes of gorilla"),
+// websocket's internals (doc.go),
 // so that an upgrade of gorilla that changes one fails here instead of
 // corrupting a stream.
 
-// upgraded is one connection upgraded as handleWS does it.
+// upgraded is one connection upgraded as the relay's handleWS does it.
 type upgraded struct {
 	ws     *websocket.Conn // the relay's side
-	bc     *batchConn      // what gorilla got from Hijack
+	bc     *BatchConn      // what gorilla got from Hijack
 	client *websocket.Conn
 	nc     net.Conn // the client's socket (for hand-made frames)
 }
 
-// upgradePair upgrades one connection through hijackWriter and the relay's
-// upgrader; tune may set the HTTP server's timeouts before it starts.
+// upgradePair upgrades one connection through HijackWriter and NewUpgrader;
+// tune may set the HTTP server's timeouts before it starts.
 func upgradePair(t *testing.T, tune func(*http.Server)) *upgraded {
 	t.Helper()
-	srv, err := New(Config{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Shutdown(t.Context()) })
+	up := NewUpgrader()
 	got := make(chan *upgraded, 1)
 	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hw := &hijackWriter{ResponseWriter: w}
-		ws, err := srv.upgrader.Upgrade(hw, r, nil)
+		hw := &HijackWriter{ResponseWriter: w}
+		ws, err := up.Upgrade(hw, r, nil)
 		if err != nil {
 			t.Error(err)
 			got <- nil
@@ -75,14 +72,14 @@ func field(ws *websocket.Conn, name string) reflect.Value {
 }
 
 // Assumption 1: with ReadBufferSize 0, gorilla reads through the bufio.Reader
-// that Hijack returned (ours, readBufferSize bytes: gorilla takes it when it
+// that Hijack returned (ours, ReadBufferSize bytes: gorilla takes it when it
 // holds more than 256) and keeps no other read buffer. The reader parks only
-// when that reader and the socket are empty (batchConn.buffered): a second
+// when that reader and the socket are empty (BatchConn.Buffered): a second
 // buffer would hide bytes already read, and they would never be handled.
 func TestGorillaReadsThroughTheHijackedReader(t *testing.T) {
 	u := upgradePair(t, nil)
 	if br := field(u.ws, "br"); br.Pointer() != reflect.ValueOf(u.bc.br).Pointer() {
-		t.Fatal("gorilla does not read through the hijacked bufio.Reader: batchConn.buffered cannot see its buffer")
+		t.Fatal("gorilla does not read through the hijacked bufio.Reader: BatchConn.Buffered cannot see its buffer")
 	}
 	ping := func(ts int64) []byte {
 		p, _ := protocol.Encode(&protocol.Ping{T: ts})
@@ -95,28 +92,28 @@ func TestGorillaReadsThroughTheHijackedReader(t *testing.T) {
 	if _, _, err := u.ws.ReadMessage(); err != nil {
 		t.Fatal(err)
 	}
-	if !u.bc.buffered() {
-		t.Fatal("after the first of two frames read together, batchConn.buffered() is false: the second is held where the reader cannot see it")
+	if !u.bc.Buffered() {
+		t.Fatal("after the first of two frames read together, BatchConn.Buffered() is false: the second is held where the reader cannot see it")
 	}
 	if _, data, err := u.ws.ReadMessage(); err != nil || !strings.Contains(string(data), `"t":2`) {
 		t.Fatalf("second frame: %q, %v", data, err)
 	}
-	if u.bc.buffered() {
-		t.Error("batchConn.buffered() still true after both frames were read")
+	if u.bc.Buffered() {
+		t.Error("BatchConn.Buffered() still true after both frames were read")
 	}
 }
 
 // Assumption 2: gorilla writes a control frame (our close frame, its close
 // handler's reply to the peer's close) with one Write on the net.Conn it got
 // from Hijack. The relay's writer writes its batches with one write each
-// (writeBatch); two whole writes never interleave inside a frame.
+// (the relay's writeBatch); two whole writes never interleave inside a frame.
 func TestGorillaWritesAControlFrameInOneWrite(t *testing.T) {
 	u := upgradePair(t, nil)
 	cc := &countingConn{Conn: u.bc.Conn}
 	u.bc.Conn = cc
 
 	// The relay's close frame.
-	if err := u.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(4001, closeReason(strings.Repeat("slow ", 40))), time.Now().Add(time.Second)); err != nil {
+	if err := u.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(4001, CloseReason(strings.Repeat("slow ", 40))), time.Now().Add(time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	if n := cc.writes.Load(); n != 1 {
@@ -159,8 +156,8 @@ func TestGorillaClearsTheHTTPServerDeadlines(t *testing.T) {
 }
 
 // Assumption 4: a frame over the read limit makes gorilla's read return
-// ErrReadLimit after it has written close 1009 itself (readEnded counts the
-// eviction and does not send a close frame of its own).
+// ErrReadLimit after it has written close 1009 itself (the relay's readEnded
+// counts the eviction and sends no close frame of its own).
 func TestGorillaAnswersAnOversizedFrameWith1009(t *testing.T) {
 	u := upgradePair(t, nil)
 	u.ws.SetReadLimit(100)
@@ -193,19 +190,15 @@ func TestGorillaHoldsNoWriteBufferWhenIdle(t *testing.T) {
 }
 
 // Assumption 6: Upgrade refuses a client that sent bytes after its request
-// before the handshake completed. hijackWriter then hands gorilla net/http's
-// reader instead of ours (batchConn.br stays nil); if gorilla accepted, those
+// before the handshake completed. HijackWriter then hands gorilla net/http's
+// reader instead of ours (BatchConn.br stays nil); if gorilla accepted, those
 // bytes would sit in a buffer the reader never checks before it parks.
 func TestGorillaRefusesDataBeforeTheHandshake(t *testing.T) {
-	srv, err := New(Config{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown(t.Context())
+	up := NewUpgrader()
 	refused := make(chan error, 1)
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hw := &hijackWriter{ResponseWriter: w}
-		ws, err := srv.upgrader.Upgrade(hw, r, nil)
+		hw := &HijackWriter{ResponseWriter: w}
+		ws, err := up.Upgrade(hw, r, nil)
 		if ws != nil {
 			ws.Close()
 		}
@@ -232,4 +225,29 @@ func TestGorillaRefusesDataBeforeTheHandshake(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the upgrade did not return")
 	}
+}
+
+// maskedFrame builds a client text frame by hand (mask key 0).
+func maskedFrame(payload []byte) []byte {
+	b := []byte{0x81}
+	switch n := len(payload); {
+	case n < 126:
+		b = append(b, 0x80|byte(n))
+	case n < 1<<16:
+		b = append(b, 0x80|126, byte(n>>8), byte(n))
+	default:
+		b = append(b, 0x80|127, 0, 0, 0, 0, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	b = append(b, 0, 0, 0, 0)
+	return append(b, payload...)
+}
+
+type countingConn struct {
+	net.Conn
+	writes atomic.Int32
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
 }
