@@ -51,15 +51,15 @@ func TestQueuedFramesGoOutInOneWrite(t *testing.T) {
 		// other test goes through it). A BatchConn around a countingConn
 		// has no raw socket.
 		cc := &countingConn{Conn: hw.Wrapped().Conn}
-		c := &conn{s: srv, ws: ws, netConn: &wsconn.BatchConn{Conn: cc}}
-		var q []outFrame
+		c := srv.newConn(ws, &wsconn.BatchConn{Conn: cc}, r.RemoteAddr, remoteIP(r.RemoteAddr))
+		var q []wsconn.Frame
 		for i := range 50 {
-			q = append(q, outFrame{data: text(i), op: websocket.TextMessage})
+			q = append(q, wsconn.Frame{Data: text(i), Op: websocket.TextMessage})
 			if i%10 == 0 {
-				q = append(q, outFrame{data: []byte(fmt.Sprint("pong-", i)), op: websocket.PongMessage})
+				q = append(q, wsconn.Frame{Data: []byte(fmt.Sprint("pong-", i)), Op: websocket.PongMessage})
 			}
 		}
-		if err := c.writeBatch(nil, q); err != nil {
+		if err := c.WriteBatch(nil, q); err != nil {
 			t.Error(err)
 		}
 		writes <- cc.writes.Load()

@@ -41,10 +41,10 @@ func (r *room) send(m *member, c *conn, f *protocol.Send, now time.Time) {
 	}
 	if rec, ok, err := r.s.store.LookupID(r.name, m.id, f.ID); err != nil {
 		r.s.log.Error("cannot look up a message id", "room", r.name, "member", m.id, "err", err)
-		c.sendError(protocol.ErrInternal, "the relay could not check this message; send it again", f.ID)
+		c.SendError(protocol.ErrInternal, "the relay could not check this message; send it again", f.ID)
 		return
 	} else if ok {
-		c.send(&protocol.Ack{ID: f.ID, Seq: rec.Seq, TS: rec.TS})
+		c.Send(&protocol.Ack{ID: f.ID, Seq: rec.Seq, TS: rec.TS})
 		return
 	}
 	spent, wait := c.allow(now)

@@ -1,103 +1,38 @@
 package server
 
 import (
-	"errors"
-	"os"
-	"slices"
 	"sync"
-	"sync/atomic"
-	"syscall"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"golang.org/x/time/rate"
 
+	"github.com/gorilla/websocket"
 	"github.com/heartline/heartline/relay/internal/wsconn"
-	"github.com/heartline/heartline/relay/metrics"
-	"github.com/heartline/heartline/shared/protocol"
 )
 
-const (
-	// closeWriteWait bounds writing the close frame.
-	closeWriteWait = time.Second
-	// closeReadWait is how long the reader keeps reading for the peer's
-	// close reply after our close frame (closing at once could turn unread
-	// bytes into a TCP reset that destroys the close frame in flight).
-	closeReadWait = 2 * time.Second
-)
-
-// outFrame is one queued websocket frame: its payload and opcode. A fan-out
-// encodes its JSON once and queues the same bytes to every member; the 2-10
-// byte frame header is added when the frame is written (the relay never
-// compresses or masks, so every member's frame would be the same bytes).
-type outFrame struct {
-	data   []byte
-	op     byte  // websocket.TextMessage, websocket.PongMessage or a queue-only opcode
-	t      int64 // opJSONPong: the ping's t
-	frames int   // opBatch: how many frames data holds
-}
-
-// Queue-only opcodes: opJSONPong is the answer to a heartbeat (the writer
-// formats the pong frame, see conn.pong); opRaw is the rest of a frame that
-// was partly written; opBatch is whole frames already framed, one drain's
-// share for this member (see fanBatch). Their bytes are never written to
-// once queued, so members and writers share them without copies.
-const (
-	opJSONPong = 0xff
-	opRaw      = 0xfe
-	opBatch    = 0xfd
-)
-
-// count is how many frames f stands for in the send queue's bound.
-func (f outFrame) count() int { return max(f.frames, 1) }
-
-// conn is one websocket connection. Its reader goroutine runs while the
-// socket has input (see read.go); its writer runs only while frames are
-// queued; the sweeper watches lastSeen.
+// conn is one connection as the room side sees it: the transport
+// (wsconn.Conn: its queue and writer, its reader, the reactor) plus the room
+// and member it joined as and its message budget. It is the transport's
+// Handler: frames in (HandleText, handle.go), the end (Ended).
 type conn struct {
-	s       *Server
-	ws      *websocket.Conn
-	netConn *wsconn.BatchConn
-	remote  string // ip:port of the TCP peer
-	ip      string
-	serial  uint64 // upgrade order: a newer connection has a larger serial
-
-	reactor   *wsconn.Reactor // watches the socket while no reader runs; nil: the reader never parks
-	readState atomic.Int32    // who reads the socket (readRunning...)
-
-	live *wsconn.Liveness // the sweeper's view
-	slot int              // live's index in the connection table
+	*wsconn.Conn
+	s  *Server
+	ip string
 
 	// Owned by the reader (and the frame handler it waits for).
 	limiter      *rate.Limiter
 	blockedUntil time.Time
 
-	mu         sync.Mutex
-	queue      []outFrame
-	queued     int  // frames in queue (a batch counts its frames)
-	writing    bool // a writer goroutine is running
-	closing    bool // close requested: nothing more is queued
-	closeCode  int
-	closeText  string
-	readerDone bool
-	exitReason string  // leave reason when the link ends without bye
-	room       *room   // set by a successful hello (under the room's lock)
-	member     *member // idem
+	mu     sync.Mutex // guards room and member
+	room   *room      // set by a successful hello (under the room's lock)
+	member *member    // idem
 }
 
-func (c *conn) touch() { c.live.LastSeen.Store(time.Now().UnixNano()) }
-
-// closed reports whether the connection is closing, without taking mu.
-func (c *conn) closed() bool { return c.live.Flags.Load()&wsconn.Closed != 0 }
-
-// setClosingLocked marks the connection closing (c.mu held); the sweeper
-// sees it in the liveness slot, which is no longer this connection's once
-// the reader is done.
-func (c *conn) setClosingLocked() {
-	c.closing = true
-	if !c.readerDone {
-		c.live.Flags.Or(wsconn.Closed)
-	}
+// newConn makes the room side of an upgraded connection.
+func (s *Server) newConn(ws *websocket.Conn, nc *wsconn.BatchConn, remote, ip string) *conn {
+	c := &conn{s: s, ip: ip}
+	c.Conn = wsconn.New(&s.shared, ws, nc, remote, s.serial.Add(1), c)
+	return c
 }
 
 // roomMember returns the room and member this connection joined, if any.
@@ -107,378 +42,21 @@ func (c *conn) roomMember() (*room, *member) {
 	return c.room, c.member
 }
 
-// enqueue queues f for the writer. It reports false when the connection is
-// closing (the frame is dropped) or its queue overflowed (the connection is
-// then closed with 4001: a slow consumer never delays anyone else).
-func (c *conn) enqueue(f outFrame, typ string) bool {
-	if !c.push(f, true) {
-		return false
-	}
-	c.s.frameCounter(c.s.framesOut, c.s.metrics.FramesOut, typ).Inc()
-	return true
-}
-
-// push is enqueue without the metric; with start false the writer is not
-// started (the caller kicks it once it has queued everything, so that the
-// frames leave in one write). The queue overflows when it already holds
-// SendQueue frames: it bounds a member that does not read, not the size of
-// one batch.
-func (c *conn) push(f outFrame, start bool) bool {
-	c.mu.Lock()
-	if c.closing {
-		c.mu.Unlock()
-		return false
-	}
-	if c.queued >= c.s.cfg.SendQueue {
-		c.mu.Unlock()
-		c.s.metrics.QueueOverflows.Inc()
-		c.evict(protocol.CloseSlowConsumer, "send queue overflow: the client reads too slowly", protocol.ReasonSlow, metrics.EvictSlow)
-		return false
-	}
-	c.queue = append(c.queue, f)
-	c.queued += f.count()
-	if start {
-		c.startWriterLocked()
-	}
-	c.mu.Unlock()
-	return true
-}
-
-// takeQueueLocked hands everything queued to the caller, who writes it
-// (c.mu held). A lone batch or rest, the usual queue after a drain, comes
-// back as its bytes, to be written without framing or copying, and the
-// queue keeps its array for the next one.
-func (c *conn) takeQueueLocked() (framed []byte, q []outFrame) {
-	q = c.queue
-	c.queued = 0
-	if len(q) == 1 && (q[0].op == opBatch || q[0].op == opRaw) {
-		framed = q[0].data
-		q[0] = outFrame{}
-		c.queue = q[:0]
-		return framed, nil
-	}
-	c.queue = nil
-	return nil, q
-}
-
-// dropQueueLocked empties the queue (c.mu held).
-func (c *conn) dropQueueLocked() {
-	clear(c.queue)
-	c.queue, c.queued = c.queue[:0], 0
-}
-
-// kick sends the frames pushed without start. When no writer runs they are
-// written right here, with one non-blocking write: a fan-out then costs one
-// syscall per member and no goroutine; whatever the socket does not take at
-// once goes to a writer goroutine.
-func (c *conn) kick() {
-	c.mu.Lock()
-	if len(c.queue) == 0 || c.writing {
-		c.mu.Unlock()
-		return
-	}
-	if c.readerDone {
-		// The connection has ended (its socket is closed): the frames
-		// queued before that have nowhere to go.
-		c.dropQueueLocked()
-		c.mu.Unlock()
-		return
-	}
-	if !c.netConn.Direct() || c.closing {
-		c.startWriterLocked()
-		c.mu.Unlock()
-		return
-	}
-	framed, q := c.takeQueueLocked()
-	c.writing = true // this goroutine writes now; nobody else does
-	c.mu.Unlock()
-
-	if framed != nil {
-		c.writeDirect(framed, true)
-		return
-	}
-	buf := batchPool.Get().(*[]byte)
-	b := c.appendFrames(*buf, q)
-	c.writeDirect(b, false)
-	putBatch(buf, b)
-}
-
-// writeDirect writes b with one non-blocking syscall on the calling
-// goroutine, which holds c.writing, and hands what the socket did not take,
-// and anything queued meanwhile, to a writer goroutine. shared says b is
-// queued bytes that nobody writes to (the rest need not be copied).
-func (c *conn) writeDirect(b []byte, shared bool) {
-	n, err := c.netConn.RawWrite(b)
-	if err != nil && err != syscall.EAGAIN {
-		c.writeFailed(err)
-		return
-	}
-	c.mu.Lock()
-	if n < len(b) {
-		// The rest of a frame goes first, before anything queued since.
-		rest := b[max(n, 0):]
-		if !shared {
-			rest = append([]byte(nil), rest...)
-		}
-		c.queue = slices.Insert(c.queue, 0, outFrame{data: rest, op: opRaw})
-		c.queued++
-	}
-	if len(c.queue) > 0 || c.closing {
-		go c.writeLoop() // writing stays true: the writer takes over
-		c.mu.Unlock()
-		return
-	}
-	finished := c.releaseWriterLocked()
-	c.mu.Unlock()
-	c.writerDone(finished)
-}
-
-// releaseWriterLocked ends the current writer's turn (c.mu held). It reports
-// whether the connection is finished: its reader is done too, so the
-// writer must count it out of connWG (see writerDone).
-func (c *conn) releaseWriterLocked() (finished bool) {
-	c.writing = false
-	return c.readerDone
-}
-
-// writerDone counts a finished connection out of connWG. A connection is
-// counted from registration until both its reader and its writer are done,
-// whichever is last (readEnded or a writer), so Shutdown waits for both and
-// connWG never counts up from zero while Shutdown waits.
-func (c *conn) writerDone(finished bool) {
-	if finished {
-		c.s.connWG.Done()
-	}
-}
-
-// send encodes f for this connection alone.
-func (c *conn) send(f protocol.Frame) {
-	if data, ok := c.s.encode(f); ok {
-		c.enqueue(outFrame{data: data, op: websocket.TextMessage}, f.FrameType())
-	}
-}
-
-func (c *conn) sendError(code, msg, id string) {
-	c.send(&protocol.Error{Code: code, Message: msg, ID: id})
-}
-
-func (c *conn) startWriterLocked() {
-	if !c.writing {
-		c.writing = true
-		go c.writeLoop()
-	}
-}
-
-// close asks the writer to send the queued frames (unless dropQueue) and then
-// a close frame with code and text. Only the first close counts.
-func (c *conn) close(code int, text string, dropQueue bool, evictReason string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closing {
-		return false
-	}
-	c.setClosingLocked()
-	c.closeCode, c.closeText = code, wsconn.CloseReason(text)
-	if dropQueue {
-		// The rest of a frame already partly written still goes first, or
-		// the close frame would land inside it.
-		if len(c.queue) > 0 && c.queue[0].op == opRaw {
-			clear(c.queue[1:])
-			c.queue, c.queued = c.queue[:1], 1
-		} else {
-			c.dropQueueLocked()
-		}
-	}
-	if evictReason != "" {
-		c.s.metrics.Evictions.WithLabelValues(evictReason).Inc()
-	}
-	c.startWriterLocked()
-	return true
-}
-
-// evict closes the connection with code and makes its reader return at once,
-// so that the member turns away now (leave reason reason), not after the
-// peer's close reply.
-func (c *conn) evict(code int, text, reason, evictReason string) {
-	c.mu.Lock()
-	if c.exitReason == "" {
-		c.exitReason = reason
-	}
-	c.mu.Unlock()
-	if !c.close(code, text, true, evictReason) {
-		return
-	}
-	_, m := c.roomMember()
-	attrs := []any{"code", code, "reason", evictReason, "remote", c.remote}
-	if m != nil {
-		attrs = append(attrs, "member", m.id)
-	}
-	c.s.log.Info("evicting connection", attrs...)
-	c.netConn.SetReadDeadline(time.Now())
-	c.wakeReader()
-}
-
-// writeLoop writes everything queued, several frames per syscall, then the
-// close frame if one was asked for. It exits when the queue is empty.
-func (c *conn) writeLoop() {
-	for {
-		c.mu.Lock()
-		framed, q := c.takeQueueLocked()
-		closing, code, text := c.closing, c.closeCode, c.closeText
-		if framed == nil && len(q) == 0 && !closing {
-			finished := c.releaseWriterLocked()
-			c.mu.Unlock()
-			c.writerDone(finished)
-			return
-		}
-		c.mu.Unlock()
-
-		if framed != nil || len(q) > 0 {
-			if err := c.writeBatch(framed, q); err != nil {
-				c.writeFailed(err)
-				return
-			}
-			continue
-		}
-
-		// Queue drained and the connection is closing: send the close frame
-		// if one was asked for (not when the reader ended on its own).
-		if code != 0 {
-			c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(closeWriteWait))
-		}
-		c.mu.Lock()
-		readerDone := c.releaseWriterLocked()
-		c.mu.Unlock()
-		if readerDone {
-			c.netConn.Close()
-		} else {
-			// The reader reads the peer's close reply (or gives up) and
-			// closes the socket itself.
-			c.netConn.SetReadDeadline(time.Now().Add(closeReadWait))
-			c.wakeReader()
-		}
-		c.writerDone(readerDone)
-		return
-	}
-}
-
-// writeFailed ends the writer after a failed write: the queue goes, and the
-// socket is cut so that the reader returns and does the bookkeeping.
-func (c *conn) writeFailed(err error) {
-	c.mu.Lock()
-	if errors.Is(err, os.ErrDeadlineExceeded) && c.exitReason == "" && !c.closing {
-		// The peer has not read for the whole write timeout: a slow
-		// consumer, not a broken link.
-		c.exitReason = protocol.ReasonSlow
-		c.s.metrics.Evictions.WithLabelValues(metrics.EvictSlow).Inc()
-		c.s.log.Info("evicting connection", "code", protocol.CloseSlowConsumer, "reason", metrics.EvictSlow,
-			"remote", c.remote, "why", "write timed out")
-	}
-	c.setClosingLocked()
-	c.dropQueueLocked()
-	finished := c.releaseWriterLocked()
-	c.mu.Unlock()
-	c.cut()
-	c.writerDone(finished)
-}
-
-// cut closes the socket; the reader (woken if parked) returns and does the
-// bookkeeping.
-func (c *conn) cut() {
-	c.netConn.Close()
-	c.wakeReader()
-}
-
-// writeBatch writes framed bytes, or else the frames of q, with one write to
-// the socket. It frames them itself instead of calling gorilla once per
-// frame: gorilla's own writes (the close frame, its close handler's reply)
-// are single net.Conn writes, which the socket never interleaves with this
-// one.
-func (c *conn) writeBatch(framed []byte, q []outFrame) error {
-	b := framed
-	if b == nil {
-		buf := batchPool.Get().(*[]byte)
-		b = c.appendFrames(*buf, q)
-		defer putBatch(buf, b)
-	}
-	if c.netConn.Direct() {
-		// Most writes fit in the socket buffer: try without arming the
-		// write deadline (a timer update per write), which only a write
-		// that has to wait needs.
-		n, err := c.netConn.RawWrite(b)
-		if err != nil && err != syscall.EAGAIN {
-			return err
-		}
-		if b = b[max(n, 0):]; len(b) == 0 {
-			return nil
-		}
-	}
-	nc := c.netConn.Conn
-	nc.SetWriteDeadline(time.Now().Add(c.s.writeTimeout()))
-	_, err := nc.Write(b)
-	return err
-}
-
-func putBatch(buf *[]byte, b []byte) {
-	if cap(b) <= 64<<10 {
-		*buf = b[:0]
-		batchPool.Put(buf)
-	}
-}
-
-// appendFrames appends the websocket frames of q to b.
-func (c *conn) appendFrames(b []byte, q []outFrame) []byte {
-	for _, f := range q {
-		if f.op == opRaw || f.op == opBatch {
-			b = append(b, f.data...)
-			continue
-		}
-		if f.op == opJSONPong {
-			var p [64]byte
-			pong := wsconn.AppendPong(p[:0], f.t, c.s.cfg.now().UnixMilli())
-			b = wsconn.AppendFrameHeader(b, websocket.TextMessage, len(pong))
-			b = append(b, pong...)
-			continue
-		}
-		b = wsconn.AppendFrameHeader(b, f.op, len(f.data))
-		b = append(b, f.data...)
-	}
-	return b
-}
-
-var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
-
-// readEnded is the reader's exit: the member (if any) turns away with the
-// connection's leave reason, and the socket is closed unless the writer is
-// still sending a close frame (it closes it then).
-func (c *conn) readEnded(err error) {
-	if errors.Is(err, websocket.ErrReadLimit) {
-		c.s.metrics.Evictions.WithLabelValues(metrics.EvictTooLarge).Inc()
-		c.mu.Lock()
-		c.setClosingLocked() // gorilla already sent 1009
-		c.mu.Unlock()
-		c.s.log.Info("evicting connection", "code", websocket.CloseMessageTooBig, "reason", metrics.EvictTooLarge, "remote", c.remote)
-	}
-	c.mu.Lock()
-	c.setClosingLocked()
-	c.readerDone = true
-	writerBusy := c.writing
-	reason := c.exitReason
-	r, m := c.room, c.member
-	c.mu.Unlock()
-	if !writerBusy {
-		c.netConn.Close()
-	}
-	if reason == "" {
-		reason = protocol.ReasonClosed
-	}
-	if r != nil && m != nil {
+// Ended is the connection's end, on its reader: the member (if any) turns
+// away with the leave reason, and the connection leaves the table.
+func (c *conn) Ended(reason string) {
+	if r, m := c.roomMember(); r != nil && m != nil {
 		r.linkDropped(m, c, reason)
 	}
 	c.s.unregister(c)
-	if !writerBusy {
-		c.s.connWG.Done() // else the writer does, when it is done
+}
+
+// LogAttrs adds the member, once the connection has joined.
+func (c *conn) LogAttrs(attrs []any) []any {
+	if _, m := c.roomMember(); m != nil {
+		attrs = append(attrs, "member", m.id)
 	}
+	return attrs
 }
 
 func (s *Server) writeTimeout() time.Duration {

@@ -20,12 +20,14 @@
 //	fanout.go    the fan-out batch (framed once, shared) and broadcast
 //	history.go   the welcome and its history
 //	sweep.go     the one timer: silence, hello timeout, grace, limiters
-//	conn.go      a connection's send queue, its writer, close and eviction
-//	read.go      its reader: park with the reactor, heartbeats, readFrame
+//	conn.go      a connection as the rooms see it: its room and member, its end
 //
-// The WebSocket layer underneath (the hijacked socket, frame headers, the
-// heartbeat fast path, the reactor, the liveness table and what it assumes
-// of gorilla/websocket) is relay/internal/wsconn.
+// The WebSocket transport underneath is relay/internal/wsconn: a
+// connection's send queue and writer, its reader and the reactor that parks
+// it, heartbeat answers, close and eviction, the liveness the sweeper reads,
+// and what it all assumes of gorilla/websocket. The rooms see frames in
+// (conn.HandleText), frames out (Send, Push and Kick, Close, Evict) and the
+// end (conn.Ended with the leave reason).
 //
 // # Concurrency model
 //
@@ -46,13 +48,14 @@
 // socket read or write.
 //
 //	tier  lock                 guards                                          taken under it
-//	1     room.mu              a room: members, byKey, byName, seq, committed,  conn.mu (attach, push, evict,
-//	                           pending, inflight, the drain's batch, dead       close), Server.roomsMu (sweep
-//	                                                                            forgets the room), Server.mu
-//	                                                                            (welcome's STUNPorts), store
-//	2     conn.mu              a connection's queue, writer turn (writing),    metrics only
-//	                           closing, close code, readerDone, exitReason,
-//	                           room and member
+//	1     room.mu              a room: members, byKey, byName, seq, committed,  wsconn.Conn.mu (push, evict,
+//	                           pending, inflight, the drain's batch, dead       close), conn.mu (attach),
+//	                                                                            Server.roomsMu (sweep forgets
+//	                                                                            the room), Server.mu (welcome's
+//	                                                                            STUNPorts), store
+//	2     wsconn.Conn.mu       a connection's queue, writer turn (writing),    metrics only
+//	                           closing, close code, readerDone, exitReason
+//	2     conn.mu              the room and member a connection joined         nothing
 //	2     Server.roomsMu       the rooms map, the stored room names (MaxRooms) ipLimiter.mu (admitNewRoom's
 //	                                                                            roomCreates)
 //	2     Server.mu            ln, stun, httpSrv, served, shutdown, the ops    the STUN responder's Ports
@@ -70,9 +73,10 @@
 //   - The store's callbacks (room.completed) take only room.doneMu, so
 //     appending under room.mu cannot deadlock with a commit coming back;
 //     the drainer takes doneMu and room.mu one after the other, never both.
-//   - A connection never takes room.mu while holding conn.mu: its reader
-//     reads room and member under conn.mu (roomMember), lets go, then calls
-//     into the room (linkDropped, bye, send).
+//   - A connection never takes room.mu while holding either of its locks:
+//     its reader reads room and member under conn.mu (roomMember), lets go,
+//     then calls into the room (linkDropped, bye, send); the transport
+//     calls its handler (HandleText, Ended, LogAttrs) with no lock held.
 //   - The sweeper takes Server.connsMu to collect, lets go, then evicts; it
 //     takes room.mu only with TryLock, so it never waits for a busy room.
 //   - A metrics scrape takes Server.roomsMu (roomSizes) inside prometheus's
@@ -80,8 +84,8 @@
 //     are atomics, gauges lock-free).
 //   - The reactor holds reactor.mu only to look up the connections of one
 //     wake-up, then reads and answers them with no lock held.
-//   - Writes to the socket (kick, writeLoop) happen with no lock held: the
-//     writer's turn (conn.writing) is taken and given back under conn.mu.
+//   - Writes to the socket (Kick, writeLoop) happen with no lock held: the
+//     writer's turn (writing) is taken and given back under wsconn.Conn.mu.
 //   - room.mu is held while the store enqueues a member change (PutMember,
 //     DeleteMember), which waits if the store's queue is full; messages use
 //     TryAppend, which never waits.

@@ -67,7 +67,7 @@ func (b *fanBatch) addPart(m *member, p fanPart) {
 func (b *fanBatch) queue(m *member, c *conn, out *fanCounts) {
 	shared := b.buf[:len(b.buf):len(b.buf)] // nobody may append to it
 	if len(m.fan) == 0 {
-		if b.msgs > 0 && c.push(outFrame{data: shared, op: opBatch, frames: b.msgs}, false) {
+		if b.msgs > 0 && c.Push(wsconn.Frame{Data: shared, Op: wsconn.OpBatch, Frames: b.msgs}, false) {
 			out.msgs += b.msgs
 		}
 		return
@@ -77,7 +77,7 @@ func (b *fanBatch) queue(m *member, c *conn, out *fanCounts) {
 		if endMsg == atMsg {
 			return true
 		}
-		if !c.push(outFrame{data: shared[at:end:end], op: opBatch, frames: endMsg - atMsg}, false) {
+		if !c.Push(wsconn.Frame{Data: shared[at:end:end], Op: wsconn.OpBatch, Frames: endMsg - atMsg}, false) {
 			return false
 		}
 		out.msgs += endMsg - atMsg
@@ -88,7 +88,7 @@ func (b *fanBatch) queue(m *member, c *conn, out *fanCounts) {
 			return
 		}
 		if p.frame != nil {
-			if !c.push(outFrame{data: p.frame, op: opBatch, frames: 1}, false) {
+			if !c.Push(wsconn.Frame{Data: p.frame, Op: wsconn.OpBatch, Frames: 1}, false) {
 				return
 			}
 			out.other[p.typ]++
@@ -146,7 +146,7 @@ func kickAll(conns []*conn) {
 	parts := min(runtime.GOMAXPROCS(0), len(conns)/minPerCore)
 	if parts <= 1 {
 		for _, c := range conns {
-			c.kick()
+			c.Kick()
 		}
 		return
 	}
@@ -155,12 +155,12 @@ func kickAll(conns []*conn) {
 	for part := range slices.Chunk(conns[size:], size) {
 		wg.Go(func() {
 			for _, c := range part {
-				c.kick()
+				c.Kick()
 			}
 		})
 	}
 	for _, c := range conns[:size] {
-		c.kick()
+		c.Kick()
 	}
 	wg.Wait()
 }
@@ -174,13 +174,13 @@ func (r *room) broadcast(f protocol.Frame, except *member) {
 	if !ok {
 		return
 	}
-	frame := outFrame{data: data, op: websocket.TextMessage}
+	frame := wsconn.Frame{Data: data, Op: websocket.TextMessage}
 	queued := 0
 	for _, o := range r.members {
 		if o == except || o.conn == nil {
 			continue
 		}
-		if o.conn.push(frame, true) {
+		if o.conn.Push(frame, true) {
 			queued++
 		}
 	}

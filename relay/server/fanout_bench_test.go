@@ -20,7 +20,7 @@ func (discardConn) SetWriteDeadline(time.Time) error { return nil }
 func (discardConn) Close() error                     { return nil }
 
 func benchConn(s *Server) *conn {
-	return &conn{s: s, netConn: &wsconn.BatchConn{Conn: discardConn{}}}
+	return s.newConn(nil, &wsconn.BatchConn{Conn: discardConn{}}, "", "")
 }
 
 // BenchmarkWriteBatch frames and writes a member's queue of 16 ordinary
@@ -36,14 +36,14 @@ func BenchmarkWriteBatch(b *testing.B) {
 	c := benchConn(srv)
 	data, _ := protocol.Encode(&protocol.Message{Seq: 123456, ID: "c-42", From: protocol.Member{ID: "m0123456789abcdef0123", Name: "sender", Avatar: "builtin:fox", State: "online"},
 		Text: "a chat line of ordinary length, about eighty bytes of text in one message....", TS: 1763700002000})
-	q := make([]outFrame, 16)
+	q := make([]wsconn.Frame, 16)
 	for i := range q {
-		q[i] = outFrame{data: data, op: websocket.TextMessage}
+		q[i] = wsconn.Frame{Data: data, Op: websocket.TextMessage}
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		if err := c.writeBatch(nil, q); err != nil {
+		if err := c.WriteBatch(nil, q); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -80,7 +80,7 @@ func BenchmarkBroadcast1000(b *testing.B) {
 		}
 		if i%batch == batch-1 || i == b.N-1 {
 			for _, c := range r.flush(&r.batch, nil) {
-				c.kick()
+				c.Kick()
 			}
 		}
 		r.mu.Unlock()

@@ -87,7 +87,7 @@ func TestDrainSendersShareTheBatch(t *testing.T) {
 	for i := range senders {
 		m := &member{id: fmt.Sprintf("m%d", i), name: fmt.Sprintf("member%d", i), state: protocol.StateOnline}
 		m.conn = benchConn(srv)
-		m.conn.writing = true // kick leaves it alone
+		m.conn.HoldWriter() // kick leaves it alone
 		r.members[m.id] = m
 		key := m.id + "\x00c"
 		r.inflight[key] = &pendingMsg{from: m.wire(), acks: 1}
@@ -122,7 +122,7 @@ func TestDrainStoreErrorKeepsItsPlace(t *testing.T) {
 	r := srv.newRoom("order")
 	cc := &captureConn{}
 	sender := &member{id: "ms", name: "sender", state: protocol.StateOnline}
-	sender.conn = &conn{s: srv, netConn: &wsconn.BatchConn{Conn: cc}}
+	sender.conn = srv.newConn(nil, &wsconn.BatchConn{Conn: cc}, "", "")
 	r.members[sender.id] = sender
 	var q []commitResult
 	for i, id := range []string{"a", "b"} {

@@ -9,15 +9,14 @@ import (
 
 	"golang.org/x/time/rate"
 
-	"github.com/heartline/heartline/relay/internal/wsconn"
 	"github.com/heartline/heartline/relay/metrics"
 	"github.com/heartline/heartline/shared/names"
 	"github.com/heartline/heartline/shared/protocol"
 )
 
-// handle processes one inbound text frame on the connection's reader. It
+// HandleText processes one inbound text frame on the connection's reader. It
 // reports true when the reader should stop (the connection is closing).
-func (c *conn) handle(data []byte) (stop bool) {
+func (c *conn) HandleText(data []byte) (stop bool) {
 	f, err := protocol.DecodeClient(data)
 	if err != nil {
 		var fe *protocol.FrameError
@@ -26,20 +25,20 @@ func (c *conn) handle(data []byte) (stop bool) {
 		}
 		if fe.Close != 0 { // a hello with a field of the wrong type: counted as any refused hello
 			c.s.frameCounter(c.s.framesIn, c.s.metrics.FramesIn, protocol.TypeHello).Inc()
-			if c.live.Flags.Load()&wsconn.Joined != 0 {
-				c.sendError(protocol.ErrBadFrame, alreadyJoined, "")
+			if c.Joined() {
+				c.SendError(protocol.ErrBadFrame, alreadyJoined, "")
 				return false
 			}
 			return c.refuse(fe.Code, fe.Message, fe.Close)
 		}
 		c.s.frameCounter(c.s.framesIn, c.s.metrics.FramesIn, fe.Code).Inc()
-		c.send(fe.Frame())
+		c.Send(fe.Frame())
 		return false
 	}
 	c.s.frameCounter(c.s.framesIn, c.s.metrics.FramesIn, f.FrameType()).Inc()
 	switch f := f.(type) {
 	case *protocol.Ping:
-		c.send(&protocol.Pong{T: f.T, ServerTime: c.s.cfg.now().UnixMilli()})
+		c.Send(&protocol.Pong{T: f.T, ServerTime: c.s.cfg.now().UnixMilli()})
 	case *protocol.Hello:
 		return c.handleHello(f)
 	case *protocol.Send:
@@ -49,7 +48,7 @@ func (c *conn) handle(data []byte) (stop bool) {
 		if r != nil {
 			r.bye(m, c)
 		}
-		c.close(protocol.CloseNormal, "bye", false, "")
+		c.Close(protocol.CloseNormal, "bye", false, "")
 		return true
 	}
 	return false
@@ -58,22 +57,22 @@ func (c *conn) handle(data []byte) (stop bool) {
 // refuse sends an error frame (when code is set) and closes with closeCode.
 func (c *conn) refuse(code, msg string, closeCode int) bool {
 	if code != "" {
-		c.sendError(code, msg, "")
+		c.SendError(code, msg, "")
 	}
 	text := msg
 	if len(text) > 120 { // a close reason holds at most 123 bytes
 		text = protocol.CloseText(closeCode)
 	}
-	c.close(closeCode, text, false, metrics.EvictRefused)
-	c.s.log.Info("hello refused", "remote", c.remote, "code", closeCode, "why", msg)
+	c.Close(closeCode, text, false, metrics.EvictRefused)
+	c.s.log.Info("hello refused", "remote", c.Remote(), "code", closeCode, "why", msg)
 	return true
 }
 
 const alreadyJoined = "this connection has already joined a room; open a new connection for another room"
 
 func (c *conn) handleHello(h *protocol.Hello) bool {
-	if c.live.Flags.Load()&wsconn.Joined != 0 {
-		c.sendError(protocol.ErrBadFrame, alreadyJoined, "")
+	if c.Joined() {
+		c.SendError(protocol.ErrBadFrame, alreadyJoined, "")
 		return false
 	}
 	if err := h.Validate(); err != nil {
@@ -108,15 +107,15 @@ func (c *conn) handleHello(h *protocol.Hello) bool {
 		if errors.As(err, &quota) {
 			if quota.retry > 0 {
 				ms := max((quota.retry + time.Millisecond - 1).Milliseconds(), 1)
-				c.send(&protocol.Error{Code: quota.code, RetryAfterMS: ms, Message: fmt.Sprintf("%s (in %d ms)", quota.msg, ms)})
+				c.Send(&protocol.Error{Code: quota.code, RetryAfterMS: ms, Message: fmt.Sprintf("%s (in %d ms)", quota.msg, ms)})
 				return c.refuse("", quota.msg, quota.close)
 			}
 			return c.refuse(quota.code, quota.msg, quota.close)
 		}
 		if err != nil {
 			c.s.log.Error("cannot open room", "room", h.Room, "err", err)
-			c.sendError(protocol.ErrInternal, "the relay cannot open this room right now; try again later", "")
-			c.close(protocol.CloseProtocolError, "relay error: try again later", false, "")
+			c.SendError(protocol.ErrInternal, "the relay cannot open this room right now; try again later", "")
+			c.Close(protocol.CloseProtocolError, "relay error: try again later", false, "")
 			return true
 		}
 		res := r.join(c, h)
@@ -128,8 +127,8 @@ func (c *conn) handleHello(h *protocol.Hello) bool {
 		}
 		return false
 	}
-	c.sendError(protocol.ErrInternal, "the relay is busy with this room; try again", "")
-	c.close(protocol.CloseProtocolError, "relay busy: try again", false, "")
+	c.SendError(protocol.ErrInternal, "the relay is busy with this room; try again", "")
+	c.Close(protocol.CloseProtocolError, "relay busy: try again", false, "")
 	return true
 }
 
@@ -155,7 +154,7 @@ func (s *Server) checkAvatar(a string) string {
 func (c *conn) handleSend(f *protocol.Send) {
 	r, m := c.roomMember()
 	if r == nil {
-		c.sendError(protocol.ErrNotJoined, "send a hello and wait for the welcome before sending messages", f.ID)
+		c.SendError(protocol.ErrNotJoined, "send a hello and wait for the welcome before sending messages", f.ID)
 		return
 	}
 	if err := protocol.ValidateMsgID(f.ID); err != nil {
@@ -164,15 +163,15 @@ func (c *conn) handleSend(f *protocol.Send) {
 		if errors.As(err, &fe) {
 			msg = fe.Message
 		}
-		c.sendError(protocol.ErrBadFrame, msg, f.ID)
+		c.SendError(protocol.ErrBadFrame, msg, f.ID)
 		return
 	}
 	if strings.TrimSpace(f.Text) == "" {
-		c.sendError(protocol.ErrBadFrame, "the message is empty: type some text before sending", f.ID)
+		c.SendError(protocol.ErrBadFrame, "the message is empty: type some text before sending", f.ID)
 		return
 	}
 	if n := protocol.TextLen(f.Text); n > c.s.cfg.MaxText {
-		c.sendError(protocol.ErrTooLong, fmt.Sprintf("the message has %d characters; this relay accepts at most %d", n, c.s.cfg.MaxText), f.ID)
+		c.SendError(protocol.ErrTooLong, fmt.Sprintf("the message has %d characters; this relay accepts at most %d", n, c.s.cfg.MaxText), f.ID)
 		return
 	}
 	now := c.s.cfg.now()
@@ -209,6 +208,6 @@ func (c *conn) rateLimited(id string, d time.Duration) {
 	if ms < 1 {
 		ms = 1
 	}
-	c.send(&protocol.Error{Code: protocol.ErrRateLimited, ID: id, RetryAfterMS: ms,
+	c.Send(&protocol.Error{Code: protocol.ErrRateLimited, ID: id, RetryAfterMS: ms,
 		Message: fmt.Sprintf("too many messages: wait %d ms, then send again", ms)})
 }

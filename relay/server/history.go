@@ -22,7 +22,7 @@ func (r *room) welcome(c *conn, m *member, resume *protocol.Resume, now time.Tim
 			IntervalMS: r.s.cfg.HeartbeatInterval.Milliseconds(),
 			TimeoutMS:  r.s.cfg.HeartbeatTimeout.Milliseconds(),
 		},
-		ObservedAddr: c.remote, STUN: r.s.STUNPorts(),
+		ObservedAddr: c.Remote(), STUN: r.s.STUNPorts(),
 	}
 }
 

@@ -190,7 +190,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		s.log.Debug("upgrade refused", "remote", r.RemoteAddr, "err", err)
 		return
 	}
-	c := &conn{s: s, ws: ws, netConn: hw.Wrapped(), remote: r.RemoteAddr, ip: ip, serial: s.serial.Add(1)}
+	c := s.newConn(ws, hw.Wrapped(), r.RemoteAddr, ip)
 
 	// Registering and Shutdown's snapshot share connsMu, so a connection is
 	// either closed by Shutdown or sees draining here.
@@ -202,38 +202,24 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		ws.Close()
 		return
 	}
-	c.slot, c.live = s.conns.Add(c, time.Now().UnixNano())
-	s.connWG.Add(1) // until its reader and writer are done (see conn.writerDone)
+	c.SetSlot(s.conns.Add(c, time.Now().UnixNano()))
+	s.connWG.Add(1) // until its reader and writer are done (wsconn.Shared.Conns)
 	s.connsMu.Unlock()
 	s.metrics.Connections.Inc()
-	s.log.Info("connect", "remote", c.remote, "conn", c.serial)
+	s.log.Info("connect", "remote", c.Remote(), "conn", c.Serial())
 
-	// The reader runs on a fresh goroutine so that this handler returns and
-	// net/http frees its per-connection state (request, 4 KiB bufio reader
-	// and writer): an idle member then costs only what it needs. Once it has
-	// read everything it parks the connection with the reactor.
-	if s.reactor != nil {
-		if err := s.reactor.Add(c, c.slot, c.serial, c.netConn); err != nil {
-			s.log.Warn("connection keeps its own reader", "remote", c.remote, "err", err)
-		} else {
-			c.reactor = s.reactor
-		}
-	}
-	c.startReading()
+	c.Start(s.reactor)
 }
 
 // unregister is a connection's end, once its reader has returned for good.
 func (s *Server) unregister(c *conn) {
-	if c.reactor != nil {
-		c.reactor.Forget(c, c.slot)
-	}
 	s.connsMu.Lock()
-	s.conns.Remove(c.slot)
+	s.conns.Remove(c.Slot())
 	s.connsMu.Unlock()
 	s.release(c.ip)
 	s.metrics.Connections.Dec()
 	_, m := c.roomMember()
-	attrs := []any{"remote", c.remote, "conn", c.serial}
+	attrs := []any{"remote", c.Remote(), "conn", c.Serial()}
 	if m != nil {
 		attrs = append(attrs, "member", m.id)
 	}
@@ -289,7 +275,7 @@ func (s *Server) handleRooms(w http.ResponseWriter, r *http.Request) {
 		for _, m := range rm.members {
 			seen := m.lastSeen
 			if m.conn != nil {
-				seen = time.Unix(0, m.conn.live.LastSeen.Load())
+				seen = m.conn.LastSeen()
 			}
 			idle := max(now.Sub(seen).Seconds(), 0)
 			ar.Members = append(ar.Members, adminMember{ID: m.id, Name: m.name, State: m.state, Remote: m.remote,

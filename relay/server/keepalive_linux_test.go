@@ -20,9 +20,9 @@ func TestTCPKeepAliveSettings(t *testing.T) {
 		}
 		return c != nil
 	})
-	sc, ok := c.netConn.Conn.(syscall.Conn)
+	sc, ok := c.Socket().Conn.(syscall.Conn)
 	if !ok {
-		t.Fatalf("%T has no raw socket", c.netConn.Conn)
+		t.Fatalf("%T has no raw socket", c.Socket().Conn)
 	}
 	raw, _ := sc.SyscallConn()
 	var on, idle, intvl, cnt int

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/heartline/heartline/relay/internal/wsconn"
 	"github.com/heartline/heartline/relay/metrics"
 	"github.com/heartline/heartline/shared/names"
 	"github.com/heartline/heartline/shared/protocol"
@@ -57,7 +56,7 @@ func (r *room) join(c *conn, h *protocol.Hello) joinResult {
 		return joinResult{refused: true, close: protocol.CloseNameTaken, msg: nameTakenMessage(h.Name, other.name)}
 	}
 	if m != nil {
-		if c.serial < m.lastSerial {
+		if c.Serial() < m.lastSerial {
 			return joinResult{refused: true, close: protocol.CloseReplaced,
 				msg: "a newer connection of this member is already in the room"}
 		}
@@ -70,16 +69,16 @@ func (r *room) join(c *conn, h *protocol.Hello) joinResult {
 			r.s.store.PutMember(r.name, m.record(), nil)
 		}
 		wasAway := m.state == protocol.StateAway
-		m.state, m.conn, m.lastSerial, m.remote = protocol.StateOnline, c, c.serial, c.remote
+		m.state, m.conn, m.lastSerial, m.remote = protocol.StateOnline, c, c.Serial(), c.Remote()
 		m.leaveAt, m.leaveReason = time.Time{}, ""
 		if old != nil && old != c {
-			old.evict(protocol.CloseReplaced, "replaced by a newer connection of the same member", "", metrics.EvictReplaced)
+			old.Evict(protocol.CloseReplaced, "replaced by a newer connection of the same member", "", metrics.EvictReplaced)
 		}
 		r.attach(c, m)
 		if wasAway || changed {
 			r.broadcast(&protocol.Presence{Member: m.wire()}, m)
 		}
-		r.s.log.Info("member returned", "room", r.name, "member", m.id, "name", m.name, "remote", c.remote,
+		r.s.log.Info("member returned", "room", r.name, "member", m.id, "name", m.name, "remote", c.Remote(),
 			"was_away", wasAway, "replaced", old != nil)
 	} else {
 		if len(r.members) >= r.s.cfg.MaxRoomMembers {
@@ -88,16 +87,16 @@ func (r *room) join(c *conn, h *protocol.Hello) joinResult {
 		}
 		m = &member{
 			id: newMemberID(), name: h.Name, fold: fold, shape: shape, avatar: h.Avatar, keyHash: kh,
-			since: now.UnixMilli(), state: protocol.StateOnline, conn: c, lastSerial: c.serial, remote: c.remote,
+			since: now.UnixMilli(), state: protocol.StateOnline, conn: c, lastSerial: c.Serial(), remote: c.Remote(),
 		}
 		r.members[m.id], r.byKey[kh], r.byName[fold], r.byShape[shape] = m, m, m, m
 		r.size.Store(int32(len(r.members)))
 		r.s.store.PutMember(r.name, m.record(), nil)
 		r.attach(c, m)
 		r.broadcast(&protocol.Joined{Member: m.wire()}, m)
-		r.s.log.Info("member joined", "room", r.name, "member", m.id, "name", m.name, "remote", c.remote, "client", h.Client)
+		r.s.log.Info("member joined", "room", r.name, "member", m.id, "name", m.name, "remote", c.Remote(), "client", h.Client)
 	}
-	c.send(r.welcome(c, m, h.Resume, now))
+	c.Send(r.welcome(c, m, h.Resume, now))
 	return joinResult{}
 }
 
@@ -130,10 +129,8 @@ func nameTakenMessage(name, holder string) string {
 func (r *room) attach(c *conn, m *member) {
 	c.mu.Lock()
 	c.room, c.member = r, m
-	if !c.readerDone {
-		c.live.Flags.Or(wsconn.Joined)
-	}
 	c.mu.Unlock()
+	c.MarkJoined()
 }
 
 // linkDropped turns m away when c, its current connection, ended without bye.
@@ -148,8 +145,8 @@ func (r *room) linkDropped(m *member, c *conn, reason string) {
 	m.state = protocol.StateAway
 	m.leaveAt, m.leaveReason = now.Add(r.s.cfg.Grace), reason
 	r.leaveDue(m.leaveAt)
-	m.lastSeen = time.Unix(0, c.live.LastSeen.Load())
-	r.s.log.Info("member away", "room", r.name, "member", m.id, "remote", c.remote, "reason", reason, "grace", r.s.cfg.Grace)
+	m.lastSeen = c.LastSeen()
+	r.s.log.Info("member away", "room", r.name, "member", m.id, "remote", c.Remote(), "reason", reason, "grace", r.s.cfg.Grace)
 	if r.s.draining.Load() {
 		return // everyone is being closed; they will be away after the restart
 	}

@@ -14,7 +14,7 @@ import (
 func readerGoroutines() int {
 	var b bytes.Buffer
 	pprof.Lookup("goroutine").WriteTo(&b, 2)
-	return bytes.Count(b.Bytes(), []byte("server.(*conn).readLoop("))
+	return bytes.Count(b.Bytes(), []byte("wsconn.(*Conn).readLoop("))
 }
 
 // An idle member costs no goroutine: between frames its connection is

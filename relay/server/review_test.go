@@ -13,6 +13,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/heartline/heartline/relay/internal/wsconn"
 	"github.com/heartline/heartline/relay/store"
 	"github.com/heartline/heartline/shared/protocol"
 )
@@ -79,26 +80,18 @@ func TestReviewKickAfterReaderEndedCountsTheConnectionOnce(t *testing.T) {
 	bob, _ := tr.join("lobby", "bob", newKey())
 	keeper.expect(protocol.TypeJoined)
 	c := memberConn(t, tr, "lobby", "bob")
-	waitFor(t, 2*time.Second, "bob's writer to be idle", func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return !c.writing && len(c.queue) == 0
-	})
+	waitFor(t, 2*time.Second, "bob's writer to be idle", c.WriterIdle)
 
 	// drain: flush queues the batch without starting the writer.
 	frame, _ := protocol.Encode(&protocol.Presence{Member: protocol.Member{ID: "m0", Name: "x", State: protocol.StateOnline}})
-	if !c.push(outFrame{data: frame, op: websocket.TextMessage}, false) {
+	if !c.Push(wsconn.Frame{Data: frame, Op: websocket.TextMessage}, false) {
 		t.Fatal("push refused")
 	}
 	// Bob's link drops; his reader ends (readerDone) before the kick.
 	bob.ws.NetConn().Close()
-	waitFor(t, 2*time.Second, "bob's reader to end", func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.readerDone
-	})
+	waitFor(t, 2*time.Second, "bob's reader to end", c.ReaderDone)
 	// drain, after r.mu.Unlock: kickAll.
-	c.kick()
+	c.Kick()
 
 	done := make(chan struct{})
 	go func() { tr.srv.connWG.Wait(); close(done) }()
@@ -173,7 +166,7 @@ func TestReviewPingThenFINOnAParkedConnectionIsNoticedAtOnce(t *testing.T) {
 	pinger, _ := tr.join("fin", "pinger", newKey())
 	watcher.expect(protocol.TypeJoined)
 	c := memberConn(t, tr, "fin", "pinger")
-	waitFor(t, 2*time.Second, "the pinger's connection to park", func() bool { return c.readState.Load() == readParked })
+	waitFor(t, 2*time.Second, "the pinger's connection to park", func() bool { return c.Parked() })
 
 	start := time.Now()
 	corkedPingAndFIN(t, pinger, 99)
@@ -239,7 +232,7 @@ func TestReviewPingThenFINWhileTheReaderIsBusyIsNoticedAtOnce(t *testing.T) {
 	<-slow.entered // the reader is busy with the hello
 	var sc *conn
 	for _, x := range tr.srv.snapshotConns() {
-		if x.remote == c.ws.LocalAddr().String() {
+		if x.Remote() == c.ws.LocalAddr().String() {
 			sc = x
 		}
 	}
@@ -248,7 +241,7 @@ func TestReviewPingThenFINWhileTheReaderIsBusyIsNoticedAtOnce(t *testing.T) {
 	}
 	corkedPingAndFIN(t, c, 77)
 	waitFor(t, 2*time.Second, "the reactor to see the input while the reader is busy", func() bool {
-		return sc.readState.Load() == readRunningNotified
+		return sc.NotifiedWhileReading()
 	})
 	close(slow.release)
 	c.welcome()
@@ -271,7 +264,7 @@ func TestReviewManyPingsThenFINOnAParkedConnectionIsNoticedAtOnce(t *testing.T) 
 	tr := startRelay(t, cfg)
 	pinger, _ := tr.join("fin", "pinger", newKey())
 	c := memberConn(t, tr, "fin", "pinger")
-	waitFor(t, 2*time.Second, "the pinger's connection to park", func() bool { return c.readState.Load() == readParked })
+	waitFor(t, 2*time.Second, "the pinger's connection to park", func() bool { return c.Parked() })
 
 	tc := pinger.ws.NetConn().(*net.TCPConn)
 	rc, _ := tc.SyscallConn()
@@ -298,7 +291,7 @@ func TestReviewManyPingsThenFINOnAParkedConnectionIsNoticedAtOnce(t *testing.T) 
 }
 
 // A direct write (kick) that the socket takes only in part leaves the rest
-// of its frame queued (opRaw) for the writer it starts. If the queue then
+// of its frame queued (OpRaw) for the writer it starts. If the queue then
 // overflows before that writer runs, the eviction drops the queue, rest of
 // frame included, and the close frame lands inside the unfinished frame: the
 // slow client reads garbage instead of close 4001. GOMAXPROCS(1) keeps the
@@ -339,27 +332,21 @@ func TestReviewEvictionKeepsTheRestOfAHalfWrittenFrame(t *testing.T) {
 		}
 		return c != nil
 	})
-	waitFor(t, 2*time.Second, "the welcome to be written", func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return !c.writing && len(c.queue) == 0
-	})
+	waitFor(t, 2*time.Second, "the welcome to be written", c.WriterIdle)
 
 	frame, _ := protocol.Encode(&protocol.Presence{Member: protocol.Member{ID: "m0", Name: strings.Repeat("n", 60000), State: protocol.StateOnline}})
-	f := outFrame{data: frame, op: websocket.TextMessage}
+	f := wsconn.Frame{Data: frame, Op: websocket.TextMessage}
 	procs := runtime.GOMAXPROCS(1)
 	defer runtime.GOMAXPROCS(procs)
 	partial := false
 	for range 400 {
 		// A fan-out: queued without a writer, then kicked (written directly).
-		if !c.push(f, false) {
+		if !c.Push(f, false) {
 			t.Fatal("push refused")
 		}
-		c.kick()
-		c.mu.Lock()
-		partial = c.writing && len(c.queue) == 1 && c.queue[0].op == opRaw && len(c.queue[0].data) < len(frame)
-		writing := c.writing
-		c.mu.Unlock()
+		c.Kick()
+		writing, rest := c.WritingRest(len(frame))
+		partial = rest
 		if writing {
 			break
 		}
@@ -368,7 +355,7 @@ func TestReviewEvictionKeepsTheRestOfAHalfWrittenFrame(t *testing.T) {
 		t.Skip("no partial direct write this time")
 	}
 	// The next fan-out overflows the queue (SendQueue 1): evicted 4001.
-	c.push(f, false)
+	c.Push(f, false)
 	runtime.GOMAXPROCS(procs)
 
 	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -408,7 +395,7 @@ func TestReviewHostileInputOnAParkedConnection(t *testing.T) {
 	parked := func(name string) (*tclient, *net.TCPConn) {
 		c, _ := tr.join("hostile", name, newKey())
 		sc := memberConn(t, tr, "hostile", name)
-		waitFor(t, 2*time.Second, name+"'s connection to park", func() bool { return sc.readState.Load() == readParked })
+		waitFor(t, 2*time.Second, name+"'s connection to park", func() bool { return sc.Parked() })
 		return c, c.ws.NetConn().(*net.TCPConn)
 	}
 
@@ -418,7 +405,7 @@ func TestReviewHostileInputOnAParkedConnection(t *testing.T) {
 	}
 	a.expectError(protocol.ErrTooLong)
 	sc := memberConn(t, tr, "hostile", "max-frame")
-	waitFor(t, 2*time.Second, "the connection to park again", func() bool { return sc.readState.Load() == readParked })
+	waitFor(t, 2*time.Second, "the connection to park again", func() bool { return sc.Parked() })
 	a.send(&protocol.Ping{T: 3})
 	a.expectNext(protocol.TypePong)
 

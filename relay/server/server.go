@@ -64,7 +64,7 @@ type Server struct {
 	// Counters per frame type, resolved once: the message path then never
 	// takes the metric vectors' internal lock.
 	framesIn, framesOut map[string]prometheus.Counter
-	pingsIn, pongsOut   prometheus.Counter // the heartbeat's, for the reader's fast path
+	shared              wsconn.Shared // what every connection's transport shares
 
 	draining atomic.Bool
 	stop     chan struct{}
@@ -118,7 +118,13 @@ func New(cfg Config) (*Server, error) {
 		protocol.TypePresence, protocol.TypeLeft, protocol.TypePong, protocol.TypeError, "ws_pong"} {
 		s.framesOut[typ] = s.metrics.FramesOut.WithLabelValues(typ)
 	}
-	s.pingsIn, s.pongsOut = s.framesIn[protocol.TypePing], s.framesOut[protocol.TypePong]
+	s.shared = wsconn.Shared{
+		SendQueue: cfg.SendQueue, MaxFrame: cfg.MaxFrame, WriteTimeout: s.writeTimeout(), Now: cfg.now,
+		Metrics: s.metrics, Log: log, Conns: &s.connWG, Encode: s.encode,
+		In:      func(typ string) prometheus.Counter { return s.frameCounter(s.framesIn, s.metrics.FramesIn, typ) },
+		Out:     func(typ string) prometheus.Counter { return s.frameCounter(s.framesOut, s.metrics.FramesOut, typ) },
+		PingsIn: s.framesIn[protocol.TypePing], PongsOut: s.framesOut[protocol.TypePong],
+	}
 	s.metrics.WatchRooms(s.roomSizes, cfg.MetricsRoomNames)
 	for _, n := range assets.BuiltinAvatarNames() {
 		s.builtin[n] = true
@@ -421,12 +427,12 @@ func (s *Server) shutdownOnce(ctx context.Context) error {
 		}
 	}
 	for _, c := range s.snapshotConns() {
-		c.close(websocket.CloseGoingAway, "relay shutting down", false, metrics.EvictShutdown)
+		c.Close(websocket.CloseGoingAway, "relay shutting down", false, metrics.EvictShutdown)
 	}
 	if !waitGroup(ctx, &s.connWG) {
 		errs = append(errs, fmt.Errorf("shutdown: %w; cutting the remaining connections", ctx.Err()))
 		for _, c := range s.snapshotConns() {
-			c.cut()
+			c.Cut()
 		}
 		s.connWG.Wait() // every reader/writer returns once its socket is closed
 	}

@@ -54,11 +54,11 @@ func (s *Server) sweep(now time.Time) {
 	s.connsMu.Unlock()
 
 	for _, c := range noHello {
-		c.evict(protocol.CloseProtocolError, fmt.Sprintf("no hello within %v", s.cfg.HelloTimeout), protocol.ReasonClosed, metrics.EvictHelloTimeout)
+		c.Evict(protocol.CloseProtocolError, fmt.Sprintf("no hello within %v", s.cfg.HelloTimeout), protocol.ReasonClosed, metrics.EvictHelloTimeout)
 	}
 	for _, c := range silent {
 		s.metrics.HeartbeatTimeouts.Inc()
-		c.evict(protocol.CloseHeartbeatTimeout, fmt.Sprintf("heartbeat timeout: nothing received for %v", s.cfg.HeartbeatTimeout),
+		c.Evict(protocol.CloseHeartbeatTimeout, fmt.Sprintf("heartbeat timeout: nothing received for %v", s.cfg.HeartbeatTimeout),
 			protocol.ReasonTimeout, metrics.EvictHeartbeat)
 	}
 

@@ -1,16 +1,30 @@
-// Package wsconn is the relay's WebSocket layer under its connections: the
-// hijacked socket (BatchConn: bytes the reactor read handed on to gorilla,
-// non-blocking direct reads and writes), the reactor that watches idle
-// sockets with one epoll instance (Reactor; Linux only, elsewhere every
-// connection keeps a reader goroutine), the frame header the writer frames
-// its batches with (AppendFrameHeader), the heartbeat fast path (ParsePing,
-// AppendPong: a ping is answered without the JSON decoder), close reasons
-// that fit a close frame (CloseReason), and the liveness table the sweeper
-// reads (Table, Liveness). It knows nothing of rooms; it knows
-// shared/protocol only for the heartbeat's spelling.
+// Package wsconn is the relay's WebSocket transport: one Conn per upgraded
+// connection, with its send queue and writer, its reader and the reactor
+// that parks it, heartbeat answers, close and eviction, and the liveness
+// the relay's sweeper reads. It knows nothing of rooms; it knows
+// shared/protocol for the heartbeat's spelling, close codes and the frames
+// it sends itself (errors, pongs), and relay/metrics for its counters.
 //
-// The upgrade goes through NewUpgrader and HijackWriter, so that gorilla
-// reads through a small bufio.Reader of ours and the socket is a BatchConn.
+// What its owner sees: frames in (Handler.HandleText, one call per text
+// message that is not a heartbeat), frames out (Send, Enqueue; Push and
+// Kick for a fan-out: a batch's bytes are shared by every member's queue,
+// never copied, and Kick writes each member's queue with one non-blocking
+// write), Close and Evict, and the end (Handler.Ended with the leave
+// reason). Performance properties it keeps: one write syscall per member
+// per batch, idle connections parked with the Reactor with no goroutine
+// (Linux; elsewhere each connection keeps a reader goroutine), heartbeats
+// answered by the reactor without the JSON decoder, a bounded queue per
+// connection (Shared.SendQueue; beyond it the peer is a slow consumer,
+// closed with 4001).
+//
+// The pieces: conn.go (the queue, the writer, close, eviction), read.go
+// (the reader, parking, the read-state machine, the heartbeat fast path),
+// socket.go (BatchConn, the hijacked socket: bytes the reactor read handed
+// on to gorilla, non-blocking direct reads and writes), reactor_*.go (one
+// epoll instance waited for in Go's netpoller), frame.go (frame headers,
+// ParsePing, AppendPong, CloseReason), live.go (the liveness table),
+// upgrade.go (NewUpgrader, HijackWriter), api.go (Shared, Handler, New,
+// Start and the accessors).
 //
 // # What it assumes of gorilla/websocket
 //

@@ -1,4 +1,4 @@
-package server
+package wsconn
 
 import (
 	"bytes"
@@ -8,12 +8,11 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/heartline/heartline/relay/internal/wsconn"
 	"github.com/heartline/heartline/relay/metrics"
 	"github.com/heartline/heartline/shared/protocol"
 )
 
-// Who reads a connection's socket (conn.readState). A reader goroutine runs
+// Who reads a connection's socket (Conn.readState). A reader goroutine runs
 // only while there is something to read; between frames the connection is
 // parked with the reactor, which answers heartbeats itself and starts a
 // reader for anything else. Without a reactor (TLS, non-Linux systems) the
@@ -27,30 +26,30 @@ const (
 
 // startReading sets the connection's read limit and control-frame handlers
 // and starts its first reader.
-func (c *conn) startReading() {
+func (c *Conn) startReading() {
 	ws := c.ws
-	ws.SetReadLimit(c.s.cfg.MaxFrame)
+	ws.SetReadLimit(c.sh.MaxFrame)
 	ws.SetPingHandler(func(data string) error {
 		c.touch()
-		c.s.frameCounter(c.s.framesIn, c.s.metrics.FramesIn, "ws_ping").Inc()
-		c.enqueue(outFrame{data: []byte(data), op: websocket.PongMessage}, "ws_pong")
+		c.sh.In("ws_ping").Inc()
+		c.Enqueue(Frame{Data: []byte(data), Op: websocket.PongMessage}, "ws_pong")
 		return nil
 	})
 	ws.SetPongHandler(func(string) error {
 		c.touch()
-		c.s.frameCounter(c.s.framesIn, c.s.metrics.FramesIn, "ws_pong").Inc()
+		c.sh.In("ws_pong").Inc()
 		return nil
 	})
 	c.startReader()
 }
 
 // startReader starts a reader goroutine; the caller has set readRunning.
-// Readers are not counted in connWG: the connection is (see writerDone).
-func (c *conn) startReader() { go c.readLoop() }
+// Readers are not counted in Shared.Conns: the connection is (see writerDone).
+func (c *Conn) startReader() { go c.readLoop() }
 
 // readLoop reads and handles frames until the socket has nothing more to
 // read (it parks the connection and returns) or the connection ends.
-func (c *conn) readLoop() {
+func (c *Conn) readLoop() {
 	for {
 		if !c.netConn.Buffered() && c.park() {
 			return
@@ -75,7 +74,7 @@ func (c *conn) readLoop() {
 }
 
 // readFrame reads one frame's payload and handles it.
-func (c *conn) readFrame(typ int, r io.Reader) (stop bool, err error) {
+func (c *Conn) readFrame(typ int, r io.Reader) (stop bool, err error) {
 	buf := framePool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer func() {
@@ -88,16 +87,16 @@ func (c *conn) readFrame(typ int, r io.Reader) (stop bool, err error) {
 	}
 	// Busy (alive) while the relay handles the frame, not while the client
 	// takes its time sending the rest of it.
-	c.live.Flags.Or(wsconn.Busy)
-	defer c.live.Flags.And(^wsconn.Busy)
+	c.live.Flags.Or(Busy)
+	defer c.live.Flags.And(^Busy)
 	data := buf.Bytes()
-	if t, ok := wsconn.ParsePing(typ, data); ok { // ASCII only: no need to check UTF-8
+	if t, ok := ParsePing(typ, data); ok { // ASCII only: no need to check UTF-8
 		c.pong(t, true)
 		return false, nil
 	}
 	if typ == websocket.BinaryMessage {
-		c.s.frameCounter(c.s.framesIn, c.s.metrics.FramesIn, "binary").Inc()
-		c.sendError(protocol.ErrBadFrame, "binary frames are not part of the protocol: send JSON text frames", "")
+		c.sh.In("binary").Inc()
+		c.SendError(protocol.ErrBadFrame, "binary frames are not part of the protocol: send JSON text frames", "")
 		return false, nil
 	}
 	// data is the whole message: gorilla joins continuation frames, so a
@@ -106,19 +105,19 @@ func (c *conn) readFrame(typ int, r io.Reader) (stop bool, err error) {
 		c.invalidUTF8()
 		return true, nil
 	}
-	return c.handle(data), nil
+	return c.h.HandleText(data), nil
 }
 
 // invalidUTF8 fails a connection that sent a text message that is not UTF-8
 // (RFC 6455 section 8.1: close 1007). Decoding it would quietly turn the bad
 // bytes into U+FFFD, so the room would keep and relay text its sender never
 // wrote.
-func (c *conn) invalidUTF8() {
-	c.s.frameCounter(c.s.framesIn, c.s.metrics.FramesIn, "invalid_utf8").Inc()
+func (c *Conn) invalidUTF8() {
+	c.sh.In("invalid_utf8").Inc()
 	const why = "invalid UTF-8 in a text frame: frames must be UTF-8 JSON"
-	c.sendError(protocol.ErrBadFrame, why, "")
-	c.close(protocol.CloseInvalidPayload, why, false, metrics.EvictInvalidUTF8)
-	c.s.log.Info("evicting connection", "code", protocol.CloseInvalidPayload, "reason", metrics.EvictInvalidUTF8, "remote", c.remote)
+	c.SendError(protocol.ErrBadFrame, why, "")
+	c.Close(protocol.CloseInvalidPayload, why, false, metrics.EvictInvalidUTF8)
+	c.sh.Log.Info("evicting connection", "code", protocol.CloseInvalidPayload, "reason", metrics.EvictInvalidUTF8, "remote", c.remote)
 }
 
 var framePool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
@@ -127,7 +126,7 @@ var framePool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // reports false when the reader must go on: there is more to read, the
 // connection is closing (its reader then waits in gorilla's read, which
 // honours the close deadline), or there is no reactor.
-func (c *conn) park() bool {
+func (c *Conn) park() bool {
 	if c.reactor == nil {
 		return false
 	}
@@ -156,7 +155,7 @@ func (c *conn) park() bool {
 // close, a read deadline): a parked connection gets a reader, a running one
 // is told to look again. When the reactor has it, the reactor checks
 // closed() when it is done.
-func (c *conn) wakeReader() {
+func (c *Conn) wakeReader() {
 	if c.claimParked(readRunning) {
 		c.startReader()
 	}
@@ -164,7 +163,7 @@ func (c *conn) wakeReader() {
 
 // Readable is the reactor's event for c: its socket got input, and with
 // hangup also an end of input or an error.
-func (c *conn) Readable(hangup bool) {
+func (c *Conn) Readable(hangup bool) {
 	if c.claimParked(readReactor) {
 		c.reactorRead(hangup)
 	}
@@ -173,7 +172,7 @@ func (c *conn) Readable(hangup bool) {
 // claimParked moves a parked connection to state to and reports true; a
 // running reader is marked notified instead, so that it reads again before
 // it parks; a connection the reactor is reading is left alone.
-func (c *conn) claimParked(to int32) bool {
+func (c *Conn) claimParked(to int32) bool {
 	for {
 		switch c.readState.Load() {
 		case readParked:
@@ -193,7 +192,7 @@ func (c *conn) claimParked(to int32) bool {
 // reactorRead reads the parked socket on the reactor's goroutine. Input made
 // only of heartbeats is answered here; anything else (and EOF or an error)
 // goes to a new reader goroutine along with the bytes already read.
-func (c *conn) reactorRead(hangup bool) {
+func (c *Conn) reactorRead(hangup bool) {
 	b := c.netConn
 	if !b.Fill() { // the event was for input already read
 		c.unpark()
@@ -216,7 +215,7 @@ func (c *conn) reactorRead(hangup bool) {
 }
 
 // unpark gives the socket back to the reactor's watch after reactorRead.
-func (c *conn) unpark() {
+func (c *Conn) unpark() {
 	c.readState.Store(readParked)
 	if c.closed() {
 		c.wakeReader() // a close came while the reactor had the socket
@@ -226,8 +225,8 @@ func (c *conn) unpark() {
 // answerPings answers input that consists only of whole heartbeat frames (as
 // the protocol encoder writes them, masked as every client frame is) and
 // reports whether it did. Anything else is left to gorilla and readFrame,
-// which checks UTF-8 (wsconn.ParsePing accepts only ASCII).
-func (c *conn) answerPings(data []byte) bool {
+// which checks UTF-8 (ParsePing accepts only ASCII).
+func (c *Conn) answerPings(data []byte) bool {
 	var ts [64]int64
 	n := 0
 	for rest := data; len(rest) > 0; n++ {
@@ -243,7 +242,7 @@ func (c *conn) answerPings(data []byte) bool {
 		for i, x := range rest[6 : 6+size] {
 			payload[i] = x ^ mask[i&3]
 		}
-		t, ok := wsconn.ParsePing(websocket.TextMessage, payload[:size])
+		t, ok := ParsePing(websocket.TextMessage, payload[:size])
 		if !ok {
 			return false
 		}
@@ -258,18 +257,18 @@ func (c *conn) answerPings(data []byte) bool {
 // pongsNow answers heartbeats from the reactor. kick writes them at once
 // when no writer runs (no goroutine is started for a heartbeat); otherwise
 // they wait behind the frames already queued.
-func (c *conn) pongsNow(ts []int64) {
+func (c *Conn) pongsNow(ts []int64) {
 	for _, t := range ts {
 		c.pong(t, false)
 	}
-	c.kick()
+	c.Kick()
 }
 
-// pong answers a ping parsed by wsconn.ParsePing, as handle would; the writer
+// pong answers a ping parsed by ParsePing, as handle would; the writer
 // formats the frame. With start false the caller kicks the writer.
-func (c *conn) pong(t int64, start bool) {
-	c.s.pingsIn.Inc()
-	if c.push(outFrame{op: opJSONPong, t: t}, start) {
-		c.s.pongsOut.Inc()
+func (c *Conn) pong(t int64, start bool) {
+	c.sh.PingsIn.Inc()
+	if c.Push(Frame{Op: opJSONPong, t: t}, start) {
+		c.sh.PongsOut.Inc()
 	}
 }
