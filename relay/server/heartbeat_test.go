@@ -3,16 +3,13 @@ package server
 import (
 	"fmt"
 	"net"
-	"strings"
 	"sync"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
 
-	"github.com/heartline/heartline/relay/internal/wsconn"
 	"github.com/heartline/heartline/shared/protocol"
 )
 
@@ -314,16 +311,5 @@ func TestWebsocketPingGetsPong(t *testing.T) {
 		}
 	case <-time.After(3 * time.Second):
 		t.Fatal("no pong")
-	}
-}
-
-func TestCloseReasonFitsAFrame(t *testing.T) {
-	long := strings.Repeat("é", 100) // 200 bytes
-	r := wsconn.CloseReason(long)
-	if len(r) > 123 || !utf8.ValidString(r) || !strings.HasPrefix(long, r) {
-		t.Fatalf("CloseReason: %d bytes, valid %v", len(r), utf8.ValidString(r))
-	}
-	if wsconn.CloseReason("short") != "short" {
-		t.Fatal("short reason changed")
 	}
 }

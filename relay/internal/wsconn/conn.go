@@ -37,8 +37,9 @@ type Frame struct {
 
 // Queue-only opcodes: opJSONPong is the answer to a heartbeat (the writer
 // formats the pong frame, see Conn.pong); OpRaw is the rest of a frame that
-// was partly written; OpBatch is whole frames already framed, one drain's
-// share for this member (see fanBatch). Their bytes are never written to
+// was partly written; OpBatch is whole frames already framed (a fan-out's
+// share for this connection, often a slice of a buffer every member's
+// connection shares). Their bytes are never written to
 // once queued, so members and writers share them without copies.
 const (
 	opJSONPong = 0xff
@@ -282,8 +283,8 @@ func (c *Conn) Close(code int, text string, dropQueue bool, evictReason string) 
 }
 
 // Evict closes the connection with code and makes its reader return at once,
-// so that the member turns away now (leave reason reason), not after the
-// peer's close reply.
+// so that the connection ends now (Handler.Ended gets reason), not after
+// the peer's close reply.
 func (c *Conn) Evict(code int, text, reason, evictReason string) {
 	c.mu.Lock()
 	if c.exitReason == "" {
@@ -428,7 +429,7 @@ func (c *Conn) appendFrames(b []byte, q []Frame) []byte {
 
 var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
-// readEnded is the reader's exit: the member (if any) turns away with the
+// readEnded is the reader's exit: the handler's Ended gets the
 // connection's leave reason, and the socket is closed unless the writer is
 // still sending a close frame (it closes it then).
 func (c *Conn) readEnded(err error) {
