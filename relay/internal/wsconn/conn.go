@@ -221,16 +221,16 @@ func (c *Conn) writeDirect(b []byte, shared bool) {
 
 // releaseWriterLocked ends the current writer's turn (c.mu held). It reports
 // whether the connection is finished: its reader is done too, so the
-// writer must count it out of connWG (see writerDone).
+// writer must count it out of Shared.Conns (see writerDone).
 func (c *Conn) releaseWriterLocked() (finished bool) {
 	c.writing = false
 	return c.readerDone
 }
 
-// writerDone counts a finished connection out of connWG. A connection is
+// writerDone counts a finished connection out of Shared.Conns. A connection is
 // counted from registration until both its reader and its writer are done,
 // whichever is last (readEnded or a writer), so Shutdown waits for both and
-// connWG never counts up from zero while Shutdown waits.
+// Shared.Conns never counts up from zero while a shutdown waits for it.
 func (c *Conn) writerDone(finished bool) {
 	if finished {
 		c.sh.Conns.Done()

@@ -264,7 +264,7 @@ func (c *Conn) pongsNow(ts []int64) {
 	c.Kick()
 }
 
-// pong answers a ping parsed by ParsePing, as handle would; the writer
+// pong answers a ping parsed by ParsePing, as the JSON path would; the writer
 // formats the frame. With start false the caller kicks the writer.
 func (c *Conn) pong(t int64, start bool) {
 	c.sh.PingsIn.Inc()
