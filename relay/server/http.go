@@ -46,7 +46,7 @@ func (s *Server) routes() http.Handler {
 	})
 	mux.HandleFunc("GET /v1/avatars/builtin/{name}", s.handleBuiltinAvatar)
 	mux.HandleFunc("GET /v1/avatars/{hex}", s.handleAvatar)
-	return mux
+	return s.checkHost(mux)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

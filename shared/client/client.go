@@ -629,6 +629,8 @@ func describeDialError(u string, resp *http.Response, err error) error {
 			return fmt.Errorf("the relay at %s is busy or shutting down (HTTP 503)", host)
 		case http.StatusForbidden:
 			return fmt.Errorf("the relay at %s refused the connection (HTTP 403)", host)
+		case http.StatusMisdirectedRequest:
+			return fmt.Errorf("the relay at %s does not answer to that name (HTTP 421): connect by its IP address, or ask its operator to add the name with --public-host", host)
 		}
 		return fmt.Errorf("the relay at %s answered HTTP %d instead of opening a chat link: check the address", host, resp.StatusCode)
 	}
