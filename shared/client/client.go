@@ -26,7 +26,8 @@ import (
 // Config sets up a Client. Zero values mean the documented defaults.
 type Config struct {
 	// URL of the relay: "ws://host:port/ws", "wss://host/ws", or just
-	// "host:port" (ws:// and /ws are added). http(s):// work too.
+	// "host:port" (ws:// and /ws are added). http(s):// work too. An invite
+	// address ("host:port#token=...", see protocol.InviteAddress) sets Token.
 	URL string
 	// Room, Name and Avatar as the protocol defines them. Avatar "" lets
 	// other clients draw initials.
@@ -164,6 +165,12 @@ func newMessageID() string {
 // New checks cfg and returns a client ready to Run. Errors name the setting
 // that is wrong.
 func New(cfg Config) (*Client, error) {
+	if _, tok := protocol.SplitInvite(cfg.URL); tok != "" {
+		if cfg.Token != "" && cfg.Token != tok {
+			return nil, errors.New("the relay address carries a token (#token=...) and the token setting gives another: keep only one")
+		}
+		cfg.Token = tok
+	}
 	u, err := protocol.RelayURL(cfg.URL)
 	if err != nil {
 		return nil, err
