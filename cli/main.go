@@ -58,7 +58,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("heartline-cli", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.relay, "relay", "ws://127.0.0.1:8080/ws", "relay address (ws://host:port/ws, wss://..., or host:port)")
+	fs.StringVar(&o.relay, "relay", "ws://127.0.0.1:8080/ws", "relay address (ws://host:port/ws, wss://..., or host:port), or an invite address host:port#token=... (sets --token)")
 	fs.StringVar(&o.room, "room", "lobby", "room to join (a-z 0-9 - _)")
 	fs.StringVar(&o.name, "name", os.Getenv("USER"), "your display name in the room")
 	fs.StringVar(&o.avatar, "avatar", "", "avatar: builtin:<name> or sha256:<hex> (empty: initials)")
@@ -87,8 +87,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 	}
 	// One identity per relay, room and name, kept on disk: running the client
 	// again with the same name is the same member coming back, not a stranger
-	// whose name clashes with the old one.
-	ident := identityFile(o.stateDir, o.relay, o.room, o.name)
+	// whose name clashes with the old one. An invite's token is not part of
+	// the relay's identity (the client takes it from the address).
+	relay, _ := protocol.SplitInvite(o.relay)
+	ident := identityFile(o.stateDir, relay, o.room, o.name)
 	key, err := loadOrCreateKey(ident + ".key")
 	if err != nil {
 		return err

@@ -32,6 +32,7 @@ const (
 type options struct {
 	cfg       server.Config
 	origins   string
+	hosts     string
 	logFormat string
 	logLevel  string
 	// roomCreatesPerMin is --room-create-rate (Config.RoomCreateRate is per second).
@@ -200,6 +201,7 @@ func newFlagSet(o *options, usageOut io.Writer) *flag.FlagSet {
 	intVar(fs, &c.MaxConnsPerIP, "max-conns-per-ip", 0, "maximum connections per client IP address, HTTP 429 beyond (0 = no limit)")
 	intVar(fs, &c.MaxRoomMembers, "max-room-members", server.DefaultMaxRoomMembers, "maximum members (online and away) per room; close 4505 beyond")
 	fs.StringVar(&o.origins, "origins", "", "comma-separated browser origins allowed to connect, or * for any (requests without Origin are always allowed; empty = same host only)")
+	fs.StringVar(&o.hosts, "public-host", "", "comma-separated host names the relay answers to, e.g. chat.example.org (other names get 421, against DNS rebinding; IP addresses and localhost always work; empty = this machine's host name; * = any)")
 	fs.StringVar(&c.Token, "token", "", "shared secret every hello and avatar upload must carry (empty = open relay)")
 	fs.StringVar(&c.AdminToken, "admin-token", "", "bearer token for GET /v1/rooms (empty = endpoint disabled)")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", "", "serve /metrics (and /healthz, /readyz) on this second address instead, e.g. 127.0.0.1:9090; the main --listen then answers /metrics with 404 (empty = /metrics on --listen, without auth)")
@@ -278,6 +280,11 @@ func parse(args []string, getenv func(string) string, stdout io.Writer) (*option
 			if s = strings.TrimSpace(s); s != "" {
 				o.cfg.Origins = append(o.cfg.Origins, s)
 			}
+		}
+	}
+	for _, s := range strings.Split(o.hosts, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			o.cfg.PublicHosts = append(o.cfg.PublicHosts, s)
 		}
 	}
 	var errs []error

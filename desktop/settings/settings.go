@@ -43,6 +43,10 @@ type Profile struct {
 	// Host: the app runs a relay itself and joins it.
 	Host     bool
 	HostPort int
+	// HostToken is the hosted room's access token, made once and kept, so
+	// the invite the host shared stays valid across restarts ("" until the
+	// first time this computer hosts).
+	HostToken string
 
 	// AutoJoin: the person has joined before; start in the room, not on the join screen.
 	AutoJoin bool
@@ -65,6 +69,7 @@ const (
 	kCloseToTray   = "close_to_tray"
 	kHost          = "host"
 	kHostPort      = "host_port"
+	kHostToken     = "host_token"
 	kAutoJoin      = "auto_join"
 	kKeyPrefix     = "member_key:"
 	kResumePrefix  = "resume:"
@@ -94,6 +99,7 @@ func (s *Store) Load() Profile {
 		CloseToTray:   s.p.Bool(kCloseToTray),
 		Host:          s.p.Bool(kHost),
 		HostPort:      port,
+		HostToken:     s.p.String(kHostToken),
 		AutoJoin:      s.p.Bool(kAutoJoin),
 	}
 }
@@ -110,6 +116,7 @@ func (s *Store) Save(pr Profile) {
 	s.p.SetBool(kCloseToTray, pr.CloseToTray)
 	s.p.SetBool(kHost, pr.Host)
 	s.p.SetInt(kHostPort, pr.HostPort)
+	s.p.SetString(kHostToken, pr.HostToken)
 	s.p.SetBool(kAutoJoin, pr.AutoJoin)
 }
 

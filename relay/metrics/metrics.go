@@ -41,7 +41,7 @@ type Metrics struct {
 	StoreCommit       prometheus.Histogram   // time from handing a record to the store until it is durable
 	StoreErrors       prometheus.Counter     // failed store writes
 	StoreBusy         prometheus.Counter     // messages refused (rate_limited) because the store's queue was full
-	HTTPRefused       *prometheus.CounterVec // upgrade requests refused before the upgrade, by reason
+	HTTPRefused       *prometheus.CounterVec // upgrade requests refused before the upgrade, by reason (host: any request)
 	AvatarUploads     *prometheus.CounterVec // avatar uploads, by result
 }
 
@@ -102,7 +102,7 @@ func New() *Metrics {
 		}),
 		HTTPRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "heartline_http_refused_total",
-			Help: "Websocket upgrade requests refused before the upgrade, by reason (max_conns, max_conns_per_ip, origin, draining).",
+			Help: "Websocket upgrade requests refused before the upgrade, by reason (max_conns, max_conns_per_ip, origin, draining); host counts every request refused for an unknown Host name.",
 		}, []string{"reason"}),
 		AvatarUploads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "heartline_avatar_uploads_total",

@@ -145,8 +145,18 @@ type Config struct {
 	// Origins lists the browser origins allowed to connect (exact match, e.g.
 	// "https://chat.example.org"; "*" allows any). A request without an Origin
 	// header (desktop app, CLI clients) is always allowed. Empty means only
-	// same-host origins.
+	// same-host origins: the page's origin names the host the relay was
+	// reached by. The Host itself is checked first, against PublicHosts.
 	Origins []string
+	// PublicHosts lists the host names the relay answers to ("chat.example.org",
+	// or "chat.example.org:8443" for that port only); every request, browser
+	// or not, naming another host gets 421 Misdirected Request. This stops DNS
+	// rebinding: a web page whose own name resolves to the relay's address
+	// would otherwise pass the same-host origin check. IP addresses and
+	// localhost are always answered. Empty means the machine's own host names
+	// (os.Hostname, its short form, and short.local); a domain name must be
+	// listed. "*" answers to any name (no protection).
+	PublicHosts []string
 	// Token, when set, is required in every hello (4500 otherwise) and on
 	// avatar uploads.
 	Token string
@@ -325,6 +335,11 @@ func (c Config) Validate() error {
 	}
 	if c.MaxStoreBytes > 0 && c.MaxStoreBytes < 1<<20 {
 		bad("max store bytes %d is too small: the history database needs at least 1 MiB", c.MaxStoreBytes)
+	}
+	for _, h := range c.PublicHosts {
+		if msg := validPublicHost(h); msg != "" {
+			bad("public host %q %s", h, msg)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -38,7 +38,7 @@ func (s *Server) routes() http.Handler {
 	})
 	mux.HandleFunc("GET /v1/avatars/builtin/{name}", s.handleBuiltinAvatar)
 	mux.HandleFunc("GET /v1/avatars/{hex}", s.handleAvatar)
-	return mux
+	return s.checkHost(mux)
 }
 
 // opsRoutes is what MetricsListen serves: the metrics, and the probes too

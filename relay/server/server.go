@@ -53,6 +53,7 @@ type Server struct {
 	ownStore *store.Store // opened by New, closed by Shutdown
 	avatars  *avatar.Dir  // nil: uploads refused
 	builtin  map[string]bool
+	hosts    *hostAllowlist
 	upgrader websocket.Upgrader
 	handler  http.Handler
 	tlsConf  *tls.Config
@@ -127,6 +128,7 @@ func New(cfg Config) (*Server, error) {
 		decodes:      avatar.NewLimiter(cfg.AvatarMemory, avatarUploadsInFlight),
 		roomCreates:  newIPLimiter(cfg.RoomCreateRate, cfg.RoomCreateBurst),
 		stored:       make(map[string]struct{}),
+		hosts:        newHostAllowlist(cfg.PublicHosts),
 	}
 	s.framesIn, s.framesOut = map[string]prometheus.Counter{}, map[string]prometheus.Counter{}
 	for _, typ := range []string{protocol.TypeHello, protocol.TypeMsg, protocol.TypePing, protocol.TypeBye,
@@ -336,6 +338,11 @@ func (s *Server) Start() error {
 		s.served <- err
 	}()
 	s.log.Info("relay listening", "addr", ln.Addr().String(), "tls", s.tlsConf != nil, "stun_ports", s.stunPortsLocked())
+	hostsNote := "; requests naming another host get 421"
+	if len(s.cfg.PublicHosts) == 0 {
+		hostsNote += ": clients that connect by a domain name need it listed with --public-host"
+	}
+	s.log.Info("relay answers to " + s.hosts.describe() + hostsNote)
 	return nil
 }
 

@@ -951,3 +951,20 @@ func TestLeaveSaysByeAtOnce(t *testing.T) {
 		t.Fatalf("leaving counted as a dropped link: %+v", ann.drops)
 	}
 }
+
+// An invite address carries the relay's token: joining with it gets in, and
+// a token setting that says otherwise is refused before anything dials.
+func TestInviteAddressCarriesToken(t *testing.T) {
+	relay := startRelay(t, server.Config{Token: "room-secret_42"})
+	invite := protocol.InviteAddress(relay.addr, "room-secret_42")
+	m := newMember(t, Config{URL: invite, Name: "guest"})
+	m.run()
+	m.waitConnected()
+	if got := m.c.URL(); strings.Contains(got, "token") {
+		t.Errorf("the token reached the URL dialed: %s", got)
+	}
+	if _, err := New(Config{URL: invite, Name: "eve", Token: "other", Key: NewKey(), Room: "lobby"}); err == nil ||
+		!strings.Contains(err.Error(), "keep only one") {
+		t.Errorf("conflicting tokens: %v", err)
+	}
+}
