@@ -45,8 +45,8 @@ func TestHelpListsEveryFlag(t *testing.T) {
 	for _, f := range []struct{ name, def string }{
 		{"listen", ":8080"}, {"data-dir", "./heartline-data"}, {"heartbeat-interval", "10s"},
 		{"heartbeat-timeout", "25s"}, {"grace", "30s"}, {"max-frame", "64KiB"}, {"max-text", "4000"},
-		{"rate", "5"}, {"burst", "10"}, {"max-conns", "0"}, {"max-conns-per-ip", "0"},
-		{"max-room-members", "1000"}, {"origins", `""`}, {"token", `""`}, {"admin-token", `""`},
+		{"rate", "5"}, {"burst", "10"}, {"max-conns", "0"}, {"max-conns-per-ip", "128"},
+		{"max-room-members", "1000"}, {"max-room-members-per-ip", "10"}, {"auth-free-failures", "5"}, {"auth-max-backoff", "1m0s"}, {"origins", `""`}, {"token", `""`}, {"admin-token", `""`},
 		{"tls-cert", `""`}, {"tls-key", `""`}, {"tcp-keepalive-idle", "1m0s"},
 		{"tcp-keepalive-interval", "30s"}, {"tcp-keepalive-count", "3"}, {"log-format", "text"},
 		{"log-level", "info"}, {"history", "1000"}, {"history-page", "50"}, {"version", "false"},
@@ -96,6 +96,7 @@ func TestInvalidValuesExit2(t *testing.T) {
 		{[]string{"--stun-port", "65535"}, nil, "STUN port"},
 		{[]string{"--stun-port", "-1"}, nil, "STUN port"},
 		{[]string{"--stun-alt-ip", "127.0.0.2"}, nil, "specific IP"},
+		{[]string{"--auth-max-backoff", "100ms"}, nil, "auth max backoff"},
 		{[]string{"--no-such-flag"}, nil, "not defined"},
 		{[]string{"stray"}, nil, "unexpected argument"},
 		{nil, map[string]string{"HEARTLINE_GRACE": "later"}, "HEARTLINE_GRACE"},

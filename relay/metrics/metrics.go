@@ -22,6 +22,21 @@ const (
 	EvictShutdown     = "shutdown"          // relay draining (1001)
 )
 
+// Kinds of failed authentication (the "kind" label of AuthFailures).
+const (
+	AuthToken      = "token"       // a wrong relay token in a hello or an avatar upload's bearer header
+	AuthAdminToken = "admin_token" // a wrong bearer token on GET /v1/rooms
+	AuthMemberKey  = "member_key"  // a hello naming a member whose key it does not hold (4501)
+)
+
+// Where a throttled address was refused (the "at" label of AuthThrottled).
+const (
+	ThrottledUpgrade = "upgrade" // websocket upgrade, HTTP 429
+	ThrottledHello   = "hello"   // hello on an open connection, close 4004
+	ThrottledAvatars = "avatars" // POST /v1/avatars, HTTP 429
+	ThrottledRooms   = "rooms"   // GET /v1/rooms, HTTP 429
+)
+
 // Metrics is the set of collectors the relay updates. The zero value is not
 // usable; call New.
 type Metrics struct {
@@ -42,6 +57,8 @@ type Metrics struct {
 	StoreBusy         prometheus.Counter     // messages refused (rate_limited) because the store's queue was full
 	HTTPRefused       *prometheus.CounterVec // upgrade requests refused before the upgrade, by reason
 	AvatarUploads     *prometheus.CounterVec // avatar uploads, by result
+	AuthFailures      *prometheus.CounterVec // wrong credentials presented, by kind
+	AuthThrottled     *prometheus.CounterVec // requests refused while their address sat out an auth backoff, by where
 }
 
 // New creates the collectors and registers them, with the Go runtime and
@@ -111,11 +128,25 @@ func New() *Metrics {
 			Name: "heartline_avatar_uploads_total",
 			Help: "Avatar uploads, by result (stored, too_large, bad_image, unauthorized, rate_limited, error).",
 		}, []string{"result"}),
+		AuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "heartline_auth_failures_total",
+			Help: "Wrong credentials presented, by kind (token, admin_token, member_key: a hello naming a member whose key it does not hold).",
+		}, []string{"kind"}),
+		AuthThrottled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "heartline_auth_throttled_total",
+			Help: "Requests refused unread because their client address made too many failed authentications recently, by where (upgrade, hello, avatars, rooms).",
+		}, []string{"at"}),
 	}
 	// Every eviction reason exists from the start at 0, so an alert on its
 	// rate has a series before the first eviction.
 	for _, reason := range []string{EvictHeartbeat, EvictSlow, EvictReplaced, EvictHelloTimeout, EvictTooLarge, EvictRefused, EvictShutdown} {
 		m.Evictions.WithLabelValues(reason)
+	}
+	for _, kind := range []string{AuthToken, AuthAdminToken, AuthMemberKey} {
+		m.AuthFailures.WithLabelValues(kind)
+	}
+	for _, at := range []string{ThrottledUpgrade, ThrottledHello, ThrottledAvatars, ThrottledRooms} {
+		m.AuthThrottled.WithLabelValues(at)
 	}
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
@@ -123,6 +154,7 @@ func New() *Metrics {
 		m.Connections, m.Rooms, m.RoomMembers, m.FramesIn, m.FramesOut,
 		m.MessagesAccepted, m.Evictions, m.QueueOverflows, m.HeartbeatTimeouts,
 		m.FanoutDuration, m.StoreCommit, m.StoreErrors, m.StoreBusy, m.HTTPRefused, m.AvatarUploads,
+		m.AuthFailures, m.AuthThrottled,
 	)
 	return m
 }

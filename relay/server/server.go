@@ -71,6 +71,7 @@ type Server struct {
 	bgWG    sync.WaitGroup // sweeper and room drainers
 
 	avatarLimits *ipLimiter
+	authThrottle *authThrottle
 
 	// Counters per frame type, resolved once: the message path then never
 	// takes the metric vectors' internal lock.
@@ -111,6 +112,7 @@ func New(cfg Config) (*Server, error) {
 		builtin:      make(map[string]bool),
 		stop:         make(chan struct{}),
 		avatarLimits: newIPLimiter(cfg.AvatarRate, cfg.AvatarBurst),
+		authThrottle: newAuthThrottle(cfg.AuthFreeFailures, cfg.AuthMaxBackoff),
 	}
 	s.framesIn, s.framesOut = map[string]prometheus.Counter{}, map[string]prometheus.Counter{}
 	for _, typ := range []string{protocol.TypeHello, protocol.TypeMsg, protocol.TypePing, protocol.TypeBye,
@@ -264,7 +266,8 @@ func (s *Server) Start() error {
 		}
 		s.served <- err
 	}()
-	s.log.Info("relay listening", "addr", ln.Addr().String(), "tls", s.tlsConf != nil, "stun_ports", s.stunPortsLocked())
+	s.log.Info("relay listening", "addr", ln.Addr().String(), "tls", s.tlsConf != nil, "stun_ports", s.stunPortsLocked(),
+		"max_conns", s.cfg.MaxConns, "max_conns_per_ip", s.cfg.MaxConnsPerIP, "max_room_members_per_ip", s.cfg.MaxRoomMembersPerIP)
 	return nil
 }
 
