@@ -18,7 +18,7 @@ const (
 	EvictReplaced     = "replaced"          // a newer connection of the same member (4002)
 	EvictHelloTimeout = "hello_timeout"     // no hello within 10 s (4003)
 	EvictTooLarge     = "too_large"         // frame over --max-frame (1009)
-	EvictRefused      = "hello_refused"     // hello refused (4500, 4501, 4503, 4504, 4505)
+	EvictRefused      = "hello_refused"     // hello refused (4004, 4500, 4501, 4503, 4504, 4505)
 	EvictShutdown     = "shutdown"          // relay draining (1001)
 )
 
@@ -122,11 +122,11 @@ func New() *Metrics {
 		}),
 		HTTPRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "heartline_http_refused_total",
-			Help: "Websocket upgrade requests refused before the upgrade, by reason (max_conns, max_conns_per_ip, origin, draining).",
+			Help: "Websocket upgrade requests refused before the upgrade, by reason (max_conns, max_conns_per_ip, origin, draining, auth_throttled).",
 		}, []string{"reason"}),
 		AvatarUploads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "heartline_avatar_uploads_total",
-			Help: "Avatar uploads, by result (stored, too_large, bad_image, unauthorized, rate_limited, error).",
+			Help: "Avatar uploads, by result (stored, too_large, bad_image, unauthorized, throttled, rate_limited, error).",
 		}, []string{"result"}),
 		AuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "heartline_auth_failures_total",
