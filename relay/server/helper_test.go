@@ -37,16 +37,20 @@ type testRelay struct {
 }
 
 // fastConfig has short timings so expiry tests run in well under a second.
+// Every test client connects from 127.0.0.1, so the per-address caps are
+// off (they have tests of their own).
 func fastConfig(t *testing.T) Config {
 	return Config{
-		DataDir:           t.TempDir(),
-		Listen:            "127.0.0.1:0",
-		HeartbeatInterval: 100 * time.Millisecond,
-		HeartbeatTimeout:  250 * time.Millisecond,
-		Grace:             300 * time.Millisecond,
-		SweepInterval:     20 * time.Millisecond,
-		ShutdownTimeout:   5 * time.Second,
-		Logger:            testLogger(t),
+		MaxConnsPerIP:       -1,
+		MaxRoomMembersPerIP: -1,
+		DataDir:             t.TempDir(),
+		Listen:              "127.0.0.1:0",
+		HeartbeatInterval:   100 * time.Millisecond,
+		HeartbeatTimeout:    250 * time.Millisecond,
+		Grace:               300 * time.Millisecond,
+		SweepInterval:       20 * time.Millisecond,
+		ShutdownTimeout:     5 * time.Second,
+		Logger:              testLogger(t),
 	}
 }
 

@@ -79,7 +79,8 @@ type Server struct {
 	// them); guarded by roomsMu.
 	stored map[string]struct{}
 	// storeFull keeps a store at its size cap from logging every message.
-	storeFull logThrottle
+	storeFull    logThrottle
+	authThrottle *authThrottle
 
 	// Counters per frame type, resolved once: the message path then never
 	// takes the metric vectors' internal lock.
@@ -129,6 +130,7 @@ func New(cfg Config) (*Server, error) {
 		roomCreates:  newIPLimiter(cfg.RoomCreateRate, cfg.RoomCreateBurst),
 		stored:       make(map[string]struct{}),
 		hosts:        newHostAllowlist(cfg.PublicHosts),
+		authThrottle: newAuthThrottle(cfg.AuthFreeFailures, cfg.AuthMaxBackoff),
 	}
 	s.framesIn, s.framesOut = map[string]prometheus.Counter{}, map[string]prometheus.Counter{}
 	for _, typ := range []string{protocol.TypeHello, protocol.TypeMsg, protocol.TypePing, protocol.TypeBye,
@@ -337,7 +339,8 @@ func (s *Server) Start() error {
 		}
 		s.served <- err
 	}()
-	s.log.Info("relay listening", "addr", ln.Addr().String(), "tls", s.tlsConf != nil, "stun_ports", s.stunPortsLocked())
+	s.log.Info("relay listening", "addr", ln.Addr().String(), "tls", s.tlsConf != nil, "stun_ports", s.stunPortsLocked(),
+		"max_conns", s.cfg.MaxConns, "max_conns_per_ip", s.cfg.MaxConnsPerIP, "max_room_members_per_ip", s.cfg.MaxRoomMembersPerIP)
 	hostsNote := "; requests naming another host get 421"
 	if len(s.cfg.PublicHosts) == 0 {
 		hostsNote += ": clients that connect by a domain name need it listed with --public-host"

@@ -6,6 +6,7 @@ package client
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -54,6 +55,9 @@ func startRelay(t *testing.T, cfg server.Config) *testRelay {
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"
 	}
+	// Every test member connects from 127.0.0.1.
+	cfg.MaxConnsPerIP = cmp.Or(cfg.MaxConnsPerIP, -1)
+	cfg.MaxRoomMembersPerIP = cmp.Or(cfg.MaxRoomMembersPerIP, -1)
 	cfg = fastHeartbeat(cfg)
 	r := &testRelay{t: t, cfg: cfg}
 	r.start()
