@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"fyne.io/fyne/v2"
+
+	"github.com/heartline/heartline/shared/client"
 )
 
 // Theme is the colour scheme the person picked.
@@ -133,11 +135,9 @@ func (s *Store) MemberKey(relay, room string, newKey func() string) string {
 	return v
 }
 
-// roomKey names one room on one relay the way the person would: the relay
-// address is compared without case or surrounding space.
-func roomKey(relay, room string) string {
-	return strings.ToLower(strings.TrimSpace(relay)) + "|" + room
-}
+// roomKey names one room on one relay the way the person would, as the
+// outbox file's name does (client.RoomFile).
+func roomKey(relay, room string) string { return client.RoomKey(relay, room) }
 
 // ResumePoint is where the person's view of a room ended: the room's epoch
 // and the highest seq up to which they had every message. The zero value
