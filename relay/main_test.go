@@ -106,6 +106,7 @@ func TestInvalidValuesExit2(t *testing.T) {
 		{[]string{"--metrics-listen", ":8080"}, nil, "their own port"},
 		{nil, map[string]string{"HEARTLINE_METRICS_ROOM_NAMES": "maybe"}, "not true or false"},
 		{[]string{"--auth-max-backoff", "100ms"}, nil, "auth max backoff"},
+		{[]string{"--trusted-proxies", "127.0.0.1,proxy.example.org"}, nil, "not an IP address or a CIDR prefix"},
 		{[]string{"--no-such-flag"}, nil, "not defined"},
 		{[]string{"stray"}, nil, "unexpected argument"},
 		{[]string{"--public-host", "https://chat.example.org"}, nil, "public host"},

@@ -172,6 +172,13 @@ type Config struct {
 	// (os.Hostname, its short form, and short.local); a domain name must be
 	// listed. "*" answers to any name (no protection).
 	PublicHosts []string
+	// TrustedProxies lists the reverse proxies (IP addresses or CIDR
+	// prefixes, e.g. "127.0.0.1" or "10.0.0.0/8") whose X-Forwarded-For
+	// header names the client. Behind a proxy every TCP peer is the proxy,
+	// so without this the per-address limits would count all clients as
+	// one. The client is the last address in X-Forwarded-For that is not a
+	// trusted proxy. Empty means no proxy is trusted: the header is ignored.
+	TrustedProxies []string
 	// Token, when set, is required in every hello (4500 otherwise) and on
 	// avatar uploads.
 	Token string
@@ -369,6 +376,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxStoreBytes > 0 && c.MaxStoreBytes < 1<<20 {
 		bad("max store bytes %d is too small: the history database needs at least 1 MiB", c.MaxStoreBytes)
+	}
+	if _, err := parseProxies(c.TrustedProxies); err != nil {
+		bad("%v", err)
 	}
 	for _, h := range c.PublicHosts {
 		if msg := validPublicHost(h); msg != "" {

@@ -1,15 +1,18 @@
 package server
 
 import (
+	"fmt"
 	"math"
 	"net"
+	"net/http"
+	"net/netip"
+	"strings"
 	"sync"
 	"time"
 )
 
-// clientAddr is what per-address limits count by: the TCP peer's IP
-// (X-Forwarded-For is not trusted: a client could set it to anything), or
-// for IPv6 its /64, since one host usually holds a whole /64.
+// clientAddr is what per-address limits count by: the client's IP, or for
+// IPv6 its /64, since one host usually holds a whole /64.
 func clientAddr(remoteAddr string) string {
 	host, _, err := net.SplitHostPort(remoteAddr)
 	if err != nil {
@@ -19,10 +22,72 @@ func clientAddr(remoteAddr string) string {
 	if ip == nil {
 		return host
 	}
+	return addrOf(ip)
+}
+
+func addrOf(ip net.IP) string {
 	if v4 := ip.To4(); v4 != nil {
 		return v4.String()
 	}
 	return (&net.IPNet{IP: ip.Mask(net.CIDRMask(64, 128)), Mask: net.CIDRMask(64, 128)}).String()
+}
+
+// proxies are the reverse proxies whose X-Forwarded-For the relay believes
+// (Config.TrustedProxies). Anyone else could put any address there, so for
+// everyone else the TCP peer is the client.
+type proxies []netip.Prefix
+
+// parseProxies reads Config.TrustedProxies: IP addresses or CIDR prefixes.
+func parseProxies(list []string) (proxies, error) {
+	var out proxies
+	for _, s := range list {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("trusted proxy %q is not an IP address or a CIDR prefix (e.g. 127.0.0.1 or 10.0.0.0/8)", s)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
+}
+
+func (ps proxies) trusted(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, p := range ps {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// client returns the address per-address limits count for r. When the TCP
+// peer is a trusted proxy, the client is the last address in
+// X-Forwarded-For that is not a trusted proxy itself (the ones before it
+// were written by whoever sent the request, and prove nothing).
+func (ps proxies) client(r *http.Request) string {
+	peer, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil || len(ps) == 0 || !ps.trusted(peer.Addr()) {
+		return clientAddr(r.RemoteAddr)
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break // a garbled hop: nothing before it can be placed
+		}
+		if !ps.trusted(a) {
+			return addrOf(net.IP(a.Unmap().AsSlice()))
+		}
+	}
+	return clientAddr(r.RemoteAddr)
 }
 
 // maxTrackedAddrs bounds every per-address table, so that traffic from many

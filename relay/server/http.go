@@ -204,7 +204,7 @@ func (s *Server) authWait(w http.ResponseWriter, ip, at string) bool {
 }
 
 func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
-	ip := clientAddr(r.RemoteAddr)
+	ip := s.proxies.client(r)
 	if s.authWait(w, ip, metrics.ThrottledUpgrade) {
 		s.metrics.HTTPRefused.WithLabelValues("auth_throttled").Inc()
 		return
@@ -305,7 +305,7 @@ type adminRoom struct {
 // hashes). idle_seconds is the time since the member's connection last sent
 // anything (for an away member: since its link dropped).
 func (s *Server) handleRooms(w http.ResponseWriter, r *http.Request) {
-	ip := clientAddr(r.RemoteAddr)
+	ip := s.proxies.client(r)
 	if s.cfg.AdminToken != "" && s.authWait(w, ip, metrics.ThrottledRooms) {
 		return
 	}
@@ -384,7 +384,7 @@ func (s *Server) handleAvatarUpload(w http.ResponseWriter, r *http.Request) {
 	// closed on unread bytes is reset, and a client still sending its
 	// picture would see "connection reset" instead of the 401 or 413.
 	defer io.Copy(io.Discard, io.LimitReader(r.Body, maxDrainedUpload))
-	ip := clientAddr(r.RemoteAddr)
+	ip := s.proxies.client(r)
 	if s.cfg.Token != "" && s.authWait(w, ip, metrics.ThrottledAvatars) {
 		count("throttled")
 		return

@@ -81,6 +81,7 @@ type Server struct {
 	// storeFull keeps a store at its size cap from logging every message.
 	storeFull    logThrottle
 	authThrottle *authThrottle
+	proxies      proxies // whose X-Forwarded-For names the client
 
 	// Counters per frame type, resolved once: the message path then never
 	// takes the metric vectors' internal lock.
@@ -102,6 +103,15 @@ type Server struct {
 	opsLn     net.Listener
 	opsSrv    *http.Server
 	opsServed chan error
+}
+
+// mustParseProxies parses what Validate has checked.
+func mustParseProxies(list []string) proxies {
+	p, err := parseProxies(list)
+	if err != nil {
+		panic(err)
+	}
+	return p
 }
 
 // New checks cfg, opens the store in cfg.DataDir (unless cfg.Store is given),
@@ -131,6 +141,7 @@ func New(cfg Config) (*Server, error) {
 		stored:       make(map[string]struct{}),
 		hosts:        newHostAllowlist(cfg.PublicHosts),
 		authThrottle: newAuthThrottle(cfg.AuthFreeFailures, cfg.AuthMaxBackoff),
+		proxies:      mustParseProxies(cfg.TrustedProxies),
 	}
 	s.framesIn, s.framesOut = map[string]prometheus.Counter{}, map[string]prometheus.Counter{}
 	for _, typ := range []string{protocol.TypeHello, protocol.TypeMsg, protocol.TypePing, protocol.TypeBye,
