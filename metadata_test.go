@@ -100,28 +100,28 @@ func TestParseMetadataEdgeCases(t *testing.T) {
 	}
 }
 
+// Errors name the line (syntax) or the key (type) and say what is wrong.
+// The syntax messages are the TOML parser's; the checks after parsing are
+// Heartline's own.
 func TestParseMetadataErrors(t *testing.T) {
 	const ok = "[Details]\nName = \"A\"\nID = \"a.b\"\nVersion = \"1.0.0\"\n"
 	cases := []struct{ name, src, want string }{
-		{"unterminated string", "[Details]\nName = \"Heartline\n", `FyneApp.toml:2: string is missing its closing "`},
-		{"no equals", "[Details]\nName \"x\"\n", `FyneApp.toml:2: expected = after key "Name"`},
-		{"bare word", "[Details]\nName = Heartline\n", `FyneApp.toml:2: value "Heartline" is not a string, integer, boolean or array (strings need quotes)`},
-		{"duplicate key", ok + "Name = \"B\"\n", `FyneApp.toml:5: key "Name" is defined twice`},
-		{"duplicate table", ok + "[Details]\n", "FyneApp.toml:5: table [Details] is defined twice"},
-		{"header unclosed", "[Details\n", "FyneApp.toml:1: table header [Details needs a closing ]"},
-		{"junk after value", "[Details]\nBuild = 1 2\n", `FyneApp.toml:2: unexpected "2" after the value`},
-		{"multi-line array", "[LinuxAndBSD]\nKeywords = [\n  \"a\",\n]\n", "FyneApp.toml:2: array is missing its closing ] (arrays must fit on one line here)"},
-		{"multi-line string", "Website = \"\"\"\nx\"\"\"\n", "FyneApp.toml:1: multi-line strings are not supported here"},
-		{"dotted key", "Details.Name = \"x\"\n", "FyneApp.toml:1: dotted keys are not supported here; use a [table]"},
-		{"array of tables", "[[Details]]\n", "FyneApp.toml:1: arrays of tables ([[...]]) are not supported here"},
-		{"bad escape", "Website = \"a\\qb\"\n", `FyneApp.toml:1: unknown escape \q in string`},
-		{"bad int", "[Details]\nBuild = 1__0\n", `FyneApp.toml:2: value "1__0" is not a string, integer, boolean or array (strings need quotes)`},
+		{"unterminated string", "[Details]\nName = \"Heartline\n", "FyneApp.toml:2: strings cannot contain newlines"},
+		{"no equals", "[Details]\nName \"x\"\n", "FyneApp.toml:2: expected '.' or '='"},
+		{"bare word", "[Details]\nName = Heartline\n", `FyneApp.toml:2: expected value but found "Heartline"`},
+		{"duplicate key", ok + "Name = \"B\"\n", "FyneApp.toml:5: Key 'Details.Name' has already been defined"},
+		{"duplicate table", ok + "[Details]\n", "FyneApp.toml:5: Key 'Details' has already been defined"},
+		{"header unclosed", "[Details\n", "to end table name"},
+		{"junk after value", "[Details]\nBuild = 1 2\n", "FyneApp.toml:2: expected a top-level item to end with a newline, comment, or EOF, but got '2'"},
+		{"array of tables", "[[Details]]\n", `FyneApp.toml: line 1 (last key "Details"): type mismatch`},
+		{"bad escape", "Website = \"a\\qb\"\n", `FyneApp.toml:1: invalid escape in string '\q'`},
+		{"bad int", "[Details]\nBuild = 1__0\n", `FyneApp.toml:2: Invalid integer "1__0"`},
 		{"missing name", "[Details]\nID = \"a.b\"\nVersion = \"1.0.0\"\n", `FyneApp.toml: [Details] needs Name = "..."`},
 		{"bad id", "[Details]\nName = \"A\"\nID = \"heartline\"\nVersion = \"1.0.0\"\n", `FyneApp.toml: [Details] ID "heartline" must be a reverse-DNS name like "chat.heartline.app"`},
 		{"bad version", "[Details]\nName = \"A\"\nID = \"a.b\"\nVersion = \"v1.0\"\n", `FyneApp.toml: [Details] Version "v1.0" must be a semantic version like "1.2.3"`},
-		{"wrong type", ok + "Build = \"7\"\n", "FyneApp.toml: Details.Build has the wrong type (string)"},
+		{"wrong type", ok + "Build = \"7\"\n", `FyneApp.toml: line 5 (last key "Details.Build"): incompatible types: TOML value has type string; destination has type integer`},
 		{"negative build", ok + "Build = -1\n", "FyneApp.toml: [Details] Build -1 must not be negative"},
-		{"migration not bool", ok + "[Migrations]\nfyneDo = 1\n", "FyneApp.toml: Migrations.fyneDo must be true or false"},
+		{"migration not bool", ok + "[Migrations]\nfyneDo = 1\n", `FyneApp.toml: line 6 (last key "Migrations.fyneDo"): incompatible types: TOML value has type int64; destination has type boolean`},
 		{"empty file", "", `FyneApp.toml: [Details] needs Name = "..."`},
 	}
 	for _, c := range cases {
@@ -130,10 +130,29 @@ func TestParseMetadataErrors(t *testing.T) {
 			if err == nil {
 				t.Fatalf("accepted %q", c.src)
 			}
-			if err.Error() != c.want {
-				t.Fatalf("error %q\nwant  %q", err, c.want)
+			if !strings.HasPrefix(err.Error(), "FyneApp.toml:") || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %q\nwant  %q in it", err, c.want)
 			}
 		})
+	}
+}
+
+// The TOML the old hand-written parser refused (multi-line arrays and
+// strings, dotted keys, inline tables) is TOML Fyne reads, so Heartline
+// reads it too.
+func TestParseMetadataFullTOML(t *testing.T) {
+	src := "Details.Name = \"Heartline\"\n" +
+		"Details.ID = \"chat.heartline.app\"\n" +
+		"Details.Version = \"\"\"0.2.0\"\"\"\n" +
+		"Other = { a = 1 }\n" +
+		"[LinuxAndBSD]\n" +
+		"Keywords = [\n  \"chat\", # a comment\n  \"relay\",\n]\n"
+	m, err := ParseMetadata([]byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Name != "Heartline" || m.ID != "chat.heartline.app" || m.Version != "0.2.0" || !slices.Equal(m.Keywords, []string{"chat", "relay"}) {
+		t.Errorf("got %+v", m)
 	}
 }
 

@@ -27,6 +27,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/heartline/heartline"
 	"github.com/heartline/heartline/shared/client"
 	"github.com/heartline/heartline/shared/protocol"
 )
@@ -58,12 +59,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("heartline-cli", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.relay, "relay", "ws://127.0.0.1:8080/ws", "relay address (ws://host:port/ws, wss://..., or host:port)")
+	fs.StringVar(&o.relay, "relay", "ws://127.0.0.1:8080/ws", "relay address (ws://host:port/ws, wss://..., or host:port), or an invite address host:port#token=... (sets --token)")
 	fs.StringVar(&o.room, "room", "lobby", "room to join (a-z 0-9 - _)")
 	fs.StringVar(&o.name, "name", os.Getenv("USER"), "your display name in the room")
 	fs.StringVar(&o.avatar, "avatar", "", "avatar: builtin:<name> or sha256:<hex> (empty: initials)")
 	fs.StringVar(&o.token, "token", os.Getenv("HEARTLINE_TOKEN"), "the relay's access token, if it has one (env HEARTLINE_TOKEN)")
-	fs.StringVar(&o.stateDir, "state-dir", defaultStateDir(), "where this client keeps its member keys and unsent messages")
+	fs.StringVar(&o.stateDir, "state-dir", defaultStateDir(), "where this client keeps its member keys and unsent messages (one identity per relay, room and name)")
 	if err := fs.Parse(args); err != nil {
 		return o, usageError{err}
 	}
@@ -85,21 +86,21 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 	if err != nil {
 		return err
 	}
-	// One identity per relay, room and name, kept on disk: running the client
-	// again with the same name is the same member coming back, not a stranger
-	// whose name clashes with the old one.
-	ident := identityFile(o.stateDir, o.relay, o.room, o.name)
-	key, err := loadOrCreateKey(ident + ".key")
+	// An invite's token is not part of the relay's identity (the client
+	// takes it from the address).
+	relay, _ := protocol.SplitInvite(o.relay)
+	keyPath, outboxPath := stateFiles(o.stateDir, relay, o.room, o.name)
+	key, err := loadOrCreateKey(keyPath)
 	if err != nil {
 		return err
 	}
-	outbox, err := client.NewFileOutbox(ident + ".outbox.json")
+	outbox, err := client.NewFileOutbox(outboxPath)
 	if err != nil {
 		return err
 	}
 	c, err := client.New(client.Config{
 		URL: o.relay, Room: o.room, Name: o.name, Avatar: o.avatar, Token: o.token,
-		Key: key, Client: "heartline-cli/1", Outbox: outbox,
+		Key: key, Client: clientName(), Outbox: outbox,
 	})
 	if err != nil {
 		return usageError{err}
@@ -130,9 +131,45 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 	return runErr
 }
 
-func identityFile(dir, relay, room, name string) string {
+// clientName is what hello.client says, "heartline-cli/0.1.0", as the
+// desktop app says "heartline-desktop/0.1.0".
+func clientName() string { return "heartline-cli/" + heartline.Version() }
+
+// stateFiles names the files that keep the member key and the unsent
+// messages for a relay, room and name, the way the desktop app names its
+// per-room files (client.RoomFile). One identity per name, kept on disk:
+// running the client again with the same name is the same member coming
+// back, not a stranger whose name clashes with the old one, and two names in
+// one state directory are two members. Files from before this scheme are
+// moved to their new names, so nobody loses their identity or outbox.
+func stateFiles(dir, relay, room, name string) (keyPath, outboxPath string) {
+	profile := protocol.NameFoldKey(strings.TrimSpace(name))
+	keyPath = client.RoomFile(dir, "key.txt", relay, room, profile)
+	outboxPath = client.RoomFile(dir, "outbox.json", relay, room, profile)
+	legacy := legacyIdentityFile(dir, relay, room, name)
+	return adopt(legacy+".key", keyPath), adopt(legacy+".outbox.json", outboxPath)
+}
+
+// legacyIdentityFile is how heartline-cli named its files before it shared
+// the desktop app's scheme (without the extension).
+func legacyIdentityFile(dir, relay, room, name string) string {
 	sum := sha256.Sum256([]byte(relay + "\x00" + room + "\x00" + protocol.NameFoldKey(strings.TrimSpace(name))))
 	return filepath.Join(dir, room+"-"+hex.EncodeToString(sum[:6]))
+}
+
+// adopt moves the file at old to path unless path exists already, and
+// returns the path to use: old itself if it could not be moved.
+func adopt(old, path string) string {
+	if _, err := os.Lstat(path); err == nil {
+		return path
+	}
+	if _, err := os.Lstat(old); err != nil {
+		return path
+	}
+	if err := os.Rename(old, path); err != nil {
+		return old
+	}
+	return path
 }
 
 func loadOrCreateKey(path string) (string, error) {

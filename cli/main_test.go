@@ -1,18 +1,23 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/heartline/heartline"
 	"github.com/heartline/heartline/internal/testutil"
 	"github.com/heartline/heartline/relay/server"
+	"github.com/heartline/heartline/shared/protocol"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -32,7 +37,12 @@ func startRelay(t *testing.T) string { return startRelayOn(t, "127.0.0.1:0") }
 
 func startRelayOn(t *testing.T, listen string) string {
 	t.Helper()
-	srv, err := server.New(server.Config{DataDir: t.TempDir(), Listen: listen})
+	return startRelayWith(t, server.Config{DataDir: t.TempDir(), Listen: listen})
+}
+
+func startRelayWith(t *testing.T, cfg server.Config) string {
+	t.Helper()
+	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,6 +192,96 @@ func TestBadFlagsAreUsageErrors(t *testing.T) {
 		var usage usageError
 		if !errors.As(err, &usage) {
 			t.Errorf("run(%q) = %v; want a usage error (exit code 2)", args, err)
+		}
+	}
+}
+
+// An invite address (host:port#token=...) is enough to join a relay that
+// needs a token.
+func TestInviteAddressJoinsTokenRelay(t *testing.T) {
+	srv, err := server.New(server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Token: "invite-secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	alice := startCLI(t, protocol.InviteAddress(srv.Addr().String(), "invite-secret"), t.TempDir(), "alice")
+	waitFor(t, alice.out, `joined "lobby" as alice`)
+	alice.end(t)
+}
+
+// The hello names the client and its real version, as the desktop app's does.
+func TestHelloNamesTheVersion(t *testing.T) {
+	log := &testutil.SyncBuffer{}
+	relay := startRelayWith(t, server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0",
+		Logger: slog.New(slog.NewTextHandler(log, nil))})
+	frank := startCLI(t, relay, t.TempDir(), "frank")
+	waitFor(t, frank.out, `joined "lobby" as frank`)
+	frank.end(t)
+	waitFor(t, log, "client=heartline-cli/"+heartline.Version()+"\n")
+}
+
+// State kept under the names heartline-cli used before it shared the
+// desktop app's scheme is moved to the new names: the member key stays the
+// same and what was typed offline is still delivered.
+func TestOldStateFilesAreAdopted(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // reserve a port, then free it
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	relay := "ws://" + addr + "/ws"
+	dir := t.TempDir()
+
+	// An offline run leaves a key and an outbox holding one message...
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &testutil.SyncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--relay", relay, "--room", "lobby", "--name", "erin", "--state-dir", dir},
+			strings.NewReader("typed while offline\n"), out)
+	}()
+	keyPath, outboxPath := stateFiles(dir, relay, "lobby", "erin")
+	deadline := time.Now().Add(10 * time.Second)
+	for b, _ := os.ReadFile(outboxPath); !bytes.Contains(b, []byte("typed while offline")); b, _ = os.ReadFile(outboxPath) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the outbox %s never held the message:\n%s", outboxPath, out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	key, err := os.ReadFile(keyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// ... which an older heartline-cli kept under its own names.
+	legacy := legacyIdentityFile(dir, relay, "lobby", "erin")
+	for from, to := range map[string]string{keyPath: legacy + ".key", outboxPath: legacy + ".outbox.json"} {
+		if err := os.Rename(from, to); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	startRelayOn(t, addr)
+	again := startCLI(t, relay, dir, "Erin")
+	waitFor(t, again.out, "Erin: typed while offline") // acked: delivered from the adopted outbox
+	again.end(t)
+	if got, err := os.ReadFile(keyPath); err != nil || !bytes.Equal(got, key) {
+		t.Errorf("member key file %s: %q, %v; want the old key %q", keyPath, got, err, key)
+	}
+	for _, old := range []string{legacy + ".key", legacy + ".outbox.json"} {
+		if _, err := os.Stat(old); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("old file %s still there: %v", old, err)
 		}
 	}
 }

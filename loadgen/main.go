@@ -8,6 +8,7 @@
 //	heartline-load fanout  -receivers 1000 -senders 1 -window 16 -duration 20s
 //	heartline-load churn   -members 200 -churn 20 -duration 40s
 //	heartline-load storm   -n 10000 -relay-cmd "/tmp/heartline-relay --listen 127.0.0.1:8080 ..."
+//	heartline-load guess   -duration 5s -src 127.0.0.2
 //
 // It prints a readable summary and, last, one JSON line with the same figures.
 package main
@@ -43,6 +44,8 @@ modes:
   churn    members joining and leaving (bye and abrupt closes) while others chat
   storm    N members connected while the relay restarts; time until all resumed,
            loss, peak relay RSS
+  guess    wrong tokens from one address, one after another: guesses per second
+           the relay answers, and how many it refuses unheard (throttled)
 
 Run "heartline-load <mode> -h" for a mode's flags. Only 127.0.0.0/8 relays and
 source addresses are accepted.
@@ -107,6 +110,7 @@ var modes = map[string]modeFunc{
 	"fanout": fanoutMode,
 	"churn":  churnMode,
 	"storm":  stormMode,
+	"guess":  guessMode,
 }
 
 // common holds the flags every mode has.

@@ -16,6 +16,7 @@ func startTestRelay(t *testing.T, cfg server.Config) string {
 	t.Helper()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
+	loadgenCaps(&cfg)
 	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -29,6 +30,13 @@ func startTestRelay(t *testing.T, cfg server.Config) string {
 		_ = srv.Shutdown(ctx)
 	})
 	return "ws://" + srv.Addr().String() + "/ws"
+}
+
+// loadgenCaps lifts the per-address caps: the load generator is one host
+// dialling from a few loopback addresses (these tests stay under the
+// defaults, the benchmark runs do not).
+func loadgenCaps(cfg *server.Config) {
+	cfg.MaxConnsPerIP, cfg.MaxRoomMembersPerIP = -1, -1
 }
 
 // runMode runs a mode the way main does, with its summary discarded.
@@ -134,6 +142,7 @@ func TestChurnObserverSeesEveryJoinAndLeave(t *testing.T) {
 func stormAcrossRestart(t *testing.T, outage time.Duration, args ...string) *stormResult {
 	t.Helper()
 	cfg := server.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir()}
+	loadgenCaps(&cfg)
 	first, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -19,11 +19,14 @@ go build -o "$bin/heartline-load" ./loadgen
 port=18080
 data="$out/relay-data"
 relay_pid=
+# The load generator is one host dialling from 16 loopback addresses: lift the
+# relay's per-address caps (--max-conns stays explicit where it matters).
+per_ip=(--max-conns-per-ip -1 --max-room-members-per-ip -1)
 
 start_relay() { # flags...
 	stop_relay
 	rm -rf "$data" && mkdir -p "$data"
-	"$bin/heartline-relay" --listen "127.0.0.1:$port" --data-dir "$data" --log-level warn "$@" >"$out/relay.log" 2>&1 &
+	"$bin/heartline-relay" --listen "127.0.0.1:$port" --data-dir "$data" --log-level warn "${per_ip[@]}" "$@" >"$out/relay.log" 2>&1 &
 	relay_pid=$!
 	for _ in $(seq 1 100); do
 		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
@@ -56,7 +59,7 @@ storm() { # name flags...
 	echo "== $name $(date -u +%FT%TZ) load $(cut -d' ' -f1 /proc/loadavg)"
 	"$bin/heartline-load" storm "$@" -url "ws://127.0.0.1:$port/ws" -n 10000 -per-room 100 -senders 20 -rate 2 \
 		-before 10s -after 5s -storm-timeout 90s -relay-log "$out/relay-$name.log" -q \
-		-relay-cmd "$bin/heartline-relay --listen 127.0.0.1:$port --data-dir $data --max-conns 19500 --log-level warn --stun-port 0" \
+		-relay-cmd "$bin/heartline-relay --listen 127.0.0.1:$port --data-dir $data --max-conns 19500 ${per_ip[*]} --log-level warn --stun-port 0" \
 		>"$out/$name.txt" 2>&1 || true
 	grep -v '^{' "$out/$name.txt"
 }

@@ -125,6 +125,7 @@ type metainfo struct {
 	Name       string `xml:"name"`
 	Launchable string `xml:"launchable"`
 	Binary     string `xml:"provides>binary"`
+	License    string `xml:"project_license"`
 	Releases   []struct {
 		Version string `xml:"version,attr"`
 		Date    string `xml:"date,attr"`
@@ -153,6 +154,15 @@ func TestMetainfo(t *testing.T) {
 		if _, err := time.Parse("2006-01-02", r.Date); err != nil {
 			t.Errorf("release %s: date %q is not YYYY-MM-DD", r.Version, r.Date)
 		}
+	}
+	// Software centres show the project's licence from here; it must be the
+	// one the repository's LICENSE file grants.
+	license, err := os.ReadFile(filepath.Join(repoRoot(t), "LICENSE"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.License != "Apache-2.0" || !bytes.Contains(license, []byte("Apache License\n                           Version 2.0, January 2004")) {
+		t.Errorf("metainfo project_license %q; want Apache-2.0, the licence in LICENSE", m.License)
 	}
 	tool := need(t, "appstreamcli")
 	run(t, ".", nil, tool, "validate", "--no-net", metainfoPath())

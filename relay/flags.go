@@ -32,6 +32,8 @@ const (
 type options struct {
 	cfg       server.Config
 	origins   string
+	hosts     string
+	proxies   string
 	logFormat string
 	logLevel  string
 	// roomCreatesPerMin is --room-create-rate (Config.RoomCreateRate is per second).
@@ -196,10 +198,15 @@ func newFlagSet(o *options, usageOut io.Writer) *flag.FlagSet {
 	intVar(fs, &c.MaxText, "max-text", server.DefaultMaxText, "longest message text in characters (code points)")
 	floatVar(fs, &c.Rate, "rate", server.DefaultRate, "accepted messages per second per connection")
 	intVar(fs, &c.Burst, "burst", server.DefaultBurst, "messages a connection may send at once before --rate applies")
-	intVar(fs, &c.MaxConns, "max-conns", 0, "maximum open websocket connections, HTTP 503 beyond (0 = no limit)")
-	intVar(fs, &c.MaxConnsPerIP, "max-conns-per-ip", 0, "maximum connections per client IP address, HTTP 429 beyond (0 = no limit)")
+	intVar(fs, &c.MaxConns, "max-conns", 0, "maximum open websocket connections, HTTP 503 beyond (0 = the open-file limit less 5%, -1 = no limit)")
+	intVar(fs, &c.MaxConnsPerIP, "max-conns-per-ip", server.DefaultMaxConnsPerIP, "maximum connections per client address (IPv6: per /64), HTTP 429 beyond (-1 = no limit, e.g. behind a reverse proxy)")
 	intVar(fs, &c.MaxRoomMembers, "max-room-members", server.DefaultMaxRoomMembers, "maximum members (online and away) per room; close 4505 beyond")
+	intVar(fs, &c.MaxRoomMembersPerIP, "max-room-members-per-ip", server.DefaultMaxRoomMembersIP, "maximum members one client address may add to a room; room_full and close 4505 beyond (-1 = no limit, e.g. behind a reverse proxy)")
+	intVar(fs, &c.AuthFreeFailures, "auth-free-failures", server.DefaultAuthFreeFailures, "wrong tokens or member keys a client address may present before it must wait (1s, doubling, up to --auth-max-backoff); -1 = no throttle")
+	durationVar(fs, &c.AuthMaxBackoff, "auth-max-backoff", server.DefaultAuthMaxBackoff, "longest wait a client address gets for failed authentications (HTTP 429 / close 4004 meanwhile)")
 	fs.StringVar(&o.origins, "origins", "", "comma-separated browser origins allowed to connect, or * for any (requests without Origin are always allowed; empty = same host only)")
+	fs.StringVar(&o.hosts, "public-host", "", "comma-separated host names the relay answers to, e.g. chat.example.org (other names get 421, against DNS rebinding; IP addresses and localhost always work; empty = this machine's host name; * = any)")
+	fs.StringVar(&o.proxies, "trusted-proxies", "", "comma-separated reverse proxies (IP addresses or CIDR prefixes, e.g. 127.0.0.1) whose X-Forwarded-For names the client, so per-address limits count clients, not the proxy (empty = trust no header)")
 	fs.StringVar(&c.Token, "token", "", "shared secret every hello and avatar upload must carry (empty = open relay)")
 	fs.StringVar(&c.AdminToken, "admin-token", "", "bearer token for GET /v1/rooms (empty = endpoint disabled)")
 	fs.StringVar(&c.MetricsListen, "metrics-listen", "", "serve /metrics (and /healthz, /readyz) on this second address instead, e.g. 127.0.0.1:9090; the main --listen then answers /metrics with 404 (empty = /metrics on --listen, without auth)")
@@ -246,6 +253,17 @@ func newFlagSet(o *options, usageOut io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// commaList splits a comma-separated flag value, dropping empty entries.
+func commaList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
 // parse reads the environment, then the command line (which wins), and
 // checks the result. It returns the exit code to use when it fails (0 after
 // --help).
@@ -274,13 +292,9 @@ func parse(args []string, getenv func(string) string, stdout io.Writer) (*option
 	if fs.NArg() > 0 {
 		return nil, exitUsage, fmt.Errorf("unexpected argument %q: every setting is a --flag (see --help)", fs.Arg(0))
 	}
-	if o.origins != "" {
-		for _, s := range strings.Split(o.origins, ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				o.cfg.Origins = append(o.cfg.Origins, s)
-			}
-		}
-	}
+	o.cfg.Origins = commaList(o.origins)
+	o.cfg.PublicHosts = commaList(o.hosts)
+	o.cfg.TrustedProxies = commaList(o.proxies)
 	var errs []error
 	if o.cfg.HeartbeatInterval <= 0 || o.cfg.HeartbeatTimeout <= 0 || o.cfg.Grace <= 0 || o.cfg.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("--heartbeat-interval, --heartbeat-timeout, --grace and --shutdown-timeout must be positive"))

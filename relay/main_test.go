@@ -49,8 +49,9 @@ func TestHelpListsEveryFlag(t *testing.T) {
 	for _, f := range []struct{ name, def string }{
 		{"listen", ":8080"}, {"data-dir", "./heartline-data"}, {"heartbeat-interval", "10s"},
 		{"heartbeat-timeout", "25s"}, {"grace", "30s"}, {"max-frame", "64KiB"}, {"max-text", "4000"},
-		{"rate", "5"}, {"burst", "10"}, {"max-conns", "0"}, {"max-conns-per-ip", "0"},
-		{"max-room-members", "1000"}, {"origins", `""`}, {"token", `""`}, {"admin-token", `""`},
+		{"rate", "5"}, {"burst", "10"}, {"max-conns", "0"}, {"max-conns-per-ip", "128"},
+		{"max-room-members", "1000"}, {"max-room-members-per-ip", "10"}, {"auth-free-failures", "5"}, {"auth-max-backoff", "1m0s"},
+		{"origins", `""`}, {"public-host", `""`}, {"token", `""`}, {"admin-token", `""`},
 		{"tls-cert", `""`}, {"tls-key", `""`}, {"tcp-keepalive-idle", "1m0s"},
 		{"tcp-keepalive-interval", "30s"}, {"tcp-keepalive-count", "3"}, {"log-format", "text"},
 		{"log-level", "info"}, {"history", "1000"}, {"history-page", "50"}, {"version", "false"},
@@ -104,8 +105,12 @@ func TestInvalidValuesExit2(t *testing.T) {
 		{[]string{"--metrics-listen", "9090"}, nil, "metrics listen address"},
 		{[]string{"--metrics-listen", ":8080"}, nil, "their own port"},
 		{nil, map[string]string{"HEARTLINE_METRICS_ROOM_NAMES": "maybe"}, "not true or false"},
+		{[]string{"--auth-max-backoff", "100ms"}, nil, "auth max backoff"},
+		{[]string{"--trusted-proxies", "127.0.0.1,proxy.example.org"}, nil, "not an IP address or a CIDR prefix"},
 		{[]string{"--no-such-flag"}, nil, "not defined"},
 		{[]string{"stray"}, nil, "unexpected argument"},
+		{[]string{"--public-host", "https://chat.example.org"}, nil, "public host"},
+		{[]string{"--public-host", "chat.example.org:0"}, nil, "public host"},
 		{nil, map[string]string{"HEARTLINE_GRACE": "later"}, "HEARTLINE_GRACE"},
 		{nil, map[string]string{"HEARTLINE_MAX_CONNS": "many"}, "HEARTLINE_MAX_CONNS"},
 	} {
@@ -128,6 +133,7 @@ func TestEnvAndFlagPrecedence(t *testing.T) {
 		"HEARTLINE_TOKEN": "from-env", "HEARTLINE_MAX_CONNS_PER_IP": "7", "HEARTLINE_RATE": "2.5",
 		"HEARTLINE_TCP_KEEPALIVE_COUNT": "5", "HEARTLINE_LOG_FORMAT": "json",
 		"HEARTLINE_METRICS_LISTEN": "127.0.0.1:9090", "HEARTLINE_METRICS_ROOM_NAMES": "true",
+		"HEARTLINE_PUBLIC_HOST": "chat.example.org, chat.example.net:8443",
 	})
 	o, code, err := parse([]string{"--grace", "50s", "--token", "from-flag"}, env, nil)
 	if err != nil || code != 0 {
@@ -145,6 +151,9 @@ func TestEnvAndFlagPrecedence(t *testing.T) {
 	}
 	if len(c.Origins) != 2 || c.Origins[1] != "https://b.example" {
 		t.Errorf("origins %q", c.Origins)
+	}
+	if len(c.PublicHosts) != 2 || c.PublicHosts[1] != "chat.example.net:8443" {
+		t.Errorf("public hosts %q", c.PublicHosts)
 	}
 	o, _, _ = parse(nil, noEnv, nil)
 	if o.cfg.HeartbeatInterval != 10*time.Second || o.cfg.HeartbeatTimeout != 25*time.Second || o.cfg.Listen != ":8080" {

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"fyne.io/fyne/v2"
+
+	"github.com/heartline/heartline/shared/client"
 )
 
 // Theme is the colour scheme the person picked.
@@ -43,6 +45,10 @@ type Profile struct {
 	// Host: the app runs a relay itself and joins it.
 	Host     bool
 	HostPort int
+	// HostToken is the hosted room's access token, made once and kept, so
+	// the invite the host shared stays valid across restarts ("" until the
+	// first time this computer hosts).
+	HostToken string
 
 	// AutoJoin: the person has joined before; start in the room, not on the join screen.
 	AutoJoin bool
@@ -65,6 +71,7 @@ const (
 	kCloseToTray   = "close_to_tray"
 	kHost          = "host"
 	kHostPort      = "host_port"
+	kHostToken     = "host_token"
 	kAutoJoin      = "auto_join"
 	kKeyPrefix     = "member_key:"
 	kResumePrefix  = "resume:"
@@ -94,6 +101,7 @@ func (s *Store) Load() Profile {
 		CloseToTray:   s.p.Bool(kCloseToTray),
 		Host:          s.p.Bool(kHost),
 		HostPort:      port,
+		HostToken:     s.p.String(kHostToken),
 		AutoJoin:      s.p.Bool(kAutoJoin),
 	}
 }
@@ -110,6 +118,7 @@ func (s *Store) Save(pr Profile) {
 	s.p.SetBool(kCloseToTray, pr.CloseToTray)
 	s.p.SetBool(kHost, pr.Host)
 	s.p.SetInt(kHostPort, pr.HostPort)
+	s.p.SetString(kHostToken, pr.HostToken)
 	s.p.SetBool(kAutoJoin, pr.AutoJoin)
 }
 
@@ -126,11 +135,9 @@ func (s *Store) MemberKey(relay, room string, newKey func() string) string {
 	return v
 }
 
-// roomKey names one room on one relay the way the person would: the relay
-// address is compared without case or surrounding space.
-func roomKey(relay, room string) string {
-	return strings.ToLower(strings.TrimSpace(relay)) + "|" + room
-}
+// roomKey names one room on one relay the way the person would, as the
+// outbox file's name does (client.RoomFile).
+func roomKey(relay, room string) string { return client.RoomKey(relay, room) }
 
 // ResumePoint is where the person's view of a room ended: the room's epoch
 // and the highest seq up to which they had every message. The zero value

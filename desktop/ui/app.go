@@ -242,12 +242,16 @@ func (u *UI) join(p settings.Profile) error {
 	if err := validateProfile(&p); err != nil {
 		return err
 	}
+	token := p.Token
 	if p.Host {
-		addr, err := u.hosting.start(p.HostPort)
+		if p.HostToken == "" {
+			p.HostToken = newRoomToken()
+		}
+		addr, err := u.hosting.start(p.HostPort, p.HostToken)
 		if err != nil {
 			return err
 		}
-		p.Relay = addr
+		p.Relay, token = addr, p.HostToken
 	} else {
 		u.hosting.stop()
 	}
@@ -285,7 +289,7 @@ func (u *UI) join(p settings.Profile) error {
 	room := u.room
 	var sess *session
 	s, err := startSession(sessionConfig{
-		Relay: p.Relay, Room: p.Room, Name: p.Name, Avatar: p.Avatar, Token: p.Token, Key: key,
+		Relay: p.Relay, Room: p.Room, Name: p.Name, Avatar: p.Avatar, Token: token, Key: key,
 		OutboxDir: u.opts.DataDir, ClientName: "heartline-desktop/" + version, Logger: u.log,
 		Resume: resume, Saved: saved,
 	}, u.do, func(evs []client.Event) {
@@ -322,6 +326,10 @@ func validateProfile(p *settings.Profile) error {
 	}
 	p.Name = name
 	p.Room = strings.TrimSpace(p.Room)
+	// An invite address brings the room's token: it goes where tokens go.
+	if relay, token := protocol.SplitInvite(p.Relay); token != "" {
+		p.Relay, p.Token = relay, token
+	}
 	if err := protocol.ValidateRoom(p.Room); err != nil {
 		return fmt.Errorf("Room: %s", errMessage(err))
 	}

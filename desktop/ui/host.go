@@ -2,6 +2,8 @@ package ui
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -15,15 +17,27 @@ import (
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/heartline/heartline/relay/server"
+	"github.com/heartline/heartline/shared/protocol"
 )
 
 // host is "Host a room on this computer": the relay as a library, listening
 // on every interface, its data in the app's storage directory, plus its STUN
-// responder on the same port number over UDP (and the next one).
+// responder on the same port number over UDP (and the next one). It needs
+// the room token, which travels in the invite address the host copies to
+// friends: anyone else who reaches the port is refused (4500).
 type host struct {
-	ui   *UI
-	srv  *server.Server
-	port int
+	ui    *UI
+	srv   *server.Server
+	port  int
+	token string
+}
+
+// newRoomToken makes a hosted room's token: 24 URL-safe characters from
+// crypto/rand (144 bits), so the invite needs no escaping.
+func newRoomToken() string {
+	var b [18]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 func (h *host) running() bool { return h.srv != nil }
@@ -36,10 +50,13 @@ func (h *host) localAddr() string {
 	return fmt.Sprintf("127.0.0.1:%d", h.port)
 }
 
-// start runs the embedded relay on port (already running: reused) and
-// returns the address to join.
-func (h *host) start(port int) (string, error) {
-	if h.srv != nil && h.port == port {
+// start runs the embedded relay on port with the room token (already
+// running so: reused) and returns the address to join.
+func (h *host) start(port int, token string) (string, error) {
+	if token == "" {
+		return "", fmt.Errorf("Could not host the room: it has no access token")
+	}
+	if h.srv != nil && h.port == port && h.token == token {
 		return h.localAddr(), nil
 	}
 	h.stop()
@@ -47,6 +64,7 @@ func (h *host) start(port int) (string, error) {
 	cfg := server.Config{
 		Listen:  fmt.Sprintf(":%d", port),
 		DataDir: filepath.Join(h.ui.opts.DataDir, "relay"),
+		Token:   token,
 		// STUN on the same port number over UDP when it is free: without
 		// it the room still works, diagnostics just do not check UDP.
 		STUNOptional: true,
@@ -65,7 +83,7 @@ func (h *host) start(port int) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("Could not host the room: %v. Pick another port, or stop the program that uses port %d.", err, port)
 	}
-	h.srv = srv
+	h.srv, h.token = srv, token
 	if a, ok := srv.Addr().(*net.TCPAddr); ok {
 		h.port = a.Port
 	} else {
@@ -124,6 +142,16 @@ func (h *host) lanAddrs() []string {
 	return append(v4, v6...)
 }
 
+// invites are the addresses to give to others (lanAddrs), each carrying the
+// room token.
+func (h *host) invites() []string {
+	var out []string
+	for _, a := range h.lanAddrs() {
+		out = append(out, protocol.InviteAddress(a, h.token))
+	}
+	return out
+}
+
 // refreshInfo shows the hosting note in the room header.
 func (h *host) refreshInfo() {
 	r := h.ui.room
@@ -135,24 +163,25 @@ func (h *host) refreshInfo() {
 		return
 	}
 	addrs := h.lanAddrs()
-	text := fmt.Sprintf("Hosting on port %d", h.port)
+	text := fmt.Sprintf("Hosting on port %d · invite others", h.port)
 	if len(addrs) > 0 {
-		text = "Hosting · others join " + addrs[0]
+		text = "Hosting on " + addrs[0] + " · invite others"
 	}
 	r.hostInfo.SetText(text)
 	r.hostInfo.Show()
 }
 
-// showHostInfo lists the addresses to give to others, with copy buttons.
+// showHostInfo lists the invite addresses to give to others, with copy
+// buttons.
 func (u *UI) showHostInfo() {
 	h := u.hosting
 	if !h.running() {
 		return
 	}
-	addrs := h.lanAddrs()
-	box := container.NewVBox(widget.NewLabel("This computer hosts the room. People on your network join with one of these addresses:"))
+	addrs := h.invites()
+	box := container.NewVBox(widget.NewLabel("This computer hosts the room. People on your network join by pasting one of these\ninvite addresses as the relay address. The invite holds the room's access token:\nshare it only with people you want in the room."))
 	if len(addrs) == 0 {
-		box.Add(widget.NewLabel(fmt.Sprintf("(no network address found; on this computer use 127.0.0.1:%d)", h.port)))
+		box.Add(widget.NewLabel(fmt.Sprintf("(no network address found; on this computer use %s)", protocol.InviteAddress(h.localAddr(), h.token))))
 	}
 	for _, a := range addrs {
 		a := a

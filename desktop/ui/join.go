@@ -63,6 +63,13 @@ func newProfileForm(u *UI, p settings.Profile) *profileForm {
 	f.relay = widget.NewEntry()
 	f.relay.SetPlaceHolder("192.168.1.20:7070 or wss://chat.example.org/ws")
 	f.relay.SetText(p.Relay)
+	f.relay.OnChanged = func(s string) {
+		// A pasted invite address: its token goes to the token field.
+		if relay, token := protocol.SplitInvite(s); token != "" {
+			f.token.SetText(token)
+			f.relay.SetText(relay)
+		}
+	}
 	f.name = widget.NewEntry()
 	f.name.SetPlaceHolder("How others see you")
 	f.name.SetText(p.Name)
@@ -279,7 +286,7 @@ func (p *avatarPicker) choose() {
 func (p *avatarPicker) upload(data []byte) {
 	relay, token := p.relay()
 	if p.ui.hosting.running() {
-		relay = p.ui.hosting.localAddr()
+		relay, token = p.ui.hosting.localAddr(), p.ui.hosting.token
 	}
 	png, err := avatars.Prepare(data)
 	if err != nil {

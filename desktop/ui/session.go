@@ -2,12 +2,8 @@ package ui
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"log/slog"
-	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,19 +46,13 @@ type sessionConfig struct {
 	Saved settings.ResumePoint
 }
 
-// outboxPath names the file that keeps unsent messages for one relay and room.
-func outboxPath(dir, relay, room string) string {
-	sum := sha256.Sum256([]byte(strings.ToLower(strings.TrimSpace(relay)) + "|" + room))
-	return filepath.Join(dir, "outbox-"+hex.EncodeToString(sum[:8])+".json")
-}
-
 // startSession validates cfg, starts the engine, and delivers its events in
 // batches to apply on the UI goroutine (through do, which is fyne.Do in the
 // app). It returns at once; stop ends it.
 func startSession(cfg sessionConfig, do func(func()), apply func([]client.Event)) (*session, error) {
 	var store client.OutboxStore
 	if cfg.OutboxDir != "" {
-		fo, err := client.NewFileOutbox(outboxPath(cfg.OutboxDir, cfg.Relay, cfg.Room))
+		fo, err := client.NewFileOutbox(client.RoomFile(cfg.OutboxDir, "outbox.json", cfg.Relay, cfg.Room, ""))
 		if err != nil {
 			return nil, err
 		}

@@ -3,6 +3,7 @@ package ui
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"image"
 	"image/png"
@@ -390,8 +391,44 @@ func TestHostModeServesTheRoom(t *testing.T) {
 			t.Errorf("host note %q visible=%v", u.room.hostInfo.Text, u.room.hostInfo.Visible())
 		}
 	})
-	// Someone else on the machine joins the hosted relay.
-	guest, err := client.New(client.Config{URL: fmt.Sprintf("127.0.0.1:%d", port), Room: "lan", Name: "Guest", Key: client.NewKey()})
+	// The room has a token, kept with the settings, and every invite
+	// address carries it.
+	var invite, token string
+	loop.wait(func() {
+		token = u.prof.HostToken
+		if len(token) != 24 || u.store.Load().HostToken != token {
+			t.Errorf("host token %q, stored %q", token, u.store.Load().HostToken)
+		}
+		invites := u.hosting.invites()
+		for _, inv := range invites {
+			if _, tok := protocol.SplitInvite(inv); tok != token {
+				t.Errorf("invite %q does not carry the room token", inv)
+			}
+		}
+		// A LAN address when the machine has one (the relay listens on
+		// every interface), else this machine's.
+		invite = protocol.InviteAddress(u.hosting.localAddr(), token)
+		if len(invites) > 0 {
+			invite = invites[0]
+		}
+	})
+	// Someone without the token is refused.
+	stranger, err := client.New(client.Config{URL: fmt.Sprintf("127.0.0.1:%d", port), Room: "lan", Name: "Stranger", Key: client.NewKey()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for range stranger.Events() {
+		}
+	}()
+	sctx, scancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer scancel()
+	var stop *client.StopError
+	if err := stranger.Run(sctx); !errors.As(err, &stop) || stop.Code != protocol.CloseUnauthorized {
+		t.Fatalf("joining without the token: %v, want a stop with %d", err, protocol.CloseUnauthorized)
+	}
+	// Someone else joins the hosted relay with the invite.
+	guest, err := client.New(client.Config{URL: invite, Room: "lan", Name: "Guest", Key: client.NewKey()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -406,6 +443,15 @@ func TestHostModeServesTheRoom(t *testing.T) {
 	eventually(t, loop, "guest in the host's member list", func() bool {
 		g, ok := findMember(u, "Guest")
 		return ok && g.State == protocol.StateOnline
+	})
+	// An invite pasted into a join form's relay field: the token moves to
+	// the token field.
+	loop.wait(func() {
+		f := newProfileForm(u, settings.Profile{})
+		f.relay.SetText(invite)
+		if bare, _ := protocol.SplitInvite(invite); f.relay.Text != bare || f.token.Text != token {
+			t.Errorf("pasted invite: relay %q, token %q", f.relay.Text, f.token.Text)
+		}
 	})
 }
 

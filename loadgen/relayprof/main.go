@@ -33,7 +33,7 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:8090", "relay listen address (loopback)")
 	pprofAddr := flag.String("pprof", "127.0.0.1:6061", "pprof listen address (loopback)")
 	data := flag.String("data", "", "data dir (history database); required")
-	maxConns := flag.Int("max-conns", 0, "connection cap; 0 none")
+	maxConns := flag.Int("max-conns", 0, "connection cap; 0 the relay default (the open-file limit less 5%), -1 none")
 	maxRoom := flag.Int("max-room-members", 0, "members per room; 0 the relay default (1000)")
 	rate := flag.Float64("rate", 0, "accepted messages per second per connection; 0 the relay default (5)")
 	burst := flag.Int("burst", 0, "rate limiter bucket; 0 the relay default (10)")
@@ -57,6 +57,8 @@ func main() {
 	srv, err := server.New(server.Config{
 		Listen: *listen, DataDir: *data, MaxConns: *maxConns, MaxRoomMembers: *maxRoom,
 		Rate: *rate, Burst: *burst, SendQueue: *sendQueue, Logger: log,
+		// The load generator is one host dialling from a few loopback addresses.
+		MaxConnsPerIP: -1, MaxRoomMembersPerIP: -1,
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "relayprof: %v\n", err)

@@ -20,8 +20,23 @@ const (
 	EvictHelloTimeout = "hello_timeout"     // no hello within 10 s (4003)
 	EvictTooLarge     = "too_large"         // frame over --max-frame (1009)
 	EvictInvalidUTF8  = "invalid_utf8"      // text frame that is not UTF-8 (1007)
-	EvictRefused      = "hello_refused"     // hello refused (4500, 4501, 4503, 4504, 4505)
+	EvictRefused      = "hello_refused"     // hello refused (4004, 4500, 4501, 4503, 4504, 4505)
 	EvictShutdown     = "shutdown"          // relay draining (1001)
+)
+
+// Kinds of failed authentication (the "kind" label of AuthFailures).
+const (
+	AuthToken      = "token"       // a wrong relay token in a hello or an avatar upload's bearer header
+	AuthAdminToken = "admin_token" // a wrong bearer token on GET /v1/rooms
+	AuthMemberKey  = "member_key"  // a hello naming a member whose key it does not hold (4501)
+)
+
+// Where a throttled address was refused (the "at" label of AuthThrottled).
+const (
+	ThrottledUpgrade = "upgrade" // websocket upgrade, HTTP 429
+	ThrottledHello   = "hello"   // hello on an open connection, close 4004
+	ThrottledAvatars = "avatars" // POST /v1/avatars, HTTP 429
+	ThrottledRooms   = "rooms"   // GET /v1/rooms, HTTP 429
 )
 
 // Metrics is the set of collectors the relay updates. The zero value is not
@@ -41,8 +56,10 @@ type Metrics struct {
 	StoreCommit       prometheus.Histogram   // time from handing a record to the store until it is durable
 	StoreErrors       prometheus.Counter     // failed store writes
 	StoreBusy         prometheus.Counter     // messages refused (rate_limited) because the store's queue was full
-	HTTPRefused       *prometheus.CounterVec // upgrade requests refused before the upgrade, by reason
+	HTTPRefused       *prometheus.CounterVec // upgrade requests refused before the upgrade, by reason (host: any request)
 	AvatarUploads     *prometheus.CounterVec // avatar uploads, by result
+	AuthFailures      *prometheus.CounterVec // wrong credentials presented, by kind
+	AuthThrottled     *prometheus.CounterVec // requests refused while their address sat out an auth backoff, by where
 }
 
 // New creates the collectors and registers them, with the Go runtime and
@@ -102,17 +119,31 @@ func New() *Metrics {
 		}),
 		HTTPRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "heartline_http_refused_total",
-			Help: "Websocket upgrade requests refused before the upgrade, by reason (max_conns, max_conns_per_ip, origin, draining).",
+			Help: "Websocket upgrade requests refused before the upgrade, by reason (max_conns, max_conns_per_ip, origin, draining, auth_throttled); host counts every request refused for an unknown Host name.",
 		}, []string{"reason"}),
 		AvatarUploads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "heartline_avatar_uploads_total",
-			Help: "Avatar uploads, by result (stored, too_large, bad_image, unauthorized, rate_limited, busy, error).",
+			Help: "Avatar uploads, by result (stored, too_large, bad_image, unauthorized, throttled, rate_limited, busy, error).",
 		}, []string{"result"}),
+		AuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "heartline_auth_failures_total",
+			Help: "Wrong credentials presented, by kind (token, admin_token, member_key: a hello naming a member whose key it does not hold).",
+		}, []string{"kind"}),
+		AuthThrottled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "heartline_auth_throttled_total",
+			Help: "Requests refused unread because their client address made too many failed authentications recently, by where (upgrade, hello, avatars, rooms).",
+		}, []string{"at"}),
 	}
 	// Every eviction reason exists from the start at 0, so an alert on its
 	// rate has a series before the first eviction.
 	for _, reason := range []string{EvictHeartbeat, EvictSlow, EvictReplaced, EvictHelloTimeout, EvictTooLarge, EvictInvalidUTF8, EvictRefused, EvictShutdown} {
 		m.Evictions.WithLabelValues(reason)
+	}
+	for _, kind := range []string{AuthToken, AuthAdminToken, AuthMemberKey} {
+		m.AuthFailures.WithLabelValues(kind)
+	}
+	for _, at := range []string{ThrottledUpgrade, ThrottledHello, ThrottledAvatars, ThrottledRooms} {
+		m.AuthThrottled.WithLabelValues(at)
 	}
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
@@ -120,6 +151,7 @@ func New() *Metrics {
 		m.Connections, m.Rooms, m.FramesIn, m.FramesOut,
 		m.MessagesAccepted, m.Evictions, m.QueueOverflows, m.HeartbeatTimeouts,
 		m.FanoutDuration, m.StoreCommit, m.StoreErrors, m.StoreBusy, m.HTTPRefused, m.AvatarUploads,
+		m.AuthFailures, m.AuthThrottled,
 	)
 	return m
 }

@@ -51,7 +51,7 @@ func TestQueuedFramesGoOutInOneWrite(t *testing.T) {
 		// other test goes through it). A BatchConn around a countingConn
 		// has no raw socket.
 		cc := &countingConn{Conn: hw.Wrapped().Conn}
-		c := srv.newConn(ws, &wsconn.BatchConn{Conn: cc}, r.RemoteAddr, remoteIP(r.RemoteAddr))
+		c := srv.newConn(ws, &wsconn.BatchConn{Conn: cc}, r.RemoteAddr, "")
 		var q []wsconn.Frame
 		for i := range 50 {
 			q = append(q, wsconn.Frame{Data: text(i), Op: websocket.TextMessage})

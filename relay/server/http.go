@@ -5,8 +5,8 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -20,6 +20,7 @@ import (
 	"github.com/heartline/heartline/assets"
 	"github.com/heartline/heartline/relay/avatar"
 	"github.com/heartline/heartline/relay/internal/wsconn"
+	"github.com/heartline/heartline/relay/metrics"
 	"github.com/heartline/heartline/shared/protocol"
 )
 
@@ -38,7 +39,7 @@ func (s *Server) routes() http.Handler {
 	})
 	mux.HandleFunc("GET /v1/avatars/builtin/{name}", s.handleBuiltinAvatar)
 	mux.HandleFunc("GET /v1/avatars/{hex}", s.handleAvatar)
-	return mux
+	return s.checkHost(mux)
 }
 
 // opsRoutes is what MetricsListen serves: the metrics, and the probes too
@@ -108,16 +109,6 @@ func writeJSONError(w http.ResponseWriter, status int, code, msg string) {
 	writeJSON(w, status, map[string]string{"error": code, "message": msg})
 }
 
-// remoteIP is the TCP peer's address. X-Forwarded-For is not trusted: a
-// client could set it to anything.
-func remoteIP(remoteAddr string) string {
-	host, _, err := net.SplitHostPort(remoteAddr)
-	if err != nil {
-		return remoteAddr
-	}
-	return host
-}
-
 func (s *Server) checkOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
@@ -167,8 +158,28 @@ func (s *Server) release(ip string) {
 	}
 }
 
+// authWait refuses a request from an address that sits out an auth backoff
+// with 429 and Retry-After, before anything else is read; it reports
+// whether it did.
+func (s *Server) authWait(w http.ResponseWriter, ip, at string) bool {
+	d := s.authThrottle.wait(ip, s.cfg.now())
+	if d <= 0 {
+		return false
+	}
+	s.metrics.AuthThrottled.WithLabelValues(at).Inc()
+	secs := int((d + time.Second - 1) / time.Second)
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	writeJSONError(w, http.StatusTooManyRequests, "throttled",
+		fmt.Sprintf("too many failed sign-ins from your address: wait %d s, then try again", secs))
+	return true
+}
+
 func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
-	ip := remoteIP(r.RemoteAddr)
+	ip := s.proxies.client(r)
+	if s.authWait(w, ip, metrics.ThrottledUpgrade) {
+		s.metrics.HTTPRefused.WithLabelValues("auth_throttled").Inc()
+		return
+	}
 	switch s.reserve(ip) {
 	case http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", "5")
@@ -251,7 +262,14 @@ type adminRoom struct {
 // hashes). idle_seconds is the time since the member's connection last sent
 // anything (for an away member: since its link dropped).
 func (s *Server) handleRooms(w http.ResponseWriter, r *http.Request) {
+	ip := s.proxies.client(r)
+	if s.cfg.AdminToken != "" && s.authWait(w, ip, metrics.ThrottledRooms) {
+		return
+	}
 	if !bearer(r, s.cfg.AdminToken) {
+		if s.cfg.AdminToken != "" && r.Header.Get("Authorization") != "" {
+			s.authFailed(ip, metrics.AuthAdminToken)
+		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="heartline-admin"`)
 		writeJSONError(w, http.StatusUnauthorized, "unauthorized", "send Authorization: Bearer <admin token> (set with --admin-token)")
 		return
@@ -323,7 +341,15 @@ func (s *Server) handleAvatarUpload(w http.ResponseWriter, r *http.Request) {
 	// closed on unread bytes is reset, and a client still sending its
 	// picture would see "connection reset" instead of the 401 or 413.
 	defer io.Copy(io.Discard, io.LimitReader(r.Body, maxDrainedUpload))
+	ip := s.proxies.client(r)
+	if s.cfg.Token != "" && s.authWait(w, ip, metrics.ThrottledAvatars) {
+		count("throttled")
+		return
+	}
 	if s.cfg.Token != "" && !bearer(r, s.cfg.Token) {
+		if r.Header.Get("Authorization") != "" { // none guesses nothing
+			s.authFailed(ip, metrics.AuthToken)
+		}
 		count("unauthorized")
 		writeJSONError(w, http.StatusUnauthorized, "unauthorized", "this relay needs its token: send Authorization: Bearer <token>")
 		return
@@ -333,7 +359,6 @@ func (s *Server) handleAvatarUpload(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusNotFound, "no_uploads", "this relay does not store uploaded pictures")
 		return
 	}
-	ip := remoteIP(r.RemoteAddr)
 	if d, ok := s.avatarLimits.allow(ip, time.Now()); !ok {
 		count("rate_limited")
 		w.Header().Set("Retry-After", strconv.Itoa(int(d.Seconds())+1))

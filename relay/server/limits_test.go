@@ -190,13 +190,18 @@ func TestSlowConsumerIsCutOff(t *testing.T) {
 
 func testSlowConsumer(t *testing.T, byTimeout bool) {
 	cfg := fastConfig(t)
-	cfg.HeartbeatInterval, cfg.HeartbeatTimeout = 2*time.Second, 10*time.Second
+	// The slow client sends nothing after its hello: the queue, not the
+	// heartbeat, must cut it, however long a busy machine takes to fill the
+	// socket buffers (the write timeout stays min(timeout, 10 s) = 10 s).
+	cfg.HeartbeatInterval, cfg.HeartbeatTimeout = 2*time.Second, time.Minute
 	cfg.Grace = 200 * time.Millisecond
 	cfg.SendQueue = 64
 	if byTimeout {
-		// Write timeout min(HeartbeatTimeout, 10 s) = 1 s; a queue that
-		// never overflows.
-		cfg.HeartbeatInterval, cfg.HeartbeatTimeout = 300*time.Millisecond, time.Second
+		// Write timeout min(HeartbeatTimeout, 10 s) = 3 s; a queue that
+		// never overflows. The heartbeat timeout leaves the members' pings
+		// (every 100 and 500 ms) room on a busy machine: at 1 s the fast
+		// member was cut for silence now and then.
+		cfg.HeartbeatInterval, cfg.HeartbeatTimeout = 300*time.Millisecond, 3*time.Second
 		cfg.SendQueue = 1 << 20
 	}
 	cfg.Rate, cfg.Burst = 100000, 100000
@@ -239,6 +244,40 @@ func testSlowConsumer(t *testing.T, byTimeout bool) {
 			}
 		}()
 		defer func() { close(stopPings); <-pinged }()
+	}
+	// Once evicted, the slow client starts reading, while the others go on:
+	// the relay still has to finish the frame its writer was blocked in and
+	// then send the close frame, and it gives a peer that reads nothing at
+	// all only the write timeout (10 s) for that. Waiting for the fast member
+	// to get everything first took longer than that on a busy machine, and
+	// the relay rightly dropped the socket (1006) instead.
+	slowCode := make(chan int, 1)
+	if !byTimeout {
+		stopWaiting := make(chan struct{})
+		defer close(stopWaiting)
+		go func() {
+			for testutilCounter(tr.srv.Metrics().QueueOverflows) == 0 {
+				select {
+				case <-stopWaiting:
+					slowCode <- 0
+					return
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+			// Bounded by the test's own failures too: closing slowWS ends
+			// the read.
+			slowWS.SetReadDeadline(time.Now().Add(time.Minute))
+			for {
+				if _, _, err := slowWS.ReadMessage(); err != nil {
+					code := 0
+					if ce, ok := err.(*websocket.CloseError); ok {
+						code = ce.Code
+					}
+					slowCode <- code
+					return
+				}
+			}
+		}()
 	}
 
 	fast, _ := tr.join("s", "Fast", newKey())
@@ -316,17 +355,7 @@ func testSlowConsumer(t *testing.T, byTimeout bool) {
 	}
 	// The slow client, once it reads, finds the close code 4001 after what
 	// the socket already held.
-	slowWS.SetReadDeadline(time.Now().Add(5 * time.Second))
-	var code int
-	for {
-		_, _, err := slowWS.ReadMessage()
-		if err != nil {
-			if ce, ok := err.(*websocket.CloseError); ok {
-				code = ce.Code
-			}
-			break
-		}
-	}
+	code := <-slowCode
 	if code != protocol.CloseSlowConsumer {
 		t.Errorf("slow client's close code %d, want 4001", code)
 	}

@@ -69,7 +69,7 @@ func (r *room) join(c *conn, h *protocol.Hello) joinResult {
 			r.s.store.PutMember(r.name, m.record(), nil)
 		}
 		wasAway := m.state == protocol.StateAway
-		m.state, m.conn, m.lastSerial, m.remote = protocol.StateOnline, c, c.Serial(), c.Remote()
+		m.state, m.conn, m.lastSerial, m.remote, m.addr = protocol.StateOnline, c, c.Serial(), c.Remote(), c.ip
 		m.leaveAt, m.leaveReason = time.Time{}, ""
 		if old != nil && old != c {
 			old.Evict(protocol.CloseReplaced, "replaced by a newer connection of the same member", "", metrics.EvictReplaced)
@@ -85,9 +85,14 @@ func (r *room) join(c *conn, h *protocol.Hello) joinResult {
 			return joinResult{refused: true, code: protocol.ErrRoomFull, close: protocol.CloseRoomFull,
 				msg: fmt.Sprintf("the room is full (%d members); try again when someone leaves", r.s.cfg.MaxRoomMembers)}
 		}
+		if limit := r.s.cfg.MaxRoomMembersPerIP; limit > 0 && r.membersFrom(c.ip) >= limit {
+			return joinResult{refused: true, code: protocol.ErrRoomFull, close: protocol.CloseRoomFull,
+				msg: fmt.Sprintf("this room already has %d members from your address, the most this relay allows one address; "+
+					"one of them must leave first (or ask the host to raise --max-room-members-per-ip)", limit)}
+		}
 		m = &member{
 			id: newMemberID(), name: h.Name, fold: fold, shape: shape, avatar: h.Avatar, keyHash: kh,
-			since: now.UnixMilli(), state: protocol.StateOnline, conn: c, lastSerial: c.Serial(), remote: c.Remote(),
+			since: now.UnixMilli(), state: protocol.StateOnline, conn: c, lastSerial: c.Serial(), remote: c.Remote(), addr: c.ip,
 		}
 		r.members[m.id], r.byKey[kh], r.byName[fold], r.byShape[shape] = m, m, m, m
 		r.size.Store(int32(len(r.members)))
@@ -124,6 +129,19 @@ func nameTakenMessage(name, holder string) string {
 		msg = "the name is taken in this room: choose another name"
 	}
 	return msg
+}
+
+// membersFrom counts the members (online and away) whose last connection
+// came from addr. A join already costs a pass over the members (the
+// welcome lists them), so no index is kept.
+func (r *room) membersFrom(addr string) int {
+	n := 0
+	for _, m := range r.members {
+		if m.addr == addr {
+			n++
+		}
+	}
+	return n
 }
 
 func (r *room) attach(c *conn, m *member) {

@@ -55,12 +55,12 @@ func TestShutdownSends1001(t *testing.T) {
 		c.expectClose(websocket.CloseGoingAway)
 	}
 	rec := httptest.NewRecorder()
-	srv.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	srv.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "http://127.0.0.1/readyz", nil))
 	if rec.Code != http.StatusServiceUnavailable {
 		t.Errorf("readyz while draining: %d", rec.Code)
 	}
 	rec = httptest.NewRecorder()
-	srv.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/ws", nil))
+	srv.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "http://127.0.0.1/ws", nil))
 	if rec.Code != http.StatusServiceUnavailable {
 		t.Errorf("upgrade while draining: %d", rec.Code)
 	}

@@ -25,6 +25,7 @@ type member struct {
 	leaveAt                time.Time
 	leaveReason            string
 	remote                 string
+	addr                   string    // client address of its last connection (clientAddr); "" until one after a restart
 	lastSeen               time.Time // when the last link dropped (for idle_seconds while away)
 	fan                    []fanPart // how this member's share of the drain's fanBatch differs
 }

@@ -34,6 +34,7 @@ type Server struct {
 	ownStore *store.Store // opened by New, closed by Shutdown
 	avatars  *avatar.Dir  // nil: uploads refused
 	builtin  map[string]bool
+	hosts    *hostAllowlist
 	upgrader websocket.Upgrader
 	handler  http.Handler
 	tlsConf  *tls.Config
@@ -59,7 +60,9 @@ type Server struct {
 	// them); guarded by roomsMu.
 	stored map[string]struct{}
 	// storeFull keeps a store at its size cap from logging every message.
-	storeFull logThrottle
+	storeFull    logThrottle
+	authThrottle *authThrottle
+	proxies      proxies // whose X-Forwarded-For names the client
 
 	// Counters per frame type, resolved once: the message path then never
 	// takes the metric vectors' internal lock.
@@ -81,6 +84,15 @@ type Server struct {
 	opsLn     net.Listener
 	opsSrv    *http.Server
 	opsServed chan error
+}
+
+// mustParseProxies parses what Validate has checked.
+func mustParseProxies(list []string) proxies {
+	p, err := parseProxies(list)
+	if err != nil {
+		panic(err)
+	}
+	return p
 }
 
 // New checks cfg, opens the store in cfg.DataDir (unless cfg.Store is given),
@@ -108,6 +120,9 @@ func New(cfg Config) (*Server, error) {
 		decodes:      avatar.NewLimiter(cfg.AvatarMemory, avatarUploadsInFlight),
 		roomCreates:  newIPLimiter(cfg.RoomCreateRate, cfg.RoomCreateBurst),
 		stored:       make(map[string]struct{}),
+		hosts:        newHostAllowlist(cfg.PublicHosts),
+		authThrottle: newAuthThrottle(cfg.AuthFreeFailures, cfg.AuthMaxBackoff),
+		proxies:      mustParseProxies(cfg.TrustedProxies),
 	}
 	s.framesIn, s.framesOut = map[string]prometheus.Counter{}, map[string]prometheus.Counter{}
 	for _, typ := range []string{protocol.TypeHello, protocol.TypeMsg, protocol.TypePing, protocol.TypeBye,
@@ -317,7 +332,13 @@ func (s *Server) Start() error {
 		}
 		s.served <- err
 	}()
-	s.log.Info("relay listening", "addr", ln.Addr().String(), "tls", s.tlsConf != nil, "stun_ports", s.stunPortsLocked())
+	s.log.Info("relay listening", "addr", ln.Addr().String(), "tls", s.tlsConf != nil, "stun_ports", s.stunPortsLocked(),
+		"max_conns", s.cfg.MaxConns, "max_conns_per_ip", s.cfg.MaxConnsPerIP, "max_room_members_per_ip", s.cfg.MaxRoomMembersPerIP)
+	hostsNote := "; requests naming another host get 421"
+	if len(s.cfg.PublicHosts) == 0 {
+		hostsNote += ": clients that connect by a domain name need it listed with --public-host"
+	}
+	s.log.Info("relay answers to " + s.hosts.describe() + hostsNote)
 	return nil
 }
 

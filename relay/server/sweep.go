@@ -2,7 +2,6 @@ package server
 
 import (
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -15,8 +14,8 @@ import (
 
 // sweeper is the relay's one timer: every SweepInterval it closes silent
 // connections (4000), connections without a hello (4003), ends grace
-// periods and forgets idle avatar-upload limiters. No connection has a timer
-// of its own.
+// periods and forgets idle avatar-upload limiters and auth-failure records.
+// No connection has a timer of its own.
 func (s *Server) sweeper() {
 	defer s.bgWG.Done()
 	t := time.NewTicker(s.cfg.SweepInterval)
@@ -77,14 +76,14 @@ func (s *Server) sweep(now time.Time) {
 	}
 	s.avatarLimits.prune(now)
 	s.roomCreates.prune(now)
+	s.authThrottle.prune(s.cfg.now())
 }
 
-// ipLimiter rate-limits by client IP (avatar uploads, new rooms).
+// ipLimiter rate-limits by client address (avatar uploads, new rooms).
 type ipLimiter struct {
 	limit rate.Limit
 	burst int
-	mu    sync.Mutex
-	m     map[string]*ipEntry
+	t     addrTable[ipEntry]
 }
 
 type ipEntry struct {
@@ -93,17 +92,16 @@ type ipEntry struct {
 }
 
 func newIPLimiter(perSecond float64, burst int) *ipLimiter {
-	return &ipLimiter{limit: rate.Limit(perSecond), burst: burst, m: map[string]*ipEntry{}}
+	return &ipLimiter{limit: rate.Limit(perSecond), burst: burst}
 }
 
 // allow takes one token for ip, or says how long to wait.
 func (l *ipLimiter) allow(ip string, now time.Time) (time.Duration, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	e := l.m[ip]
-	if e == nil {
-		e = &ipEntry{lim: rate.NewLimiter(l.limit, l.burst)}
-		l.m[ip] = e
+	l.t.mu.Lock()
+	defer l.t.mu.Unlock()
+	e := l.t.get(ip)
+	if e.lim == nil {
+		e.lim = rate.NewLimiter(l.limit, l.burst)
 	}
 	e.seen = now
 	if e.lim.AllowN(now, 1) {
@@ -118,13 +116,7 @@ func (l *ipLimiter) allow(ip string, now time.Time) (time.Duration, bool) {
 // prune forgets addresses whose bucket has refilled (they would start full anyway).
 func (l *ipLimiter) prune(now time.Time) {
 	full := time.Duration(float64(l.burst) / float64(l.limit) * float64(time.Second))
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for ip, e := range l.m {
-		if now.Sub(e.seen) > full {
-			delete(l.m, ip)
-		}
-	}
+	l.t.prune(func(e *ipEntry) bool { return now.Sub(e.seen) > full })
 }
 
 // logThrottle lets a condition that repeats with every message be logged

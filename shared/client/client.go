@@ -27,7 +27,8 @@ import (
 // Config sets up a Client. Zero values mean the documented defaults.
 type Config struct {
 	// URL of the relay: "ws://host:port/ws", "wss://host/ws", or just
-	// "host:port" (ws:// and /ws are added). http(s):// work too.
+	// "host:port" (ws:// and /ws are added). http(s):// work too. An invite
+	// address ("host:port#token=...", see protocol.InviteAddress) sets Token.
 	URL string
 	// Room, Name and Avatar as the protocol defines them. Avatar "" lets
 	// other clients draw initials.
@@ -165,6 +166,12 @@ func newMessageID() string {
 // New checks cfg and returns a client ready to Run. Errors name the setting
 // that is wrong.
 func New(cfg Config) (*Client, error) {
+	if _, tok := protocol.SplitInvite(cfg.URL); tok != "" {
+		if cfg.Token != "" && cfg.Token != tok {
+			return nil, errors.New("the relay address carries a token (#token=...) and the token setting gives another: keep only one")
+		}
+		cfg.Token = tok
+	}
 	u, err := protocol.RelayURL(cfg.URL)
 	if err != nil {
 		return nil, err
@@ -630,6 +637,8 @@ func describeDialError(u string, resp *http.Response, err error) error {
 			return fmt.Errorf("the relay at %s is busy or shutting down (HTTP 503)", host)
 		case http.StatusForbidden:
 			return fmt.Errorf("the relay at %s refused the connection (HTTP 403)", host)
+		case http.StatusMisdirectedRequest:
+			return fmt.Errorf("the relay at %s does not answer to that name (HTTP 421): connect by its IP address, or ask its operator to add the name with --public-host", host)
 		}
 		return fmt.Errorf("the relay at %s answered HTTP %d instead of opening a chat link: check the address", host, resp.StatusCode)
 	}

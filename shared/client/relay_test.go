@@ -6,6 +6,7 @@ package client
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -54,6 +55,9 @@ func startRelay(t *testing.T, cfg server.Config) *testRelay {
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"
 	}
+	// Every test member connects from 127.0.0.1.
+	cfg.MaxConnsPerIP = cmp.Or(cfg.MaxConnsPerIP, -1)
+	cfg.MaxRoomMembersPerIP = cmp.Or(cfg.MaxRoomMembersPerIP, -1)
 	cfg = fastHeartbeat(cfg)
 	r := &testRelay{t: t, cfg: cfg}
 	r.start()
@@ -949,5 +953,22 @@ func TestLeaveSaysByeAtOnce(t *testing.T) {
 	defer ann.mu.Unlock()
 	if len(ann.drops) != 0 {
 		t.Fatalf("leaving counted as a dropped link: %+v", ann.drops)
+	}
+}
+
+// An invite address carries the relay's token: joining with it gets in, and
+// a token setting that says otherwise is refused before anything dials.
+func TestInviteAddressCarriesToken(t *testing.T) {
+	relay := startRelay(t, server.Config{Token: "room-secret_42"})
+	invite := protocol.InviteAddress(relay.addr, "room-secret_42")
+	m := newMember(t, Config{URL: invite, Name: "guest"})
+	m.run()
+	m.waitConnected()
+	if got := m.c.URL(); strings.Contains(got, "token") {
+		t.Errorf("the token reached the URL dialed: %s", got)
+	}
+	if _, err := New(Config{URL: invite, Name: "eve", Token: "other", Key: NewKey(), Room: "lobby"}); err == nil ||
+		!strings.Contains(err.Error(), "keep only one") {
+		t.Errorf("conflicting tokens: %v", err)
 	}
 }

@@ -63,3 +63,33 @@ func RelayHTTPBase(ws *url.URL) string {
 	u.RawPath = ""
 	return strings.TrimSuffix(u.String(), "/")
 }
+
+// InviteAddress is the relay address a host shares with the relay's token
+// inside it: "192.168.1.20:7070#token=...". The token rides in the fragment,
+// which is never sent over the network (not even if someone opens the
+// address in a browser); SplitInvite takes it out again.
+func InviteAddress(relay, token string) string {
+	if token == "" {
+		return relay
+	}
+	return relay + "#token=" + url.QueryEscape(token)
+}
+
+// SplitInvite separates an invite address into the relay address and the
+// token it carries in its fragment ("#token=...") or query ("?token=...").
+// An address without a token comes back as typed (trimmed), with "".
+func SplitInvite(addr string) (relay, token string) {
+	relay = strings.TrimSpace(addr)
+	for _, sep := range []string{"#", "?"} {
+		i := strings.LastIndex(relay, sep)
+		if i < 0 {
+			continue
+		}
+		q, err := url.ParseQuery(relay[i+1:])
+		if err != nil || q.Get("token") == "" {
+			continue
+		}
+		return relay[:i], q.Get("token")
+	}
+	return relay, ""
+}

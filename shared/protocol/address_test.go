@@ -43,3 +43,29 @@ func TestRelayURL(t *testing.T) {
 		}
 	}
 }
+
+func TestInviteAddress(t *testing.T) {
+	for _, tc := range []struct{ addr, relay, token string }{
+		{"192.168.1.20:7070#token=abc-_DEF123", "192.168.1.20:7070", "abc-_DEF123"},
+		{" ws://chat.lan:7070/ws?token=t0k ", "ws://chat.lan:7070/ws", "t0k"},
+		{"[fd00::1]:7070#token=x%2By", "[fd00::1]:7070", "x+y"},
+		{"192.168.1.20:7070", "192.168.1.20:7070", ""},
+		{"192.168.1.20:7070#other=1", "192.168.1.20:7070#other=1", ""},
+		{"wss://chat.example.org/ws#token=", "wss://chat.example.org/ws#token=", ""},
+	} {
+		relay, token := SplitInvite(tc.addr)
+		if relay != tc.relay || token != tc.token {
+			t.Errorf("SplitInvite(%q) = %q, %q; want %q, %q", tc.addr, relay, token, tc.relay, tc.token)
+		}
+	}
+	inv := InviteAddress("192.168.1.20:7070", "a+b/c")
+	if relay, token := SplitInvite(inv); relay != "192.168.1.20:7070" || token != "a+b/c" {
+		t.Errorf("round trip of %q: %q, %q", inv, relay, token)
+	}
+	if u, err := RelayURL(inv); err != nil || u.String() != "ws://192.168.1.20:7070/ws" {
+		t.Errorf("RelayURL(%q) = %v, %v: the token must never reach the URL dialed", inv, u, err)
+	}
+	if got := InviteAddress("192.168.1.20:7070", ""); got != "192.168.1.20:7070" {
+		t.Errorf("no token: %q", got)
+	}
+}

@@ -13,6 +13,7 @@ const (
 	CloseSlowConsumer       = 4001 // send queue overflow: reconnect
 	CloseReplaced           = 4002 // a newer connection of the same member took over: stay disconnected
 	CloseProtocolError      = 4003 // no hello in time, or a protocol error: reconnect
+	CloseThrottled          = 4004 // too many failed logins from this address: reconnect after the error's retry_after_ms
 	CloseUnauthorized       = 4500 // bad or missing token
 	CloseNameTaken          = 4501 // name held by another member of the room
 	CloseKicked             = 4502 // kicked or banned
@@ -55,6 +56,8 @@ func CloseText(code int) string {
 		return "You joined this room from another window or device, which took over this connection."
 	case CloseProtocolError:
 		return "The relay closed the link after a protocol error."
+	case CloseThrottled:
+		return "Too many failed sign-ins from this network: reconnecting after a pause."
 	case CloseUnauthorized:
 		return "The relay needs a token, or the token is wrong: check it in Settings."
 	case CloseNameTaken:

@@ -131,7 +131,7 @@ func TestTextLenCountsCodePoints(t *testing.T) {
 }
 
 func TestCloseClasses(t *testing.T) {
-	reconnect := []int{CloseGoingAway, CloseTooLarge, CloseHeartbeatTimeout, CloseSlowConsumer, CloseProtocolError, 4499, 1006, 1011}
+	reconnect := []int{CloseGoingAway, CloseTooLarge, CloseHeartbeatTimeout, CloseSlowConsumer, CloseProtocolError, CloseThrottled, 4499, 1006, 1011}
 	stop := []int{CloseNormal, CloseReplaced, CloseUnauthorized, CloseNameTaken, CloseKicked, CloseUnsupportedVersion, CloseHelloRefused, CloseRoomFull, 4999}
 	for _, c := range reconnect {
 		if !ShouldReconnect(c) {
