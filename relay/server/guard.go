@@ -79,9 +79,14 @@ func (ps proxies) client(r *http.Request) string {
 	}
 	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
 	for i := len(hops) - 1; i >= 0; i-- {
-		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		hop := strings.TrimSpace(hops[i])
+		a, err := netip.ParseAddr(hop)
 		if err != nil {
-			break // a garbled hop: nothing before it can be placed
+			ap, perr := netip.ParseAddrPort(hop) // some proxies write ip:port
+			if perr != nil {
+				break // a garbled hop: nothing before it can be placed
+			}
+			a = ap.Addr()
 		}
 		if !ps.trusted(a) {
 			return addrOf(net.IP(a.Unmap().AsSlice()))

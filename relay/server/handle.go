@@ -131,11 +131,10 @@ func (c *conn) handleHello(h *protocol.Hello) bool {
 			continue
 		}
 		if res.refused {
-			if res.close == protocol.CloseNameTaken {
-				// The name is held by a member with another key: what a
-				// guess at that member's key looks like.
-				c.s.authFailed(c.ip, metrics.AuthMemberKey)
-			}
+			// A name taken is not counted as a failed sign-in: a member
+			// is found by its key whatever the name, so refusing the name
+			// reveals nothing about keys, and honest people pick taken
+			// (or look-alike) names.
 			return c.refuse(res.code, res.msg, res.close)
 		}
 		return false

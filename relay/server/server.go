@@ -308,7 +308,7 @@ func (s *Server) Start() error {
 			return fmt.Errorf("cannot listen for metrics on %s: %w (pick another --metrics-listen)", s.cfg.MetricsListen, err)
 		}
 		opsSrv := &http.Server{
-			Handler:           s.opsRoutes(),
+			Handler:           s.checkHost(s.opsRoutes()),
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       30 * time.Second,
 			WriteTimeout:      60 * time.Second,
