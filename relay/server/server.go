@@ -73,6 +73,9 @@ type Server struct {
 
 	avatarLimits *ipLimiter
 	decodes      *avatar.Limiter
+	uploading    uploadsInFlight
+	// avatarBodyWait bounds an upload's body read (tests shorten it).
+	avatarBodyWait time.Duration
 	// roomCreates limits new rooms per client address (RoomCreateRate).
 	roomCreates *ipLimiter
 	// stored holds the names of every room in the store (MaxRooms counts
@@ -128,20 +131,21 @@ func New(cfg Config) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		cfg:          cfg,
-		log:          log,
-		metrics:      metrics.New(),
-		rooms:        make(map[string]*room),
-		perIP:        make(map[string]int),
-		builtin:      make(map[string]bool),
-		stop:         make(chan struct{}),
-		avatarLimits: newIPLimiter(cfg.AvatarRate, cfg.AvatarBurst),
-		decodes:      avatar.NewLimiter(cfg.AvatarMemory, avatarUploadsInFlight),
-		roomCreates:  newIPLimiter(cfg.RoomCreateRate, cfg.RoomCreateBurst),
-		stored:       make(map[string]struct{}),
-		hosts:        newHostAllowlist(cfg.PublicHosts),
-		authThrottle: newAuthThrottle(cfg.AuthFreeFailures, cfg.AuthMaxBackoff),
-		proxies:      mustParseProxies(cfg.TrustedProxies),
+		cfg:            cfg,
+		log:            log,
+		metrics:        metrics.New(),
+		rooms:          make(map[string]*room),
+		perIP:          make(map[string]int),
+		builtin:        make(map[string]bool),
+		stop:           make(chan struct{}),
+		avatarLimits:   newIPLimiter(cfg.AvatarRate, cfg.AvatarBurst),
+		decodes:        avatar.NewLimiter(cfg.AvatarMemory, avatarUploadsInFlight),
+		avatarBodyWait: avatarBodyWait,
+		roomCreates:    newIPLimiter(cfg.RoomCreateRate, cfg.RoomCreateBurst),
+		stored:         make(map[string]struct{}),
+		hosts:          newHostAllowlist(cfg.PublicHosts),
+		authThrottle:   newAuthThrottle(cfg.AuthFreeFailures, cfg.AuthMaxBackoff),
+		proxies:        mustParseProxies(cfg.TrustedProxies),
 	}
 	s.framesIn, s.framesOut = map[string]prometheus.Counter{}, map[string]prometheus.Counter{}
 	for _, typ := range []string{protocol.TypeHello, protocol.TypeMsg, protocol.TypePing, protocol.TypeBye,
