@@ -106,14 +106,11 @@ type Client struct {
 	rand    func() float64
 	backoff Backoff
 	log     *slog.Logger
-	store   *serialStore
+	store   *storeWriter
 	dialer  websocket.Dialer
 
 	events    *queue[Event]
 	eventsOut chan Event
-	// sentIDs are acked messages still to be removed from the store; a
-	// goroutine of Run removes them so that no link waits on the disk.
-	sentIDs *queue[string]
 
 	wake      chan struct{} // the outbox has something new to send
 	retryNow  chan struct{}
@@ -204,7 +201,6 @@ func New(cfg Config) (*Client, error) {
 		backoff:   cfg.Backoff.withDefaults(),
 		log:       cfg.Logger,
 		events:    newQueue[Event](),
-		sentIDs:   newQueue[string](),
 		eventsOut: make(chan Event),
 		wake:      make(chan struct{}, 1),
 		retryNow:  make(chan struct{}, 1),
@@ -223,7 +219,8 @@ func New(cfg Config) (*Client, error) {
 	if store == nil {
 		store = NewMemoryOutbox()
 	}
-	c.store = &serialStore{s: store}
+	serial := &serialStore{s: store}
+	c.store = newStoreWriter(serial, c.log)
 	c.dialer = websocket.Dialer{
 		NetDialContext:   cfg.NetDialContext,
 		TLSClientConfig:  cfg.TLSConfig,
@@ -231,7 +228,7 @@ func New(cfg Config) (*Client, error) {
 		ReadBufferSize:   4096,
 		WriteBufferSize:  4096,
 	}
-	items, err := c.store.Load()
+	items, err := serial.Load()
 	if err != nil {
 		return nil, fmt.Errorf("outbox: %w", err)
 	}
@@ -289,8 +286,10 @@ func (c *Client) Outbox() []OutboxItem {
 }
 
 // Send queues text for the room and returns its message id. It works
-// offline: the message waits in the outbox (and, with a file outbox, on
-// disk) until a link takes it. An error means the message was not queued.
+// offline: the message waits in the outbox until a link takes it. Send
+// never waits on the disk: the store write (NewFileOutbox) follows on the
+// engine's store goroutine, and is done by the time Run returns. An error
+// means the message was not queued.
 func (c *Client) Send(text string) (string, error) {
 	if strings.TrimSpace(text) == "" {
 		return "", ErrEmptyMessage
@@ -304,9 +303,7 @@ func (c *Client) Send(text string) (string, error) {
 	if c.finished {
 		return "", ErrClosed
 	}
-	if err := c.store.Put(item); err != nil {
-		return "", fmt.Errorf("the message could not be saved, so it was not sent: %w", err)
-	}
+	c.store.push(storeOp{kind: opPut, item: item})
 	c.outbox = append(c.outbox, item)
 	c.emitLocked(OutboxChanged{Item: item})
 	c.poke()
@@ -330,9 +327,7 @@ func (c *Client) Retry(id string) error {
 	}
 	item.Status, item.Reason = Pending, ""
 	// It moves to the end in the store too, so the order survives a restart.
-	if err := c.store.moveToEnd(item); err != nil {
-		return fmt.Errorf("the outbox could not be updated: %w", err)
-	}
+	c.store.push(storeOp{kind: opMoveToEnd, item: item})
 	c.outbox = append(append(c.outbox[:i:i], c.outbox[i+1:]...), item)
 	c.emitLocked(OutboxChanged{Item: item})
 	c.poke()
@@ -351,9 +346,7 @@ func (c *Client) Discard(id string) error {
 	if item.Status != Failed {
 		return fmt.Errorf("message %q is %s; only a failed message can be discarded", id, item.Status)
 	}
-	if err := c.store.Delete(id); err != nil {
-		return fmt.Errorf("the outbox could not be updated: %w", err)
-	}
+	c.store.push(storeOp{kind: opDelete, id: id})
 	c.outbox = append(c.outbox[:i:i], c.outbox[i+1:]...)
 	item.Status = Discarded
 	c.emitLocked(OutboxChanged{Item: item})
@@ -420,18 +413,15 @@ func (c *Client) Run(ctx context.Context) error {
 	// The pump outlives Run until the reader has taken every event; it is
 	// the one goroutine a reader that stops reading can hold up.
 	go pumpEvents(c.events, c.eventsOut)
-	removerDone := make(chan struct{})
-	go func() {
-		defer close(removerDone)
-		c.removeSent()
-	}()
 
 	err := c.loop(ctx)
-	c.sentIDs.close()
-	<-removerDone // the store is up to date when Run returns
 
 	c.mu.Lock()
-	c.finished = true
+	c.finished = true // no Send or Retry from now on: the store can catch up
+	c.mu.Unlock()
+	c.store.wait() // the store is up to date when Run returns
+
+	c.mu.Lock()
 	s := c.state
 	var stop *StopError
 	if errors.As(err, &stop) {
@@ -443,25 +433,6 @@ func (c *Client) Run(ctx context.Context) error {
 	c.mu.Unlock()
 	c.events.close()
 	return err
-}
-
-// removeSent deletes acked messages from the store, many at a time, until
-// Run ends.
-func (c *Client) removeSent() {
-	for {
-		ids, closed := c.sentIDs.take()
-		if len(ids) == 0 {
-			if closed {
-				return
-			}
-			<-c.sentIDs.signal
-			continue
-		}
-		if err := c.store.DeleteMany(ids); err != nil {
-			// The relay dedups ids: a stale entry only costs a resend later.
-			c.log.Warn("outbox: cannot remove sent messages", "count", len(ids), "err", err)
-		}
-	}
 }
 
 // loop is the connect / wait / reconnect cycle. Only one link exists at a

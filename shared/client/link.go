@@ -423,7 +423,7 @@ func (l *link) markSentLocked(i int, seq uint64, ts int64) OutboxItem {
 	c := l.c
 	item := c.outbox[i]
 	item.Status, item.Seq, item.TS, item.Reason = Sent, seq, ts, ""
-	c.sentIDs.push(item.ID)
+	c.store.push(storeOp{kind: opDelete, id: item.ID})
 	c.outbox = slices.Delete(c.outbox, i, i+1)
 	delete(l.written, item.ID)
 	delete(l.inflight, item.ID)
@@ -436,9 +436,7 @@ func (l *link) failLocked(i int, reason string) {
 	c := l.c
 	item := c.outbox[i]
 	item.Status, item.Reason = Failed, reason
-	if err := c.store.Put(item); err != nil {
-		c.log.Warn("outbox: cannot record a failed message", "id", item.ID, "err", err)
-	}
+	c.store.push(storeOp{kind: opPut, item: item})
 	c.outbox[i] = item
 	delete(l.written, item.ID)
 	delete(l.inflight, item.ID)
