@@ -69,7 +69,18 @@ type Config struct {
 	TLSConfig *tls.Config
 	// Logger receives connection lines; nil discards them.
 	Logger *slog.Logger
+	// Deliver, if set, receives the events instead of the Events channel:
+	// in order, in batches (whatever queued up while the previous call ran,
+	// at most MaxEventBatch), one call at a time on a goroutine of the
+	// engine. The engine never waits for it. A UI passes a function that
+	// hands the batch to its own goroutine (fyne.Do): one hop, no second
+	// queue. nil means the Events channel.
+	Deliver func(batch []Event)
 }
+
+// MaxEventBatch bounds a batch given to Config.Deliver, so that a burst (a
+// long history replay) still lets a window draw in between.
+const MaxEventBatch = 500
 
 // ResumePoint is where the client's view of a room ends: the room's epoch
 // and the highest seq up to which it holds every message (its own acked
@@ -260,7 +271,8 @@ func (c *Client) URL() string { return c.url }
 // after Run returns and every event has been read. It never drops events,
 // and the engine never waits for its reader: events queue up (in memory)
 // while the reader is busy. Keep reading until the channel closes; events
-// are delivered only while or after Run runs.
+// are delivered only while or after Run runs. With Config.Deliver set no
+// event comes on it: it is closed once Deliver has had the last batch.
 func (c *Client) Events() <-chan Event { return c.eventsOut }
 
 // State returns the engine's current state.
@@ -412,7 +424,11 @@ func (c *Client) Run(ctx context.Context) error {
 
 	// The pump outlives Run until the reader has taken every event; it is
 	// the one goroutine a reader that stops reading can hold up.
-	go pumpEvents(c.events, c.eventsOut)
+	if c.cfg.Deliver != nil {
+		go deliverEvents(c.events, c.cfg.Deliver, c.eventsOut)
+	} else {
+		go pumpEvents(c.events, c.eventsOut)
+	}
 
 	err := c.loop(ctx)
 

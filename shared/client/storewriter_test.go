@@ -138,3 +138,72 @@ func TestSendDoesNotWaitForTheStore(t *testing.T) {
 		t.Fatalf("store calls = %v, want put first, delete old + put old (the retry), delete junk, put second", calls)
 	}
 }
+
+// With Config.Deliver the events come in batches on the engine's own
+// goroutine, one hop to the UI: in order, never more than MaxEventBatch at
+// once, and a slow Deliver holds up neither Send nor Run.
+func TestDeliverGetsEveryEventInBatches(t *testing.T) {
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	var mu sync.Mutex
+	var batches [][]Event
+	c, err := New(Config{URL: closedPort(t), Room: "lobby", Name: "ann", Key: testKey,
+		Backoff: Backoff{Base: time.Hour, Cap: time.Hour},
+		Deliver: func(b []Event) {
+			<-release // the UI is busy
+			mu.Lock()
+			batches = append(batches, b)
+			mu.Unlock()
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { releaseOnce.Do(func() { close(release) }) })
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- c.Run(ctx) }()
+
+	const n = 1200
+	for i := range n {
+		if _, err := c.Send(fmt.Sprintf("m%04d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancel()
+	select {
+	case <-runDone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run waited for Deliver")
+	}
+	releaseOnce.Do(func() { close(release) })
+	select {
+	case _, ok := <-c.Events():
+		if ok {
+			t.Fatal("an event came on the Events channel although Deliver is set")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Events was not closed after the last batch")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var texts []string
+	largest := 0
+	for _, b := range batches {
+		largest = max(largest, len(b))
+		for _, ev := range b {
+			if oc, ok := ev.(OutboxChanged); ok {
+				texts = append(texts, oc.Item.Text)
+			}
+		}
+	}
+	if largest > MaxEventBatch || largest < 2 {
+		t.Fatalf("largest batch holds %d events, want 2..%d", largest, MaxEventBatch)
+	}
+	if len(texts) != n || !slices.IsSorted(texts) {
+		t.Fatalf("%d OutboxChanged events (in order: %v), want %d in order", len(texts), slices.IsSorted(texts), n)
+	}
+	last := batches[len(batches)-1]
+	if sc, ok := last[len(last)-1].(StateChanged); !ok || sc.State.Phase != Offline {
+		t.Fatalf("last event = %#v, want the Offline state", last[len(last)-1])
+	}
+}
