@@ -132,9 +132,7 @@ type Client struct {
 	started  bool
 	finished bool
 	state    State
-	outbox   []OutboxItem // pending and failed items, in sending order
-	seqs     seqTracker
-	epoch    string
+	core     core // the outbox, seqs, epoch and send policy
 }
 
 const (
@@ -247,11 +245,11 @@ func New(cfg Config) (*Client, error) {
 		if it.Status == Sent { // a store should not keep these; nothing to do for them
 			continue
 		}
-		c.outbox = append(c.outbox, it)
+		c.core.outbox = append(c.core.outbox, it)
 	}
 	if cfg.Resume != nil && cfg.Resume.Epoch != "" {
-		c.epoch = cfg.Resume.Epoch
-		c.seqs.reset(cfg.Resume.LastSeq)
+		c.core.epoch = cfg.Resume.Epoch
+		c.core.seqs.reset(cfg.Resume.LastSeq)
 	}
 	return c, nil
 }
@@ -287,14 +285,14 @@ func (c *Client) State() State {
 func (c *Client) ResumePoint() ResumePoint {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return ResumePoint{Epoch: c.epoch, LastSeq: c.seqs.last}
+	return ResumePoint{Epoch: c.core.epoch, LastSeq: c.core.seqs.last}
 }
 
 // Outbox returns the items not yet sent (pending and failed), in order.
 func (c *Client) Outbox() []OutboxItem {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return append([]OutboxItem(nil), c.outbox...)
+	return append([]OutboxItem(nil), c.core.outbox...)
 }
 
 // Send queues text for the room and returns its message id. It works
@@ -315,9 +313,7 @@ func (c *Client) Send(text string) (string, error) {
 	if c.finished {
 		return "", ErrClosed
 	}
-	c.store.push(storeOp{kind: opPut, item: item})
-	c.outbox = append(c.outbox, item)
-	c.emitLocked(OutboxChanged{Item: item})
+	c.applyLocked(c.core.queue(item))
 	c.poke()
 	return item.ID, nil
 }
@@ -329,19 +325,11 @@ func (c *Client) Retry(id string) error {
 	if c.finished {
 		return ErrClosed
 	}
-	i := c.outboxIndexLocked(id)
-	if i < 0 {
-		return fmt.Errorf("no message %q in the outbox", id)
+	eff, err := c.core.retry(id)
+	if err != nil {
+		return err
 	}
-	item := c.outbox[i]
-	if item.Status != Failed {
-		return fmt.Errorf("message %q is %s, not failed", id, item.Status)
-	}
-	item.Status, item.Reason = Pending, ""
-	// It moves to the end in the store too, so the order survives a restart.
-	c.store.push(storeOp{kind: opMoveToEnd, item: item})
-	c.outbox = append(append(c.outbox[:i:i], c.outbox[i+1:]...), item)
-	c.emitLocked(OutboxChanged{Item: item})
+	c.applyLocked(eff)
 	c.poke()
 	return nil
 }
@@ -350,18 +338,11 @@ func (c *Client) Retry(id string) error {
 func (c *Client) Discard(id string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	i := c.outboxIndexLocked(id)
-	if i < 0 {
-		return fmt.Errorf("no message %q in the outbox", id)
+	eff, err := c.core.discard(id)
+	if err != nil {
+		return err
 	}
-	item := c.outbox[i]
-	if item.Status != Failed {
-		return fmt.Errorf("message %q is %s; only a failed message can be discarded", id, item.Status)
-	}
-	c.store.push(storeOp{kind: opDelete, id: id})
-	c.outbox = append(c.outbox[:i:i], c.outbox[i+1:]...)
-	item.Status = Discarded
-	c.emitLocked(OutboxChanged{Item: item})
+	c.applyLocked(eff)
 	return nil
 }
 
@@ -401,13 +382,15 @@ func (c *Client) setStateLocked(s State) {
 	c.emitLocked(StateChanged{State: s})
 }
 
-func (c *Client) outboxIndexLocked(id string) int {
-	for i := range c.outbox {
-		if c.outbox[i].ID == id {
-			return i
-		}
+// applyLocked emits core's events and queues its store writes; frames are
+// the link's (link.applyLocked). c.mu is held.
+func (c *Client) applyLocked(eff effects) {
+	for _, op := range eff.store {
+		c.store.push(op)
 	}
-	return -1
+	for _, ev := range eff.events {
+		c.emitLocked(ev)
+	}
 }
 
 // Run connects and keeps the client connected until ctx ends (it returns
