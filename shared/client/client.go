@@ -229,7 +229,9 @@ func New(cfg Config) (*Client, error) {
 		store = NewMemoryOutbox()
 	}
 	serial := &serialStore{s: store}
-	c.store = newStoreWriter(serial, c.log)
+	c.store = newStoreWriter(serial, c.log, func(id string, err error) {
+		c.events.push(OutboxNotSaved{ID: id, Err: err})
+	})
 	c.dialer = websocket.Dialer{
 		NetDialContext:   cfg.NetDialContext,
 		TLSClientConfig:  cfg.TLSConfig,
@@ -298,8 +300,9 @@ func (c *Client) Outbox() []OutboxItem {
 // Send queues text for the room and returns its message id. It works
 // offline: the message waits in the outbox until a link takes it. Send
 // never waits on the disk: the store write (NewFileOutbox) follows on the
-// engine's store goroutine, and is done by the time Run returns. An error
-// means the message was not queued.
+// engine's store goroutine, and is done by the time Run returns (an
+// OutboxNotSaved event tells of a write that failed). An error means the
+// message was not queued.
 func (c *Client) Send(text string) (string, error) {
 	if strings.TrimSpace(text) == "" {
 		return "", ErrEmptyMessage
@@ -385,11 +388,11 @@ func (c *Client) setStateLocked(s State) {
 // applyLocked emits core's events and queues its store writes; frames are
 // the link's (link.applyLocked). c.mu is held.
 func (c *Client) applyLocked(eff effects) {
+	for _, ev := range eff.events { // before a store failure can be told
+		c.emitLocked(ev)
+	}
 	for _, op := range eff.store {
 		c.store.push(op)
-	}
-	for _, ev := range eff.events {
-		c.emitLocked(ev)
 	}
 }
 

@@ -17,7 +17,7 @@
 //     waits on the disk: the engine writes it to the store (a file with
 //     NewFileOutbox) on a goroutine of its own, in order, within moments,
 //     and always before Run returns. Only a crash in those moments can
-//     lose it. Pending messages are (re)sent in order on every
+//     lose it; a write that fails is told (OutboxNotSaved). Pending messages are (re)sent in order on every
 //     link until the relay acks them; the relay dedups their ids. A message
 //     the relay refuses for good becomes Failed with a reason.
 //   - Dead links are noticed by the heartbeat the relay's welcome announces:

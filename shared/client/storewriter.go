@@ -34,6 +34,8 @@ type storeOp struct {
 type storeWriter struct {
 	st  *serialStore
 	log *slog.Logger
+	// notSaved hears of a message whose text could not be written.
+	notSaved func(id string, err error)
 
 	mu      sync.Mutex
 	ops     []storeOp
@@ -41,8 +43,8 @@ type storeWriter struct {
 	idle    sync.Cond // signalled when running turns false
 }
 
-func newStoreWriter(st *serialStore, log *slog.Logger) *storeWriter {
-	w := &storeWriter{st: st, log: log}
+func newStoreWriter(st *serialStore, log *slog.Logger, notSaved func(id string, err error)) *storeWriter {
+	w := &storeWriter{st: st, log: log, notSaved: notSaved}
 	w.idle.L = &w.mu
 	return w
 }
@@ -94,11 +96,13 @@ func (w *storeWriter) write(ops []storeOp) {
 		case opPut:
 			if err := w.st.Put(op.item); err != nil {
 				w.log.Warn("outbox: cannot save a message", "id", op.item.ID, "status", op.item.Status, "err", err)
+				w.notSaved(op.item.ID, err)
 			}
 			i++
 		case opMoveToEnd:
 			if err := w.st.moveToEnd(op.item); err != nil {
 				w.log.Warn("outbox: cannot move a retried message", "id", op.item.ID, "err", err)
+				w.notSaved(op.item.ID, err)
 			}
 			i++
 		case opDelete:

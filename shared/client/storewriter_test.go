@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -205,5 +206,50 @@ func TestDeliverGetsEveryEventInBatches(t *testing.T) {
 	last := batches[len(batches)-1]
 	if sc, ok := last[len(last)-1].(StateChanged); !ok || sc.State.Phase != Offline {
 		t.Fatalf("last event = %#v, want the Offline state", last[len(last)-1])
+	}
+}
+
+// fullDisk is an outbox store that cannot write anything.
+type fullDisk struct{ MemoryOutbox }
+
+func (*fullDisk) Put(OutboxItem) error { return errors.New("no space left on device") }
+
+// Send cannot report a failed write any more (it returns first): the
+// person hears of it through OutboxNotSaved, and the message stays queued.
+func TestAFailedStoreWriteIsReported(t *testing.T) {
+	c, err := New(Config{URL: closedPort(t), Room: "lobby", Name: "ann", Key: testKey, Outbox: &fullDisk{},
+		Backoff: Backoff{Base: time.Hour, Cap: time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := c.Events()
+	runClient(t, c)
+	id, err := c.Send("kept in memory")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(10 * time.Second)
+	queued := false
+	for {
+		select {
+		case ev := <-events:
+			switch ev := ev.(type) {
+			case OutboxChanged:
+				queued = queued || ev.Item.ID == id
+			case OutboxNotSaved:
+				if ev.ID != id || ev.Err == nil {
+					t.Fatalf("OutboxNotSaved = %+v, want message %s with an error", ev, id)
+				}
+				if !queued {
+					t.Fatal("OutboxNotSaved came before the OutboxChanged that queued the message")
+				}
+				if out := c.Outbox(); len(out) != 1 || out[0].ID != id {
+					t.Fatalf("outbox = %+v, want the message still queued", out)
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatal("no OutboxNotSaved within 10 s of a failed write")
+		}
 	}
 }
