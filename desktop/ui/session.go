@@ -172,7 +172,7 @@ func resumeFrom(saved settings.ResumePoint) *client.ResumePoint {
 
 // saveResume keeps the engine's resume point for the next start, at most
 // every resumeSaveEvery unless force. It runs on the UI goroutine.
-func (s *session) saveResume(store *settings.Store, now time.Time, force bool) {
+func (s *session) saveResume(store roomStore, now time.Time, force bool) {
 	// Before a welcome the engine holds only the point it started from
 	// (context included): saving that would move the person back.
 	if !s.welcomed.Load() || (!force && now.Sub(s.savedAt) < resumeSaveEvery) {
