@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 )
 
@@ -31,142 +32,90 @@ func Encode(f Frame) ([]byte, error) {
 	return f.MarshalJSON()
 }
 
-// clientEnvelope holds the union of the client -> relay frames' fields so that a
-// frame is parsed in one pass. Type is a pointer to tell "missing" from "".
-type clientEnvelope struct {
-	Type   *string `json:"type"`
-	V      int     `json:"v"`
-	Room   string  `json:"room"`
-	Name   string  `json:"name"`
-	Key    string  `json:"key"`
-	Avatar string  `json:"avatar"`
-	Token  string  `json:"token"`
-	Client string  `json:"client"`
-	Resume *Resume `json:"resume"`
-	ID     string  `json:"id"`
-	Text   string  `json:"text"`
-	T      int64   `json:"t"`
-}
-
 // DecodeClient parses a client -> relay frame: *Hello, *Send, *Ping or *Bye.
 // Unknown fields are ignored. It checks structure and field types only; the
 // relay validates contents (names, lengths) with the Validate functions.
-func DecodeClient(data []byte) (Frame, error) {
-	var env clientEnvelope
-	if err := json.Unmarshal(data, &env); err != nil {
-		return slowDecode(data, err, newClientFrame)
-	}
-	if env.Type == nil {
-		return nil, badFrame(`the frame has no "type"`, "")
-	}
-	switch *env.Type {
-	case TypeHello:
-		return &Hello{V: env.V, Room: env.Room, Name: env.Name, Key: env.Key, Avatar: env.Avatar,
-			Token: env.Token, Client: env.Client, Resume: env.Resume}, nil
-	case TypeMsg:
-		return &Send{ID: env.ID, Text: env.Text}, nil
-	case TypePing:
-		return &Ping{T: env.T}, nil
-	case TypeBye:
-		return &Bye{}, nil
-	}
-	return nil, unknownType(*env.Type)
-}
-
-// relayEnvelope is clientEnvelope's counterpart for relay -> client frames.
-type relayEnvelope struct {
-	Type         *string   `json:"type"`
-	V            int       `json:"v"`
-	Epoch        string    `json:"epoch"`
-	Room         string    `json:"room"`
-	You          Member    `json:"you"`
-	Members      []Member  `json:"members"`
-	History      []Message `json:"history"`
-	Recovered    bool      `json:"recovered"`
-	Seq          uint64    `json:"seq"`
-	ServerTime   int64     `json:"server_time"`
-	Heartbeat    Heartbeat `json:"heartbeat"`
-	ObservedAddr string    `json:"observed_addr"`
-	STUN         []int     `json:"stun"`
-	ID           string    `json:"id"`
-	From         Member    `json:"from"`
-	Text         string    `json:"text"`
-	TS           int64     `json:"ts"`
-	Member       Member    `json:"member"`
-	Reason       string    `json:"reason"`
-	T            int64     `json:"t"`
-	Code         string    `json:"code"`
-	Message      string    `json:"message"`
-	RetryAfterMS int64     `json:"retry_after_ms"`
-}
+func DecodeClient(data []byte) (Frame, error) { return clientFrames.decode(data) }
 
 // DecodeRelay parses a relay -> client frame: *Welcome, *Message, *Ack, *Joined,
 // *Presence, *Left, *Pong or *Error. Unknown fields are ignored.
-func DecodeRelay(data []byte) (Frame, error) {
-	var env relayEnvelope
-	if err := json.Unmarshal(data, &env); err != nil {
-		return slowDecode(data, err, newRelayFrame)
+func DecodeRelay(data []byte) (Frame, error) { return relayFrames.decode(data) }
+
+// The frames each direction carries. A field added to a frame type's struct
+// is decoded with nothing else to change.
+var (
+	clientFrames = newEnvelope(&Hello{}, &Send{}, &Ping{}, &Bye{})
+	relayFrames  = newEnvelope(&Welcome{}, &Message{}, &Ack{}, &Joined{}, &Presence{}, &Left{}, &Pong{}, &Error{})
+)
+
+// envelope parses a frame of one direction in one JSON pass, whatever its
+// type: it decodes into a struct made at start-up from the union of the
+// frame types' fields (by JSON name), then copies the fields of the type the
+// frame names into a value of that type.
+type envelope struct {
+	union reflect.Type            // field 0 is the frame's "type" (*string)
+	types map[string]reflect.Type // frame type name -> struct type
+	from  map[string][]fieldCopy  // frame type name -> its fields in union
+}
+
+type fieldCopy struct{ frame, union int }
+
+func newEnvelope(frames ...Frame) *envelope {
+	e := &envelope{types: map[string]reflect.Type{}, from: map[string][]fieldCopy{}}
+	fields := []reflect.StructField{{Name: "Type", Type: reflect.TypeFor[*string](), Tag: `json:"type"`}}
+	byName := map[string]int{}
+	for _, f := range frames {
+		t := reflect.TypeOf(f).Elem()
+		e.types[f.FrameType()] = t
+		for i := range t.NumField() {
+			sf := t.Field(i)
+			name, _, _ := strings.Cut(sf.Tag.Get("json"), ",")
+			if !sf.IsExported() || name == "-" || name == "" {
+				continue
+			}
+			j, ok := byName[name]
+			if !ok {
+				j = len(fields)
+				byName[name] = j
+				fields = append(fields, reflect.StructField{Name: fmt.Sprintf("F%d", j), Type: sf.Type, Tag: reflect.StructTag(`json:"` + name + `"`)})
+			} else if fields[j].Type != sf.Type {
+				// One JSON name, two Go types: a frame would decode wrongly.
+				panic(fmt.Sprintf("protocol: field %q is %v in %T but %v in another frame", name, sf.Type, f, fields[j].Type))
+			}
+			e.from[f.FrameType()] = append(e.from[f.FrameType()], fieldCopy{frame: i, union: j})
+		}
 	}
-	if env.Type == nil {
+	e.union = reflect.StructOf(fields)
+	return e
+}
+
+// newFrame returns an empty frame of type name, or nil for an unknown type.
+func (e *envelope) newFrame(name string) Frame {
+	t, ok := e.types[name]
+	if !ok {
+		return nil
+	}
+	return reflect.New(t).Interface().(Frame)
+}
+
+func (e *envelope) decode(data []byte) (Frame, error) {
+	u := reflect.New(e.union)
+	if err := json.Unmarshal(data, u.Interface()); err != nil {
+		return slowDecode(data, err, e.newFrame)
+	}
+	typ := u.Elem().Field(0).Interface().(*string)
+	if typ == nil {
 		return nil, badFrame(`the frame has no "type"`, "")
 	}
-	switch *env.Type {
-	case TypeWelcome:
-		return &Welcome{V: env.V, Epoch: env.Epoch, Room: env.Room, You: env.You, Members: env.Members,
-			History: env.History, Recovered: env.Recovered, Seq: env.Seq, ServerTime: env.ServerTime,
-			Heartbeat: env.Heartbeat, ObservedAddr: env.ObservedAddr, STUN: env.STUN}, nil
-	case TypeMsg:
-		return &Message{Seq: env.Seq, ID: env.ID, From: env.From, Text: env.Text, TS: env.TS}, nil
-	case TypeAck:
-		return &Ack{ID: env.ID, Seq: env.Seq, TS: env.TS}, nil
-	case TypeJoined:
-		return &Joined{Member: env.Member}, nil
-	case TypePresence:
-		return &Presence{Member: env.Member}, nil
-	case TypeLeft:
-		return &Left{Member: env.Member, Reason: env.Reason}, nil
-	case TypePong:
-		return &Pong{T: env.T, ServerTime: env.ServerTime}, nil
-	case TypeError:
-		return &Error{Code: env.Code, Message: env.Message, ID: env.ID, RetryAfterMS: env.RetryAfterMS}, nil
+	f := e.newFrame(*typ)
+	if f == nil {
+		return nil, unknownType(*typ)
 	}
-	return nil, unknownType(*env.Type)
-}
-
-func newClientFrame(t string) Frame {
-	switch t {
-	case TypeHello:
-		return &Hello{}
-	case TypeMsg:
-		return &Send{}
-	case TypePing:
-		return &Ping{}
-	case TypeBye:
-		return &Bye{}
+	v := reflect.ValueOf(f).Elem()
+	for _, c := range e.from[*typ] {
+		v.Field(c.frame).Set(u.Elem().Field(c.union))
 	}
-	return nil
-}
-
-func newRelayFrame(t string) Frame {
-	switch t {
-	case TypeWelcome:
-		return &Welcome{}
-	case TypeMsg:
-		return &Message{}
-	case TypeAck:
-		return &Ack{}
-	case TypeJoined:
-		return &Joined{}
-	case TypePresence:
-		return &Presence{}
-	case TypeLeft:
-		return &Left{}
-	case TypePong:
-		return &Pong{}
-	case TypeError:
-		return &Error{}
-	}
-	return nil
+	return f, nil
 }
 
 // slowDecode handles a frame the one-pass envelope parse refused. The envelope
