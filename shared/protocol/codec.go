@@ -44,86 +44,69 @@ func DecodeRelay(data []byte) (Frame, error) { return relayFrames.decode(data) }
 // The frames each direction carries. A field added to a frame type's struct
 // is decoded with nothing else to change.
 var (
-	clientFrames = newEnvelope(&Hello{}, &Send{}, &Ping{}, &Bye{})
-	relayFrames  = newEnvelope(&Welcome{}, &Message{}, &Ack{}, &Joined{}, &Presence{}, &Left{}, &Pong{}, &Error{})
+	clientFrames = newFrameSet(&Hello{}, &Send{}, &Ping{}, &Bye{})
+	relayFrames  = newFrameSet(&Welcome{}, &Message{}, &Ack{}, &Joined{}, &Presence{}, &Left{}, &Pong{}, &Error{})
 )
 
-// envelope parses a frame of one direction in one JSON pass, whatever its
-// type: it decodes into a struct made at start-up from the union of the
-// frame types' fields (by JSON name), then copies the fields of the type the
-// frame names into a value of that type.
-type envelope struct {
-	union reflect.Type            // field 0 is the frame's "type" (*string)
-	types map[string]reflect.Type // frame type name -> struct type
-	from  map[string][]fieldCopy  // frame type name -> its fields in union
-}
+// frameSet decodes the frames of one direction. Every Heartline encoder
+// writes "type" first, so the type is read off the front of the frame and
+// the frame is parsed once, straight into its own struct; anything else
+// (type elsewhere, a field of the wrong type, not JSON) takes slowDecode,
+// which parses again to find the type, or the error to report.
+type frameSet map[string]reflect.Type
 
-type fieldCopy struct{ frame, union int }
-
-func newEnvelope(frames ...Frame) *envelope {
-	e := &envelope{types: map[string]reflect.Type{}, from: map[string][]fieldCopy{}}
-	fields := []reflect.StructField{{Name: "Type", Type: reflect.TypeFor[*string](), Tag: `json:"type"`}}
-	byName := map[string]int{}
+func newFrameSet(frames ...Frame) frameSet {
+	s := frameSet{}
 	for _, f := range frames {
-		t := reflect.TypeOf(f).Elem()
-		e.types[f.FrameType()] = t
-		for i := range t.NumField() {
-			sf := t.Field(i)
-			name, _, _ := strings.Cut(sf.Tag.Get("json"), ",")
-			if !sf.IsExported() || name == "-" || name == "" {
-				continue
-			}
-			j, ok := byName[name]
-			if !ok {
-				j = len(fields)
-				byName[name] = j
-				fields = append(fields, reflect.StructField{Name: fmt.Sprintf("F%d", j), Type: sf.Type, Tag: reflect.StructTag(`json:"` + name + `"`)})
-			} else if fields[j].Type != sf.Type {
-				// One JSON name, two Go types: a frame would decode wrongly.
-				panic(fmt.Sprintf("protocol: field %q is %v in %T but %v in another frame", name, sf.Type, f, fields[j].Type))
-			}
-			e.from[f.FrameType()] = append(e.from[f.FrameType()], fieldCopy{frame: i, union: j})
-		}
+		s[f.FrameType()] = reflect.TypeOf(f).Elem()
 	}
-	e.union = reflect.StructOf(fields)
-	return e
+	return s
 }
 
 // newFrame returns an empty frame of type name, or nil for an unknown type.
-func (e *envelope) newFrame(name string) Frame {
-	t, ok := e.types[name]
+func (s frameSet) newFrame(name string) Frame {
+	t, ok := s[name]
 	if !ok {
 		return nil
 	}
 	return reflect.New(t).Interface().(Frame)
 }
 
-func (e *envelope) decode(data []byte) (Frame, error) {
-	u := reflect.New(e.union)
-	if err := json.Unmarshal(data, u.Interface()); err != nil {
-		return slowDecode(data, err, e.newFrame)
+func (s frameSet) decode(data []byte) (Frame, error) {
+	if name, ok := leadingType(data); ok {
+		if f := s.newFrame(name); f != nil && json.Unmarshal(data, f) == nil {
+			return f, nil
+		}
 	}
-	typ := u.Elem().Field(0).Interface().(*string)
-	if typ == nil {
-		return nil, badFrame(`the frame has no "type"`, "")
-	}
-	f := e.newFrame(*typ)
-	if f == nil {
-		return nil, unknownType(*typ)
-	}
-	v := reflect.ValueOf(f).Elem()
-	for _, c := range e.from[*typ] {
-		v.Field(c.frame).Set(u.Elem().Field(c.union))
-	}
-	return f, nil
+	return slowDecode(data, s.newFrame)
 }
 
-// slowDecode handles a frame the one-pass envelope parse refused. The envelope
-// merges the fields of every frame type, so a field that is unknown to this
-// frame's type (and so must be ignored) can clash with another type's field of
-// the same name; decoding into the frame's own type settles it. Otherwise it
-// picks the error: invalid JSON, no type, an unknown type, or a bad field.
-func slowDecode(data []byte, parseErr error, newFrame func(string) Frame) (Frame, error) {
+// leadingType reads the type of a frame that starts {"type":"<name>", the
+// way Encode writes every frame; ok is false for any other start.
+func leadingType(data []byte) (name string, ok bool) {
+	const prefix = `{"type":"`
+	if len(data) < len(prefix) || string(data[:len(prefix)]) != prefix {
+		return "", false
+	}
+	rest := data[len(prefix):]
+	for i, b := range rest {
+		switch {
+		case b == '"':
+			return string(rest[:i]), true
+		case b == '\\' || b < 0x20:
+			return "", false // escapes: leave it to the full parse
+		}
+	}
+	return "", false
+}
+
+// slowDecode handles a frame the fast path did not: its type is not first,
+// or decoding it into its type failed. It parses the frame for its type,
+// then into that type, and otherwise picks the error: invalid JSON, no type,
+// an unknown type, or a bad field (a hello's mistyped field gets its own
+// code). A frame that names its type twice is read as the first on the fast
+// path and the last here.
+func slowDecode(data []byte, newFrame func(string) Frame) (Frame, error) {
 	var head struct {
 		Type *string `json:"type"`
 		ID   any     `json:"id"`
@@ -153,7 +136,7 @@ func slowDecode(data []byte, parseErr error, newFrame func(string) Frame) (Frame
 		}
 		return nil, badFrame(fmt.Sprintf("field %q of a %q frame has the wrong type (%s)", typeErr.Field, *head.Type, typeErr.Value), id)
 	}
-	return nil, badFrame(fmt.Sprintf("the %q frame is malformed: %v", *head.Type, parseErr), id)
+	return nil, badFrame(fmt.Sprintf("the %q frame is malformed: %v", *head.Type, err), id)
 }
 
 // helloFieldType refuses a hello whose field has the wrong JSON type as
