@@ -5,13 +5,16 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -474,7 +477,7 @@ func (c *Client) loop(ctx context.Context) error {
 			attempt = 0
 		}
 		attempt++
-		delay := c.backoff.Delay(attempt, c.rand())
+		delay := max(c.backoff.Delay(attempt, c.rand()), res.notBefore)
 		timer := c.clock.NewTimer(delay)
 		c.mu.Lock()
 		c.setStateLocked(State{
@@ -513,6 +516,10 @@ type linkResult struct {
 	closeCode int           // the relay's close code, if any
 	stableFor time.Duration // how long the link was up after its welcome
 	stop      *StopError
+	// notBefore is the least wait the relay asked for before the next
+	// attempt (Retry-After on a refused upgrade, retry_after_ms on a
+	// refused hello); the backoff waits at least that long.
+	notBefore time.Duration
 }
 
 // connectOnce dials, then runs the link until it ends.
@@ -531,8 +538,9 @@ func (c *Client) dial(ctx context.Context) (*websocket.Conn, linkResult, bool) {
 	dctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type result struct {
-		conn *websocket.Conn
-		err  error
+		conn       *websocket.Conn
+		err        error
+		retryAfter time.Duration
 	}
 	// gorilla watches ctx only while connecting TCP; for the TLS and HTTP
 	// upgrade it relies on a deadline. Closing the socket when dctx ends
@@ -553,14 +561,16 @@ func (c *Client) dial(ctx context.Context) (*websocket.Conn, linkResult, bool) {
 	done := make(chan result, 1)
 	go func() {
 		conn, resp, err := dialer.DialContext(dctx, c.url, nil)
+		var retryAfter time.Duration
 		if err != nil {
+			retryAfter = retryAfterOf(resp)
 			err = describeDialError(c.url, resp, err)
 		} else if !unwatch() {
 			conn.Close() // dctx ended as the handshake finished: the socket is closed
 			err = errors.New("the connection attempt was cancelled")
 			conn = nil
 		}
-		done <- result{conn, err}
+		done <- result{conn, err, retryAfter}
 	}()
 	timer := c.clock.NewTimer(c.cfg.DialTimeout)
 	defer timer.Stop()
@@ -574,7 +584,7 @@ func (c *Client) dial(ctx context.Context) (*websocket.Conn, linkResult, bool) {
 	case r := <-done:
 		if r.err != nil {
 			c.log.Info("dial failed", "url", c.url, "err", r.err)
-			return nil, linkResult{outcome: outcomeRetry, reason: r.err.Error()}, false
+			return nil, linkResult{outcome: outcomeRetry, reason: r.err.Error(), notBefore: r.retryAfter}, false
 		}
 		return r.conn, linkResult{}, true
 	case <-timer.C():
@@ -597,6 +607,35 @@ func hostOf(u string) string {
 	return u
 }
 
+// maxRetryAfter bounds how long a relay may ask the engine to stay away.
+const maxRetryAfter = 10 * time.Minute
+
+// retryAfterOf reads a refused upgrade's Retry-After (in seconds), if any.
+func retryAfterOf(resp *http.Response) time.Duration {
+	if resp == nil {
+		return 0
+	}
+	secs, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+	if err != nil || secs <= 0 {
+		return 0
+	}
+	return min(time.Duration(secs)*time.Second, maxRetryAfter)
+}
+
+// relayMessage is the "message" of a relay's JSON error body, if it has one.
+func relayMessage(resp *http.Response) string {
+	if resp == nil || resp.Body == nil {
+		return ""
+	}
+	var body struct {
+		Message string `json:"message"`
+	}
+	if json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&body) != nil {
+		return ""
+	}
+	return body.Message
+}
+
 // describeDialError says what went wrong with a dial, and what to check.
 func describeDialError(u string, resp *http.Response, err error) error {
 	host := hostOf(u)
@@ -605,6 +644,9 @@ func describeDialError(u string, resp *http.Response, err error) error {
 		case http.StatusNotFound:
 			return fmt.Errorf("there is no Heartline relay at %s (HTTP 404 for %s): check the address", host, u)
 		case http.StatusTooManyRequests:
+			if msg := relayMessage(resp); msg != "" {
+				return fmt.Errorf("the relay at %s asks this address to wait (HTTP 429): %s", host, msg)
+			}
 			return fmt.Errorf("the relay at %s has too many connections from this address (HTTP 429)", host)
 		case http.StatusServiceUnavailable:
 			return fmt.Errorf("the relay at %s is busy or shutting down (HTTP 503)", host)

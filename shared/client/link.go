@@ -440,7 +440,13 @@ func (l *link) dropped(cause string, code int, detected string) linkResult {
 	if l.welcomed {
 		stable = now.Sub(l.welcomedAt)
 	}
-	return linkResult{outcome: outcomeRetry, reason: cause, closeCode: code, stableFor: stable}
+	res := linkResult{outcome: outcomeRetry, reason: cause, closeCode: code, stableFor: stable}
+	if relayErr != nil && relayErr.RetryAfterMS > 0 && !l.welcomed {
+		// A hello refused for now (failed sign-ins, rooms made too fast)
+		// says when to come back.
+		res.notBefore = min(time.Duration(relayErr.RetryAfterMS)*time.Millisecond, maxRetryAfter)
+	}
+	return res
 }
 
 // frameSize is the length of f as written to the socket.
