@@ -9,6 +9,7 @@
 //	heartline-load churn   -members 200 -churn 20 -duration 40s
 //	heartline-load storm   -n 10000 -relay-cmd "/tmp/heartline-relay --listen 127.0.0.1:8080 ..."
 //	heartline-load guess   -duration 5s -src 127.0.0.2
+//	heartline-load fill    -sockets 20 -duration 60s -src 127.0.0.2 -db /tmp/data/heartline.db
 //
 // It prints a readable summary and, last, one JSON line with the same figures.
 package main
@@ -46,6 +47,8 @@ modes:
            loss, peak relay RSS
   guess    wrong tokens from one address, one after another: guesses per second
            the relay answers, and how many it refuses unheard (throttled)
+  fill     the longest messages at the relay's rate from one address, a fresh
+           room every few dozen: growth of the relay's database per second
 
 Run "heartline-load <mode> -h" for a mode's flags. Only 127.0.0.0/8 relays and
 source addresses are accepted.
@@ -111,6 +114,7 @@ var modes = map[string]modeFunc{
 	"churn":  churnMode,
 	"storm":  stormMode,
 	"guess":  guessMode,
+	"fill":   fillMode,
 }
 
 // common holds the flags every mode has.

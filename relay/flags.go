@@ -202,7 +202,7 @@ func newFlagSet(o *options, usageOut io.Writer) *flag.FlagSet {
 	intVar(fs, &c.MaxConnsPerIP, "max-conns-per-ip", server.DefaultMaxConnsPerIP, "maximum connections per client address (IPv6: per /64), HTTP 429 beyond (-1 = no limit, e.g. behind a reverse proxy)")
 	intVar(fs, &c.MaxRoomMembers, "max-room-members", server.DefaultMaxRoomMembers, "maximum members (online and away) per room; close 4505 beyond")
 	intVar(fs, &c.MaxRoomMembersPerIP, "max-room-members-per-ip", server.DefaultMaxRoomMembersIP, "maximum members one client address may add to a room; room_full and close 4505 beyond (-1 = no limit, e.g. behind a reverse proxy)")
-	intVar(fs, &c.AuthFreeFailures, "auth-free-failures", server.DefaultAuthFreeFailures, "wrong tokens or member keys a client address may present before it must wait (1s, doubling, up to --auth-max-backoff); -1 = no throttle")
+	intVar(fs, &c.AuthFreeFailures, "auth-free-failures", server.DefaultAuthFreeFailures, "wrong tokens a client address may present before it must wait (1s, doubling, up to --auth-max-backoff); -1 = no throttle")
 	durationVar(fs, &c.AuthMaxBackoff, "auth-max-backoff", server.DefaultAuthMaxBackoff, "longest wait a client address gets for failed authentications (HTTP 429 / close 4004 meanwhile)")
 	fs.StringVar(&o.origins, "origins", "", "comma-separated browser origins allowed to connect, or * for any (requests without Origin are always allowed; empty = same host only)")
 	fs.StringVar(&o.hosts, "public-host", "", "comma-separated host names the relay answers to, e.g. chat.example.org (other names get 421, against DNS rebinding; IP addresses and localhost always work; empty = this machine's host name; * = any)")

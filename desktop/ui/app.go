@@ -68,6 +68,8 @@ type UI struct {
 	session *session
 	room    *roomView
 	hosting *host
+	// sessions starts and stops session and keeps the resume point.
+	sessions *sessions
 
 	unread   chatview.Unread
 	notifier chatview.Notifier
@@ -111,6 +113,11 @@ func New(a fyne.App, opts Options) *UI {
 	ctx, cancel := context.WithCancel(context.Background())
 	u := &UI{app: a, opts: opts, log: log, store: settings.New(a.Preferences()), ctx: ctx, cancel: cancel}
 	u.prof = u.store.Load()
+	version := opts.Version
+	if version == "" {
+		version = "dev"
+	}
+	u.sessions = &sessions{store: u.store, dataDir: opts.DataDir, clientName: "heartline-desktop/" + version, log: log, do: u.do}
 	u.hosting = &host{ui: u}
 	u.avatars = avatars.NewCache(avatars.Options{
 		Dir:    filepath.Join(opts.DataDir, "avatars"),
@@ -184,9 +191,7 @@ func (u *UI) Start(override *settings.Profile, join bool) {
 // tick updates what moves with time: the reconnect countdown, the banner
 // after its grace, "Today" turning into "Yesterday".
 func (u *UI) tick(now time.Time) {
-	if u.session != nil {
-		u.session.saveResume(u.store, now, false)
-	}
+	u.sessions.tick(u.session, now)
 	if u.room == nil {
 		return
 	}
@@ -259,40 +264,15 @@ func (u *UI) join(p settings.Profile) error {
 	// on screen and come back as the same member (same key, no bye), so the
 	// others see a rename, not someone leaving and joining.
 	same := u.room != nil && u.session != nil && u.prof.Relay == p.Relay && u.prof.Room == p.Room
-	var resume *client.ResumePoint
-	if same {
-		// The view holds the messages: pick up exactly where the engine is.
-		if rp := u.session.c.ResumePoint(); rp.Epoch != "" {
-			resume = &rp
-		}
-	}
-	if u.session != nil {
-		u.stopSession(!same) // saves the resume point
-	}
-	saved, haveSaved := u.store.ResumePoint(p.Relay, p.Room)
-	if !same && haveSaved {
-		// Nothing on screen yet: ask for what the person missed since they
-		// last had the room open, with some context before it.
-		resume = resumeFrom(saved)
-	}
-	key := u.store.MemberKey(p.Relay, p.Room, client.NewKey)
-	version := u.opts.Version
-	if version == "" {
-		version = "dev"
-	}
-	if !same {
-		u.room = newRoomView(u, p.Room)
-		if haveSaved {
-			u.room.readUpTo = &saved
-		}
-	}
 	room := u.room
 	var sess *session
-	s, err := startSession(sessionConfig{
-		Relay: p.Relay, Room: p.Room, Name: p.Name, Avatar: p.Avatar, Token: token, Key: key,
-		OutboxDir: u.opts.DataDir, ClientName: "heartline-desktop/" + version, Logger: u.log,
-		Resume: resume, Saved: saved,
-	}, u.do, func(evs []client.Event) {
+	cur := u.session
+	u.session = nil
+	s, err := u.sessions.join(cur, joinRequest{Profile: p, Token: token, Same: same}, func(readUpTo *settings.ResumePoint) {
+		u.room = newRoomView(u, p.Room)
+		u.room.readUpTo = readUpTo
+		room = u.room
+	}, func(evs []client.Event) {
 		// Events of an earlier connection that were still queued are stale.
 		if u.room == room && u.session == sess {
 			room.apply(evs)
@@ -362,12 +342,7 @@ func (u *UI) stopSession(bye bool) {
 	}
 	s := u.session
 	u.session = nil
-	if bye {
-		s.stop(2 * time.Second)
-	} else {
-		s.drop()
-	}
-	s.saveResume(u.store, time.Now(), true)
+	u.sessions.stop(s, bye)
 }
 
 // endSession leaves the current room (bye) and forgets its view.
@@ -536,8 +511,7 @@ func (u *UI) shutdown() {
 	if u.session != nil {
 		s := u.session
 		u.session = nil
-		s.stop(2 * time.Second)
-		s.saveResume(u.store, time.Now(), true) // Fyne writes preferences after this hook
+		u.sessions.stop(s, true) // saves the resume point: Fyne writes preferences after this hook
 	}
 	u.hosting.stop()
 	u.avatars.Close()

@@ -8,6 +8,7 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
@@ -253,6 +254,9 @@ func (r *roomView) apply(events []client.Event) {
 				r.drops = r.drops[len(r.drops)-maxDrops:]
 			}
 			u.diagnoseDrop(e.Drop)
+		case client.OutboxNotSaved:
+			// Send used to refuse the message then; now it is queued first.
+			dialog.ShowError(fmt.Errorf("a message could not be saved on this computer (%v): it will still be sent while Heartline is open, but would be lost if Heartline closed before that", e.Err), u.win)
 		case client.RelayError:
 			u.log.Info("relay refused a request", "code", e.Error.Code, "message", e.Error.Message)
 		}

@@ -13,9 +13,9 @@ import (
 	"github.com/heartline/heartline/shared/client"
 )
 
-// session is one connection to one room: the client engine, the goroutine
-// that runs it and the one that hands its events to the UI goroutine. The UI
-// owns it: start once, stop once.
+// session is one connection to one room: the client engine and the
+// goroutine that runs it; the engine hands its events straight to the UI
+// goroutine (Config.Deliver). The UI owns it: start once, stop once.
 type session struct {
 	c           *client.Client
 	relay, room string
@@ -58,68 +58,40 @@ func startSession(cfg sessionConfig, do func(func()), apply func([]client.Event)
 		}
 		store = fo
 	}
+	s := &session{relay: cfg.Relay, room: cfg.Room, saved: cfg.Saved}
 	c, err := client.New(client.Config{
 		URL: cfg.Relay, Room: cfg.Room, Name: cfg.Name, Avatar: cfg.Avatar, Token: cfg.Token,
 		Key: cfg.Key, Client: cfg.ClientName, Outbox: store, Logger: cfg.Logger, Resume: cfg.Resume,
+		// Whatever queued up while the UI was busy goes in one update.
+		Deliver: func(batch []client.Event) {
+			for _, ev := range batch {
+				if _, ok := ev.(client.Welcomed); ok {
+					s.welcomed.Store(true)
+				}
+			}
+			do(func() { apply(batch) })
+		},
 	})
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &session{c: c, relay: cfg.Relay, room: cfg.Room, cancel: cancel, saved: cfg.Saved}
-	s.wg.Add(2)
+	s.c, s.cancel = c, cancel
+	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		err := c.Run(ctx)
 		s.mu.Lock()
 		s.runErr = err
 		s.mu.Unlock()
-	}()
-	go func() {
-		defer s.wg.Done()
-		pumpEvents(c.Events(), do, apply, func(ev client.Event) {
-			if _, ok := ev.(client.Welcomed); ok {
-				s.welcomed.Store(true)
-			}
-		})
+		for range c.Events() { // closed once the last batch went to do
+		}
 	}()
 	return s, nil
 }
 
-// maxBatch bounds how many events one UI update applies, so that a burst
-// (a long history replay) still lets the window draw in between.
-const maxBatch = 500
-
-// pumpEvents reads events until the channel closes and hands them over in
-// batches: whatever has queued up while the UI was busy goes in one update.
-// seen, if not nil, sees each event first, on the pump's goroutine.
-func pumpEvents(events <-chan client.Event, do func(func()), apply func([]client.Event), seen func(client.Event)) {
-	for ev := range events {
-		if seen != nil {
-			seen(ev)
-		}
-		batch := []client.Event{ev}
-	drain:
-		for len(batch) < maxBatch {
-			select {
-			case e, ok := <-events:
-				if !ok {
-					break drain
-				}
-				if seen != nil {
-					seen(e)
-				}
-				batch = append(batch, e)
-			default:
-				break drain
-			}
-		}
-		do(func() { apply(batch) })
-	}
-}
-
 // stop leaves the room (bye, so the others see it at once), waiting at most
-// wait for that, then cuts the link and waits for both goroutines.
+// wait for that, then cuts the link and waits for the engine and its last events.
 func (s *session) stop(wait time.Duration) {
 	s.c.Leave()
 	done := make(chan struct{})
@@ -134,7 +106,7 @@ func (s *session) stop(wait time.Duration) {
 }
 
 // drop cuts the link without a bye (the relay keeps the member, away, for
-// its grace period) and waits for both goroutines.
+// its grace period) and waits for the engine and its last events.
 func (s *session) drop() {
 	s.cancel()
 	s.wg.Wait()
@@ -200,7 +172,7 @@ func resumeFrom(saved settings.ResumePoint) *client.ResumePoint {
 
 // saveResume keeps the engine's resume point for the next start, at most
 // every resumeSaveEvery unless force. It runs on the UI goroutine.
-func (s *session) saveResume(store *settings.Store, now time.Time, force bool) {
+func (s *session) saveResume(store roomStore, now time.Time, force bool) {
 	// Before a welcome the engine holds only the point it started from
 	// (context included): saving that would move the person back.
 	if !s.welcomed.Load() || (!force && now.Sub(s.savedAt) < resumeSaveEvery) {

@@ -28,7 +28,6 @@ const (
 const (
 	AuthToken      = "token"       // a wrong relay token in a hello or an avatar upload's bearer header
 	AuthAdminToken = "admin_token" // a wrong bearer token on GET /v1/rooms
-	AuthMemberKey  = "member_key"  // a hello naming a member whose key it does not hold (4501)
 )
 
 // Where a throttled address was refused (the "at" label of AuthThrottled).
@@ -127,7 +126,7 @@ func New() *Metrics {
 		}, []string{"result"}),
 		AuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "heartline_auth_failures_total",
-			Help: "Wrong credentials presented, by kind (token, admin_token, member_key: a hello naming a member whose key it does not hold).",
+			Help: "Wrong credentials presented, by kind (token: a hello or avatar upload; admin_token: /v1/rooms).",
 		}, []string{"kind"}),
 		AuthThrottled: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "heartline_auth_throttled_total",
@@ -139,7 +138,7 @@ func New() *Metrics {
 	for _, reason := range []string{EvictHeartbeat, EvictSlow, EvictReplaced, EvictHelloTimeout, EvictTooLarge, EvictInvalidUTF8, EvictRefused, EvictShutdown} {
 		m.Evictions.WithLabelValues(reason)
 	}
-	for _, kind := range []string{AuthToken, AuthAdminToken, AuthMemberKey} {
+	for _, kind := range []string{AuthToken, AuthAdminToken} {
 		m.AuthFailures.WithLabelValues(kind)
 	}
 	for _, at := range []string{ThrottledUpgrade, ThrottledHello, ThrottledAvatars, ThrottledRooms} {

@@ -365,6 +365,9 @@ func (c Config) Validate() error {
 	if c.FlushInterval > time.Second || c.CommitInterval > time.Second {
 		bad("flush interval %v and commit interval %v must be at most 1s: every message waits for them, acks included", c.FlushInterval, c.CommitInterval)
 	}
+	if c.AvatarRate <= 0 || c.AvatarBurst < 1 {
+		bad("avatar rate must be positive and avatar burst at least 1")
+	}
 	if c.AvatarMemory < avatar.MaxDecodeCost {
 		bad("avatar memory %d MiB is too small: the largest acceptable picture takes %d MiB to decode", c.AvatarMemory>>20, avatar.MaxDecodeCost>>20)
 	}

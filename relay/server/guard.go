@@ -79,9 +79,14 @@ func (ps proxies) client(r *http.Request) string {
 	}
 	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
 	for i := len(hops) - 1; i >= 0; i-- {
-		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		hop := strings.TrimSpace(hops[i])
+		a, err := netip.ParseAddr(hop)
 		if err != nil {
-			break // a garbled hop: nothing before it can be placed
+			ap, perr := netip.ParseAddrPort(hop) // some proxies write ip:port
+			if perr != nil {
+				break // a garbled hop: nothing before it can be placed
+			}
+			a = ap.Addr()
 		}
 		if !ps.trusted(a) {
 			return addrOf(net.IP(a.Unmap().AsSlice()))
@@ -190,6 +195,10 @@ func (a *authThrottle) fail(addr string, now time.Time) time.Duration {
 	}
 	a.t.mu.Lock()
 	defer a.t.mu.Unlock()
+	return a.failLocked(addr, now)
+}
+
+func (a *authThrottle) failLocked(addr string, now time.Time) time.Duration {
 	e := a.t.get(addr)
 	e.score, e.at = e.decayed(now)+1, now
 	// Rounded: failures a few seconds apart have decayed a little, and the
@@ -207,6 +216,27 @@ func (a *authThrottle) fail(addr string, now time.Time) time.Duration {
 		e.until = until
 	}
 	return e.until.Sub(now)
+}
+
+// check settles a credential from addr in one hold of the lock, so that
+// attempts sent together (on sockets opened before any failed) cannot all
+// pass the wait before the first failure counts: while addr waits it
+// returns the wait and the credential counts for nothing; otherwise a wrong
+// one (right false) counts if it was a guess at all (guessed: a credential
+// was given). ok reports a right credential let through.
+func (a *authThrottle) check(addr string, now time.Time, right, guessed bool) (wait time.Duration, ok bool) {
+	if a.off {
+		return 0, right
+	}
+	a.t.mu.Lock()
+	defer a.t.mu.Unlock()
+	if e := a.t.m[addr]; e != nil && now.Before(e.until) {
+		return e.until.Sub(now), false
+	}
+	if !right && guessed {
+		a.failLocked(addr, now)
+	}
+	return 0, right
 }
 
 // prune forgets addresses that wait no longer and whose failures have

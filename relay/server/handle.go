@@ -100,11 +100,22 @@ func (c *conn) handleHello(h *protocol.Hello) bool {
 		return c.refuse(protocol.ErrBadName, err.Error(), protocol.CloseHelloRefused)
 	}
 	h.Name = name
-	if tok := c.s.cfg.Token; tok != "" && subtle.ConstantTimeCompare([]byte(h.Token), []byte(tok)) != 1 {
-		if h.Token != "" { // a missing token guesses nothing
-			c.s.authFailed(c.ip, metrics.AuthToken)
+	if tok := c.s.cfg.Token; tok != "" {
+		right := subtle.ConstantTimeCompare([]byte(h.Token), []byte(tok)) == 1
+		// A missing token guesses nothing and is not counted.
+		wait, ok := c.s.authThrottle.check(c.ip, c.s.cfg.now(), right, h.Token != "")
+		switch {
+		case wait > 0:
+			return c.throttled(wait)
+		case !ok:
+			if h.Token != "" {
+				c.s.metrics.AuthFailures.WithLabelValues(metrics.AuthToken).Inc()
+				if d := c.s.authThrottle.wait(c.ip, c.s.cfg.now()); d > 0 {
+					c.s.log.Warn("client address throttled after failed authentications", "addr", c.ip, "kind", metrics.AuthToken, "wait", d)
+				}
+			}
+			return c.refuse("", "unauthorized: this relay needs the right token", protocol.CloseUnauthorized)
 		}
-		return c.refuse("", "unauthorized: this relay needs the right token", protocol.CloseUnauthorized)
 	}
 	if msg := c.s.checkAvatar(h.Avatar); msg != "" {
 		return c.refuse(protocol.ErrBadAvatar, msg, protocol.CloseHelloRefused)
@@ -131,11 +142,10 @@ func (c *conn) handleHello(h *protocol.Hello) bool {
 			continue
 		}
 		if res.refused {
-			if res.close == protocol.CloseNameTaken {
-				// The name is held by a member with another key: what a
-				// guess at that member's key looks like.
-				c.s.authFailed(c.ip, metrics.AuthMemberKey)
-			}
+			// A name taken is not counted as a failed sign-in: a member
+			// is found by its key whatever the name, so refusing the name
+			// reveals nothing about keys, and honest people pick taken
+			// (or look-alike) names.
 			return c.refuse(res.code, res.msg, res.close)
 		}
 		return false

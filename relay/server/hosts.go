@@ -111,7 +111,9 @@ func (a *hostAllowlist) allowed(hostHeader string) bool {
 		return true
 	}
 	for _, p := range a.names[host] {
-		if p == "" || p == port {
+		// A Host without a port names the scheme's default port: clients
+		// leave out 80 and 443.
+		if p == "" || p == port || (port == "" && (p == "80" || p == "443")) {
 			return true
 		}
 	}

@@ -99,7 +99,7 @@ func TestHostCheckRefusesRebinding(t *testing.T) {
 // a final dot; "*" turns the check off.
 func TestPublicHostsListed(t *testing.T) {
 	cfg := fastConfig(t)
-	cfg.PublicHosts = []string{"chat.example.org", "relay.example.org:8443"}
+	cfg.PublicHosts = []string{"chat.example.org", "relay.example.org:8443", "tls.example.org:443"}
 	tr := startRelay(t, cfg)
 	addr := tr.srv.Addr().String()
 	port := addr[strings.LastIndex(addr, ":")+1:]
@@ -115,6 +115,8 @@ func TestPublicHostsListed(t *testing.T) {
 		{"evil.example:" + port, 421},
 		{"example.org:" + port, 421},
 		{"127.0.0.1:" + port, 101},
+		{"tls.example.org", 101}, // clients leave out the default port
+		{"tls.example.org:" + port, 421},
 	} {
 		if status, body := hostDial(t, tr, tc.host, "https://"+tc.host); status != tc.want {
 			t.Errorf("Host %q: HTTP %d %s, want %d", tc.host, status, body, tc.want)

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -332,7 +333,39 @@ const (
 	// avatarDecodeWait is how long an upload waits for room in the decode
 	// budget before it is told to come back (429).
 	avatarDecodeWait = 10 * time.Second
+	// avatarUploadsPerAddr bounds the uploads one client address has in
+	// flight, so that a few slow senders cannot hold every slot.
+	avatarUploadsPerAddr = 2
+	// avatarBodyWait is how long an upload's body may take to arrive (256
+	// KiB in 10 s is 26 KB/s); a slower one gets 408 and frees its slot.
+	avatarBodyWait = 10 * time.Second
 )
+
+// uploadsInFlight counts each client address's avatar uploads in flight.
+type uploadsInFlight struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+// begin admits one more upload from addr, or reports false at the bound.
+func (u *uploadsInFlight) begin(addr string) (end func(), ok bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.n[addr] >= avatarUploadsPerAddr {
+		return nil, false
+	}
+	if u.n == nil {
+		u.n = map[string]int{}
+	}
+	u.n[addr]++
+	return func() {
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		if u.n[addr]--; u.n[addr] <= 0 {
+			delete(u.n, addr)
+		}
+	}, true
+}
 
 func (s *Server) handleAvatarUpload(w http.ResponseWriter, r *http.Request) {
 	count := func(result string) { s.metrics.AvatarUploads.WithLabelValues(result).Inc() }
@@ -340,7 +373,16 @@ func (s *Server) handleAvatarUpload(w http.ResponseWriter, r *http.Request) {
 	// what is left, up to a bound, before the response goes out: a socket
 	// closed on unread bytes is reset, and a client still sending its
 	// picture would see "connection reset" instead of the 401 or 413.
-	defer io.Copy(io.Discard, io.LimitReader(r.Body, maxDrainedUpload))
+	// The drain waits a second at most: a refused sender that stalls gets
+	// its answer anyway.
+	rc := http.NewResponseController(w)
+	defer func() {
+		rc.SetReadDeadline(time.Now().Add(time.Second))
+		io.Copy(io.Discard, io.LimitReader(r.Body, maxDrainedUpload))
+	}()
+	// The body must arrive in time: a slow sender holds a slot, and its
+	// address's share of them.
+	rc.SetReadDeadline(time.Now().Add(s.avatarBodyWait))
 	ip := s.proxies.client(r)
 	if s.cfg.Token != "" && s.authWait(w, ip, metrics.ThrottledAvatars) {
 		count("throttled")
@@ -370,6 +412,14 @@ func (s *Server) handleAvatarUpload(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusRequestEntityTooLarge, "too_large", avatar.ErrTooLarge.Error())
 		return
 	}
+	endAddr, ok := s.uploading.begin(ip)
+	if !ok {
+		count("busy")
+		w.Header().Set("Retry-After", "2")
+		writeJSONError(w, http.StatusTooManyRequests, "busy", "your address is already uploading pictures; wait for them to finish")
+		return
+	}
+	defer endAddr()
 	end, ok := s.decodes.Begin()
 	if !ok {
 		count("busy")
@@ -380,6 +430,11 @@ func (s *Server) handleAvatarUpload(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, avatar.MaxUpload))
 	if err != nil {
 		var mbe *http.MaxBytesError
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			count("error")
+			writeJSONError(w, http.StatusRequestTimeout, "too_slow", "the picture arrived too slowly; try again on a better connection")
+			return
+		}
 		if errors.As(err, &mbe) {
 			count("too_large")
 			writeJSONError(w, http.StatusRequestEntityTooLarge, "too_large", avatar.ErrTooLarge.Error())

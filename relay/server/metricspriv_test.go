@@ -100,6 +100,14 @@ func TestMetricsListenMovesMetricsOffThePublicListener(t *testing.T) {
 	if resp, _ := ops.get("/ws", nil); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("internal /ws: HTTP %d, want 404 (clients use the public listener)", resp.StatusCode)
 	}
+	// A page rebound to the internal address must not read it either.
+	req, _ := http.NewRequest("GET", ops.web+"/metrics", nil)
+	req.Host = "evil.example"
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusMisdirectedRequest {
+		t.Errorf("internal /metrics for Host evil.example: %v %v, want 421", resp.StatusCode, err)
+	} else {
+		resp.Body.Close()
+	}
 
 	tr.stop()
 	if c, err := net.DialTimeout("tcp", addr.String(), time.Second); err == nil {

@@ -24,6 +24,7 @@ func TestTrustedProxyNamesTheClient(t *testing.T) {
 		{"a chain of trusted proxies", "127.0.0.1:4000", []string{"203.0.113.5, 10.1.2.3"}, "203.0.113.5"},
 		{"header given twice", "127.0.0.1:4000", []string{"1.2.3.4", "203.0.113.5"}, "203.0.113.5"},
 		{"no header: the proxy itself", "127.0.0.1:4000", nil, "127.0.0.1"},
+		{"a hop with a port", "127.0.0.1:4000", []string{"203.0.113.5:51234"}, "203.0.113.5"},
 		{"garbled hop: the proxy", "127.0.0.1:4000", []string{"203.0.113.5, not-an-ip"}, "127.0.0.1"},
 		{"only trusted hops: the proxy", "127.0.0.1:4000", []string{"10.0.0.1"}, "127.0.0.1"},
 		{"IPv6 client counted by its /64", "[::1]:4000", []string{"2001:db8:1:2:3:4:5:6"}, "2001:db8:1:2::/64"},

@@ -192,6 +192,8 @@ func TestConfigValidate(t *testing.T) {
 		{Config{DataDir: dir, MaxFrame: 100}, "too small"},
 		{Config{DataDir: dir, FlushInterval: 30 * time.Second}, "at most 1s"},
 		{Config{DataDir: dir, CommitInterval: 2 * time.Second}, "at most 1s"},
+		{Config{DataDir: dir, AvatarRate: -1}, "avatar rate"},
+		{Config{DataDir: dir, TrustedProxies: []string{"proxy.example.org"}}, "trusted proxy"},
 	} {
 		err := c.cfg.Validate()
 		if err == nil || !strings.Contains(err.Error(), c.want) {

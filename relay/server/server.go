@@ -54,6 +54,9 @@ type Server struct {
 
 	avatarLimits *ipLimiter
 	decodes      *avatar.Limiter
+	uploading    uploadsInFlight
+	// avatarBodyWait bounds an upload's body read (tests shorten it).
+	avatarBodyWait time.Duration
 	// roomCreates limits new rooms per client address (RoomCreateRate).
 	roomCreates *ipLimiter
 	// stored holds the names of every room in the store (MaxRooms counts
@@ -109,20 +112,21 @@ func New(cfg Config) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		cfg:          cfg,
-		log:          log,
-		metrics:      metrics.New(),
-		rooms:        make(map[string]*room),
-		perIP:        make(map[string]int),
-		builtin:      make(map[string]bool),
-		stop:         make(chan struct{}),
-		avatarLimits: newIPLimiter(cfg.AvatarRate, cfg.AvatarBurst),
-		decodes:      avatar.NewLimiter(cfg.AvatarMemory, avatarUploadsInFlight),
-		roomCreates:  newIPLimiter(cfg.RoomCreateRate, cfg.RoomCreateBurst),
-		stored:       make(map[string]struct{}),
-		hosts:        newHostAllowlist(cfg.PublicHosts),
-		authThrottle: newAuthThrottle(cfg.AuthFreeFailures, cfg.AuthMaxBackoff),
-		proxies:      mustParseProxies(cfg.TrustedProxies),
+		cfg:            cfg,
+		log:            log,
+		metrics:        metrics.New(),
+		rooms:          make(map[string]*room),
+		perIP:          make(map[string]int),
+		builtin:        make(map[string]bool),
+		stop:           make(chan struct{}),
+		avatarLimits:   newIPLimiter(cfg.AvatarRate, cfg.AvatarBurst),
+		decodes:        avatar.NewLimiter(cfg.AvatarMemory, avatarUploadsInFlight),
+		avatarBodyWait: avatarBodyWait,
+		roomCreates:    newIPLimiter(cfg.RoomCreateRate, cfg.RoomCreateBurst),
+		stored:         make(map[string]struct{}),
+		hosts:          newHostAllowlist(cfg.PublicHosts),
+		authThrottle:   newAuthThrottle(cfg.AuthFreeFailures, cfg.AuthMaxBackoff),
+		proxies:        mustParseProxies(cfg.TrustedProxies),
 	}
 	s.framesIn, s.framesOut = map[string]prometheus.Counter{}, map[string]prometheus.Counter{}
 	for _, typ := range []string{protocol.TypeHello, protocol.TypeMsg, protocol.TypePing, protocol.TypeBye,
@@ -290,7 +294,7 @@ func (s *Server) Start() error {
 			return fmt.Errorf("cannot listen for metrics on %s: %w (pick another --metrics-listen)", s.cfg.MetricsListen, err)
 		}
 		opsSrv := &http.Server{
-			Handler:           s.opsRoutes(),
+			Handler:           s.checkHost(s.opsRoutes()),
 			ReadHeaderTimeout: 10 * time.Second,
 			ReadTimeout:       30 * time.Second,
 			WriteTimeout:      60 * time.Second,

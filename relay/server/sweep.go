@@ -115,7 +115,9 @@ func (l *ipLimiter) allow(ip string, now time.Time) (time.Duration, bool) {
 
 // prune forgets addresses whose bucket has refilled (they would start full anyway).
 func (l *ipLimiter) prune(now time.Time) {
-	full := time.Duration(float64(l.burst) / float64(l.limit) * float64(time.Second))
+	// A day bounds it: a rate so small that its bucket refills more slowly
+	// would overflow the Duration.
+	full := time.Duration(min(float64(l.burst)/float64(l.limit), 86400) * float64(time.Second))
 	l.t.prune(func(e *ipEntry) bool { return now.Sub(e.seen) > full })
 }
 

@@ -200,6 +200,24 @@ type roomTx struct {
 	appended                 bool
 }
 
+// softCap is where a store capped at maxSize stops growing rooms: the rest
+// is headroom for the commits that still run (pruning rooms, members).
+func softCap(maxSize int) int64 {
+	return int64(maxSize) - min(int64(maxSize)/8, 32<<20)
+}
+
+// atLimit reports whether appending r makes its room prune at least as much
+// as it adds: the room holds History messages, or its bytes with r exceed
+// HistoryBytes.
+func (s *Store) atLimit(rt *roomTx, r *request) bool {
+	first, _ := rt.msgs.Cursor().First()
+	if first != nil && rt.seq-keySeqOf(first)+1 >= uint64(s.opts.History) {
+		return true
+	}
+	size := int64(len(r.rec.Text) + len(r.rec.MemberID) + len(r.rec.ClientID) + len(r.rec.Name) + len(r.rec.Avatar))
+	return s.opts.HistoryBytes > 0 && rt.bytes+size > s.opts.HistoryBytes
+}
+
 // recordBytes is what a record costs its room's HistoryBytes: its key and
 // its encoded value.
 func recordBytes(k, v []byte) int64 { return int64(len(k) + len(v)) }
@@ -241,6 +259,9 @@ func (s *Store) commit(batch []*request) {
 				open[name] = rt
 				return rt, nil
 			}
+			// At the soft cap only rooms at their retention limit grow
+			// no further; the rest is refused request by request.
+			full := s.opts.MaxSize > 0 && tx.Size() >= softCap(s.opts.MaxSize)
 			var buf []byte
 			for _, r := range batch {
 				r.err, r.out = nil, Record{}
@@ -257,6 +278,10 @@ func (s *Store) commit(batch []*request) {
 				}
 				switch r.kind {
 				case kindAppend, kindAppendNext:
+					if full && !s.atLimit(rt, r) {
+						r.err = fmt.Errorf("%w (%d bytes): room %q cannot grow", ErrFull, s.opts.MaxSize, r.room)
+						continue
+					}
 					var err error
 					if buf, err = appendTx(rt, r, buf); err != nil {
 						return err

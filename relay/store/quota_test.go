@@ -93,3 +93,60 @@ func TestMaxSizeRefusesWithErrFull(t *testing.T) {
 		t.Fatalf("stored history: %d records, %v", len(recs), err)
 	}
 }
+
+// A store at its size cap keeps working for the rooms that no longer grow:
+// a room at its retention limit takes messages (each prunes an older one),
+// across a restart too, members still come and go, and only what needs new
+// space is refused.
+func TestRoomsAtTheirLimitWriteAtTheCap(t *testing.T) {
+	dir := t.TempDir()
+	const limit = 4 << 20
+	opts := Options{MaxSize: limit, History: 50, HistoryBytes: -1}
+	s := openT(t, dir, opts)
+	ensureT(t, s, "steady")
+	msg := func(i int, size int) Record {
+		return Record{TS: 1, MemberID: "m", ClientID: fmt.Sprint("c", i), Text: strings.Repeat("s", size)}
+	}
+	for i := range 200 {
+		if _, err := appendWait(t, s, "steady", msg(i, 4000)); err != nil {
+			t.Fatalf("steady room, message %d: %v", i, err)
+		}
+	}
+	var full error
+	for i := 0; i < 2000 && full == nil; i++ {
+		room := fmt.Sprint("grow-", i)
+		ensureT(t, s, room)
+		for j := 0; j < 40 && full == nil; j++ {
+			_, full = appendWait(t, s, room, msg(j, 4000))
+		}
+	}
+	if !errors.Is(full, ErrFull) {
+		t.Fatalf("the growing rooms never filled the store: %v", full)
+	}
+	steady := func(s *Store, from int) {
+		t.Helper()
+		for i := from; i < from+200; i++ {
+			if _, err := appendWait(t, s, "steady", msg(i, 100+(i%2)*3900)); err != nil {
+				t.Fatalf("at the cap, the room at its limit refused message %d: %v", i, err)
+			}
+		}
+	}
+	steady(s, 1000)
+	done := make(chan error, 1)
+	s.PutMember("steady", MemberRecord{ID: "newcomer", Name: "Newcomer"}, func(err error) { done <- err })
+	if err := <-done; err != nil {
+		t.Fatalf("at the cap, a member could not be stored: %v", err)
+	}
+	if _, err := appendWait(t, s, "grow-0", msg(99, 4000)); !errors.Is(err, ErrFull) {
+		t.Fatalf("a room still growing got %v, want ErrFull", err)
+	}
+	if err := s.WriteErr(); err != nil {
+		t.Fatalf("refusing to grow a room is a quota, not a failed write: WriteErr %v", err)
+	}
+	s.Close()
+	s = openT(t, dir, opts)
+	steady(s, 2000)
+	if fi, err := os.Stat(filepath.Join(dir, FileName)); err != nil || fi.Size() > limit {
+		t.Fatalf("file %v bytes, cap %d (%v)", fi.Size(), limit, err)
+	}
+}

@@ -94,11 +94,13 @@ type Options struct {
 	// LockWait is how long Open waits for another process to release the
 	// file lock before giving up; 0 means 1 s.
 	LockWait time.Duration
-	// MaxSize caps the database file in bytes; a commit that would grow it
-	// further fails (its callbacks get an error that matches ErrFull). 0
-	// means no cap. Pages freed by retention are reused, so a store at its
-	// cap still takes messages into rooms that are at their retention
-	// limit; it refuses what needs new pages (growing or new rooms).
+	// MaxSize caps the database file in bytes; 0 means no cap. Once the
+	// data reaches MaxSize less a headroom (an eighth of it, at most
+	// 32 MiB), a message to a room that is not yet at its retention limit
+	// is refused (its callback gets an error that matches ErrFull); rooms
+	// at their limit keep taking messages, since each prunes an older one,
+	// and members still come and go. The headroom is what those commits
+	// need: bbolt reuses freed pages only a transaction later.
 	MaxSize int
 	// Logger receives commit failures and pruning notes; nil discards.
 	Logger *slog.Logger

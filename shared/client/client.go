@@ -5,13 +5,16 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -69,7 +72,18 @@ type Config struct {
 	TLSConfig *tls.Config
 	// Logger receives connection lines; nil discards them.
 	Logger *slog.Logger
+	// Deliver, if set, receives the events instead of the Events channel:
+	// in order, in batches (whatever queued up while the previous call ran,
+	// at most MaxEventBatch), one call at a time on a goroutine of the
+	// engine. The engine never waits for it. A UI passes a function that
+	// hands the batch to its own goroutine (fyne.Do): one hop, no second
+	// queue. nil means the Events channel.
+	Deliver func(batch []Event)
 }
+
+// MaxEventBatch bounds a batch given to Config.Deliver, so that a burst (a
+// long history replay) still lets a window draw in between.
+const MaxEventBatch = 500
 
 // ResumePoint is where the client's view of a room ends: the room's epoch
 // and the highest seq up to which it holds every message (its own acked
@@ -106,14 +120,11 @@ type Client struct {
 	rand    func() float64
 	backoff Backoff
 	log     *slog.Logger
-	store   *serialStore
+	store   *storeWriter
 	dialer  websocket.Dialer
 
 	events    *queue[Event]
 	eventsOut chan Event
-	// sentIDs are acked messages still to be removed from the store; a
-	// goroutine of Run removes them so that no link waits on the disk.
-	sentIDs *queue[string]
 
 	wake      chan struct{} // the outbox has something new to send
 	retryNow  chan struct{}
@@ -124,9 +135,7 @@ type Client struct {
 	started  bool
 	finished bool
 	state    State
-	outbox   []OutboxItem // pending and failed items, in sending order
-	seqs     seqTracker
-	epoch    string
+	core     core // the outbox, seqs, epoch and send policy
 }
 
 const (
@@ -204,7 +213,6 @@ func New(cfg Config) (*Client, error) {
 		backoff:   cfg.Backoff.withDefaults(),
 		log:       cfg.Logger,
 		events:    newQueue[Event](),
-		sentIDs:   newQueue[string](),
 		eventsOut: make(chan Event),
 		wake:      make(chan struct{}, 1),
 		retryNow:  make(chan struct{}, 1),
@@ -223,7 +231,10 @@ func New(cfg Config) (*Client, error) {
 	if store == nil {
 		store = NewMemoryOutbox()
 	}
-	c.store = &serialStore{s: store}
+	serial := &serialStore{s: store}
+	c.store = newStoreWriter(serial, c.log, func(id string, err error) {
+		c.events.push(OutboxNotSaved{ID: id, Err: err})
+	})
 	c.dialer = websocket.Dialer{
 		NetDialContext:   cfg.NetDialContext,
 		TLSClientConfig:  cfg.TLSConfig,
@@ -231,7 +242,7 @@ func New(cfg Config) (*Client, error) {
 		ReadBufferSize:   4096,
 		WriteBufferSize:  4096,
 	}
-	items, err := c.store.Load()
+	items, err := serial.Load()
 	if err != nil {
 		return nil, fmt.Errorf("outbox: %w", err)
 	}
@@ -239,11 +250,11 @@ func New(cfg Config) (*Client, error) {
 		if it.Status == Sent { // a store should not keep these; nothing to do for them
 			continue
 		}
-		c.outbox = append(c.outbox, it)
+		c.core.outbox = append(c.core.outbox, it)
 	}
 	if cfg.Resume != nil && cfg.Resume.Epoch != "" {
-		c.epoch = cfg.Resume.Epoch
-		c.seqs.reset(cfg.Resume.LastSeq)
+		c.core.epoch = cfg.Resume.Epoch
+		c.core.seqs.reset(cfg.Resume.LastSeq)
 	}
 	return c, nil
 }
@@ -263,7 +274,8 @@ func (c *Client) URL() string { return c.url }
 // after Run returns and every event has been read. It never drops events,
 // and the engine never waits for its reader: events queue up (in memory)
 // while the reader is busy. Keep reading until the channel closes; events
-// are delivered only while or after Run runs.
+// are delivered only while or after Run runs. With Config.Deliver set no
+// event comes on it: it is closed once Deliver has had the last batch.
 func (c *Client) Events() <-chan Event { return c.eventsOut }
 
 // State returns the engine's current state.
@@ -278,19 +290,22 @@ func (c *Client) State() State {
 func (c *Client) ResumePoint() ResumePoint {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return ResumePoint{Epoch: c.epoch, LastSeq: c.seqs.last}
+	return ResumePoint{Epoch: c.core.epoch, LastSeq: c.core.seqs.last}
 }
 
 // Outbox returns the items not yet sent (pending and failed), in order.
 func (c *Client) Outbox() []OutboxItem {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return append([]OutboxItem(nil), c.outbox...)
+	return append([]OutboxItem(nil), c.core.outbox...)
 }
 
 // Send queues text for the room and returns its message id. It works
-// offline: the message waits in the outbox (and, with a file outbox, on
-// disk) until a link takes it. An error means the message was not queued.
+// offline: the message waits in the outbox until a link takes it. Send
+// never waits on the disk: the store write (NewFileOutbox) follows on the
+// engine's store goroutine, and is done by the time Run returns (an
+// OutboxNotSaved event tells of a write that failed). An error means the
+// message was not queued.
 func (c *Client) Send(text string) (string, error) {
 	if strings.TrimSpace(text) == "" {
 		return "", ErrEmptyMessage
@@ -304,11 +319,7 @@ func (c *Client) Send(text string) (string, error) {
 	if c.finished {
 		return "", ErrClosed
 	}
-	if err := c.store.Put(item); err != nil {
-		return "", fmt.Errorf("the message could not be saved, so it was not sent: %w", err)
-	}
-	c.outbox = append(c.outbox, item)
-	c.emitLocked(OutboxChanged{Item: item})
+	c.applyLocked(c.core.queue(item))
 	c.poke()
 	return item.ID, nil
 }
@@ -320,21 +331,11 @@ func (c *Client) Retry(id string) error {
 	if c.finished {
 		return ErrClosed
 	}
-	i := c.outboxIndexLocked(id)
-	if i < 0 {
-		return fmt.Errorf("no message %q in the outbox", id)
+	eff, err := c.core.retry(id)
+	if err != nil {
+		return err
 	}
-	item := c.outbox[i]
-	if item.Status != Failed {
-		return fmt.Errorf("message %q is %s, not failed", id, item.Status)
-	}
-	item.Status, item.Reason = Pending, ""
-	// It moves to the end in the store too, so the order survives a restart.
-	if err := c.store.moveToEnd(item); err != nil {
-		return fmt.Errorf("the outbox could not be updated: %w", err)
-	}
-	c.outbox = append(append(c.outbox[:i:i], c.outbox[i+1:]...), item)
-	c.emitLocked(OutboxChanged{Item: item})
+	c.applyLocked(eff)
 	c.poke()
 	return nil
 }
@@ -343,20 +344,11 @@ func (c *Client) Retry(id string) error {
 func (c *Client) Discard(id string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	i := c.outboxIndexLocked(id)
-	if i < 0 {
-		return fmt.Errorf("no message %q in the outbox", id)
+	eff, err := c.core.discard(id)
+	if err != nil {
+		return err
 	}
-	item := c.outbox[i]
-	if item.Status != Failed {
-		return fmt.Errorf("message %q is %s; only a failed message can be discarded", id, item.Status)
-	}
-	if err := c.store.Delete(id); err != nil {
-		return fmt.Errorf("the outbox could not be updated: %w", err)
-	}
-	c.outbox = append(c.outbox[:i:i], c.outbox[i+1:]...)
-	item.Status = Discarded
-	c.emitLocked(OutboxChanged{Item: item})
+	c.applyLocked(eff)
 	return nil
 }
 
@@ -396,13 +388,15 @@ func (c *Client) setStateLocked(s State) {
 	c.emitLocked(StateChanged{State: s})
 }
 
-func (c *Client) outboxIndexLocked(id string) int {
-	for i := range c.outbox {
-		if c.outbox[i].ID == id {
-			return i
-		}
+// applyLocked emits core's events and queues its store writes; frames are
+// the link's (link.applyLocked). c.mu is held.
+func (c *Client) applyLocked(eff effects) {
+	for _, ev := range eff.events { // before a store failure can be told
+		c.emitLocked(ev)
 	}
-	return -1
+	for _, op := range eff.store {
+		c.store.push(op)
+	}
 }
 
 // Run connects and keeps the client connected until ctx ends (it returns
@@ -419,19 +413,20 @@ func (c *Client) Run(ctx context.Context) error {
 
 	// The pump outlives Run until the reader has taken every event; it is
 	// the one goroutine a reader that stops reading can hold up.
-	go pumpEvents(c.events, c.eventsOut)
-	removerDone := make(chan struct{})
-	go func() {
-		defer close(removerDone)
-		c.removeSent()
-	}()
+	if c.cfg.Deliver != nil {
+		go deliverEvents(c.events, c.cfg.Deliver, c.eventsOut)
+	} else {
+		go pumpEvents(c.events, c.eventsOut)
+	}
 
 	err := c.loop(ctx)
-	c.sentIDs.close()
-	<-removerDone // the store is up to date when Run returns
 
 	c.mu.Lock()
-	c.finished = true
+	c.finished = true // no Send or Retry from now on: the store can catch up
+	c.mu.Unlock()
+	c.store.wait() // the store is up to date when Run returns
+
+	c.mu.Lock()
 	s := c.state
 	var stop *StopError
 	if errors.As(err, &stop) {
@@ -443,25 +438,6 @@ func (c *Client) Run(ctx context.Context) error {
 	c.mu.Unlock()
 	c.events.close()
 	return err
-}
-
-// removeSent deletes acked messages from the store, many at a time, until
-// Run ends.
-func (c *Client) removeSent() {
-	for {
-		ids, closed := c.sentIDs.take()
-		if len(ids) == 0 {
-			if closed {
-				return
-			}
-			<-c.sentIDs.signal
-			continue
-		}
-		if err := c.store.DeleteMany(ids); err != nil {
-			// The relay dedups ids: a stale entry only costs a resend later.
-			c.log.Warn("outbox: cannot remove sent messages", "count", len(ids), "err", err)
-		}
-	}
 }
 
 // loop is the connect / wait / reconnect cycle. Only one link exists at a
@@ -501,7 +477,7 @@ func (c *Client) loop(ctx context.Context) error {
 			attempt = 0
 		}
 		attempt++
-		delay := c.backoff.Delay(attempt, c.rand())
+		delay := max(c.backoff.Delay(attempt, c.rand()), res.notBefore)
 		timer := c.clock.NewTimer(delay)
 		c.mu.Lock()
 		c.setStateLocked(State{
@@ -540,6 +516,10 @@ type linkResult struct {
 	closeCode int           // the relay's close code, if any
 	stableFor time.Duration // how long the link was up after its welcome
 	stop      *StopError
+	// notBefore is the least wait the relay asked for before the next
+	// attempt (Retry-After on a refused upgrade, retry_after_ms on a
+	// refused hello); the backoff waits at least that long.
+	notBefore time.Duration
 }
 
 // connectOnce dials, then runs the link until it ends.
@@ -558,8 +538,9 @@ func (c *Client) dial(ctx context.Context) (*websocket.Conn, linkResult, bool) {
 	dctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type result struct {
-		conn *websocket.Conn
-		err  error
+		conn       *websocket.Conn
+		err        error
+		retryAfter time.Duration
 	}
 	// gorilla watches ctx only while connecting TCP; for the TLS and HTTP
 	// upgrade it relies on a deadline. Closing the socket when dctx ends
@@ -580,14 +561,16 @@ func (c *Client) dial(ctx context.Context) (*websocket.Conn, linkResult, bool) {
 	done := make(chan result, 1)
 	go func() {
 		conn, resp, err := dialer.DialContext(dctx, c.url, nil)
+		var retryAfter time.Duration
 		if err != nil {
+			retryAfter = retryAfterOf(resp)
 			err = describeDialError(c.url, resp, err)
 		} else if !unwatch() {
 			conn.Close() // dctx ended as the handshake finished: the socket is closed
 			err = errors.New("the connection attempt was cancelled")
 			conn = nil
 		}
-		done <- result{conn, err}
+		done <- result{conn, err, retryAfter}
 	}()
 	timer := c.clock.NewTimer(c.cfg.DialTimeout)
 	defer timer.Stop()
@@ -601,7 +584,7 @@ func (c *Client) dial(ctx context.Context) (*websocket.Conn, linkResult, bool) {
 	case r := <-done:
 		if r.err != nil {
 			c.log.Info("dial failed", "url", c.url, "err", r.err)
-			return nil, linkResult{outcome: outcomeRetry, reason: r.err.Error()}, false
+			return nil, linkResult{outcome: outcomeRetry, reason: r.err.Error(), notBefore: r.retryAfter}, false
 		}
 		return r.conn, linkResult{}, true
 	case <-timer.C():
@@ -624,6 +607,35 @@ func hostOf(u string) string {
 	return u
 }
 
+// maxRetryAfter bounds how long a relay may ask the engine to stay away.
+const maxRetryAfter = 10 * time.Minute
+
+// retryAfterOf reads a refused upgrade's Retry-After (in seconds), if any.
+func retryAfterOf(resp *http.Response) time.Duration {
+	if resp == nil {
+		return 0
+	}
+	secs, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+	if err != nil || secs <= 0 {
+		return 0
+	}
+	return min(time.Duration(secs)*time.Second, maxRetryAfter)
+}
+
+// relayMessage is the "message" of a relay's JSON error body, if it has one.
+func relayMessage(resp *http.Response) string {
+	if resp == nil || resp.Body == nil {
+		return ""
+	}
+	var body struct {
+		Message string `json:"message"`
+	}
+	if json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&body) != nil {
+		return ""
+	}
+	return body.Message
+}
+
 // describeDialError says what went wrong with a dial, and what to check.
 func describeDialError(u string, resp *http.Response, err error) error {
 	host := hostOf(u)
@@ -632,6 +644,9 @@ func describeDialError(u string, resp *http.Response, err error) error {
 		case http.StatusNotFound:
 			return fmt.Errorf("there is no Heartline relay at %s (HTTP 404 for %s): check the address", host, u)
 		case http.StatusTooManyRequests:
+			if msg := relayMessage(resp); msg != "" {
+				return fmt.Errorf("the relay at %s asks this address to wait (HTTP 429): %s", host, msg)
+			}
 			return fmt.Errorf("the relay at %s has too many connections from this address (HTTP 429)", host)
 		case http.StatusServiceUnavailable:
 			return fmt.Errorf("the relay at %s is busy or shutting down (HTTP 503)", host)

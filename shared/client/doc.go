@@ -13,8 +13,11 @@
 //     replayed after a reconnect, or as the client's own message once the
 //     relay acked it. The ResumePoint (epoch, gap-free last seq) lets a later
 //     run pick up where this one stopped.
-//   - Send queues the message in the outbox (on disk with NewFileOutbox)
-//     before it returns. Pending messages are (re)sent in order on every
+//   - Send queues the message in the outbox before it returns, and never
+//     waits on the disk: the engine writes it to the store (a file with
+//     NewFileOutbox) on a goroutine of its own, in order, within moments,
+//     and always before Run returns. Only a crash in those moments can
+//     lose it; a write that fails is told (OutboxNotSaved). Pending messages are (re)sent in order on every
 //     link until the relay acks them; the relay dedups their ids. A message
 //     the relay refuses for good becomes Failed with a reason.
 //   - Dead links are noticed by the heartbeat the relay's welcome announces:

@@ -77,6 +77,15 @@ type MessageReceived struct {
 // failed (Reason set) or queued again by Retry.
 type OutboxChanged struct{ Item OutboxItem }
 
+// OutboxNotSaved: the outbox store could not write the message with this
+// ID (a full disk, a folder gone): it stays queued, and is sent, while the
+// engine runs, but would be lost if the app stopped now. It comes after
+// the OutboxChanged that queued the message.
+type OutboxNotSaved struct {
+	ID  string
+	Err error
+}
+
 // MemberJoined: someone joined the room.
 type MemberJoined struct{ Member protocol.Member }
 
@@ -156,6 +165,7 @@ func (StateChanged) isEvent()    {}
 func (Welcomed) isEvent()        {}
 func (MessageReceived) isEvent() {}
 func (OutboxChanged) isEvent()   {}
+func (OutboxNotSaved) isEvent()  {}
 func (MemberJoined) isEvent()    {}
 func (MemberChanged) isEvent()   {}
 func (MemberLeft) isEvent()      {}

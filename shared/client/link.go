@@ -29,9 +29,10 @@ type inbound struct {
 	readErr   error // the socket failed or closed: the link is over
 }
 
-// link is one WebSocket connection, from the hello to its close. Its run
-// goroutine owns every field below the goroutine plumbing; the reader and
-// writer goroutines only move bytes.
+// link is one WebSocket connection, from the hello to its close: the loop
+// around the Client's core for that connection (timers, socket, heartbeat).
+// Its run goroutine owns every field below the goroutine plumbing; the
+// reader and writer goroutines only move bytes.
 type link struct {
 	c    *Client
 	conn *websocket.Conn
@@ -43,10 +44,8 @@ type link struct {
 	done     chan struct{} // closed when the link ends: reader and writer return
 	wg       sync.WaitGroup
 
-	welcomed    bool
+	welcomed    bool // mirrors c.core.l, for the loop's own use
 	leaving     bool
-	resumeSent  bool
-	you         protocol.Member
 	heartbeat   protocol.Heartbeat
 	observed    string
 	stunPorts   []int
@@ -60,30 +59,17 @@ type link struct {
 	rtt         time.Duration
 
 	pingT, deadT, pauseT, byeT Timer
-
-	written      map[string]bool // outbox ids written on this link and not refused since
-	inflight     map[string]int  // writes of an id not yet answered by an ack or error
-	rateRefusals map[string]int
-	pausedUntil  time.Time // rate limited: no msg frames before this
-	// cautious: since a rate limit, one msg frame in flight at a time, so a
-	// backlog is not resent whole after every pause; off once the outbox
-	// is empty.
-	cautious     bool
-	lastRelayErr *protocol.Error // the last error frame not about an outbox item
 }
 
 func newLink(c *Client, conn *websocket.Conn) *link {
 	return &link{
-		c:            c,
-		conn:         conn,
-		frames:       make(chan inbound),
-		activity:     make(chan struct{}, 1),
-		writes:       newQueue[[]byte](),
-		writeErr:     make(chan error, 1),
-		done:         make(chan struct{}),
-		written:      make(map[string]bool),
-		inflight:     make(map[string]int),
-		rateRefusals: make(map[string]int),
+		c:        c,
+		conn:     conn,
+		frames:   make(chan inbound),
+		activity: make(chan struct{}, 1),
+		writes:   newQueue[[]byte](),
+		writeErr: make(chan error, 1),
+		done:     make(chan struct{}),
 	}
 }
 
@@ -120,10 +106,7 @@ func (l *link) run(ctx context.Context) linkResult {
 		Avatar: c.cfg.Avatar, Token: c.cfg.Token, Client: c.cfg.Client,
 	}
 	c.mu.Lock()
-	if c.epoch != "" {
-		hello.Resume = &protocol.Resume{Epoch: c.epoch, LastSeq: c.seqs.last}
-		l.resumeSent = true
-	}
+	hello.Resume = c.core.linkUp()
 	c.mu.Unlock()
 	l.sendFrame(hello)
 
@@ -169,6 +152,9 @@ func (l *link) run(ctx context.Context) linkResult {
 			// see the member leave at once instead of after the grace period.
 			leaveC = nil
 			l.leaving = true
+			c.mu.Lock()
+			c.core.leave()
+			c.mu.Unlock()
 			l.sendFrame(&protocol.Bye{})
 			l.byeT = c.clock.NewTimer(byeWait)
 		case <-timerC(l.byeT):
@@ -278,23 +264,20 @@ func (l *link) handle(f protocol.Frame) {
 		l.onWelcome(f)
 	case *protocol.Message:
 		c.mu.Lock()
-		l.deliverLocked(*f)
+		l.applyLocked(c.core.message(*f))
 		c.mu.Unlock()
 	case *protocol.Ack:
-		l.onAck(f)
-		if l.cautious {
-			l.flushOutbox()
-		}
+		now := c.clock.Now()
+		c.mu.Lock()
+		l.applyLocked(c.core.ack(f, now))
+		c.mu.Unlock()
 	case *protocol.Joined:
 		c.mu.Lock()
 		c.emitLocked(MemberJoined{Member: f.Member})
 		c.mu.Unlock()
 	case *protocol.Presence:
-		if f.Member.ID == l.you.ID {
-			l.you = f.Member
-		}
 		c.mu.Lock()
-		c.emitLocked(MemberChanged{Member: f.Member})
+		l.applyLocked(c.core.presence(f.Member))
 		c.mu.Unlock()
 	case *protocol.Left:
 		c.mu.Lock()
@@ -303,22 +286,41 @@ func (l *link) handle(f protocol.Frame) {
 	case *protocol.Pong:
 		l.onPong(f)
 	case *protocol.Error:
-		l.onError(f)
-		if l.cautious {
-			l.flushOutbox()
+		now := c.clock.Now()
+		c.mu.Lock()
+		l.applyLocked(c.core.relayError(f, now))
+		c.mu.Unlock()
+	}
+}
+
+// applyLocked does what the core asked for: events and store writes (see
+// Client.applyLocked), frames onto this socket, and the rate-limit pause.
+// c.mu is held.
+func (l *link) applyLocked(eff effects) {
+	l.c.applyLocked(eff)
+	for _, f := range eff.frames {
+		l.sendFrame(f)
+	}
+	if eff.pause > 0 {
+		if l.pauseT == nil {
+			l.pauseT = l.c.clock.NewTimer(eff.pause)
+		} else {
+			l.pauseT.Reset(eff.pause)
 		}
 	}
 }
 
 func (l *link) onWelcome(w *protocol.Welcome) {
 	c := l.c
-	if l.welcomed {
+	now := c.clock.Now()
+	c.mu.Lock()
+	eff, first := c.core.welcome(w)
+	if !first {
+		c.mu.Unlock()
 		return // a relay sends one welcome per link; ignore a stray second one
 	}
-	now := c.clock.Now()
 	l.welcomed = true
 	l.welcomedAt = now
-	l.you = w.You
 	l.heartbeat = w.Heartbeat
 	l.observed = w.ObservedAddr
 	l.stunPorts = slices.Clone(w.STUN)
@@ -330,120 +332,17 @@ func (l *link) onWelcome(w *protocol.Welcome) {
 	l.deadT = c.clock.NewTimer(l.timeout)
 	l.pingT = c.clock.NewTimer(l.interval)
 	l.sendPing() // measure the round trip now rather than one interval later
-
-	history := slices.Clone(w.History)
-	slices.SortStableFunc(history, func(a, b protocol.Message) int {
-		switch {
-		case a.Seq < b.Seq:
-			return -1
-		case a.Seq > b.Seq:
-			return 1
-		}
-		return 0
-	})
-
-	c.mu.Lock()
 	c.setStateLocked(State{
 		Phase:       Connected,
 		ClockOffset: time.UnixMilli(w.ServerTime).Sub(now),
 		LastError:   c.state.LastError,
 		CloseCode:   c.state.CloseCode,
 	})
-	c.emitLocked(Welcomed{Welcome: *w})
-	switch {
-	case w.Epoch != c.epoch:
-		// A first join, or the relay's history was reset: seqs start over.
-		if l.resumeSent {
-			c.emitLocked(HistoryGap{EpochChanged: true, HeldUpTo: c.seqs.last})
-		}
-		c.epoch = w.Epoch
-		c.seqs.reset(0)
-		for _, m := range history {
-			l.deliverLocked(m)
-		}
-		c.seqs.acceptGapUpTo(w.Seq)
-	case w.Recovered:
-		for _, m := range history {
-			l.deliverLocked(m)
-		}
-	default:
-		// Same history, but the relay no longer has everything after our
-		// last_seq: say so, then show its latest page.
-		c.emitLocked(HistoryGap{HeldUpTo: c.seqs.last})
-		for _, m := range history {
-			l.deliverLocked(m)
-		}
-		c.seqs.acceptGapUpTo(w.Seq)
-	}
+	l.applyLocked(eff)
 	c.mu.Unlock()
 	c.log.Info("connected", "url", c.url, "room", w.Room, "member", w.You.ID,
 		"recovered", w.Recovered, "seq", w.Seq, "history", len(w.History))
 	l.flushOutbox()
-}
-
-// deliverLocked emits a room message unless its seq is already held. A
-// message of our own still in the outbox (its ack was lost with a link)
-// counts as acked: the room has it. onAck relies on this: an item still in
-// the outbox has never been delivered.
-func (l *link) deliverLocked(m protocol.Message) {
-	c := l.c
-	own := l.you.ID != "" && m.From.ID == l.you.ID
-	if own {
-		if i := c.outboxIndexLocked(m.ID); i >= 0 {
-			l.markSentLocked(i, m.Seq, m.TS)
-		}
-	}
-	if c.seqs.add(m.Seq) {
-		c.emitLocked(MessageReceived{Msg: m, Own: own})
-	}
-}
-
-func (l *link) onAck(a *protocol.Ack) {
-	c := l.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	i := c.outboxIndexLocked(a.ID)
-	if i < 0 || c.outbox[i].Status != Pending {
-		return // a second ack for a message resent after a rewind
-	}
-	item := l.markSentLocked(i, a.Seq, a.TS)
-	// A pending item was never delivered (see deliverLocked), so it is
-	// delivered now even if its seq already counts as held: the duplicate
-	// ack of a message whose first ack was lost repeats its old seq, which
-	// may lie in a gap the client accepted after a welcome without recovery.
-	c.seqs.add(a.Seq)
-	c.emitLocked(MessageReceived{
-		Msg: protocol.Message{Seq: a.Seq, ID: a.ID, From: l.you, Text: item.Text, TS: a.TS},
-		Own: true,
-	})
-}
-
-// markSentLocked takes item i out of the outbox as accepted by the relay.
-func (l *link) markSentLocked(i int, seq uint64, ts int64) OutboxItem {
-	c := l.c
-	item := c.outbox[i]
-	item.Status, item.Seq, item.TS, item.Reason = Sent, seq, ts, ""
-	c.sentIDs.push(item.ID)
-	c.outbox = slices.Delete(c.outbox, i, i+1)
-	delete(l.written, item.ID)
-	delete(l.inflight, item.ID)
-	delete(l.rateRefusals, item.ID)
-	c.emitLocked(OutboxChanged{Item: item})
-	return item
-}
-
-func (l *link) failLocked(i int, reason string) {
-	c := l.c
-	item := c.outbox[i]
-	item.Status, item.Reason = Failed, reason
-	if err := c.store.Put(item); err != nil {
-		c.log.Warn("outbox: cannot record a failed message", "id", item.ID, "err", err)
-	}
-	c.outbox[i] = item
-	delete(l.written, item.ID)
-	delete(l.inflight, item.ID)
-	delete(l.rateRefusals, item.ID)
-	c.emitLocked(OutboxChanged{Item: item})
 }
 
 func (l *link) onPong(p *protocol.Pong) {
@@ -466,96 +365,13 @@ func (l *link) onPong(p *protocol.Pong) {
 	c.mu.Unlock()
 }
 
-func (l *link) onError(e *protocol.Error) {
-	c := l.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e.ID != "" {
-		if i := c.outboxIndexLocked(e.ID); i >= 0 && c.outbox[i].Status == Pending {
-			if e.Code == protocol.ErrRateLimited {
-				l.rateLimitedLocked(i, e)
-			} else {
-				reason := e.Message
-				if reason == "" {
-					reason = "the relay refused this message (" + e.Code + ")"
-				}
-				l.failLocked(i, reason)
-			}
-			return
-		}
-	}
-	copied := *e
-	l.lastRelayErr = &copied
-	c.emitLocked(RelayError{Error: copied})
-}
-
-// rateLimitedLocked handles a "too fast" refusal of item i. The relay
-// refuses every later msg on this link until retry_after_ms has passed, so
-// item i and everything after it is sent again, in order, after the pause.
-func (l *link) rateLimitedLocked(i int, e *protocol.Error) {
-	c := l.c
-	id := c.outbox[i].ID
-	l.inflight[id]--
-	if l.inflight[id] > 0 {
-		return // answers an older write; the newer one is still on its way
-	}
-	if !l.written[id] {
-		return // refused as part of a streak that is already being resent
-	}
-	l.rateRefusals[id]++
-	if n := l.rateRefusals[id]; n > maxRateLimitRetries {
-		l.failLocked(i, fmt.Sprintf("The relay refused this message %d times as sent too fast: try again later.", n))
-	}
-	for _, it := range c.outbox[i:] {
-		delete(l.written, it.ID)
-	}
-	l.cautious = true
-	wait := time.Duration(e.RetryAfterMS) * time.Millisecond
-	if wait <= 0 {
-		wait = time.Second
-	}
-	until := c.clock.Now().Add(wait)
-	if until.After(l.pausedUntil) {
-		l.pausedUntil = until
-		if l.pauseT == nil {
-			l.pauseT = c.clock.NewTimer(wait)
-		} else {
-			l.pauseT.Reset(wait)
-		}
-	}
-}
-
-// flushOutbox writes every pending message not yet written on this link,
-// in outbox order.
+// flushOutbox writes every pending message not yet written on this link.
 func (l *link) flushOutbox() {
 	c := l.c
-	if !l.welcomed || l.leaving || c.clock.Now().Before(l.pausedUntil) {
-		return
-	}
+	now := c.clock.Now()
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	pending := false
-	for _, it := range c.outbox {
-		if it.Status != Pending {
-			continue
-		}
-		pending = true
-		if l.written[it.ID] {
-			if l.cautious {
-				return // wait for its answer
-			}
-			continue
-		}
-		l.written[it.ID] = true
-		l.inflight[it.ID]++
-		l.sendFrame(&protocol.Send{ID: it.ID, Text: it.Text})
-		if l.cautious {
-			return
-		}
-	}
-	if !pending {
-		l.cautious = false
-	}
+	l.applyLocked(c.core.flush(now))
+	c.mu.Unlock()
 }
 
 // readFailed turns the reader's error into the link's end.
@@ -610,41 +426,27 @@ func (l *link) dropped(cause string, code int, detected string) linkResult {
 	c.mu.Unlock()
 	c.log.Info("link dropped", "cause", cause, "code", code, "detected", detected)
 
+	c.mu.Lock()
 	if code == websocket.CloseMessageTooBig {
-		l.failOversized()
+		l.applyLocked(c.core.oversized())
 	}
+	relayErr := c.core.l.lastRelayErr
+	c.mu.Unlock()
 	if code != 0 && !protocol.ShouldReconnect(code) {
 		return linkResult{outcome: outcomeStop, closeCode: code, reason: cause,
-			stop: &StopError{Code: code, Reason: stopReason(code, l.lastRelayErr), Relay: l.lastRelayErr}}
+			stop: &StopError{Code: code, Reason: stopReason(code, relayErr), Relay: relayErr}}
 	}
 	var stable time.Duration
 	if l.welcomed {
 		stable = now.Sub(l.welcomedAt)
 	}
-	return linkResult{outcome: outcomeRetry, reason: cause, closeCode: code, stableFor: stable}
-}
-
-// failOversized handles a 1009 close: the relay cut the link over a frame
-// too large for it, which can only be one of the messages written on this
-// link. Resending it would cut every link the same way, so the largest of
-// them fails instead. Largest on the wire, as the relay counts: JSON
-// escaping makes some texts several times longer than they look.
-func (l *link) failOversized() {
-	c := l.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	worst, worstSize := -1, 0
-	for i, it := range c.outbox {
-		if it.Status != Pending || !l.written[it.ID] {
-			continue
-		}
-		if size := frameSize(&protocol.Send{ID: it.ID, Text: it.Text}); size > worstSize {
-			worst, worstSize = i, size
-		}
+	res := linkResult{outcome: outcomeRetry, reason: cause, closeCode: code, stableFor: stable}
+	if relayErr != nil && relayErr.RetryAfterMS > 0 && !l.welcomed {
+		// A hello refused for now (failed sign-ins, rooms made too fast)
+		// says when to come back.
+		res.notBefore = min(time.Duration(relayErr.RetryAfterMS)*time.Millisecond, maxRetryAfter)
 	}
-	if worst >= 0 {
-		l.failLocked(worst, "This message is too large for the relay: shorten it or split it, then retry.")
-	}
+	return res
 }
 
 // frameSize is the length of f as written to the socket.

@@ -100,8 +100,9 @@ type OutboxBatchDeleter interface {
 }
 
 // serialStore makes the engine keep OutboxStore's promise of one call at a
-// time: acked messages are removed on a goroutine of their own, while Send,
-// Retry and the link write to the store too.
+// time: New loads through it and the store writer's goroutine writes
+// through it, and a Client that is never Run may still write after a
+// Discard.
 type serialStore struct {
 	mu sync.Mutex
 	s  OutboxStore

@@ -72,3 +72,22 @@ func pumpEvents[T any](q *queue[T], out chan<- T) {
 		}
 	}
 }
+
+// deliverEvents hands events from q to deliver in batches of at most
+// MaxEventBatch, in order, until q is closed and drained, then closes done.
+// Like pumpEvents it is the only goroutine a slow deliver holds up.
+func deliverEvents[T any](q *queue[T], deliver func([]T), done chan<- T) {
+	defer close(done)
+	for {
+		items, closed := q.take()
+		for len(items) > 0 {
+			n := min(len(items), MaxEventBatch)
+			deliver(items[:n:n])
+			items = items[n:]
+		}
+		if closed { // nothing can be pushed after close: all is delivered
+			return
+		}
+		<-q.signal
+	}
+}

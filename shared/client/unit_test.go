@@ -346,6 +346,7 @@ func TestRetryNeverLeavesTheFileWithoutTheMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	retryErr := c.Retry("b")
+	c.store.wait() // the write follows Retry on the store goroutine
 
 	after, err := NewFileOutbox(path) // the app starting again
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 )
 
@@ -31,150 +32,81 @@ func Encode(f Frame) ([]byte, error) {
 	return f.MarshalJSON()
 }
 
-// clientEnvelope holds the union of the client -> relay frames' fields so that a
-// frame is parsed in one pass. Type is a pointer to tell "missing" from "".
-type clientEnvelope struct {
-	Type   *string `json:"type"`
-	V      int     `json:"v"`
-	Room   string  `json:"room"`
-	Name   string  `json:"name"`
-	Key    string  `json:"key"`
-	Avatar string  `json:"avatar"`
-	Token  string  `json:"token"`
-	Client string  `json:"client"`
-	Resume *Resume `json:"resume"`
-	ID     string  `json:"id"`
-	Text   string  `json:"text"`
-	T      int64   `json:"t"`
-}
-
 // DecodeClient parses a client -> relay frame: *Hello, *Send, *Ping or *Bye.
 // Unknown fields are ignored. It checks structure and field types only; the
 // relay validates contents (names, lengths) with the Validate functions.
-func DecodeClient(data []byte) (Frame, error) {
-	var env clientEnvelope
-	if err := json.Unmarshal(data, &env); err != nil {
-		return slowDecode(data, err, newClientFrame)
-	}
-	if env.Type == nil {
-		return nil, badFrame(`the frame has no "type"`, "")
-	}
-	switch *env.Type {
-	case TypeHello:
-		return &Hello{V: env.V, Room: env.Room, Name: env.Name, Key: env.Key, Avatar: env.Avatar,
-			Token: env.Token, Client: env.Client, Resume: env.Resume}, nil
-	case TypeMsg:
-		return &Send{ID: env.ID, Text: env.Text}, nil
-	case TypePing:
-		return &Ping{T: env.T}, nil
-	case TypeBye:
-		return &Bye{}, nil
-	}
-	return nil, unknownType(*env.Type)
-}
-
-// relayEnvelope is clientEnvelope's counterpart for relay -> client frames.
-type relayEnvelope struct {
-	Type         *string   `json:"type"`
-	V            int       `json:"v"`
-	Epoch        string    `json:"epoch"`
-	Room         string    `json:"room"`
-	You          Member    `json:"you"`
-	Members      []Member  `json:"members"`
-	History      []Message `json:"history"`
-	Recovered    bool      `json:"recovered"`
-	Seq          uint64    `json:"seq"`
-	ServerTime   int64     `json:"server_time"`
-	Heartbeat    Heartbeat `json:"heartbeat"`
-	ObservedAddr string    `json:"observed_addr"`
-	STUN         []int     `json:"stun"`
-	ID           string    `json:"id"`
-	From         Member    `json:"from"`
-	Text         string    `json:"text"`
-	TS           int64     `json:"ts"`
-	Member       Member    `json:"member"`
-	Reason       string    `json:"reason"`
-	T            int64     `json:"t"`
-	Code         string    `json:"code"`
-	Message      string    `json:"message"`
-	RetryAfterMS int64     `json:"retry_after_ms"`
-}
+func DecodeClient(data []byte) (Frame, error) { return clientFrames.decode(data) }
 
 // DecodeRelay parses a relay -> client frame: *Welcome, *Message, *Ack, *Joined,
 // *Presence, *Left, *Pong or *Error. Unknown fields are ignored.
-func DecodeRelay(data []byte) (Frame, error) {
-	var env relayEnvelope
-	if err := json.Unmarshal(data, &env); err != nil {
-		return slowDecode(data, err, newRelayFrame)
+func DecodeRelay(data []byte) (Frame, error) { return relayFrames.decode(data) }
+
+// The frames each direction carries. A field added to a frame type's struct
+// is decoded with nothing else to change.
+var (
+	clientFrames = newFrameSet(&Hello{}, &Send{}, &Ping{}, &Bye{})
+	relayFrames  = newFrameSet(&Welcome{}, &Message{}, &Ack{}, &Joined{}, &Presence{}, &Left{}, &Pong{}, &Error{})
+)
+
+// frameSet decodes the frames of one direction. Every Heartline encoder
+// writes "type" first, so the type is read off the front of the frame and
+// the frame is parsed once, straight into its own struct; anything else
+// (type elsewhere, a field of the wrong type, not JSON) takes slowDecode,
+// which parses again to find the type, or the error to report.
+type frameSet map[string]reflect.Type
+
+func newFrameSet(frames ...Frame) frameSet {
+	s := frameSet{}
+	for _, f := range frames {
+		s[f.FrameType()] = reflect.TypeOf(f).Elem()
 	}
-	if env.Type == nil {
-		return nil, badFrame(`the frame has no "type"`, "")
-	}
-	switch *env.Type {
-	case TypeWelcome:
-		return &Welcome{V: env.V, Epoch: env.Epoch, Room: env.Room, You: env.You, Members: env.Members,
-			History: env.History, Recovered: env.Recovered, Seq: env.Seq, ServerTime: env.ServerTime,
-			Heartbeat: env.Heartbeat, ObservedAddr: env.ObservedAddr, STUN: env.STUN}, nil
-	case TypeMsg:
-		return &Message{Seq: env.Seq, ID: env.ID, From: env.From, Text: env.Text, TS: env.TS}, nil
-	case TypeAck:
-		return &Ack{ID: env.ID, Seq: env.Seq, TS: env.TS}, nil
-	case TypeJoined:
-		return &Joined{Member: env.Member}, nil
-	case TypePresence:
-		return &Presence{Member: env.Member}, nil
-	case TypeLeft:
-		return &Left{Member: env.Member, Reason: env.Reason}, nil
-	case TypePong:
-		return &Pong{T: env.T, ServerTime: env.ServerTime}, nil
-	case TypeError:
-		return &Error{Code: env.Code, Message: env.Message, ID: env.ID, RetryAfterMS: env.RetryAfterMS}, nil
-	}
-	return nil, unknownType(*env.Type)
+	return s
 }
 
-func newClientFrame(t string) Frame {
-	switch t {
-	case TypeHello:
-		return &Hello{}
-	case TypeMsg:
-		return &Send{}
-	case TypePing:
-		return &Ping{}
-	case TypeBye:
-		return &Bye{}
+// newFrame returns an empty frame of type name, or nil for an unknown type.
+func (s frameSet) newFrame(name string) Frame {
+	t, ok := s[name]
+	if !ok {
+		return nil
 	}
-	return nil
+	return reflect.New(t).Interface().(Frame)
 }
 
-func newRelayFrame(t string) Frame {
-	switch t {
-	case TypeWelcome:
-		return &Welcome{}
-	case TypeMsg:
-		return &Message{}
-	case TypeAck:
-		return &Ack{}
-	case TypeJoined:
-		return &Joined{}
-	case TypePresence:
-		return &Presence{}
-	case TypeLeft:
-		return &Left{}
-	case TypePong:
-		return &Pong{}
-	case TypeError:
-		return &Error{}
+func (s frameSet) decode(data []byte) (Frame, error) {
+	if name, ok := leadingType(data); ok {
+		if f := s.newFrame(name); f != nil && json.Unmarshal(data, f) == nil {
+			return f, nil
+		}
 	}
-	return nil
+	return slowDecode(data, s.newFrame)
 }
 
-// slowDecode handles a frame the one-pass envelope parse refused. The envelope
-// merges the fields of every frame type, so a field that is unknown to this
-// frame's type (and so must be ignored) can clash with another type's field of
-// the same name; decoding into the frame's own type settles it. Otherwise it
-// picks the error: invalid JSON, no type, an unknown type, or a bad field.
-func slowDecode(data []byte, parseErr error, newFrame func(string) Frame) (Frame, error) {
+// leadingType reads the type of a frame that starts {"type":"<name>", the
+// way Encode writes every frame; ok is false for any other start.
+func leadingType(data []byte) (name string, ok bool) {
+	const prefix = `{"type":"`
+	if len(data) < len(prefix) || string(data[:len(prefix)]) != prefix {
+		return "", false
+	}
+	rest := data[len(prefix):]
+	for i, b := range rest {
+		switch {
+		case b == '"':
+			return string(rest[:i]), true
+		case b == '\\' || b < 0x20:
+			return "", false // escapes: leave it to the full parse
+		}
+	}
+	return "", false
+}
+
+// slowDecode handles a frame the fast path did not: its type is not first,
+// or decoding it into its type failed. It parses the frame for its type,
+// then into that type, and otherwise picks the error: invalid JSON, no type,
+// an unknown type, or a bad field (a hello's mistyped field gets its own
+// code). A frame that names its type twice is read as the first on the fast
+// path and the last here.
+func slowDecode(data []byte, newFrame func(string) Frame) (Frame, error) {
 	var head struct {
 		Type *string `json:"type"`
 		ID   any     `json:"id"`
@@ -204,7 +136,7 @@ func slowDecode(data []byte, parseErr error, newFrame func(string) Frame) (Frame
 		}
 		return nil, badFrame(fmt.Sprintf("field %q of a %q frame has the wrong type (%s)", typeErr.Field, *head.Type, typeErr.Value), id)
 	}
-	return nil, badFrame(fmt.Sprintf("the %q frame is malformed: %v", *head.Type, parseErr), id)
+	return nil, badFrame(fmt.Sprintf("the %q frame is malformed: %v", *head.Type, err), id)
 }
 
 // helloFieldType refuses a hello whose field has the wrong JSON type as

@@ -238,3 +238,19 @@ func TestDecodeHelloFieldOfWrongType(t *testing.T) {
 		t.Errorf("msg with a numeric text: %v", err)
 	}
 }
+
+// Frames that do not start with their type (other encoders may order the
+// keys differently, or escape the name) decode the same, through the full
+// parse.
+func TestDecodeTypeAnywhere(t *testing.T) {
+	for _, in := range []string{
+		`{"id":"c-1","type":"msg","text":"hi all"}`,
+		` {"type":"msg","id":"c-1","text":"hi all"}`,
+		`{"type":"m\u0073g","id":"c-1","text":"hi all"}`,
+	} {
+		f, err := DecodeClient([]byte(in))
+		if err != nil || !reflect.DeepEqual(f, &Send{ID: "c-1", Text: "hi all"}) {
+			t.Errorf("DecodeClient(%s) = %#v, %v", in, f, err)
+		}
+	}
+}
