@@ -118,7 +118,7 @@ func New(a fyne.App, opts Options) *UI {
 		version = "dev"
 	}
 	u.sessions = &sessions{store: u.store, dataDir: opts.DataDir, clientName: "heartline-desktop/" + version, log: log, do: u.do}
-	u.hosting = &host{ui: u}
+	u.hosting = &host{log: log, dataDir: opts.DataDir}
 	u.avatars = avatars.NewCache(avatars.Options{
 		Dir:    filepath.Join(opts.DataDir, "avatars"),
 		Logger: log,
@@ -258,7 +258,7 @@ func (u *UI) join(p settings.Profile) error {
 		}
 		p.Relay, token = addr, p.HostToken
 	} else {
-		u.hosting.stop()
+		u.stopHosting()
 	}
 	// Same relay and room (a new name, picture or token): keep the messages
 	// on screen and come back as the same member (same key, no bye), so the
@@ -292,7 +292,7 @@ func (u *UI) join(p settings.Profile) error {
 	p.AutoJoin = true
 	u.prof = p
 	u.store.Save(p)
-	u.hosting.refreshInfo()
+	u.refreshHostInfo()
 	u.showRoom()
 	return nil
 }
@@ -355,7 +355,7 @@ func (u *UI) endSession() {
 
 func (u *UI) leaveRoom() {
 	u.endSession()
-	u.hosting.stop()
+	u.stopHosting()
 	u.prof.AutoJoin = false
 	u.store.Save(u.prof)
 	u.showJoin()
@@ -513,7 +513,7 @@ func (u *UI) shutdown() {
 		u.session = nil
 		u.sessions.stop(s, true) // saves the resume point: Fyne writes preferences after this hook
 	}
-	u.hosting.stop()
+	u.stopHosting()
 	u.avatars.Close()
 	u.bg.Wait()
 }
