@@ -199,19 +199,8 @@ func TestBadFlagsAreUsageErrors(t *testing.T) {
 // An invite address (host:port#token=...) is enough to join a relay that
 // needs a token.
 func TestInviteAddressJoinsTokenRelay(t *testing.T) {
-	srv, err := server.New(server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Token: "invite-secret"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
-	alice := startCLI(t, protocol.InviteAddress(srv.Addr().String(), "invite-secret"), t.TempDir(), "alice")
+	relay := startRelayWith(t, server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Token: "invite-secret"})
+	alice := startCLI(t, protocol.InviteAddress(relay, "invite-secret"), t.TempDir(), "alice")
 	waitFor(t, alice.out, `joined "lobby" as alice`)
 	alice.end(t)
 }

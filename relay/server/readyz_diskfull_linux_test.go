@@ -5,13 +5,13 @@ package server
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/heartline/heartline/internal/testutil"
 	"github.com/heartline/heartline/shared/protocol"
 )
 
@@ -26,22 +26,9 @@ const readyzDiskFullEnv = "HEARTLINE_SERVER_DISKFULL_DIR"
 // client writing anything. It needs root for the mount, which happens in a
 // private mount namespace of a child process (the host never sees it).
 func TestReadyzSaysWhenTheStoreCannotWrite(t *testing.T) {
-	if testing.Short() {
-		t.Skip("mounts a tmpfs in a private mount namespace; skipped with -short")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a small tmpfs in a private mount namespace")
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestReadyzDiskFullChild$", "-test.v", "-test.count=1")
-	cmd.Env = append(os.Environ(), readyzDiskFullEnv+"="+t.TempDir())
-	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
-	out, err := cmd.CombinedOutput()
-	if err != nil && strings.Contains(string(out), "mount tmpfs: operation not permitted") {
-		t.Skipf("cannot mount a tmpfs here: %s", out)
-	}
-	t.Logf("child:\n%s", out)
-	if err != nil || !strings.Contains(string(out), "--- PASS: TestReadyzDiskFullChild") {
-		t.Fatalf("disk-full child failed (%v)", err)
+	out := testutil.InPrivateMountNamespace(t, readyzDiskFullEnv, "-test.run=^TestReadyzDiskFullChild$", "-test.v", "-test.count=1")
+	if !strings.Contains(out, "--- PASS: TestReadyzDiskFullChild") {
+		t.Fatal("the disk-full child did not pass")
 	}
 }
 

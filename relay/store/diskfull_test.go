@@ -6,12 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/heartline/heartline/internal/testutil"
 )
 
 // diskFullEnv makes the test binary run diskFullMain: in its own mount
@@ -24,28 +25,9 @@ const diskFullEnv = "HEARTLINE_STORE_DISKFULL_DIR"
 // error, reads keep working, and once space is freed the same open store
 // accepts writes again; after a reopen every acknowledged record is there.
 func TestFullDiskFailsTheBatchAndTheStoreRecovers(t *testing.T) {
-	if testing.Short() {
-		t.Skip("mounts a tmpfs in a private mount namespace; skipped with -short")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a small tmpfs in a private mount namespace (run as root to test a real full disk)")
-	}
-	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), diskFullEnv+"="+dir)
-	// A private mount namespace: the tmpfs is gone with the child and the
-	// host's mount table never sees it (Go makes / private in the child).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
-	out, err := cmd.CombinedOutput()
-	if err != nil && strings.Contains(string(out), "mount tmpfs: operation not permitted") {
-		t.Skipf("cannot mount a tmpfs here: %s", out)
-	}
-	if err != nil {
-		t.Fatalf("disk-full child failed: %v\n%s", err, out)
-	}
-	t.Logf("child:\n%s", out)
-	if !strings.Contains(string(out), "PASS disk full") {
-		t.Fatalf("child did not finish its checks:\n%s", out)
+	out := testutil.InPrivateMountNamespace(t, diskFullEnv, "-test.run=^$")
+	if !strings.Contains(out, "PASS disk full") {
+		t.Fatal("the disk-full child did not finish its checks")
 	}
 }
 
