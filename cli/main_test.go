@@ -40,6 +40,19 @@ func startRelayOn(t *testing.T, listen string) string {
 	return startRelayWith(t, server.Config{DataDir: t.TempDir(), Listen: listen})
 }
 
+// freeRelayAddr reserves a port and frees it, for a relay started later:
+// its host:port and its websocket URL.
+func freeRelayAddr(t *testing.T) (addr, relay string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr = ln.Addr().String()
+	ln.Close()
+	return addr, "ws://" + addr + "/ws"
+}
+
 func startRelayWith(t *testing.T, cfg server.Config) string {
 	t.Helper()
 	srv, err := server.New(cfg)
@@ -135,13 +148,7 @@ func TestSameNameComesBackAsTheSameMember(t *testing.T) {
 // Lines piped in while the relay is down are all delivered, in order, once it
 // is up; the client leaves only after the relay acknowledged them.
 func TestPipedInputWaitsForTheRelay(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0") // reserve a port, then free it
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	relay := "ws://" + addr + "/ws"
+	addr, relay := freeRelayAddr(t)
 	dir := t.TempDir()
 
 	out := &testutil.SyncBuffer{}
@@ -220,13 +227,7 @@ func TestHelloNamesTheVersion(t *testing.T) {
 // desktop app's scheme is moved to the new names: the member key stays the
 // same and what was typed offline is still delivered.
 func TestOldStateFilesAreAdopted(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0") // reserve a port, then free it
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	relay := "ws://" + addr + "/ws"
+	addr, relay := freeRelayAddr(t)
 	dir := t.TempDir()
 
 	// An offline run leaves a key and an outbox holding one message...

@@ -96,14 +96,22 @@ func TestSTUNResponderRunsWithTheRelay(t *testing.T) {
 	u.Close()
 }
 
-// A STUN port that is taken fails Start with a message naming the fix.
-func TestSTUNPortTakenFailsStart(t *testing.T) {
+// takenUDPPort returns a port (with a free next one) that another socket
+// holds until the test ends.
+func takenUDPPort(t *testing.T) int {
+	t.Helper()
 	port := freeUDPPair(t)
 	hog, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer hog.Close()
+	t.Cleanup(func() { hog.Close() })
+	return port
+}
+
+// A STUN port that is taken fails Start with a message naming the fix.
+func TestSTUNPortTakenFailsStart(t *testing.T) {
+	port := takenUDPPort(t)
 	cfg := fastConfig(t)
 	cfg.STUNPort = port
 	srv, err := New(cfg)
@@ -130,12 +138,7 @@ func TestNoSTUNByDefault(t *testing.T) {
 // relay running without STUN: Start succeeds, chat works, and the welcome
 // announces no STUN ports.
 func TestSTUNPortTakenWithSTUNOptionalRunsWithoutSTUN(t *testing.T) {
-	port := freeUDPPair(t)
-	hog, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer hog.Close()
+	port := takenUDPPort(t)
 	cfg := fastConfig(t)
 	cfg.STUNPort, cfg.STUNOptional = port, true
 	tr := startRelay(t, cfg)
