@@ -303,3 +303,66 @@ func TestCheckNowWithoutWatcher(t *testing.T) {
 		t.Fatal("NoNetworkWatch started the watcher")
 	}
 }
+
+// A dial under way when the network changes: a young one is let finish
+// (it is probably on the new network already); one that has hung for
+// CheckTimeout is abandoned, and the next starts at once. Never two sockets.
+func TestNetworkChangeWhileDialing(t *testing.T) {
+	clk := newFakeClock()
+	var src quietSource
+	watcher := newNetWatcher(src.run)
+	var dialer countingDialer
+	c, err := New(Config{URL: hungServer(t), Room: "lobby", Name: "ann", Key: testKey, Clock: clk,
+		Rand: randSeq(0.9), NetDialContext: dialer.DialContext, netWatcher: watcher})
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := collect(t, c)
+	runClient(t, c)
+	col.until("connecting", isPhase(Connecting))
+	waitFor(t, "the TCP connection", func() bool { return dialer.open.Load() == 1 })
+	waitFor(t, "the dial timer", func() bool { return hasTimerAt(clk, clk.Now().Add(defaultDialTimeout)) })
+
+	watcher.notify(NetChange{Detail: "a young dial"})
+	col.until("the first change", isEvent[NetworkChanged])
+	clk.Advance(defaultCheckTimeout)
+	if dialer.total.Load() != 1 {
+		t.Fatal("a dial younger than CheckTimeout was abandoned")
+	}
+	watcher.notify(NetChange{Detail: "198.18.2.2 new on usb0"})
+	evs := col.until("reconnecting", isPhase(Reconnecting))
+	if n := countOf[NetworkChanged](evs); n != 1 {
+		t.Fatalf("%d NetworkChanged events for the second change", n)
+	}
+	if s := lastOf[StateChanged](t, evs).State; !s.NextTry.Equal(clk.Now()) || s.LastError != "the network changed while connecting" {
+		t.Fatalf("after the change: %+v", s)
+	}
+	col.until("connecting again", isPhase(Connecting))
+	waitFor(t, "the second dial", func() bool { return dialer.total.Load() == 2 })
+	if dialer.max.Load() != 1 {
+		t.Fatalf("%d sockets open at once", dialer.max.Load())
+	}
+}
+
+// The relay took the connection but has not welcomed it when the network
+// changes: if the welcome then never comes, the next attempt is at once.
+func TestNetworkChangeBeforeTheWelcome(t *testing.T) {
+	clk := newFakeClock()
+	var src quietSource
+	watcher := newNetWatcher(src.run)
+	c, err := New(Config{URL: silentRelay(t), Room: "lobby", Name: "ann", Key: testKey, Clock: clk,
+		Rand: randSeq(0.9), HelloTimeout: 3 * time.Second, netWatcher: watcher})
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := collect(t, c)
+	runClient(t, c)
+	waitFor(t, "the hello timer", func() bool { return hasTimerAt(clk, clk.Now().Add(3*time.Second)) })
+	watcher.notify(NetChange{Detail: "routes changed"})
+	col.until("network changed", isEvent[NetworkChanged])
+	clk.Advance(3 * time.Second)
+	evs := col.until("reconnecting", isPhase(Reconnecting))
+	if s := lastOf[StateChanged](t, evs).State; !s.NextTry.Equal(clk.Now()) {
+		t.Fatalf("next try %v, want now %v", s.NextTry, clk.Now())
+	}
+}
