@@ -63,8 +63,8 @@ func (c *Client) takeNetChange() (NetChange, bool) {
 // link is over (res says how).
 func (l *link) onNetChange() (res linkResult, done bool) {
 	ch, ok := l.c.takeNetChange()
-	if !ok {
-		return res, false
+	if !ok || l.leaving {
+		return res, false // leaving: the link ends within byeWait anyway
 	}
 	if ip, ok := l.localIP(); ok && slices.Contains(ch.Gone, ip) {
 		cause := fmt.Sprintf("this computer no longer has the address %s the link was using (%s)", ip, ch.Detail)
