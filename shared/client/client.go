@@ -635,7 +635,7 @@ func (c *Client) dial(ctx context.Context) (*websocket.Conn, linkResult, bool) {
 				// The socket may have been made on the old network just
 				// before the change: the link looks at it once it runs.
 				again := *changed
-				again.manual = true // its NetworkChanged was emitted
+				again.told = true
 				c.net.post(again)
 			}
 			return r.conn, linkResult{}, true
@@ -645,7 +645,7 @@ func (c *Client) dial(ctx context.Context) (*websocket.Conn, linkResult, bool) {
 			return nil, linkResult{outcome: outcomeRetry, reason: reason, atOnce: changed != nil}, false
 		case <-c.net.ready:
 			ch, ok := c.takeNetChange()
-			if !ok || ch.manual {
+			if !ok || ch.manual || ch.told {
 				continue // CheckNow while connecting: the attempt is the check
 			}
 			if c.clock.Now().Sub(start) >= c.cfg.CheckTimeout {

@@ -37,8 +37,9 @@ type NetChange struct {
 	// Detail says what changed, in words: "198.18.1.2 gone from wlan0",
 	// "routes changed", "reported by the app".
 	Detail string
-	// manual: Client.CheckNow asked for a check; no NetworkChanged event.
-	manual bool
+	// manual: Client.CheckNow asked for a check. told: its NetworkChanged
+	// event was emitted already. Neither is told (again).
+	manual, told bool
 }
 
 // merge folds a later change into c (an engine busy elsewhere takes both at
@@ -50,6 +51,7 @@ func (c NetChange) merge(o NetChange) NetChange {
 		Gone:   mergeAddrs(c.Gone, o.Gone),
 		Added:  mergeAddrs(c.Added, o.Added),
 		manual: c.manual && o.manual,
+		told:   c.told && o.told,
 	}
 	switch {
 	case c.Detail == "" || c.Detail == o.Detail:

@@ -50,7 +50,7 @@ func (c *Client) takeNetChange() (NetChange, bool) {
 	if !ok {
 		return ch, false
 	}
-	if !ch.manual {
+	if !ch.manual && !ch.told {
 		c.log.Info("network changed", "detail", ch.Detail, "woke", ch.Woke, "slept", ch.Slept)
 		c.mu.Lock()
 		c.emitLocked(NetworkChanged{Change: ch})

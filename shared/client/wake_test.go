@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"slices"
 	"sync/atomic"
@@ -364,5 +365,54 @@ func TestNetworkChangeBeforeTheWelcome(t *testing.T) {
 	evs := col.until("reconnecting", isPhase(Reconnecting))
 	if s := lastOf[StateChanged](t, evs).State; !s.NextTry.Equal(clk.Now()) {
 		t.Fatalf("next try %v, want now %v", s.NextTry, clk.Now())
+	}
+}
+
+// A dial that completes just after the network changed may have been made
+// on the old network: if its address is the one that went, the new link
+// is dropped at once, and the next dial starts at once. The change is told
+// once.
+func TestDialCompletedOnAGoneAddress(t *testing.T) {
+	clk := newFakeClock()
+	var src quietSource
+	watcher := newNetWatcher(src.run)
+	relay := newScriptedRelay(t)
+	release := make(chan struct{})
+	var dials atomic.Int32
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if dials.Add(1) == 1 {
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}
+	c, err := New(Config{URL: relay.addr, Room: "lobby", Name: "ann", Key: testKey, Clock: clk,
+		Rand: randSeq(0.9), NetDialContext: dial, netWatcher: watcher})
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := collect(t, c)
+	runClient(t, c)
+	waitFor(t, "the first dial", func() bool { return dials.Load() == 1 })
+	watcher.notify(NetChange{Gone: []netip.Addr{netip.MustParseAddr("127.0.0.1")}, Detail: "127.0.0.1 gone from lo"})
+	evs := col.until("network changed", isEvent[NetworkChanged])
+	close(release)
+	evs = append(evs, col.until("the drop", isEvent[LinkDropped])...)
+	if d := lastOf[LinkDropped](t, evs).Drop; d.Detected != DetectedAddressGone {
+		t.Fatalf("drop %q (%s)", d.Cause, d.Detected)
+	}
+	waitFor(t, "the second dial", func() bool { return dials.Load() == 2 })
+	if !clk.Now().Equal(clk.start) {
+		t.Fatal("the clock moved: the second dial waited")
+	}
+	evs = append(evs, col.until("connecting again", isPhase(Connecting))...)
+	if n := countOf[NetworkChanged](evs); n != 1 {
+		t.Fatalf("the change was told %d times", n)
+	}
+	for len(relay.conns) > 0 { // close what the relay took
+		relay.accept()
 	}
 }
