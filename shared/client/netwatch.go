@@ -101,8 +101,9 @@ func newNetWatcher(source netSource) *netWatcher {
 // Config.NoNetworkWatch subscribes to it for as long as its Run runs.
 var sharedWatcher = newNetWatcher(systemNetSource)
 
-// NotifyNetworkChange tells every engine of the process that its network
-// changed, as if the watcher had noticed: each one checks its link at once
+// NotifyNetworkChange tells every engine of the process that watches the
+// network (not Config.NoNetworkWatch) that it changed, as if the watcher
+// had noticed: each one checks its link at once
 // (or retries at once, if it was waiting to reconnect). An app that learns
 // of a change the watcher cannot see (a platform event, a VPN it manages)
 // calls it; detail says what happened, for the NetworkChanged event.
