@@ -10,8 +10,8 @@ packages=(
   libxinerama-dev libxi-dev libxxf86vm-dev
   # real windows and screenshots under a virtual display
   xvfb xdotool imagemagick
-  # network-namespace tests (NAT, dropped paths)
-  iproute2 iptables
+  # network-namespace tests (NAT, dropped paths, a laptop moving between networks; sysctl)
+  iproute2 iptables procps
   # packaging: .desktop and AppStream validation, Windows zip archives, and the
   # checks of the reverse-proxy examples and shell scripts
   desktop-file-utils appstream zip nginx-light caddy shellcheck
