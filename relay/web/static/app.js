@@ -348,7 +348,8 @@ function wire() {
   $('composer').addEventListener('submit', (e) => {
     e.preventDefault();
     const box = $('message');
-    const text = box.value;
+    // Blank lines around a message are no part of it.
+    const text = box.value.replace(/^\s*\n/, '').replace(/\n\s*$/, '');
     if (!text.trim() || !session) return;
     session.engine.send(text);
     box.value = '';
