@@ -195,6 +195,7 @@ class Session {
   }
 
   #welcome(w) {
+    this.welcome = { recovered: w.recovered, epoch: w.epoch, seq: w.seq, history: (w.history || []).length };
     this.you = w.you;
     this.timeline.you = w.you.id;
     this.members = new Map((w.members || []).map((m) => [m.id, m]));
