@@ -345,6 +345,10 @@ class Session {
 
 function wire() {
   $('join-form').addEventListener('submit', submitJoin);
+  $('name').addEventListener('input', () => {
+    const initials = document.querySelector('label[for="av-none"] .initials');
+    if (initials) initials.replaceWith(avatar({ avatar: '', name: $('name').value || '?', id: 'you' }, 40));
+  });
   $('avatar-file').addEventListener('change', (e) => { const f = e.target.files[0]; if (f) uploadAvatar(f); e.target.value = ''; });
   $('composer').addEventListener('submit', (e) => {
     e.preventDefault();
