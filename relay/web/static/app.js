@@ -52,6 +52,7 @@ async function showJoin(message, focus) {
   await fillAvatars(prefs.avatar || 'builtin:default');
   const target = $(focus || (prefs.name ? 'join-button' : 'name'));
   target.focus();
+  requestAnimationFrame(() => performance.mark('heartline-join-form'));
 }
 
 async function fillAvatars(selected) {
@@ -201,6 +202,9 @@ class Session {
     this.members = new Map((w.members || []).map((m) => [m.id, m]));
     this.members.set(w.you.id, w.you);
     this.#members();
+    // The history is laid out on the next frame; the mark after it is the
+    // room's first render (docs/BENCHMARKS.md).
+    requestAnimationFrame(() => requestAnimationFrame(() => performance.mark('heartline-room')));
   }
 
   #message(m, own) {

@@ -113,7 +113,7 @@ export class Timeline {
     this.nodes = new Map(); // row key -> element in the DOM
     this.offsets = null;
     this.stick = true; // follow new messages while the reader is at the bottom
-    this.width = 0;
+    this.width = scroller.clientWidth;
     this.you = '';
     this.scheduled = false;
     scroller.addEventListener('scroll', () => {
@@ -197,12 +197,16 @@ export class Timeline {
     return rows;
   }
 
+  // estimate is a row's height before it is measured: close estimates
+  // mean fewer corrections while scrolling into unmeasured rows.
   #estimate(r) {
-    if (r.kind === 'day') return 40;
-    if (r.kind === 'gap') return 48;
+    if (r.kind === 'day') return 37;
+    if (r.kind === 'gap') return 38;
     if (r.kind === 'out') return 56;
-    const lines = Math.ceil(r.m.text.length / 70) || 1;
-    return (r.head ? 30 : 6) + 22 * lines;
+    const perLine = Math.max(20, (this.width - 80) / 7.6); // characters on a line
+    let lines = 0;
+    for (const part of r.m.text.split('\n')) lines += Math.max(1, Math.ceil(part.length / perLine));
+    return (r.head ? 33 : 2) + 22 * lines;
   }
 
   #computeOffsets() {
