@@ -24,11 +24,20 @@ func TestWebPerformance(t *testing.T) {
 	}
 	eve.received("history message 50, long enough to wrap on a phone: the quick brown fox jumps over the lazy dog")
 
+	// The join form: a fresh browser context (cold cache, a new renderer),
+	// then four more loads of the page (files from the cache).
 	p := newPage(t, 1280, 800)
-	p.do(chromedp.Navigate(r.base() + "/"))
-	p.waitFor("the join form mark", `performance.getEntriesByName('heartline-join-form').length > 0`)
-	form := eval[float64](p, `performance.getEntriesByName('heartline-join-form')[0].startTime`)
-	fcp := eval[float64](p, `(performance.getEntriesByName('first-contentful-paint')[0] || {startTime: -1}).startTime`)
+	var forms, fcps []float64
+	for i := range 5 {
+		if i == 0 {
+			p.do(chromedp.Navigate(r.base() + "/"))
+		} else {
+			p.do(chromedp.Reload())
+		}
+		p.waitFor("the join form mark", `performance.getEntriesByName('heartline-join-form').length > 0`)
+		forms = append(forms, eval[float64](p, `Math.round(performance.getEntriesByName('heartline-join-form')[0].startTime)`))
+		fcps = append(fcps, eval[float64](p, `Math.round((performance.getEntriesByName('first-contentful-paint')[0] || {startTime: -1}).startTime)`))
+	}
 	p.join(r.base(), "lobby", "Alice Chen")
 	p.shown("history message 50, long enough to wrap on a phone: the quick brown fox jumps over the lazy dog")
 
@@ -39,9 +48,9 @@ func TestWebPerformance(t *testing.T) {
 	for range 5 {
 		p.do(chromedp.Reload())
 		p.waitFor("the room mark", `performance.getEntriesByName('heartline-room').length > 0`)
-		rooms = append(rooms, eval[float64](p, `performance.getEntriesByName('heartline-room')[0].startTime`))
+		rooms = append(rooms, eval[float64](p, `Math.round(performance.getEntriesByName('heartline-room')[0].startTime)`))
 	}
-	t.Logf("first render on loopback: join form %.0f ms (first contentful paint %.0f ms); room with 50 messages after a reload %v ms", form, fcp, rooms)
+	t.Logf("first render on loopback: join form %v ms (first contentful paint %v ms); room with 50 messages after a reload %v ms", forms, fcps, rooms)
 
 	// 10,000 messages, as a long-lived room accumulates them, laid out by
 	// the same code as live ones.

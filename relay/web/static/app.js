@@ -8,17 +8,13 @@ const $ = (id) => document.getElementById(id);
 const ROOM_RE = /^[a-z0-9_-]{1,32}$/;
 const BANNER_GRACE = 1500; // a blip shorter than this shows no banner
 
-let outboxStore = null;
 let session = null; // the room being shown
 
-async function openStore() {
-  if (outboxStore) return outboxStore;
-  try {
-    outboxStore = await Outbox.open();
-  } catch {
-    outboxStore = new MemoryOutbox();
-  }
-  return outboxStore;
+// The outbox database opens while the page sets up, not after.
+const storeReady = Outbox.open().catch(() => new MemoryOutbox());
+
+function openStore() {
+  return storeReady;
 }
 
 // validName mirrors the relay's rule: 1-32 characters after trimming, no
@@ -49,10 +45,11 @@ async function showJoin(message, focus) {
   $('room-name').value = roomFromPath() || prefs.room || 'lobby';
   if (prefs.token) { $('token').value = prefs.token; $('token-field').hidden = false; }
   $('join-error').textContent = message || '';
-  await fillAvatars(prefs.avatar || 'builtin:default');
   const target = $(focus || (prefs.name ? 'join-button' : 'name'));
   target.focus();
   requestAnimationFrame(() => performance.mark('heartline-join-form'));
+  // The pictures come after the form is up: typing need not wait for them.
+  await fillAvatars(prefs.avatar || 'builtin:default');
 }
 
 async function fillAvatars(selected) {
