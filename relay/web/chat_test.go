@@ -20,6 +20,8 @@ type engine struct {
 	mu sync.Mutex
 	ev []client.Event
 	ch chan struct{} // pinged on every event
+	// stop ends the engine as an app that quits does: close 1001, no bye.
+	stop func()
 }
 
 func startEngine(t testing.TB, r *relay, room, name string) *engine {
@@ -28,9 +30,9 @@ func startEngine(t testing.TB, r *relay, room, name string) *engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &engine{t: t, c: c, ch: make(chan struct{}, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
+	e := &engine{t: t, c: c, ch: make(chan struct{}, 1), stop: func() { cancel(); <-done }}
 	go func() { defer close(done); c.Run(ctx) }()
 	go func() {
 		for ev := range c.Events() {
@@ -43,7 +45,7 @@ func startEngine(t testing.TB, r *relay, room, name string) *engine {
 			}
 		}
 	}()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(e.stop)
 	e.waitFor("its welcome", func(ev client.Event) bool { _, ok := ev.(client.Welcomed); return ok })
 	return e
 }

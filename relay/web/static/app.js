@@ -406,6 +406,8 @@ function wire() {
   // Leaving the page closes the socket without bye: the relay keeps the
   // member away for its grace period, and a reload comes back as the same one.
   window.addEventListener('pagehide', () => session && session.engine.close());
+  // A page restored from the back/forward cache had its socket closed: connect again.
+  window.addEventListener('pageshow', (e) => { if (e.persisted && session) session.engine.start(); });
   window.addEventListener('popstate', () => boot());
 }
 
