@@ -5,6 +5,8 @@
 // the close-code classes, resume with {epoch, last_seq}, and the outbox
 // resent with the same ids until the relay acks them.
 
+import { after, every, cancel } from './timers.js';
+
 const HELLO_TIMEOUT = 10000; // protocol: a client waits at most 10 s for its welcome
 const BACKOFF_BASE = 500;
 const BACKOFF_CAP = 30000;
@@ -122,7 +124,7 @@ export class Engine {
   }
 
   #connect() {
-    clearTimeout(this.retryT);
+    cancel(this.retryT);
     this.retryAt = 0;
     this.setPhase('connecting', { cause: this.lastCause });
     let ws;
@@ -139,7 +141,7 @@ export class Engine {
       interval: 0, timeout: 0, timers: [],
     };
     const l = this.l;
-    l.helloT = setTimeout(() => this.#dead('the relay did not answer within ' + HELLO_TIMEOUT / 1000 + ' s'), HELLO_TIMEOUT);
+    l.helloT = after(() => this.#dead('the relay did not answer within ' + HELLO_TIMEOUT / 1000 + ' s'), HELLO_TIMEOUT);
     ws.onopen = () => {
       if (ws !== this.ws) return;
       const hello = {
@@ -187,10 +189,10 @@ export class Engine {
   // alive restarts the dead-link timer: any frame proves the relay is there.
   #alive() {
     const l = this.l;
-    clearTimeout(l.probeT);
+    cancel(l.probeT);
     if (!l.welcomed) return;
-    clearTimeout(l.deadT);
-    l.deadT = setTimeout(() => this.#dead('no reply from the relay for ' + l.timeout / 1000 + ' s'), l.timeout);
+    cancel(l.deadT);
+    l.deadT = after(() => this.#dead('no reply from the relay for ' + l.timeout / 1000 + ' s'), l.timeout);
   }
 
   #welcome(w) {
@@ -199,12 +201,12 @@ export class Engine {
     l.welcomed = true;
     l.welcomedAt = Date.now();
     l.you = w.you;
-    clearTimeout(l.helloT);
+    cancel(l.helloT);
     const hb = w.heartbeat || {};
     l.interval = hb.interval_ms > 0 ? hb.interval_ms : 10000;
     l.timeout = hb.timeout_ms > l.interval ? hb.timeout_ms : 25000;
     if (!(hb.interval_ms > 0) || !(hb.timeout_ms > hb.interval_ms)) { l.interval = 10000; l.timeout = 25000; }
-    l.pingT = setInterval(() => this.#ping(), l.interval);
+    l.pingT = every(() => this.#ping(), l.interval);
     this.#alive();
     this.#ping(); // measure the round trip now rather than one interval later
     this.lastCause = '';
@@ -237,8 +239,8 @@ export class Engine {
     if (this.phase !== 'connected') return;
     const l = this.l;
     this.#ping();
-    clearTimeout(l.probeT);
-    l.probeT = setTimeout(() => this.#dead('no answer from the relay after the network changed'), Math.min(CHECK_WINDOW, l.timeout));
+    cancel(l.probeT);
+    l.probeT = after(() => this.#dead('no answer from the relay after the network changed'), Math.min(CHECK_WINDOW, l.timeout));
   }
 
   retryNow() {
@@ -255,8 +257,8 @@ export class Engine {
   #stopTimers() {
     const l = this.l;
     if (!l) return;
-    clearTimeout(l.helloT); clearTimeout(l.deadT); clearTimeout(l.probeT);
-    clearTimeout(l.pauseT); clearTimeout(l.byeT); clearInterval(l.pingT);
+    cancel(l.helloT); cancel(l.deadT); cancel(l.probeT);
+    cancel(l.pauseT); cancel(l.byeT); cancel(l.pingT);
   }
 
   #dropped(cause, code) {
@@ -278,23 +280,23 @@ export class Engine {
       wait = Math.max(wait, Math.min(relayErr.retry_after_ms, MAX_RETRY_AFTER));
     }
     this.retryAt = Date.now() + wait;
-    this.retryT = setTimeout(() => this.#connect(), wait);
+    this.retryT = after(() => this.#connect(), wait);
     this.setPhase('waiting', { cause, retryAt: this.retryAt, code });
   }
 
   // leave says bye (the others see us leave at once) and stops.
   leave() {
     this.leaving = true;
-    clearTimeout(this.retryT);
+    cancel(this.retryT);
     if (this.phase !== 'connected') { this.#stopTimers(); const ws = this.ws; this.ws = null; if (ws) ws.close(1000); this.setPhase('stopped', { stop: { code: 1000, reason: 'You left the room.', left: true } }); return; }
     this.#write({ type: 'bye' });
-    this.l.byeT = setTimeout(() => { const ws = this.ws; this.ws = null; if (ws) ws.close(1000); this.#dropped('left', 1000); }, BYE_WAIT);
+    this.l.byeT = after(() => { const ws = this.ws; this.ws = null; if (ws) ws.close(1000); this.#dropped('left', 1000); }, BYE_WAIT);
   }
 
   // close ends the link without bye (the page goes away): the relay keeps
   // the member away for its grace period, so a reload is no leave/join.
   close() {
-    clearTimeout(this.retryT);
+    cancel(this.retryT);
     this.#stopTimers();
     const ws = this.ws;
     this.ws = null;
@@ -439,8 +441,8 @@ export class Engine {
     const until = Date.now() + wait;
     if (until > l.pausedUntil) {
       l.pausedUntil = until;
-      clearTimeout(l.pauseT);
-      l.pauseT = setTimeout(() => this.flush(), wait);
+      cancel(l.pauseT);
+      l.pauseT = after(() => this.flush(), wait);
     }
     this.emit('outbox', { item: this.outbox[i], waiting: wait });
   }
