@@ -40,6 +40,9 @@ func TestWebPerformance(t *testing.T) {
 	}
 	p.join(r.base(), "lobby", "Alice Chen")
 	p.shown("history message 50, long enough to wrap on a phone: the quick brown fox jumps over the lazy dog")
+	if n := eval[int](p, `document.querySelectorAll('#announce p').length`); n != 0 {
+		t.Errorf("joining read out %d history messages in the live log", n)
+	}
 
 	// A reload goes straight back into the room (saved settings): the
 	// room's first render is the page, the module, the websocket, the

@@ -174,7 +174,7 @@ class Session {
     switch (type) {
       case 'state': this.#state(d); break;
       case 'welcome': this.#welcome(d.welcome); break;
-      case 'message': this.#message(d.msg, d.own); break;
+      case 'message': this.#message(d.msg, d.own, d.replay); break;
       case 'gap':
         if (d.epochChanged) this.timeline.clear();
         this.timeline.gap(d.epochChanged
@@ -204,9 +204,14 @@ class Session {
     requestAnimationFrame(() => requestAnimationFrame(() => performance.mark('heartline-room')));
   }
 
-  #message(m, own) {
+  // message shows a room message; a live one from someone else is also
+  // read out (the live log), counted when unseen and notified when hidden.
+  // A welcome's history is only shown: fifty messages read out on joining
+  // would drown a screen reader.
+  #message(m, own, replay) {
     if (!this.timeline.add(m)) return;
-    if (own) { this.timeline.jumpToLatest(); return; }
+    if (own) { if (!replay) this.timeline.jumpToLatest(); return; }
+    if (replay) return;
     const ann = $('announce');
     ann.append(el('p', '', m.from.name + ': ' + m.text));
     while (ann.childElementCount > 20) ann.firstElementChild.remove();

@@ -93,7 +93,7 @@ export function randomId(bytes = 12) {
 // Engine keeps one room's link. Events go to onEvent(type, data):
 //   state {phase, cause, retryAt, stop}      phase: connecting, connected, waiting, stopped
 //   welcome {welcome}                        members, you, room
-//   message {msg, own}                       a room message, once per seq
+//   message {msg, own, replay}               a room message, once per seq (replay: from a welcome's history)
 //   gap {epochChanged}                       the relay no longer has what was missed
 //   outbox {item}                            an outbox item changed (status pending, failed, sent, discarded)
 //   joined / presence / left {member, reason}
@@ -217,13 +217,13 @@ export class Engine {
       if (l.resumeSent) this.emit('gap', { epochChanged: true });
       this.epoch = w.epoch;
       this.seqs.reset();
-      for (const m of history) this.#deliver(m);
+      for (const m of history) this.#deliver(m, true);
       this.seqs.acceptGapUpTo(w.seq);
     } else if (w.recovered) {
-      for (const m of history) this.#deliver(m);
+      for (const m of history) this.#deliver(m, true);
     } else {
       this.emit('gap', { epochChanged: false });
-      for (const m of history) this.#deliver(m);
+      for (const m of history) this.#deliver(m, true);
       this.seqs.acceptGapUpTo(w.seq);
     }
     this.flush();
@@ -379,14 +379,14 @@ export class Engine {
 
   // deliver emits a room message once per seq; our own message still in
   // the outbox (its ack was lost with a link) counts as acked.
-  #deliver(m) {
+  #deliver(m, replay = false) {
     const you = this.l.you;
     const own = !!(you && m.from && m.from.id === you.id);
     if (own) {
       const i = this.outbox.findIndex((it) => it.id === m.id);
       if (i >= 0) this.#markSent(i, m.seq, m.ts);
     }
-    if (this.seqs.add(m.seq)) this.emit('message', { msg: m, own });
+    if (this.seqs.add(m.seq)) this.emit('message', { msg: m, own, replay });
   }
 
   #ack(a) {

@@ -133,7 +133,16 @@ export class Timeline {
     return s.scrollHeight - s.scrollTop - s.clientHeight < 40;
   }
 
-  clear() { this.entries = []; this.seqs.clear(); this.update(); }
+  // clear forgets every message (the relay's history was reset: seqs start
+  // again, so rows keyed by seq must not be reused).
+  clear() {
+    this.entries = [];
+    this.seqs.clear();
+    for (const node of this.nodes.values()) node.remove();
+    this.nodes.clear();
+    this.heights.clear();
+    this.update();
+  }
 
   // add takes a room message; it reports false for a seq already shown.
   add(msg) {
