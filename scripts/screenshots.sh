@@ -69,6 +69,12 @@ if [ ! -x "$relay_bin" ] || [ ! -x "$app_bin" ]; then
   app_bin=$tmp/heartline
 fi
 mkdir -p "$out"
+# The browser pictures' driver, built before HOME moves (Go's caches live there).
+webshots=
+if command -v chromium >/dev/null; then
+  go build -o "$tmp/webshots" ./scripts/webshots
+  webshots=$tmp/webshots
+fi
 
 export LANG=en_US.UTF-8 HOME=$tmp/home XDG_CONFIG_HOME=$tmp/home/.config
 mkdir -p "$HOME"
@@ -254,8 +260,8 @@ import -window root "$out/00-both-windows.png"
 # The browser client, at desktop and phone width, from its own scripted
 # scenario (a relay in that process, two engine members writing, two
 # browsers joining, the relay stopped and started again): web-*.png.
-if command -v chromium >/dev/null; then
-  go run ./scripts/webshots -out "$out"
+if [ -n "$webshots" ]; then
+  "$webshots" -out "$out"
 else
   echo "screenshots: no chromium, so no browser pictures (apt-get install chromium)" >&2
 fi
