@@ -177,3 +177,30 @@ func TestDeadLinkAndGap(t *testing.T) {
 		t.Errorf("a message the relay no longer has is shown: %q", shown)
 	}
 }
+
+// TestRefusedMessageStaysUntilDiscarded: a message the relay refuses (too long)
+// stays in the outbox, marked with the relay's reason, until the person
+// discards it; it never blocks the messages after it.
+func TestRefusedMessageStaysUntilDiscarded(t *testing.T) {
+	r := startRelay(t, server.Config{MaxText: 20})
+	eve := startEngine(t, r, "lobby", "Eve Desk")
+	p := newPage(t, 390, 844)
+	p.join(r.base(), "lobby", "Alice Chen")
+	long := "this message is far longer than twenty characters"
+	p.say(long)
+	p.say("short one")
+	eve.received("short one")
+	p.waitFor("the refused message marked", `[...document.querySelectorAll('#canvas .row.out.failed .reason')].some(e => e.textContent.startsWith('Not sent: '))`)
+	reason := eval[string](p, `document.querySelector('#canvas .row.out.failed .reason').textContent`)
+	if !strings.Contains(reason, "20") {
+		t.Errorf("the refusal does not say the limit: %q", reason)
+	}
+	if n := eval[int](p, `heartline.engine.o.store.load('lobby').then(items => items.filter(i => i.status === 'failed').length)`); n != 1 {
+		t.Errorf("IndexedDB holds %d failed messages, want 1 (it must survive a reload until discarded)", n)
+	}
+	p.do(chromedp.Click(chromedp.CSS(`#canvas .row.out.failed button.ghost`)))
+	p.waitFor("the refused message gone", `!document.querySelector('#canvas .row.out') && heartline.engine.outbox.length === 0`)
+	if n := eval[int](p, `heartline.engine.o.store.load('lobby').then(items => items.length)`); n != 0 {
+		t.Errorf("IndexedDB still holds %d items after Discard", n)
+	}
+}
