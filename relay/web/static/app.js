@@ -308,7 +308,9 @@ class Session {
     const d = this.state || { phase: 'connecting' };
     const retry = $('retry');
     const rejoin = $('rejoin');
+    const countdown = $('banner-countdown');
     clearInterval(this.tickT);
+    countdown.textContent = '';
     retry.hidden = rejoin.hidden = true;
     const pending = this.engine.pendingCount();
     const waiting = pending ? ' ' + pending + (pending === 1 ? ' message waits' : ' messages wait') + ' to be sent.' : '';
@@ -331,9 +333,12 @@ class Session {
       return;
     }
     retry.hidden = false;
+    // The banner is a live region: its sentence changes with the state, the
+    // countdown (hidden from screen readers) every second.
+    text.textContent = 'Connection lost: ' + d.cause + '. Reconnecting automatically.' + waiting;
     const tick = () => {
       const s = Math.max(0, Math.ceil((d.retryAt - Date.now()) / 1000));
-      text.textContent = 'Connection lost: ' + d.cause + '. Reconnecting in ' + s + ' s.' + waiting;
+      countdown.textContent = ' Next try in ' + s + ' s.';
     };
     tick();
     this.tickT = setInterval(tick, 1000);
