@@ -22,10 +22,11 @@
 #   11-name-taken.png        a second "Bob Stone" is refused: stopped, with what to do
 #   12-restarted.png         Alice discarded the refused message, closed the app
 #                            and opened it again: what Bob wrote meanwhile is there
-#   web-01..09-*.png         the browser client (scripts/webshots): join form and
+#   web-01..11-*.png         the browser client (scripts/webshots): join form and
 #                            room at desktop width (1280x800) and phone width
 #                            (390x844), members panel, "N new", the banner while
-#                            the relay is down with a message waiting, reconnected
+#                            the relay is down with a message waiting, reconnected,
+#                            and the dark theme (the browser's prefers-color-scheme)
 #
 # Needs: Xvfb, xdotool, ImageMagick (apt-get install xvfb xdotool imagemagick)
 # and the build packages of the desktop app. Uses APP_BIN and RELAY_BIN, else

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 
@@ -190,7 +191,29 @@ func run(out, chromium string) error {
 				return err
 			}
 			time.Sleep(time.Second)
+			if err := chromedp.Do(desk, chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, 640, 790)); err != nil { // no hover on a row
+				return err
+			}
 			return s.shot(desk, "web-09-reconnected-desktop.png")
+		}},
+		{"dark", func() error {
+			dark := chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+				_, err := cdp.Call(ctx, t, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+					Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}})
+				return err
+			})
+			if err := chromedp.Do(desk, dark); err != nil {
+				return err
+			}
+			time.Sleep(300 * time.Millisecond)
+			if err := s.shot(desk, "web-10-dark-desktop.png"); err != nil {
+				return err
+			}
+			if err := chromedp.Do(phone, dark, chromedp.Click(chromedp.ID("members-toggle"))); err != nil {
+				return err
+			}
+			time.Sleep(300 * time.Millisecond)
+			return s.shot(phone, "web-11-dark-members-phone.png")
 		}},
 	}
 	for _, st := range steps {
