@@ -13,11 +13,7 @@ let session = null; // the room being shown
 // The outbox database opens while the page sets up, not after.
 const storeReady = Outbox.open().catch(() => new MemoryOutbox());
 
-function openStore() {
-  return storeReady;
-}
-
-// validName mirrors the relay's rule: 1-32 characters after trimming, no
+// nameProblem mirrors the relay's rule: 1-32 characters after trimming, no
 // control characters. The relay checks again (and for uniqueness).
 function nameProblem(name) {
   const n = [...name.trim()].length;
@@ -126,7 +122,7 @@ function submitJoin(ev) {
 // --- the room --------------------------------------------------------------
 
 async function enterRoom(prefs) {
-  const store = await openStore();
+  const store = await storeReady;
   const items = await store.load(prefs.room).catch(() => []);
   $('join').hidden = true;
   $('room').hidden = false;
@@ -166,6 +162,7 @@ class Session {
 
   stop() {
     this.engine.close();
+    this.timeline.destroy();
     clearTimeout(this.bannerT);
     clearInterval(this.tickT);
   }

@@ -116,16 +116,27 @@ export class Timeline {
     this.width = scroller.clientWidth;
     this.you = '';
     this.scheduled = false;
+    this.gone = new AbortController();
     scroller.addEventListener('scroll', () => {
       this.stick = this.atBottom();
       this.hooks.onBottom(this.stick);
       this.#paint();
-    }, { passive: true });
-    new ResizeObserver(() => {
+    }, { passive: true, signal: this.gone.signal });
+    this.resize = new ResizeObserver(() => {
       const w = this.scroller.clientWidth;
       if (w !== this.width) { this.width = w; this.heights.clear(); }
       this.update();
-    }).observe(scroller);
+    });
+    this.resize.observe(scroller);
+  }
+
+  // destroy lets go of the scroller and the canvas, for the next room's timeline.
+  destroy() {
+    this.gone.abort();
+    this.resize.disconnect();
+    this.destroyed = true;
+    for (const node of this.nodes.values()) node.remove();
+    this.nodes.clear();
   }
 
   atBottom() {
@@ -185,7 +196,7 @@ export class Timeline {
   update() {
     if (this.scheduled) return;
     this.scheduled = true;
-    requestAnimationFrame(() => { this.scheduled = false; this.#layout(); });
+    requestAnimationFrame(() => { this.scheduled = false; if (!this.destroyed) this.#layout(); });
   }
 
   #buildRows() {
