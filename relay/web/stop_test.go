@@ -10,6 +10,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/heartline/heartline/relay/server"
+	"github.com/heartline/heartline/shared/client"
 )
 
 // TestBrowserStopsAndAsks: the close codes a client must not retry on
@@ -202,5 +203,36 @@ func TestRefusedMessageStaysUntilDiscarded(t *testing.T) {
 	p.waitFor("the refused message gone", `!document.querySelector('#canvas .row.out') && heartline.engine.outbox.length === 0`)
 	if n := eval[int](p, `heartline.engine.o.store.load('lobby').then(items => items.length)`); n != 0 {
 		t.Errorf("IndexedDB still holds %d items after Discard", n)
+	}
+}
+
+// TestLeaveAndJoinAgain: Leave says bye (the others see the member leave at
+// once, reason bye); Join again enters the room afresh, and the page shows
+// each message once.
+func TestLeaveAndJoinAgain(t *testing.T) {
+	r := startRelay(t, server.Config{})
+	eve := startEngine(t, r, "lobby", "Eve Desk")
+	p := newPage(t, 1280, 800)
+	p.join(r.base(), "lobby", "Alice Chen")
+	p.say("hello before leaving")
+	eve.received("hello before leaving")
+	id := eval[string](p, `heartline.you.id`)
+
+	p.do(chromedp.Click(chromedp.ID("leave")))
+	eve.waitFor("Alice's bye", func(ev client.Event) bool {
+		l, ok := ev.(client.MemberLeft)
+		return ok && l.Member.ID == id && l.Reason == "bye"
+	})
+	p.waitFor("the banner saying so", `document.getElementById('banner-text').textContent.startsWith('You left the room.') && !document.getElementById('rejoin').hidden`)
+	p.do(chromedp.Click(chromedp.ID("rejoin")))
+	p.waitFor("the form", `!document.getElementById('join').hidden`)
+	p.do(chromedp.Click(chromedp.ID("join-button")))
+	p.waitConnected()
+	p.shown("hello before leaving")
+	eval[bool](p, `(() => { const l = document.getElementById('log'); l.scrollTop = 0; l.dispatchEvent(new Event('scroll')); return true; })()`)
+	p.waitFor("one row per message", `[...document.querySelectorAll('#canvas .row.msg .text')].filter(e => e.textContent === 'hello before leaving').length === 1`)
+	eval[bool](p, `new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))`)
+	if n := eval[int](p, `[...document.querySelectorAll('#canvas .row.msg .text')].filter(e => e.textContent === 'hello before leaving').length`); n != 1 {
+		t.Errorf("the message is shown %d times after leaving and joining again", n)
 	}
 }
