@@ -60,8 +60,8 @@ func Handler() http.Handler {
 	return loaded
 }
 
-// Files returns the embedded files by name (for the size budget's test).
-func Files() map[string][]byte {
+// staticFiles returns the embedded files by name.
+func staticFiles() map[string][]byte {
 	out := map[string][]byte{}
 	fs.WalkDir(static, "static", func(p string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
@@ -74,7 +74,7 @@ func Files() map[string][]byte {
 }
 
 func load() *site {
-	raw := Files()
+	raw := staticFiles()
 	raw["icon.png"], _ = assets.IconPNG(64)
 	names := make([]string, 0, len(raw))
 	for n := range raw {

@@ -24,7 +24,7 @@ func gzipSize(t *testing.T, b []byte) int {
 
 func TestSizeBudget(t *testing.T) {
 	total := 0
-	for name, b := range Files() {
+	for name, b := range staticFiles() {
 		n := gzipSize(t, b)
 		t.Logf("%-14s %6d bytes, %6d gzipped", name, len(b), n)
 		total += n
@@ -104,7 +104,7 @@ func TestPagePolicy(t *testing.T) {
 			t.Fatal(err)
 		}
 		plain, _ := io.ReadAll(zr)
-		if !bytes.Equal(plain, Files()["app.js"]) {
+		if !bytes.Equal(plain, staticFiles()["app.js"]) {
 			t.Error("the gzipped app.js is not app.js")
 		}
 		if again := get(t, h, src[1], "If-None-Match", js.Header.Get("ETag")); again.StatusCode != http.StatusNotModified {
