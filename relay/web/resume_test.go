@@ -101,3 +101,21 @@ func TestReloadKeepsIdentityAndOutbox(t *testing.T) {
 		t.Errorf("IndexedDB holds %d outbox items after the ack", n)
 	}
 }
+
+// TestOnlineEventSkipsTheBackoff: while the relay is away the browser
+// backs off further and further; when the browser says the network is back
+// (the online event), it tries at once instead of at the end of its wait.
+func TestOnlineEventSkipsTheBackoff(t *testing.T) {
+	r := startRelay(t, server.Config{})
+	alice := newPage(t, 1280, 800)
+	alice.join(r.base(), "lobby", "Alice Chen")
+	r.stop()
+	// Some attempts later the next one is seconds away.
+	alice.waitFor("a long wait before the next try", `heartline.engine.phase === 'waiting' && heartline.engine.retryAt - Date.now() > 3000`)
+	r.start()
+	retryAt := eval[float64](alice, `(() => { const at = heartline.engine.retryAt; window.dispatchEvent(new Event('online')); return at; })()`)
+	alice.waitConnected()
+	if at := eval[float64](alice, `Date.now()`); at >= retryAt {
+		t.Errorf("the online event did not shorten the wait: connected at %.0f, the backoff ended at %.0f", at, retryAt)
+	}
+}
