@@ -17,6 +17,8 @@ packages=(
   desktop-file-utils appstream zip nginx-light caddy shellcheck
   # scripts (make run, make screenshots)
   curl
+  # the browser client's tests and pictures (chromedp drives it headless)
+  chromium
 )
 
 missing=()

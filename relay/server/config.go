@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"time"
 
 	"github.com/heartline/heartline/relay/avatar"
@@ -231,6 +232,10 @@ type Config struct {
 	// and is at most avatar.MaxDecodeCost); an upload waits its turn for up
 	// to 10 s, then gets 429 with Retry-After. 0 means 64 MiB.
 	AvatarMemory int64
+
+	// Web, when set, serves the browser client at /, /r/<room> and /app/
+	// (relay/web.Handler); nil serves nothing there (404).
+	Web http.Handler
 
 	// ShutdownTimeout bounds Serve's graceful shutdown after ctx ends; 0 means 10 s.
 	ShutdownTimeout time.Duration

@@ -40,6 +40,11 @@ func (s *Server) routes() http.Handler {
 	})
 	mux.HandleFunc("GET /v1/avatars/builtin/{name}", s.handleBuiltinAvatar)
 	mux.HandleFunc("GET /v1/avatars/{hex}", s.handleAvatar)
+	if s.cfg.Web != nil {
+		mux.Handle("GET /{$}", s.cfg.Web)
+		mux.Handle("GET /r/", s.cfg.Web)
+		mux.Handle("GET /app/", s.cfg.Web)
+	}
 	return s.checkHost(mux)
 }
 
