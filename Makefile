@@ -7,7 +7,7 @@ COMMIT  := $(shell git rev-parse --short HEAD 2>/dev/null)
 LDFLAGS := -X github.com/heartline/heartline.Commit=$(COMMIT)
 BIN     := bin
 
-.PHONY: all build relay desktop run run-relay test deps vet test-short fuzz bench screenshots dist dist-desktop load clean
+.PHONY: all build relay desktop run run-relay run-cluster test deps vet test-short fuzz bench screenshots dist dist-desktop load clean
 
 all: build
 
@@ -28,6 +28,12 @@ run: relay
 # The relay alone, in the foreground.
 run-relay: relay
 	$(BIN)/heartline-relay --listen 127.0.0.1:8080 --data-dir ./heartline-data
+
+# Redis plus three relays on 127.0.0.1:8081-8083 behind nginx on :8080
+# (round robin), everything in ./heartline-cluster. Ctrl-C stops them all.
+run-cluster: relay
+	@scripts/deps.sh
+	scripts/run-cluster.sh
 
 deps:
 	@scripts/deps.sh
