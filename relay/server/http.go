@@ -65,6 +65,13 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "draining\n")
 		return
 	}
+	if why := s.redisReady(); why != "" {
+		// The load balancer sends new clients elsewhere; the members here
+		// keep their links (messages get retry errors until Redis is back).
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, why+"\n")
+		return
+	}
 	if err := s.storeWriteErr(); err != nil {
 		// The relay would take messages it cannot keep: every one would get
 		// error internal. The body gives the cause (e.g. "no space left on
