@@ -132,6 +132,53 @@ type fanoutResult struct {
 	LoadCPU            float64     `json:"loadgen_cpu_percent"`
 	Stalled            bool        `json:"stalled,omitempty"`
 	LeaveCloses        map[int]int `json:"closes_during_leave,omitempty"` // after the measurement, on bye
+	// PerRelay splits the members' figures by the relay they were on, when
+	// -url names several (relays sharing one Redis).
+	PerRelay []relayShare `json:"per_relay,omitempty"`
+}
+
+// relayShare is what the members on one relay saw.
+type relayShare struct {
+	URL        string      `json:"url"`
+	Receivers  int         `json:"receivers"`
+	Senders    int         `json:"senders"`
+	Deliveries int64       `json:"deliveries"`
+	Latency    latency     `json:"latency"` // send (on any relay) -> receipt on this one
+	Loss       lossFigures `json:"loss"`
+}
+
+// perRelay groups members by their relay URL, in the order of urls.
+func perRelay(urls []string, recv, send []*member, final func(string) uint64) []relayShare {
+	out := make([]relayShare, len(urls))
+	index := map[string]int{}
+	groups := make([][]*member, len(urls))
+	for i, u := range urls {
+		out[i].URL, index[u] = u, i
+	}
+	for k, group := range [][]*member{recv, send} {
+		for _, m := range group {
+			i, ok := index[m.url]
+			if !ok {
+				continue
+			}
+			if k == 0 {
+				out[i].Receivers++
+			} else {
+				out[i].Senders++
+			}
+			groups[i] = append(groups[i], m)
+		}
+	}
+	for i, ms := range groups {
+		lat := &hist{}
+		for _, m := range ms {
+			out[i].Deliveries += m.msgs.Load()
+			lat.merge(m.lat)
+		}
+		out[i].Latency = lat.summary()
+		out[i].Loss = accountLoss(ms, final)
+	}
+	return out
 }
 
 func fanoutMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (any, error) {
@@ -346,6 +393,9 @@ func fanoutMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (
 		res.Unacked = res.Sent - res.Acked - refused
 		res.MsgsPerSec = float64(res.Acked) / res.SendSeconds
 		res.Loss = accountLoss(all, func(string) uint64 { return maxAck.Load() })
+		if len(e.urls) > 1 {
+			res.PerRelay = perRelay(e.urls, recv, send, func(string) uint64 { return maxAck.Load() })
+		}
 		if pid != "" {
 			if sampleErr != nil {
 				res.Relay.SampleError = sampleErr.Error()
@@ -369,6 +419,9 @@ func fanoutMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (
 			fmt.Printf("fanout: %d receivers + %d senders at %g msg/s each (%.0f deliveries/s offered), %d-byte texts, %.1fs\n",
 				*receivers, *senders, *rate, res.OfferedDelivPerS, *size, res.SendSeconds)
 		}
+		if len(e.urls) > 1 {
+			fmt.Printf("  members spread round robin over %d relays: %s\n", len(e.urls), strings.Join(e.urls, " "))
+		}
 		fmt.Printf("  sent %d, acked %d (%.0f msg/s), refused %v, unacked %d%s\n", res.Sent, res.Acked, res.MsgsPerSec, res.Refused, res.Unacked,
 			map[bool]string{true: " - STALLED: no echo for 10 s", false: ""}[res.Stalled])
 		fmt.Printf("  deliveries: %d (%.0f/s while sending)\n", res.Deliveries, res.DeliveriesPerSec)
@@ -376,12 +429,17 @@ func fanoutMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (
 			res.Latency.P50, res.Latency.P90, res.Latency.P99, res.Latency.P999, res.Latency.Max, res.Latency.Count, *warmup)
 		fmt.Printf("  latency send->ack:     p50 %.2f ms, p99 %.2f, max %.2f\n", res.AckLatency.P50, res.AckLatency.P99, res.AckLatency.Max)
 		fmt.Printf("  loss: %s\n", res.Loss)
+		for _, r := range res.PerRelay {
+			lost := r.Loss.Gaps + r.Loss.Backlog + r.Loss.Evicted + r.Loss.LostOnClose
+			fmt.Printf("  on %s: %d receivers + %d senders, %d deliveries, p50 %.2f ms, p99 %.2f, max %.2f; missing %d (gaps %d), duplicates %d\n",
+				r.URL, r.Receivers, r.Senders, r.Deliveries, r.Latency.P50, r.Latency.P99, r.Latency.Max, lost, r.Loss.Gaps, r.Loss.Duplicates)
+		}
 		if len(res.LeaveCloses) > 0 {
 			fmt.Printf("  after the measurement, while all members said bye, the relay closed: %v (1006: no close frame in 3 s)\n", res.LeaveCloses)
 		}
 		if pid != "" && sampleErr == nil {
-			fmt.Printf("  relay pid %s: %.2f s CPU (%.0f%% of a core), %.3f us per delivery, %.1f deliveries per write syscall; RSS %d -> %d KiB (peak ever %d)\n",
-				pid, res.Relay.CPUSeconds, res.Relay.CPUPercent, res.RelayUsPerDeliver, res.DeliveriesPerWrite, r0.rssKiB, r1.rssKiB, r1.hwmKiB)
+			fmt.Printf("  %s: %.2f s CPU (%.0f%% of a core), %.3f us per delivery, %.1f deliveries per write syscall; RSS %d -> %d KiB (peak ever %d)\n",
+				relayLabel(pid), res.Relay.CPUSeconds, res.Relay.CPUPercent, res.RelayUsPerDeliver, res.DeliveriesPerWrite, r0.rssKiB, r1.rssKiB, r1.hwmKiB)
 		}
 		fmt.Printf("  load generator: %.0f%% CPU\n", res.LoadCPU)
 		if res.Stalled {
