@@ -105,6 +105,7 @@ type fanoutResult struct {
 	Mode              string         `json:"mode"`
 	URL               string         `json:"url"`
 	Receivers         int            `json:"receivers"`
+	Rooms             int            `json:"rooms,omitempty"` // more than one: members spread over them
 	Senders           int            `json:"senders"`
 	RatePerSender     float64        `json:"rate_per_sender"` // 0: closed loop
 	Window            int            `json:"window,omitempty"`
@@ -191,12 +192,19 @@ func fanoutMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (
 	warmup := fs.Duration("warmup", 2*time.Second, "latency is not recorded for messages sent in this first part")
 	drain := fs.Duration("drain", 10*time.Second, "after sending, wait at most this long for every message to arrive")
 	size := fs.Int("size", 80, "message text length in bytes (ASCII)")
+	nRooms := fs.Int("rooms", 1, "rooms to spread the receivers and senders over (round robin); a message reaches the members of its own room. More than one needs -rate > 0 or -echo ack")
 	return func(ctx context.Context, e *env, c *common) (any, error) {
 		if *receivers < 1 || *senders < 1 || *rate < 0 || *window < 1 || *size < 1 || *size > 4000 {
 			return nil, errors.New("need -receivers >= 1, -senders >= 1, -rate >= 0, -window >= 1, 1 <= -size <= 4000")
 		}
 		if *echo != "receiver" && *echo != "ack" {
 			return nil, fmt.Errorf(`-echo %q: use "receiver" or "ack"`, *echo)
+		}
+		if *nRooms < 1 || *nRooms > *receivers+*senders {
+			return nil, errors.New("-rooms must be between 1 and -receivers + -senders")
+		}
+		if *nRooms > 1 && *rate == 0 && *echo == "receiver" {
+			return nil, errors.New(`-rooms > 1 with a closed loop needs -echo ack (the watching receiver sees only its own room)`)
 		}
 		if *receivers+*senders > 19800 {
 			return nil, errors.New("-receivers + -senders exceeds what one process may hold here (20,000 descriptors)")
@@ -206,15 +214,32 @@ func fanoutMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (
 		pid := c.relayPID()
 		res := &fanoutResult{Mode: "fanout", URL: c.url, Receivers: *receivers, Senders: *senders,
 			RatePerSender: *rate, TextBytes: *size, Refused: map[string]int{}}
+		if *nRooms > 1 {
+			res.Rooms = *nRooms
+		}
 		res.Relay.PID = pid
 		if closed {
 			res.Window, res.Echo = *window, *echo
 		} else {
-			res.OfferedDelivPerS = *rate * float64(*senders) * float64(*receivers+*senders-1)
+			perRoom := float64(*receivers+*senders) / float64(*nRooms)
+			res.OfferedDelivPerS = *rate * float64(*senders) * (perRoom - 1)
 		}
-		room := []string{"fan-" + runID()}
-		recv := newMembers(e, *receivers, room, "r")
-		send := newMembers(e, *senders, room, "s")
+		rooms := []string{"fan-" + runID()}
+		if *nRooms > 1 {
+			id := rooms[0]
+			rooms = rooms[:0]
+			for k := range *nRooms {
+				rooms = append(rooms, fmt.Sprintf("%s-%d", id, k))
+			}
+		}
+		// Each room's highest acked seq: what its members must all receive.
+		finals := make(map[string]*atomic.Uint64, len(rooms))
+		for _, r := range rooms {
+			finals[r] = new(atomic.Uint64)
+		}
+		final := func(room string) uint64 { return finals[room].Load() }
+		recv := newMembers(e, *receivers, rooms, "r")
+		send := newMembers(e, *senders, rooms, "s")
 		all := append(append([]*member{}, recv...), send...)
 		for _, m := range all {
 			m.track, m.lat = true, &hist{}
@@ -229,14 +254,13 @@ func fanoutMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (
 			default:
 			}
 		}
-		var maxAck atomic.Uint64
 		var acked atomic.Int64
 		var refusedMu sync.Mutex
 		for _, m := range send {
 			m.ackLat = &hist{}
-			m.onAck = func(_ *member, h *frameHead, _ int64) {
+			m.onAck = func(m *member, h *frameHead, _ int64) {
 				acked.Add(1)
-				raise(&maxAck, h.seq)
+				raise(finals[m.room], h.seq)
 				if closed && *echo == "ack" {
 					release()
 				}
@@ -350,10 +374,9 @@ func fanoutMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (
 			}
 			refusedMu.Unlock()
 			if acked.Load()+refused >= res.Sent {
-				final := maxAck.Load()
 				done := true
 				for _, m := range all {
-					if m.closeCode.Load() == 0 && m.high.Load() < final {
+					if m.closeCode.Load() == 0 && m.high.Load() < final(m.room) {
 						done = false
 						break
 					}
@@ -392,9 +415,9 @@ func fanoutMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (
 		}
 		res.Unacked = res.Sent - res.Acked - refused
 		res.MsgsPerSec = float64(res.Acked) / res.SendSeconds
-		res.Loss = accountLoss(all, func(string) uint64 { return maxAck.Load() })
+		res.Loss = accountLoss(all, final)
 		if len(e.urls) > 1 {
-			res.PerRelay = perRelay(e.urls, recv, send, func(string) uint64 { return maxAck.Load() })
+			res.PerRelay = perRelay(e.urls, recv, send, final)
 		}
 		if pid != "" {
 			if sampleErr != nil {
@@ -418,6 +441,9 @@ func fanoutMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (
 		} else {
 			fmt.Printf("fanout: %d receivers + %d senders at %g msg/s each (%.0f deliveries/s offered), %d-byte texts, %.1fs\n",
 				*receivers, *senders, *rate, res.OfferedDelivPerS, *size, res.SendSeconds)
+		}
+		if *nRooms > 1 {
+			fmt.Printf("  members spread round robin over %d rooms\n", *nRooms)
 		}
 		if len(e.urls) > 1 {
 			fmt.Printf("  members spread round robin over %d relays: %s\n", len(e.urls), strings.Join(e.urls, " "))

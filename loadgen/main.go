@@ -289,7 +289,10 @@ func parseSources(spec string) ([]net.IP, error) {
 	return out, nil
 }
 
-// newMembers makes n members spread over rooms and source addresses.
+// newMembers makes n members spread over rooms, source addresses and relay
+// URLs. A room's members take the relays in turn (member i is in room
+// i mod rooms, on relay (i / rooms) mod relays), so that with as many rooms
+// as relays no room sits on one relay alone.
 func newMembers(e *env, n int, rooms []string, namePrefix string) []*member {
 	ms := make([]*member, n)
 	for i := range ms {
@@ -299,7 +302,7 @@ func newMembers(e *env, n int, rooms []string, namePrefix string) []*member {
 			name: namePrefix + strconv.Itoa(i),
 			key:  newKey(),
 			src:  e.srcs[i%len(e.srcs)],
-			url:  e.urlFor(i),
+			url:  e.urlFor(i / len(rooms)),
 		}
 	}
 	return ms

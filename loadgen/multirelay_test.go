@@ -184,3 +184,61 @@ func TestFanoutSpreadsMembersOverSeveralRelayURLs(t *testing.T) {
 		t.Errorf("sampled pid %q, want -pid's", res.Relay.PID)
 	}
 }
+
+func TestRoomsAndRelaysSpreadIndependently(t *testing.T) {
+	c := &common{url: "ws://127.0.0.1:8081/ws,ws://127.0.0.1:8082/ws,ws://127.0.0.1:8083/ws", srcs: "127.0.0.2", conc: 1}
+	e, err := c.env()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As many rooms as relays: every room must still have members on every relay.
+	type key struct{ room, url string }
+	count := map[key]int{}
+	for _, m := range newMembers(e, 90, []string{"a", "b", "c"}, "m") {
+		count[key{m.room, m.url}]++
+	}
+	for _, room := range []string{"a", "b", "c"} {
+		for _, u := range c.urls {
+			if count[key{room, u}] != 10 {
+				t.Fatalf("room %s on %s: %d members; want 10 in every room on every relay (%v)", room, u, count[key{room, u}], count)
+			}
+		}
+	}
+}
+
+func TestFanoutOverSeveralRoomsAndRelays(t *testing.T) {
+	relay := startTestRelay(t, server.Config{Rate: 100000, Burst: 100000})
+	a, b := newFrontDoor(t, relay), newFrontDoor(t, relay)
+	res := runMode(t, "fanout", "-url", a.url+","+b.url, "-rooms", "4", "-receivers", "8", "-senders", "4",
+		"-rate", "0", "-window", "8", "-echo", "ack", "-duration", "1s", "-warmup", "0s", "-drain", "5s").(*fanoutResult)
+	if res.Rooms != 4 || res.Sent < 20 || res.Acked != res.Sent || res.Stalled {
+		t.Fatalf("rooms %d, sent %d, acked %d, stalled %v", res.Rooms, res.Sent, res.Acked, res.Stalled)
+	}
+	// Each room: 1 sender and 2 receivers, so every message reaches 2 members.
+	if res.Deliveries != res.Sent*2 {
+		t.Errorf("deliveries %d, want %d (sent x 2 members of the sender's room)", res.Deliveries, res.Sent*2)
+	}
+	l := res.Loss
+	if l.Gaps+l.Backlog+l.Evicted+l.LostOnClose != 0 || l.Received != l.Expected || l.Duplicates != 0 {
+		t.Errorf("loss over 4 rooms: %s", l)
+	}
+	if a.conns.Load()+b.conns.Load() != 12 || a.conns.Load() == 0 || b.conns.Load() == 0 {
+		t.Errorf("connections through the two URLs: %d and %d", a.conns.Load(), b.conns.Load())
+	}
+}
+
+func TestFanoutRefusesRoomsWithTheReceiverEcho(t *testing.T) {
+	fs := flag.NewFlagSet("fanout", flag.ContinueOnError)
+	c := commonFlags(fs)
+	exec := modes["fanout"](fs)
+	if err := fs.Parse([]string{"-rooms", "3", "-rate", "0", "-q", "-src", "127.0.0.2"}); err != nil {
+		t.Fatal(err)
+	}
+	e, err := c.env()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := exec(t.Context(), e, c); err == nil || !strings.Contains(err.Error(), "-echo ack") {
+		t.Fatalf("err = %v, want a refusal pointing at -echo ack", err)
+	}
+}
