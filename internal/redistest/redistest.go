@@ -25,8 +25,13 @@ import (
 )
 
 // RequireEnv, set to 1, turns "redis-server is not installed" from a skip
-// into a failure (CI sets it so Redis tests cannot silently vanish).
+// into a failure (make test sets it, so Redis tests cannot silently vanish).
 const RequireEnv = "HEARTLINE_REQUIRE_REDIS"
+
+// ServerEnv names a redis-server binary to use instead of the one on PATH
+// (a newer Redis built from source, say); one that cannot be run fails the
+// test rather than skipping it.
+const ServerEnv = "HEARTLINE_REDIS_SERVER"
 
 // ErrNil is what Do returns for a nil reply (GET of a missing key).
 var ErrNil = errors.New("redis: nil reply")
@@ -86,10 +91,13 @@ type process struct {
 func Start(t testing.TB, opt Options) *Server {
 	t.Helper()
 	bin, err := findRedis()
-	if err != nil {
-		if os.Getenv(RequireEnv) == "1" {
-			t.Fatalf("%v (%s=1 requires it; install it with scripts/deps.sh)", err, RequireEnv)
-		}
+	switch {
+	case err == nil:
+	case !errors.Is(err, errNotInstalled):
+		t.Fatalf("redistest: %v", err) // asked for by name: never skip
+	case os.Getenv(RequireEnv) == "1":
+		t.Fatalf("%v (%s=1 requires it; install it with scripts/deps.sh)", err, RequireEnv)
+	default:
 		t.Skipf("%v; install it with scripts/deps.sh (apt-get install redis-server) to run this test", err)
 	}
 	switch opt.AppendFsync {
@@ -450,17 +458,32 @@ func fileSize(path string) int64 {
 	return fi.Size()
 }
 
+// Where redis-server is looked for besides PATH (Debian installs it in
+// /usr/bin, which a trimmed PATH may lack); tests of the skip replace it.
+var (
+	lookPath     = exec.LookPath
+	fallbackBins = []string{"/usr/bin/redis-server", "/usr/local/bin/redis-server", "/usr/sbin/redis-server"}
+)
+
+// errNotInstalled is findRedis's answer when no redis-server is found.
+var errNotInstalled = errors.New("redis-server is not installed (not on PATH or in /usr/bin)")
+
 func findRedis() (string, error) {
-	if p, err := exec.LookPath("redis-server"); err == nil {
+	if p := os.Getenv(ServerEnv); p != "" {
+		if _, err := lookPath(p); err != nil {
+			return "", fmt.Errorf("%s=%s cannot be run: %w", ServerEnv, p, err)
+		}
 		return p, nil
 	}
-	// Debian installs it in /usr/bin, which a trimmed PATH may lack.
-	for _, p := range []string{"/usr/bin/redis-server", "/usr/local/bin/redis-server", "/usr/sbin/redis-server"} {
+	if p, err := lookPath("redis-server"); err == nil {
+		return p, nil
+	}
+	for _, p := range fallbackBins {
 		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
 			return p, nil
 		}
 	}
-	return "", errors.New("redis-server is not installed (not on PATH or in /usr/bin)")
+	return "", errNotInstalled
 }
 
 // pickPort is freePort; a test replaces it to hand out a taken port.

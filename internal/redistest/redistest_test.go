@@ -3,9 +3,12 @@ package redistest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -240,5 +243,70 @@ func TestStartRetriesWhenThePickedPortIsTaken(t *testing.T) {
 	}
 	if got, err := s.Do("PING"); err != nil || got != "PONG" {
 		t.Fatalf("PING = %q, %v", got, err)
+	}
+}
+
+// outcome records how Start ended a test it could not run.
+type outcome struct {
+	testing.TB
+	skipped, failed string
+}
+
+func (o *outcome) Helper() {}
+func (o *outcome) Skipf(format string, args ...any) {
+	o.skipped = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+func (o *outcome) Fatalf(format string, args ...any) {
+	o.failed = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+// startWithout runs Start where no redis-server can be found.
+func startWithout(t *testing.T) *outcome {
+	lookPath = func(string) (string, error) { return "", exec.ErrNotFound }
+	fallbackBins = []string{filepath.Join(t.TempDir(), "redis-server")}
+	t.Cleanup(func() {
+		lookPath = exec.LookPath
+		fallbackBins = []string{"/usr/bin/redis-server", "/usr/local/bin/redis-server", "/usr/sbin/redis-server"}
+	})
+	o := &outcome{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Start(o, Options{})
+		t.Error("Start returned without a redis-server")
+	}()
+	<-done
+	return o
+}
+
+func TestWithoutRedisServerSkipsWithAdvice(t *testing.T) {
+	t.Setenv(RequireEnv, "")
+	t.Setenv(ServerEnv, "")
+	o := startWithout(t)
+	if o.failed != "" || !strings.Contains(o.skipped, "not installed") || !strings.Contains(o.skipped, "scripts/deps.sh") {
+		t.Fatalf("skipped %q, failed %q; want a skip saying how to install it", o.skipped, o.failed)
+	}
+}
+
+func TestWithoutRedisServerFailsWhenRequired(t *testing.T) {
+	t.Setenv(RequireEnv, "1")
+	t.Setenv(ServerEnv, "")
+	o := startWithout(t)
+	if o.skipped != "" || !strings.Contains(o.failed, RequireEnv+"=1") {
+		t.Fatalf("skipped %q, failed %q; want a failure naming %s", o.skipped, o.failed, RequireEnv)
+	}
+}
+
+func TestANamedRedisServerThatCannotRunFails(t *testing.T) {
+	t.Setenv(RequireEnv, "")
+	t.Setenv(ServerEnv, "/nonexistent/redis-server")
+	o := &outcome{TB: t}
+	done := make(chan struct{})
+	go func() { defer close(done); Start(o, Options{}) }()
+	<-done
+	if o.skipped != "" || !strings.Contains(o.failed, ServerEnv) {
+		t.Fatalf("skipped %q, failed %q; want a failure naming %s", o.skipped, o.failed, ServerEnv)
 	}
 }
