@@ -13,20 +13,22 @@ import (
 // Heartbeat tells the other relays this one is alive and which rooms it
 // has members in (again, in case a sweeper took it for dead meanwhile).
 func (e *Engine) Heartbeat(ctx context.Context, rooms []string) error {
-	cmds := rueidis.Commands{
-		e.client.B().Zadd().Key(relaysKey).ScoreMember().ScoreMember(float64(time.Now().UnixMilli()), e.relayID).Build(),
-	}
-	if len(rooms) > 0 {
-		cmds = append(cmds, e.client.B().Sadd().Key(relayRoomsKey(e.relayID)).Member(rooms...).Build())
-	}
 	start := time.Now()
-	var err error
-	for _, r := range e.client.DoMulti(ctx, cmds...) {
-		err = errors.Join(err, r.Error())
+	err := heartbeatScript.Exec(ctx, e.client, []string{relaysKey}, []string{e.relayID}).Error()
+	if err == nil && len(rooms) > 0 {
+		err = e.client.Do(ctx, e.client.B().Sadd().Key(relayRoomsKey(e.relayID)).Member(rooms...).Build()).Error()
 	}
 	e.observe("heartbeat", start, err)
 	return err
 }
+
+// heartbeatScript stamps a relay's heartbeat with Redis's clock, the one
+// the sweep compares it with. KEYS relays; ARGV relay.
+var heartbeatScript = rueidis.NewLuaScript(`
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[1], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), ARGV[1])
+return 0
+`)
 
 // Online sets a member online again on link after a sweeper turned it away
 // while its connection here was alive (this relay's heartbeat was late).
@@ -58,6 +60,10 @@ return 1
 type SweepConfig struct {
 	Grace     time.Duration // how long a member of a dead relay stays away before it leaves
 	DeadAfter time.Duration // a relay whose heartbeat is older than this is dead
+	// SkipDeadRelays leaves the dead-relay check out: the sweeping relay
+	// was itself cut off from Redis lately, so the others' heartbeats may
+	// be old for the same reason (Redis paused, the network split).
+	SkipDeadRelays bool
 }
 
 // Sweep does, at most once per second across all relays (a lock in Redis):
@@ -80,10 +86,13 @@ func (e *Engine) Sweep(ctx context.Context, cfg SweepConfig) (away, left int, er
 	usec, _ := strconv.ParseInt(nowRes[1], 10, 64)
 	now := sec*1000 + usec/1000
 
-	dead, err := e.do(ctx, "sweep", e.client.B().Zrangebyscore().Key(relaysKey).Min("-inf").
-		Max(strconv.FormatInt(now-cfg.DeadAfter.Milliseconds(), 10)).Build()).AsStrSlice()
-	if err != nil {
-		return 0, 0, err
+	var dead []string
+	if !cfg.SkipDeadRelays {
+		dead, err = e.do(ctx, "sweep", e.client.B().Zrangebyscore().Key(relaysKey).Min("-inf").
+			Max(strconv.FormatInt(now-cfg.DeadAfter.Milliseconds(), 10)).Build()).AsStrSlice()
+		if err != nil {
+			return 0, 0, err
+		}
 	}
 	for _, relay := range dead {
 		if relay == e.relayID {
@@ -157,4 +166,32 @@ func (e *Engine) forgetRelay(ctx context.Context, relay string, grace time.Durat
 func (e *Engine) Leave(ctx context.Context, grace time.Duration) error {
 	_, err := e.forgetRelay(ctx, e.relayID, grace)
 	return err
+}
+
+func avatarKey(hex string) string { return "hl:avatar:" + hex }
+
+// PutAvatar shares an uploaded picture (already checked and re-encoded)
+// with every relay. Pictures are content-addressed, so a second put of the
+// same one changes nothing.
+func (e *Engine) PutAvatar(ctx context.Context, hex string, png []byte) error {
+	return e.do(ctx, "avatar", e.client.B().Set().Key(avatarKey(hex)).Value(rueidis.BinaryString(png)).Nx().Build()).Error()
+}
+
+// Avatar returns a shared picture, or nil if no relay stored it.
+func (e *Engine) Avatar(ctx context.Context, hex string) ([]byte, error) {
+	b, err := e.do(ctx, "avatar", e.client.B().Get().Key(avatarKey(hex)).Build()).AsBytes()
+	if rueidis.IsRedisNil(err) {
+		return nil, nil
+	}
+	return b, err
+}
+
+// Rooms lists the rooms Redis holds, most recently joined first, up to limit.
+func (e *Engine) Rooms(ctx context.Context, limit int) ([]string, error) {
+	return e.do(ctx, "rooms", e.client.B().Zrevrange().Key(roomsKey).Start(0).Stop(int64(limit-1)).Build()).AsStrSlice()
+}
+
+// RoomCount is how many rooms Redis holds.
+func (e *Engine) RoomCount(ctx context.Context) (int64, error) {
+	return e.do(ctx, "rooms", e.client.B().Zcard().Key(roomsKey).Build()).AsInt64()
 }

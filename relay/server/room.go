@@ -75,11 +75,14 @@ type room struct {
 	draining bool
 
 	// Shared rooms (shared.go) only.
-	pv         uint64    // the roster version this view has applied
-	wantSeq    uint64    // what the running catch-up must reach
-	wantPV     uint64    // idem
-	catchingUp bool      // a catch-up goroutine runs
-	joining    int       // joins under way (the room has no connection of theirs yet)
+	pv         uint64 // the roster version this view has applied
+	wantSeq    uint64 // what the running catch-up must reach
+	wantPV     uint64 // idem
+	catchingUp bool   // a catch-up goroutine runs
+	joining    int    // joins under way (the room has no connection of theirs yet)
+	// recent remembers who sent the latest seqs (seq % len): the same seq
+	// again from someone else means Redis handed it out twice.
+	recent     [256]string
 	pubQ       []pubItem // messages waiting for the publisher
 	publishing bool      // the publisher goroutine runs
 }

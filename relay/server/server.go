@@ -78,8 +78,9 @@ type Server struct {
 
 	// redis holds the rooms when Config.RedisURL is set (shared.go); nil
 	// for a relay on its own store. redisOK is its last heartbeat's outcome.
-	redis   *redisengine.Engine
-	redisOK atomic.Bool
+	redis       *redisengine.Engine
+	redisOK     atomic.Bool
+	redisBackAt atomic.Int64 // unix ns; see redisBack
 
 	mu       sync.Mutex // guards ln, stun, httpSrv, served, shutdown and the ops fields
 	ln       net.Listener

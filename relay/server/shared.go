@@ -16,6 +16,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"net/http"
+	"sort"
 	"strconv"
 	"time"
 
@@ -285,8 +288,20 @@ func (r *room) deliver(b *fanBatch, seq uint64, ts int64, from, client, name, av
 	}
 	r.committed, r.seq = seq, seq
 	r.lastTS = ts
+	r.recent[seq%uint64(len(r.recent))] = from + "\x1f" + client
+	m := r.members[from]
 	if data, ok := r.s.encode(&protocol.Message{Seq: seq, ID: client, From: r.sender(from, name, avatar), Text: text, TS: ts}); ok {
-		b.addMsg(data, r.members[from])
+		b.addMsg(data, m)
+	}
+	// The sender here gets its ack at the message's place in the room's
+	// order, whether or not its publish has returned yet.
+	if m != nil && m.conn != nil {
+		acks := 1
+		if p := r.inflight[from+"\x00"+client]; p != nil {
+			acks = p.acks
+			delete(r.inflight, from+"\x00"+client)
+		}
+		r.ack(b, m, acks, &protocol.Ack{ID: client, Seq: seq, TS: ts})
 	}
 }
 
@@ -300,6 +315,14 @@ func (r *room) applyEvent(ev *redisengine.Event) {
 		r.epoch = ev.Epoch
 		switch {
 		case ev.Seq <= r.committed:
+			if r.committed-ev.Seq >= uint64(len(r.recent)) || r.recent[ev.Seq%uint64(len(r.recent))] != ev.ID+"\x1f"+ev.Client {
+				// Not the message this view has under that seq: Redis lost
+				// writes and numbers again from an older seq.
+				r.s.async(func(ctx context.Context) error {
+					r.s.checkSharedRoom(ctx, r, true)
+					return nil
+				}, "")
+			}
 		case ev.Seq == r.committed+1:
 			r.deliver(&r.batch, ev.Seq, ev.TS, ev.ID, ev.Client, ev.Name, ev.Avatar, ev.Text)
 		default:
@@ -519,11 +542,10 @@ func (r *room) publishLoop() {
 			r.mu.Unlock()
 			return
 		}
-		epoch := r.epoch
 		r.mu.Unlock()
-		if epoch == "" {
-			epoch = redisengine.NewEpoch()
-		}
+		// A room Redis no longer has is created anew with a new epoch,
+		// never its old one: seqs start again, and clients must see that.
+		epoch := redisengine.NewEpoch()
 		outs := make([]redisengine.Outgoing, len(q))
 		for i, it := range q {
 			outs[i] = it.out
@@ -533,15 +555,22 @@ func (r *room) publishLoop() {
 		cancel()
 		r.mu.Lock()
 		for i, it := range q {
-			p := r.inflight[it.key]
-			delete(r.inflight, it.key)
 			r.pending--
-			acks := 1
-			if p != nil {
-				acks = p.acks
-			}
 			m := it.member
 			pr := res[i]
+			p := r.inflight[it.key]
+			if p == nil {
+				// Delivered from the room's channel already, and acked there.
+				r.s.metrics.MessagesAccepted.Inc()
+				continue
+			}
+			if pr.Err == nil && !pr.Duplicate && pr.Seq > r.committed {
+				// Acked when the room's channel delivers it (deliver).
+				r.s.metrics.MessagesAccepted.Inc()
+				continue
+			}
+			delete(r.inflight, it.key)
+			acks := p.acks
 			if pr.Err != nil {
 				r.s.metrics.StoreErrors.Inc()
 				r.s.log.Error("message not published to Redis", "room", r.name, "member", m.id, "err", pr.Err)
@@ -552,9 +581,9 @@ func (r *room) publishLoop() {
 				}
 				continue
 			}
-			if !pr.Duplicate {
-				r.s.metrics.MessagesAccepted.Inc()
-			}
+			// A duplicate of a message published before, or (seq <=
+			// committed) one whose delivery found the inflight entry gone:
+			// ack with what Redis has.
 			r.ack(&r.batch, m, acks, &protocol.Ack{ID: it.out.ClientID, Seq: pr.Seq, TS: pr.TS})
 		}
 		kick := r.flush(&r.batch, nil)
@@ -683,20 +712,23 @@ func (s *Server) onResubscribed() {
 func (s *Server) checkSharedRooms() {
 	for _, r := range s.liveRooms() {
 		ctx, cancel := redisCtx()
-		s.checkSharedRoom(ctx, r)
+		s.checkSharedRoom(ctx, r, false)
 		cancel()
 	}
 }
 
-func (s *Server) checkSharedRoom(ctx context.Context, r *room) {
+func (s *Server) checkSharedRoom(ctx context.Context, r *room, reused bool) {
+	// The view's position first: it only moves to seqs Redis handed out
+	// before, so a roster read afterwards is at least as far unless Redis
+	// lost writes.
+	r.mu.Lock()
+	epoch, committed := r.epoch, r.committed
+	r.mu.Unlock()
 	rs, err := s.redis.Roster(ctx, r.name)
 	if err != nil {
 		return
 	}
-	r.mu.Lock()
-	epoch, committed := r.epoch, r.committed
-	r.mu.Unlock()
-	if rs.Epoch == "" || (rs.Epoch == epoch && rs.Seq < committed) {
+	if (rs.Epoch == "" && epoch != "") || (rs.Epoch == epoch && (rs.Seq < committed || reused)) {
 		// Redis lost this room (restarted without persistence) or its
 		// latest messages (a failover, AOF everysec): same epoch, older seq.
 		s.metrics.RedisEpochResets.Inc()
@@ -770,7 +802,8 @@ func (s *Server) clusterLoop() {
 			s.heartbeat()
 		case <-sweep.C:
 			ctx, cancel := redisCtx()
-			away, left, err := s.redis.Sweep(ctx, redisengine.SweepConfig{Grace: s.cfg.Grace, DeadAfter: s.cfg.RedisDeadAfter})
+			away, left, err := s.redis.Sweep(ctx, redisengine.SweepConfig{Grace: s.cfg.Grace, DeadAfter: s.cfg.RedisDeadAfter,
+				SkipDeadRelays: time.Since(s.redisBack()) < s.cfg.RedisDeadAfter})
 			cancel()
 			if err != nil {
 				s.log.Warn("Redis sweep failed", "err", err)
@@ -796,6 +829,9 @@ func (s *Server) heartbeat() {
 	defer cancel()
 	err := s.redis.Heartbeat(ctx, names)
 	was := s.redisOK.Swap(err == nil)
+	if err == nil && !was {
+		s.redisBackAt.Store(time.Now().UnixNano())
+	}
 	switch {
 	case err != nil && was:
 		s.log.Error("Redis unreachable: refusing messages and reporting not ready until it is back", "err", err)
@@ -808,6 +844,11 @@ func (s *Server) heartbeat() {
 		}()
 	}
 }
+
+// redisBack is when this relay last regained Redis after losing it (its
+// start counts): until RedisDeadAfter later, other relays' old heartbeats
+// may only mean Redis was unreachable for them too.
+func (s *Server) redisBack() time.Time { return time.Unix(0, s.redisBackAt.Load()) }
 
 // redisReady says why /readyz fails in Redis mode, or "".
 func (s *Server) redisReady() string {
@@ -852,6 +893,83 @@ func (s *Server) openRedis() error {
 	}
 	s.redis = e
 	s.redisOK.Store(true)
+	s.redisBackAt.Store(time.Now().UnixNano())
 	s.log.Info("rooms are shared through Redis", "relay_id", e.RelayID(), "persistence", p.String())
 	return nil
+}
+
+// hasAvatar reports whether an uploaded picture is here, fetching it from
+// Redis (another relay took the upload) into the local directory.
+func (s *Server) hasAvatar(hex string) bool {
+	if s.avatars.Has(hex) {
+		return true
+	}
+	if !s.inRedis() {
+		return false
+	}
+	ctx, cancel := redisCtx()
+	defer cancel()
+	png, err := s.redis.Avatar(ctx, hex)
+	if err != nil {
+		s.log.Warn("cannot fetch a picture from Redis", "avatar", hex, "err", err)
+		return false
+	}
+	if png == nil {
+		return false
+	}
+	got, err := s.avatars.Save(png)
+	if err != nil || got != hex {
+		s.log.Error("picture from Redis not kept", "avatar", hex, "got", got, "err", err)
+		return false
+	}
+	return true
+}
+
+// maxListedRooms bounds GET /v1/rooms in Redis mode (most recently joined first).
+const maxListedRooms = 10000
+
+// handleSharedRooms is GET /v1/rooms in Redis mode: every relay's rooms and
+// members from Redis; remote and idle time only for members connected here.
+func (s *Server) handleSharedRooms(w http.ResponseWriter) {
+	ctx, cancel := redisCtx()
+	defer cancel()
+	names, err := s.redis.Rooms(ctx, maxListedRooms)
+	if err != nil {
+		writeJSONError(w, http.StatusServiceUnavailable, "busy", "cannot read the rooms from Redis: "+err.Error())
+		return
+	}
+	s.roomsMu.Lock()
+	local := make(map[string]*room, len(s.rooms))
+	maps.Copy(local, s.rooms)
+	s.roomsMu.Unlock()
+	now := time.Now()
+	out := make([]adminRoom, 0, len(names))
+	for _, name := range names {
+		rs, err := s.redis.Roster(ctx, name)
+		if err != nil {
+			writeJSONError(w, http.StatusServiceUnavailable, "busy", "cannot read a room from Redis: "+err.Error())
+			return
+		}
+		ar := adminRoom{Room: name, Seq: rs.Seq, Epoch: rs.Epoch, Members: make([]adminMember, 0, len(rs.Members))}
+		for _, m := range rs.Members {
+			state := m.State
+			if state != protocol.StateOnline {
+				state = protocol.StateAway
+			}
+			am := adminMember{ID: m.ID, Name: m.Name, State: state}
+			if r := local[name]; r != nil {
+				r.mu.Lock()
+				if lm := r.members[m.ID]; lm != nil && lm.conn != nil {
+					am.Remote = lm.remote
+					am.IdleSeconds = float64(int64(max(now.Sub(lm.conn.LastSeen()).Seconds(), 0)*10)) / 10
+				}
+				r.mu.Unlock()
+			}
+			ar.Members = append(ar.Members, am)
+		}
+		sort.Slice(ar.Members, func(i, j int) bool { return ar.Members[i].Name < ar.Members[j].Name })
+		out = append(out, ar)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Room < out[j].Room })
+	writeJSON(w, http.StatusOK, map[string]any{"rooms": out})
 }

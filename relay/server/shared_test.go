@@ -1,8 +1,10 @@
 package server
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -224,4 +226,114 @@ func TestClusterRedisDownMakesRelayUnready(t *testing.T) {
 	})
 	alice.msg("1", "after")
 	alice.expect(protocol.TypeAck)
+}
+
+// sendUntilAcked sends a message until the relay acks it (while Redis is
+// away the relay answers rate_limited; the outbox resends the same id).
+func sendUntilAcked(t *testing.T, c *tclient, id, text string) *protocol.Ack {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		c.msg(id, text)
+		for {
+			f, err := c.next(2 * time.Second)
+			if err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			if a, ok := f.(*protocol.Ack); ok && a.ID == id {
+				return a
+			}
+			if e, ok := f.(*protocol.Error); ok && e.ID == id {
+				if e.Code != protocol.ErrRateLimited || e.RetryAfterMS <= 0 {
+					t.Fatalf("%s: error %s (%s), want a retryable rate_limited", c.name, e.Code, e.Message)
+				}
+				time.Sleep(time.Duration(e.RetryAfterMS) * time.Millisecond)
+				break
+			}
+		}
+	}
+	t.Fatalf("%s: %s never acked", c.name, id)
+	return nil
+}
+
+func TestClusterRedisRestartWithAOFLosesNothing(t *testing.T) {
+	relays, rs := cluster(t, 2)
+	alice, w := relays[0].join("lobby", "alice", newKey())
+	bob, _ := relays[1].join("lobby", "bob", newKey())
+	stopA, stopB := alice.keepAlive(200*time.Millisecond), bob.keepAlive(200*time.Millisecond)
+	defer stopA()
+	defer stopB()
+	alice.expect(protocol.TypeJoined)
+	sendUntilAcked(t, alice, "1", "before")
+	rs.Kill()
+	rs.Restart(t)
+	a := sendUntilAcked(t, alice, "2", "after")
+	if a.Seq != 2 {
+		t.Fatalf("after the restart the message got seq %d, want 2", a.Seq)
+	}
+	var texts []string
+	for len(texts) < 2 {
+		texts = append(texts, bob.expect(protocol.TypeMsg).(*protocol.Message).Text)
+	}
+	if texts[0] != "before" || texts[1] != "after" {
+		t.Fatalf("bob got %v", texts)
+	}
+	_, w2 := relays[1].join("lobby", "carol", newKey())
+	if w2.Epoch != w.Epoch || w2.Seq != 2 {
+		t.Fatalf("after an AOF restart: epoch %s seq %d, want %s and 2", w2.Epoch, w2.Seq, w.Epoch)
+	}
+}
+
+func TestClusterRedisRestartWithoutPersistenceStartsANewEpoch(t *testing.T) {
+	rs := redistest.Start(t, redistest.Options{})
+	cfg := redisConfig(t, rs)
+	cfg.RedisAllowVolatile = true
+	tr := startRelay(t, cfg)
+	bobKey := newKey()
+	alice, _ := tr.join("lobby", "alice", newKey())
+	bob, w := tr.join("lobby", "bob", bobKey)
+	stopA := alice.keepAlive(200 * time.Millisecond)
+	defer stopA()
+	alice.expect(protocol.TypeJoined)
+	sendUntilAcked(t, alice, "1", "one")
+	bob.expect(protocol.TypeMsg)
+	rs.Kill()
+	rs.Restart(t)
+	// The relay notices Redis forgot the room: its members reconnect, and a
+	// resume of the old history is refused (recovered=false), never merged.
+	if code := bob.closeCode(20 * time.Second); code != protocol.CloseGoingAway {
+		t.Fatalf("bob's link ended with %d, want 1001", code)
+	}
+	_, w2 := tr.join("lobby", "bob", bobKey, withResume(&protocol.Resume{Epoch: w.Epoch, LastSeq: 1}))
+	if w2.Epoch == w.Epoch || w2.Recovered {
+		t.Fatalf("after Redis lost everything: epoch %s (was %s), recovered %v", w2.Epoch, w.Epoch, w2.Recovered)
+	}
+}
+
+func TestClusterRefusesVolatileRedis(t *testing.T) {
+	rs := redistest.Start(t, redistest.Options{})
+	_, err := New(redisConfig(t, rs))
+	if err == nil || !strings.Contains(err.Error(), "appendonly yes") || !strings.Contains(err.Error(), "--redis-allow-volatile") {
+		t.Fatalf("New on a Redis without persistence: %v", err)
+	}
+}
+
+func TestClusterAvatarUploadedOnOneRelayWorksOnAnother(t *testing.T) {
+	relays, _ := cluster(t, 2)
+	req, _ := http.NewRequest("POST", relays[0].web+"/v1/avatars", bytes.NewReader(pngBytes(t, 64, 64)))
+	req.Header.Set("Content-Type", "image/png")
+	resp, data := relays[0].do(req)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("upload: %d %s", resp.StatusCode, data)
+	}
+	var up struct{ Avatar string }
+	decodeJSON(t, data, &up)
+	_, w := relays[1].join("lobby", "alice", newKey(), withAvatar(up.Avatar))
+	if w.You.Avatar != up.Avatar {
+		t.Fatalf("joined with avatar %q", w.You.Avatar)
+	}
+	resp, _ = relays[1].get("/v1/avatars/"+strings.TrimPrefix(up.Avatar, protocol.AvatarSHA256+":"), nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("the other relay serves the picture with %d", resp.StatusCode)
+	}
 }
