@@ -19,6 +19,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
 
+	"github.com/heartline/heartline/internal/redistest"
 	"github.com/heartline/heartline/shared/protocol"
 )
 
@@ -63,6 +64,9 @@ func testLogger(t *testing.T) *slog.Logger {
 
 func startRelay(t *testing.T, cfg Config) *testRelay {
 	t.Helper()
+	if os.Getenv("HEARTLINE_TEST_ENGINE") == "redis" && cfg.RedisURL == "" && cfg.Store == nil {
+		cfg.RedisURL = redistest.Start(t, redistest.Options{AppendOnly: true}).URL()
+	}
 	srv, err := New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)

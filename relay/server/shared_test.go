@@ -208,24 +208,66 @@ func TestClusterReplacedAcrossRelays(t *testing.T) {
 	old.expectClose(protocol.CloseReplaced)
 }
 
-func TestClusterRedisDownMakesRelayUnready(t *testing.T) {
-	relays, rs := cluster(t, 1)
-	tr := relays[0]
-	alice, _ := tr.join("lobby", "alice", newKey())
-	stop := alice.keepAlive(50 * time.Millisecond)
-	defer stop()
+// Redis stopped (SIGSTOP) for longer than the heartbeat timeout: links
+// stay up (heartbeats are answered by each relay alone), the relays report
+// not ready, a message gets a retryable error, and once Redis is back the
+// resend is delivered, with no presence change for anyone.
+func TestClusterRedisPausedLongerThanHeartbeatTimeout(t *testing.T) {
+	relays, rs := cluster(t, 2)
+	alice, _ := relays[0].join("lobby", "alice", newKey())
+	bob, _ := relays[1].join("lobby", "bob", newKey())
+	alice.expect(protocol.TypeJoined)
+	stopA, stopB := alice.keepAlive(200*time.Millisecond), bob.keepAlive(200*time.Millisecond)
+	defer stopA()
+	defer stopB()
+	sendUntilAcked(t, alice, "1", "before")
+	bob.expect(protocol.TypeMsg)
+
 	rs.Pause()
-	waitFor(t, 15*time.Second, "readyz 503", func() bool {
-		resp, _ := tr.get("/readyz", nil)
-		return resp.StatusCode == http.StatusServiceUnavailable
-	})
+	for _, tr := range relays {
+		waitFor(t, 15*time.Second, "readyz 503", func() bool {
+			resp, _ := tr.get("/readyz", nil)
+			return resp.StatusCode == http.StatusServiceUnavailable
+		})
+	}
+	alice.msg("2", "during")
+	if e := alice.expectError(protocol.ErrRateLimited); e.ID != "2" || e.RetryAfterMS <= 0 {
+		t.Fatalf("a message while Redis is away: %+v", e)
+	}
+	time.Sleep(relays[0].cfg.HeartbeatTimeout + relays[0].cfg.RedisDeadAfter) // Redis stays stopped past both
 	rs.Resume()
-	waitFor(t, 15*time.Second, "readyz 200", func() bool {
-		resp, _ := tr.get("/readyz", nil)
-		return resp.StatusCode == http.StatusOK
-	})
-	alice.msg("1", "after")
-	alice.expect(protocol.TypeAck)
+	for _, tr := range relays {
+		waitFor(t, 15*time.Second, "readyz 200", func() bool {
+			resp, _ := tr.get("/readyz", nil)
+			return resp.StatusCode == http.StatusOK
+		})
+	}
+	sendUntilAcked(t, alice, "2", "during")
+	for {
+		f := bob.expect(protocol.TypeMsg).(*protocol.Message)
+		if f.ID == "2" {
+			if f.Seq != 2 {
+				t.Fatalf("the resend got seq %d", f.Seq)
+			}
+			break
+		}
+	}
+	// Nobody was taken for gone: no presence, leave or join for either.
+	for _, c := range []*tclient{alice, bob} {
+		for {
+			f, err := c.next(3 * time.Second)
+			if err == errTimeout {
+				break
+			}
+			if err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			switch f.(type) {
+			case *protocol.Presence, *protocol.Left, *protocol.Joined:
+				t.Fatalf("%s saw %+v after Redis came back", c.name, f)
+			}
+		}
+	}
 }
 
 // sendUntilAcked sends a message until the relay acks it (while Redis is
