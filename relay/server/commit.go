@@ -113,7 +113,9 @@ func (r *room) drain() {
 			return
 		}
 		r.doneMu.Unlock()
-		<-r.ready // a shared room's events can arrive while it loads
+		if r.s.inRedis() {
+			<-r.ready // a shared room's events can arrive while it loads
+		}
 		r.mu.Lock()
 		for _, res := range q {
 			if res.ev != nil {

@@ -177,7 +177,11 @@ func (r *room) joinShared(c *conn, h *protocol.Hello) joinResult {
 // as history does from the local store.
 func (r *room) fetchHistory(ctx context.Context, resume *protocol.Resume, epoch string, target uint64) ([]protocol.Message, bool, error) {
 	page := r.s.cfg.HistoryPage
-	if resume != nil && resume.Epoch == epoch && resume.LastSeq <= target {
+	// The stream is trimmed approximately (MAXLEN ~, far cheaper than
+	// exact); what is older than History messages counts as gone, as it is
+	// in the relay's own store, so both engines answer a resume alike.
+	kept := uint64(r.s.redisHistory())
+	if resume != nil && resume.Epoch == epoch && resume.LastSeq <= target && target-resume.LastSeq <= kept {
 		if resume.LastSeq == target {
 			return []protocol.Message{}, true, nil
 		}
@@ -867,7 +871,7 @@ func (s *Server) openRedis() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	e, err := redisengine.Open(ctx, redisengine.Config{
-		URL: s.cfg.RedisURL, Password: s.cfg.RedisPassword, History: s.cfg.History,
+		URL: s.cfg.RedisURL, Password: s.cfg.RedisPassword, History: s.redisHistory(),
 		Logger: s.log.With("component", "redis"), OnEvent: s.onRedisEvent, OnResubscribed: s.onResubscribed,
 		Observe: func(op string, d time.Duration, err error) {
 			s.metrics.RedisCalls.WithLabelValues(op).Observe(d.Seconds())
@@ -896,6 +900,14 @@ func (s *Server) openRedis() error {
 	s.redisBackAt.Store(time.Now().UnixNano())
 	s.log.Info("rooms are shared through Redis", "relay_id", e.RelayID(), "persistence", p.String())
 	return nil
+}
+
+// redisHistory is how many messages a room keeps in Redis.
+func (s *Server) redisHistory() int {
+	if s.cfg.History > 0 {
+		return s.cfg.History
+	}
+	return 1000
 }
 
 // hasAvatar reports whether an uploaded picture is here, fetching it from
