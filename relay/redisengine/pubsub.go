@@ -129,8 +129,19 @@ func (s *subscriber) subscribe(ctx context.Context, room string) error {
 	s.channels[ch] = struct{}{}
 	dc := s.dc
 	s.mu.Unlock()
-	if dc == nil {
-		return errPubSubDown // the loop subscribes it when the link is back
+	for dc == nil {
+		// The loop subscribes every channel when the link is back; wait
+		// for it a little (Redis restarting) before giving up.
+		select {
+		case <-ctx.Done():
+			return errPubSubDown
+		case <-s.stop:
+			return errPubSubDown
+		case <-time.After(20 * time.Millisecond):
+		}
+		s.mu.Lock()
+		dc = s.dc
+		s.mu.Unlock()
 	}
 	start := time.Now()
 	err := dc.Do(ctx, dc.B().Subscribe().Channel(ch).Build()).Error()

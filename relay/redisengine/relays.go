@@ -24,7 +24,7 @@ func (e *Engine) Heartbeat(ctx context.Context, rooms []string) error {
 
 // heartbeatScript stamps a relay's heartbeat with Redis's clock, the one
 // the sweep compares it with. KEYS relays; ARGV relay.
-var heartbeatScript = rueidis.NewLuaScript(`
+var heartbeatScript = rueidis.NewLuaScriptRetryable(`
 local t = redis.call('TIME')
 redis.call('ZADD', KEYS[1], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), ARGV[1])
 return 0
@@ -40,7 +40,7 @@ func (e *Engine) Online(ctx context.Context, room, id, link string) (bool, error
 }
 
 // onlineScript: KEYS meta members pres; ARGV id relay link channel.
-var onlineScript = rueidis.NewLuaScript(`
+var onlineScript = rueidis.NewLuaScriptRetryable(`
 local rec = redis.call('HGET', KEYS[2], ARGV[1])
 if not rec then return 0 end
 local p = redis.call('HGET', KEYS[3], ARGV[1])
@@ -132,7 +132,7 @@ func (e *Engine) Sweep(ctx context.Context, cfg SweepConfig) (away, left int, er
 }
 
 // dropGraceScript: KEYS graces; ARGV entry now.
-var dropGraceScript = rueidis.NewLuaScript(`
+var dropGraceScript = rueidis.NewLuaScriptRetryable(`
 local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if s and tonumber(s) <= tonumber(ARGV[2]) then redis.call('ZREM', KEYS[1], ARGV[1]) end
 return 0

@@ -7,6 +7,11 @@ import "github.com/redis/rueidis"
 // (TIME), one clock for every relay; scripts are replicated by their
 // effects, so a non-deterministic TIME is safe. Members and presence are
 // JSON (cjson), the relays' only shared encoding besides the stream fields.
+//
+// Every script is safe to run twice (publish dedups by client id, join finds
+// the member by its key, the others check the link or state they change),
+// so they are retryable: a connection lost mid-call (Redis restarting) is
+// retried on a new one instead of failing the client.
 
 // luaCommon is prepended to the scripts that need it.
 const luaCommon = `
@@ -28,7 +33,7 @@ end
 //
 // KEYS: meta log ids
 // ARGV: newEpoch member client name avatar text maxlen channel
-var publishScript = rueidis.NewLuaScript(luaCommon + `
+var publishScript = rueidis.NewLuaScriptRetryable(luaCommon + `
 local dk = ARGV[2] .. '\31' .. ARGV[3]
 local hit = redis.call('ZSCORE', KEYS[3], dk)
 if hit then
@@ -66,7 +71,7 @@ return {0, seq, ts, e}
 //
 // KEYS: meta members keys names shapes pres
 // ARGV: newEpoch keyHash name fold shape avatar addr relay link newID maxMembers maxPerIP channel
-var joinScript = rueidis.NewLuaScript(luaCommon + `
+var joinScript = rueidis.NewLuaScriptRetryable(luaCommon + `
 local e, created = ensure(KEYS[1], ARGV[1])
 local id = redis.call('HGET', KEYS[3], ARGV[2])
 local other = redis.call('HGET', KEYS[4], ARGV[4])
@@ -131,7 +136,7 @@ return {'ok', '', ev, e, s, created}
 //
 // KEYS: meta members pres
 // ARGV: id link graceMs reason channel
-var awayScript = rueidis.NewLuaScript(luaCommon + `
+var awayScript = rueidis.NewLuaScriptRetryable(luaCommon + `
 local p = redis.call('HGET', KEYS[3], ARGV[1])
 if not p then return 0 end
 p = cjson.decode(p)
@@ -152,7 +157,7 @@ return dl
 //
 // KEYS: meta members keys names shapes pres
 // ARGV: id link mode reason channel
-var leaveScript = rueidis.NewLuaScript(luaCommon + `
+var leaveScript = rueidis.NewLuaScriptRetryable(luaCommon + `
 local p = redis.call('HGET', KEYS[6], ARGV[1])
 local rec = redis.call('HGET', KEYS[2], ARGV[1])
 if not rec then
@@ -185,7 +190,7 @@ return 1
 //
 // KEYS: meta members pres
 // ARGV: relay graceMs reason channel
-var relayDownScript = rueidis.NewLuaScript(luaCommon + `
+var relayDownScript = rueidis.NewLuaScriptRetryable(luaCommon + `
 local out = {}
 local dl = nowms() + tonumber(ARGV[2])
 local all = redis.call('HGETALL', KEYS[3])
@@ -226,7 +231,7 @@ return {m[1] or '', tonumber(m[2] or '0'), tonumber(m[3] or '0'),
 //
 // KEYS: meta
 // ARGV: seenEpoch newEpoch
-var rotateScript = rueidis.NewLuaScript(`
+var rotateScript = rueidis.NewLuaScriptRetryable(`
 local e = redis.call('HGET', KEYS[1], 'e')
 if e and e ~= ARGV[1] then return e end
 redis.call('HSET', KEYS[1], 'e', ARGV[2])

@@ -63,6 +63,18 @@ func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
+// redisEngine reports whether the tests run on Redis (HEARTLINE_TEST_ENGINE=redis).
+func redisEngine() bool { return os.Getenv("HEARTLINE_TEST_ENGINE") == "redis" }
+
+// storeOnly skips a test of a feature of the relay's own store that Redis
+// mode does not have (why says what stands in for it).
+func storeOnly(t *testing.T, why string) {
+	t.Helper()
+	if redisEngine() {
+		t.Skip("the relay's own store only: " + why)
+	}
+}
+
 var (
 	testRedisMu sync.Mutex
 	testRedis   = map[string]*redistest.Server{}
@@ -70,7 +82,7 @@ var (
 
 func startRelay(t *testing.T, cfg Config) *testRelay {
 	t.Helper()
-	if os.Getenv("HEARTLINE_TEST_ENGINE") == "redis" && cfg.RedisURL == "" && cfg.Store == nil {
+	if redisEngine() && cfg.RedisURL == "" && cfg.Store == nil {
 		// One Redis per data dir: a relay restarted on its data dir finds
 		// its rooms again, as it would in its own store.
 		testRedisMu.Lock()

@@ -83,15 +83,19 @@ type room struct {
 	// recent remembers who sent the latest seqs (seq % len): the same seq
 	// again from someone else means Redis handed it out twice.
 	recent     [256]string
-	pubQ       []pubItem // messages waiting for the publisher
-	publishing bool      // the publisher goroutine runs
+	recentKey  [256]string             // the delivered key of recent[i]
+	delivered  map[string]protocol.Ack // member\x00client id -> its ack, for the messages in recent
+	serials    map[string]uint64       // key hash -> serial of the newest connection here that joined with it
+	pubQ       []pubItem               // messages waiting for the publisher
+	publishing bool                    // the publisher goroutine runs
 }
 
 func (s *Server) newRoom(name string) *room {
 	return &room{
 		s: s, name: name, ready: make(chan struct{}),
 		members: map[string]*member{}, byKey: map[string]*member{}, byName: map[string]*member{}, byShape: map[string]*member{},
-		inflight: map[string]*pendingMsg{},
+		inflight:  map[string]*pendingMsg{},
+		delivered: map[string]protocol.Ack{}, serials: map[string]uint64{},
 	}
 }
 
@@ -164,7 +168,17 @@ func (s *Server) getRoom(name, ip string) (*room, error) {
 		return r, r.initErr
 	}
 	if s.inRedis() {
-		if err := s.openShared(r); err != nil {
+		err := s.openShared(r)
+		if err == nil && r.epoch == "" {
+			// Redis does not know the room: this hello creates it.
+			err = s.admitNewSharedRoom(ip)
+			if err != nil {
+				ctx, cancel := redisCtx()
+				s.redis.Unsubscribe(ctx, name)
+				cancel()
+			}
+		}
+		if err != nil {
 			r.initErr = err
 			s.roomsMu.Lock()
 			delete(s.rooms, name)

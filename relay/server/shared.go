@@ -102,11 +102,19 @@ func (r *room) joinShared(c *conn, h *protocol.Hello) joinResult {
 		r.joining--
 		r.mu.Unlock()
 	}()
+	kh := keyHash(h.Key)
+	r.mu.Lock()
+	newer := r.serials[kh] > c.Serial()
+	r.mu.Unlock()
+	if newer {
+		return joinResult{refused: true, close: protocol.CloseReplaced,
+			msg: "a newer connection of this member is already in the room"}
+	}
 	link := s.link(c)
 	ctx, cancel := redisCtx()
 	defer cancel()
 	res, err := s.redis.Join(ctx, r.name, redisengine.JoinRequest{
-		NewEpoch: redisengine.NewEpoch(), KeyHash: keyHash(h.Key),
+		NewEpoch: redisengine.NewEpoch(), KeyHash: kh,
 		Name: h.Name, Fold: names.Key(h.Name), Shape: names.ShapeKey(h.Name), Avatar: h.Avatar, Addr: c.ip,
 		Link: link, NewID: newMemberID(), MaxMembers: s.cfg.MaxRoomMembers, MaxPerIP: s.cfg.MaxRoomMembersPerIP,
 	})
@@ -161,13 +169,23 @@ func (r *room) joinShared(c *conn, h *protocol.Hello) joinResult {
 			return joinResult{refused: true, close: protocol.CloseReplaced,
 				msg: "a newer connection of this member is already in the room"}
 		}
+		if r.serials[kh] > c.Serial() {
+			r.mu.Unlock()
+			return joinResult{refused: true, close: protocol.CloseReplaced,
+				msg: "a newer connection of this member is already in the room"}
+		}
+		r.serials[kh] = c.Serial()
 		m.conn, m.lastSerial, m.remote, m.addr = c, c.Serial(), c.Remote(), c.ip
 		r.attach(c, m)
 		w := r.welcomeWith(c, m, hist, recovered, s.cfg.now())
 		r.mu.Unlock()
 		c.Send(w)
-		s.log.Info("member joined through Redis", "room", r.name, "member", m.id, "name", m.name, "remote", c.Remote(),
-			"kind", ev.Kind, "was_away", ev.WasAway, "recovered", recovered)
+		if ev.Kind == redisengine.KindJoined {
+			s.log.Info("member joined", "room", r.name, "member", m.id, "name", m.name, "remote", c.Remote(), "client", h.Client)
+		} else {
+			s.log.Info("member returned", "room", r.name, "member", m.id, "name", m.name, "remote", c.Remote(),
+				"was_away", ev.WasAway, "replaced", ev.Prev != "")
+		}
 		return joinResult{}
 	}
 	return joinResult{retry: true}
@@ -292,7 +310,11 @@ func (r *room) deliver(b *fanBatch, seq uint64, ts int64, from, client, name, av
 	}
 	r.committed, r.seq = seq, seq
 	r.lastTS = ts
-	r.recent[seq%uint64(len(r.recent))] = from + "\x1f" + client
+	slot := seq % uint64(len(r.recent))
+	delete(r.delivered, r.recentKey[slot])
+	r.recent[slot] = from + "\x1f" + client
+	r.recentKey[slot] = from + "\x00" + client
+	r.delivered[r.recentKey[slot]] = protocol.Ack{ID: client, Seq: seq, TS: ts}
 	m := r.members[from]
 	if data, ok := r.s.encode(&protocol.Message{Seq: seq, ID: client, From: r.sender(from, name, avatar), Text: text, TS: ts}); ok {
 		b.addMsg(data, m)
@@ -323,8 +345,7 @@ func (r *room) applyEvent(ev *redisengine.Event) {
 				// Not the message this view has under that seq: Redis lost
 				// writes and numbers again from an older seq.
 				r.s.async(func(ctx context.Context) error {
-					r.s.checkSharedRoom(ctx, r, true)
-					return nil
+					return r.s.checkSharedRoom(ctx, r, true)
 				}, "")
 			}
 		case ev.Seq == r.committed+1:
@@ -393,6 +414,7 @@ func (r *room) applyEvent(ev *redisengine.Event) {
 
 // dropShared removes m from the view and tells the local members. r.mu held.
 func (r *room) dropShared(m *member, reason string) {
+	r.s.log.Info("member left", "room", r.name, "member", m.id, "name", m.name, "remote", m.remote, "reason", reason)
 	delete(r.members, m.id)
 	if r.byKey[m.keyHash] == m {
 		delete(r.byKey, m.keyHash)
@@ -513,6 +535,10 @@ func (r *room) sendShared(m *member, c *conn, f *protocol.Send, now time.Time) {
 		p.acks++
 		return
 	}
+	if a, ok := r.delivered[key]; ok {
+		c.Send(&a) // an outbox resend of what this relay delivered: free
+		return
+	}
 	spent, wait := c.allow(now)
 	if spent == nil {
 		c.rateLimited(f.ID, wait)
@@ -605,6 +631,7 @@ func (r *room) linkDroppedShared(m *member, c *conn, reason string) {
 	}
 	m.conn = nil
 	r.mu.Unlock()
+	r.s.log.Info("member away", "room", r.name, "member", m.id, "remote", c.Remote(), "reason", reason, "grace", r.s.cfg.Grace)
 	if r.s.draining.Load() {
 		return // Shutdown turns this relay's members away at once
 	}
@@ -714,14 +741,30 @@ func (s *Server) onResubscribed() {
 // history. It also turns away members Redis still has online here but whose
 // connection has ended (their away was lost with the link to Redis).
 func (s *Server) checkSharedRooms() {
-	for _, r := range s.liveRooms() {
-		ctx, cancel := redisCtx()
-		s.checkSharedRoom(ctx, r, false)
-		cancel()
+	rooms := s.liveRooms()
+	// Right after Redis comes back its connections may still be opening
+	// (or it is loading its AOF): retry a failed room for a while.
+	for attempt := 0; len(rooms) > 0 && attempt < 20; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-s.stop:
+				return
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+		failed := rooms[:0]
+		for _, r := range rooms {
+			ctx, cancel := redisCtx()
+			if err := s.checkSharedRoom(ctx, r, false); err != nil {
+				failed = append(failed, r)
+			}
+			cancel()
+		}
+		rooms = failed
 	}
 }
 
-func (s *Server) checkSharedRoom(ctx context.Context, r *room, reused bool) {
+func (s *Server) checkSharedRoom(ctx context.Context, r *room, reused bool) error {
 	// The view's position first: it only moves to seqs Redis handed out
 	// before, so a roster read afterwards is at least as far unless Redis
 	// lost writes.
@@ -730,7 +773,7 @@ func (s *Server) checkSharedRoom(ctx context.Context, r *room, reused bool) {
 	r.mu.Unlock()
 	rs, err := s.redis.Roster(ctx, r.name)
 	if err != nil {
-		return
+		return err
 	}
 	if (rs.Epoch == "" && epoch != "") || (rs.Epoch == epoch && (rs.Seq < committed || reused)) {
 		// Redis lost this room (restarted without persistence) or its
@@ -738,10 +781,10 @@ func (s *Server) checkSharedRoom(ctx context.Context, r *room, reused bool) {
 		s.metrics.RedisEpochResets.Inc()
 		ne, err := s.redis.Rotate(ctx, r.name, rs.Epoch)
 		if err != nil {
-			return
+			return err
 		}
 		if rs, err = s.redis.Roster(ctx, r.name); err != nil {
-			return
+			return err
 		}
 		s.log.Warn("Redis lost this room's latest writes; new epoch, clients resume with recovered=false",
 			"room", r.name, "seq_here", committed, "seq_redis", rs.Seq, "epoch", ne)
@@ -751,10 +794,10 @@ func (s *Server) checkSharedRoom(ctx context.Context, r *room, reused bool) {
 		kick := r.flush(&r.batch, nil)
 		r.mu.Unlock()
 		kickAll(kick)
-		return
+		return nil
 	}
 	if err := r.catchUp(ctx, rs.Seq, rs.PV); err != nil {
-		return
+		return err
 	}
 	// Members Redis has online here whose connection is gone.
 	r.mu.Lock()
@@ -766,8 +809,11 @@ func (s *Server) checkSharedRoom(ctx context.Context, r *room, reused bool) {
 	}
 	r.mu.Unlock()
 	for _, m := range stale {
-		s.redis.Away(ctx, r.name, m.id, m.link, protocol.ReasonTimeout, s.cfg.Grace)
+		if _, err := s.redis.Away(ctx, r.name, m.id, m.link, protocol.ReasonTimeout, s.cfg.Grace); err != nil {
+			return err
+		}
 	}
+	return nil
 }
 
 func (s *Server) liveRooms() []*room {
@@ -984,4 +1030,26 @@ func (s *Server) handleSharedRooms(w http.ResponseWriter) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Room < out[j].Room })
 	writeJSON(w, http.StatusOK, map[string]any{"rooms": out})
+}
+
+// admitNewSharedRoom applies the room quotas (MaxRooms across all relays,
+// RoomCreateRate per address on this relay) to a hello that creates a room.
+func (s *Server) admitNewSharedRoom(ip string) error {
+	if s.cfg.MaxRooms > 0 {
+		ctx, cancel := redisCtx()
+		n, err := s.redis.RoomCount(ctx)
+		cancel()
+		if err != nil {
+			return err
+		}
+		if n >= int64(s.cfg.MaxRooms) {
+			return &roomRefusal{code: protocol.ErrRoomFull, close: protocol.CloseRoomFull,
+				msg: fmt.Sprintf("this relay already keeps its maximum of %d rooms; join an existing room, or ask the relay's operator", s.cfg.MaxRooms)}
+		}
+	}
+	if d, ok := s.roomCreates.allow(ip, s.cfg.now()); !ok {
+		return &roomRefusal{code: protocol.ErrRateLimited, close: protocol.CloseProtocolError, retry: d,
+			msg: "too many new rooms from your address; join an existing room, or wait and try again"}
+	}
+	return nil
 }
