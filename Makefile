@@ -41,13 +41,16 @@ deps:
 vet: deps
 	go vet ./...
 
-# Every test, with the race detector. Network-namespace tests run when root.
+# Every test, with the race detector (network-namespace tests run when root),
+# then the relay's suite once more with its rooms in Redis.
 # deps installed redis-server, so a Redis test that cannot find it fails
 # instead of skipping.
 test: deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	go vet ./...
 	HEARTLINE_REQUIRE_REDIS=1 go test -race -timeout 20m ./...
+	@echo "== the relay's suite again, on the Redis engine (every room in a redis-server of the test's own)"
+	HEARTLINE_REQUIRE_REDIS=1 HEARTLINE_TEST_ENGINE=redis go test -race -timeout 20m ./relay/server/
 
 test-short: deps
 	go test -short ./...
