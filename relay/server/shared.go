@@ -55,7 +55,7 @@ func (s *Server) openShared(r *room) error {
 	}
 	roster, err := s.redis.Roster(ctx, r.name)
 	if err != nil {
-		s.redis.Unsubscribe(ctx, r.name)
+		s.redis.Unsubscribe(ctx, r.name, nil)
 		return err
 	}
 	r.mu.Lock()
@@ -681,12 +681,13 @@ func (r *room) sweepShared() {
 	r.s.roomsMu.Unlock()
 	name := r.name
 	r.s.async(func(ctx context.Context) error {
-		r.s.roomsMu.Lock()
-		back := r.s.rooms[name] != nil
-		r.s.roomsMu.Unlock()
-		if !back {
-			r.s.redis.Unsubscribe(ctx, name)
-		}
+		// A join that made a new view meanwhile registered it before
+		// subscribing, so it is seen here, or subscribes after this.
+		r.s.redis.Unsubscribe(ctx, name, func() bool {
+			r.s.roomsMu.Lock()
+			defer r.s.roomsMu.Unlock()
+			return r.s.rooms[name] != nil
+		})
 		return nil
 	}, "cannot unsubscribe", "room", name)
 }
