@@ -121,17 +121,15 @@ var errPubSubDown = errors.New("the relay's Redis pub/sub link is down")
 // whatever is published afterwards reaches this relay.
 func (s *subscriber) subscribe(ctx context.Context, room string) error {
 	ch := channelOf(room)
-	s.mu.Lock()
-	if _, ok := s.channels[ch]; ok && s.dc != nil {
-		s.mu.Unlock()
-		return nil
-	}
-	s.channels[ch] = struct{}{}
-	dc := s.dc
-	s.mu.Unlock()
-	for dc == nil {
+	for {
 		// The loop subscribes every channel when the link is back; wait
 		// for it a little (Redis restarting) before giving up.
+		s.mu.Lock()
+		if s.dc != nil {
+			break // still locked
+		}
+		s.channels[ch] = struct{}{}
+		s.mu.Unlock()
 		select {
 		case <-ctx.Done():
 			return errPubSubDown
@@ -139,25 +137,30 @@ func (s *subscriber) subscribe(ctx context.Context, room string) error {
 			return errPubSubDown
 		case <-time.After(20 * time.Millisecond):
 		}
-		s.mu.Lock()
-		dc = s.dc
-		s.mu.Unlock()
 	}
+	// Under s.mu, so that a subscribe and an unsubscribe of one channel
+	// reach Redis in the order they were decided.
+	defer s.mu.Unlock()
+	s.channels[ch] = struct{}{}
 	start := time.Now()
-	err := dc.Do(ctx, dc.B().Subscribe().Channel(ch).Build()).Error()
+	err := s.dc.Do(ctx, s.dc.B().Subscribe().Channel(ch).Build()).Error()
 	s.e.observe("subscribe", start, err)
 	return err
 }
 
-func (s *subscriber) unsubscribe(ctx context.Context, room string) {
+// unsubscribe drops room's channel unless stillWanted says, under the same
+// lock subscribe takes, that a view of the room came back meanwhile.
+func (s *subscriber) unsubscribe(ctx context.Context, room string, stillWanted func() bool) {
 	ch := channelOf(room)
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if stillWanted != nil && stillWanted() {
+		return
+	}
 	delete(s.channels, ch)
-	dc := s.dc
-	s.mu.Unlock()
-	if dc != nil {
+	if s.dc != nil {
 		start := time.Now()
-		err := dc.Do(ctx, dc.B().Unsubscribe().Channel(ch).Build()).Error()
+		err := s.dc.Do(ctx, s.dc.B().Unsubscribe().Channel(ch).Build()).Error()
 		s.e.observe("unsubscribe", start, err)
 	}
 }
@@ -185,5 +188,8 @@ func (s *subscriber) close() {
 // when it is back.
 func (e *Engine) Subscribe(ctx context.Context, room string) error { return e.sub.subscribe(ctx, room) }
 
-// Unsubscribe stops room's events.
-func (e *Engine) Unsubscribe(ctx context.Context, room string) { e.sub.unsubscribe(ctx, room) }
+// Unsubscribe stops room's events, unless stillWanted (if set) reports,
+// checked in order with Subscribe calls, that the room is wanted again.
+func (e *Engine) Unsubscribe(ctx context.Context, room string, stillWanted func() bool) {
+	e.sub.unsubscribe(ctx, room, stillWanted)
+}

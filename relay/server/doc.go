@@ -116,7 +116,9 @@
 //
 //   - Redis mode never holds room.mu across a Redis round trip: joinShared,
 //     publishLoop, catchUp and the Redis sweep call Redis with no lock and
-//     take room.mu afterwards to apply what came back. The pub/sub
+//     take room.mu afterwards to apply what came back. Unsubscribing a
+//     room checks Server.roomsMu under the subscriber's own lock (a lock
+//     of relay/redisengine taken before roomsMu, never under it). The pub/sub
 //     callback (onRedisEvent) takes Server.roomsMu to find the room, lets
 //     go, and queues the event for the room's drainer (room.doneMu only).
 //

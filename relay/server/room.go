@@ -174,7 +174,7 @@ func (s *Server) getRoom(name, ip string) (*room, error) {
 			err = s.admitNewSharedRoom(ip)
 			if err != nil {
 				ctx, cancel := redisCtx()
-				s.redis.Unsubscribe(ctx, name)
+				s.redis.Unsubscribe(ctx, name, nil)
 				cancel()
 			}
 		}

@@ -55,7 +55,7 @@ func (s *Server) openShared(r *room) error {
 	}
 	roster, err := s.redis.Roster(ctx, r.name)
 	if err != nil {
-		s.redis.Unsubscribe(ctx, r.name)
+		s.redis.Unsubscribe(ctx, r.name, nil)
 		return err
 	}
 	r.mu.Lock()
@@ -72,7 +72,12 @@ func (s *Server) openShared(r *room) error {
 
 // setShared copies a roster entry into m (not its connection).
 func setShared(m *member, rm redisengine.Member) {
-	m.id, m.name, m.avatar, m.keyHash, m.since, m.addr = rm.ID, rm.Name, rm.Avatar, rm.KeyHash, rm.Since, rm.Addr
+	if m.id == "" {
+		// A member's id never changes, and a connection's log lines read it
+		// without the room's lock: set it once.
+		m.id = rm.ID
+	}
+	m.name, m.avatar, m.keyHash, m.since, m.addr = rm.Name, rm.Avatar, rm.KeyHash, rm.Since, rm.Addr
 	m.fold, m.shape = names.Key(rm.Name), names.ShapeKey(rm.Name)
 	m.state, m.relay, m.link = rm.State, rm.Relay, rm.Link
 	if m.state != protocol.StateOnline {
@@ -178,12 +183,13 @@ func (r *room) joinShared(c *conn, h *protocol.Hello) joinResult {
 		m.conn, m.lastSerial, m.remote, m.addr = c, c.Serial(), c.Remote(), c.ip
 		r.attach(c, m)
 		w := r.welcomeWith(c, m, hist, recovered, s.cfg.now())
+		name := m.name
 		r.mu.Unlock()
 		c.Send(w)
 		if ev.Kind == redisengine.KindJoined {
-			s.log.Info("member joined", "room", r.name, "member", m.id, "name", m.name, "remote", c.Remote(), "client", h.Client)
+			s.log.Info("member joined", "room", r.name, "member", m.id, "name", name, "remote", c.Remote(), "client", h.Client)
 		} else {
-			s.log.Info("member returned", "room", r.name, "member", m.id, "name", m.name, "remote", c.Remote(),
+			s.log.Info("member returned", "room", r.name, "member", m.id, "name", name, "remote", c.Remote(),
 				"was_away", ev.WasAway, "replaced", ev.Prev != "")
 		}
 		return joinResult{}
@@ -681,12 +687,13 @@ func (r *room) sweepShared() {
 	r.s.roomsMu.Unlock()
 	name := r.name
 	r.s.async(func(ctx context.Context) error {
-		r.s.roomsMu.Lock()
-		back := r.s.rooms[name] != nil
-		r.s.roomsMu.Unlock()
-		if !back {
-			r.s.redis.Unsubscribe(ctx, name)
-		}
+		// A join that made a new view meanwhile registered it before
+		// subscribing, so it is seen here, or subscribes after this.
+		r.s.redis.Unsubscribe(ctx, name, func() bool {
+			r.s.roomsMu.Lock()
+			defer r.s.roomsMu.Unlock()
+			return r.s.rooms[name] != nil
+		})
 		return nil
 	}, "cannot unsubscribe", "room", name)
 }
@@ -800,11 +807,12 @@ func (s *Server) checkSharedRoom(ctx context.Context, r *room, reused bool) erro
 		return err
 	}
 	// Members Redis has online here whose connection is gone.
+	type staleLink struct{ id, link string }
 	r.mu.Lock()
-	var stale []*member
+	var stale []staleLink
 	for _, m := range r.members {
 		if m.state == protocol.StateOnline && m.relay == s.redis.RelayID() && m.conn == nil {
-			stale = append(stale, m)
+			stale = append(stale, staleLink{m.id, m.link})
 		}
 	}
 	r.mu.Unlock()

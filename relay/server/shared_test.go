@@ -380,3 +380,34 @@ func TestClusterAvatarUploadedOnOneRelayWorksOnAnother(t *testing.T) {
 		t.Fatalf("the other relay serves the picture with %d", resp.StatusCode)
 	}
 }
+
+func TestClusterRoomsListedOnEveryRelay(t *testing.T) {
+	rs := redistest.Start(t, redistest.Options{AppendOnly: true})
+	var relays []*testRelay
+	for range 2 {
+		cfg := redisConfig(t, rs)
+		cfg.AdminToken = "admin"
+		relays = append(relays, startRelay(t, cfg))
+	}
+	relays[0].join("lobby", "alice", newKey())
+	relays[1].join("lobby", "bob", newKey())
+	relays[1].join("kitchen", "carol", newKey())
+	for i, tr := range relays {
+		resp, body := tr.get("/v1/rooms", http.Header{"Authorization": {"Bearer admin"}})
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("relay %d: /v1/rooms %d %s", i, resp.StatusCode, body)
+		}
+		var got struct{ Rooms []adminRoom }
+		decodeJSON(t, body, &got)
+		if len(got.Rooms) != 2 || got.Rooms[0].Room != "kitchen" || got.Rooms[1].Room != "lobby" ||
+			len(got.Rooms[1].Members) != 2 || got.Rooms[1].Members[0].Name != "alice" || got.Rooms[1].Members[1].State != protocol.StateOnline {
+			t.Fatalf("relay %d lists %+v", i, got.Rooms)
+		}
+		// Remote addresses only for the members connected to this relay.
+		local := got.Rooms[1].Members[i].Remote
+		other := got.Rooms[1].Members[1-i].Remote
+		if local == "" || other != "" {
+			t.Fatalf("relay %d: remote of its own member %q, of the other's %q", i, local, other)
+		}
+	}
+}
