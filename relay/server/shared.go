@@ -657,11 +657,16 @@ func (r *room) byeShared(m *member, c *conn) {
 	}
 	m.conn = nil
 	r.mu.Unlock()
-	link := r.s.link(c)
-	r.s.async(func(ctx context.Context) error {
-		_, err := r.s.redis.Bye(ctx, r.name, m.id, link)
-		return err
-	}, "cannot remove a member in Redis", "room", r.name, "member", m.id)
+	// On the connection's reader, before its close 1000: once the client
+	// sees the close, its place in the room is free on every relay.
+	ctx, cancel := redisCtx()
+	defer cancel()
+	if _, err := r.s.redis.Bye(ctx, r.name, m.id, r.s.link(c)); err != nil {
+		r.s.log.Warn("cannot remove a member in Redis; it leaves after its grace instead", "room", r.name, "member", m.id, "err", err)
+		if _, err := r.s.redis.Away(ctx, r.name, m.id, r.s.link(c), protocol.ReasonBye, r.s.cfg.Grace); err != nil {
+			r.s.log.Warn("cannot turn a member away in Redis (the sweep will)", "room", r.name, "member", m.id, "err", err)
+		}
+	}
 }
 
 // sweepShared forgets a room no local connection is in any more.
