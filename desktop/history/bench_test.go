@@ -322,3 +322,53 @@ func BenchmarkWriterPutCall(b *testing.B) {
 	b.StopTimer()
 	w.Close()
 }
+
+// benchCopy copies the benchmark database into a fresh folder.
+func benchCopy(b *testing.B) *Store {
+	b.Helper()
+	s := benchStore(b)
+	if _, err := s.write.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		b.Fatal(err)
+	}
+	data, err := os.ReadFile(s.Path())
+	if err != nil {
+		b.Fatal(err)
+	}
+	path := filepath.Join(b.TempDir(), "history.db")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	c, err := Open(path, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+	return c
+}
+
+// BenchmarkPrune: the retention setting deletes the oldest 5% (10,000
+// messages) of the 200,000 and compacts. Run with -benchtime=1x.
+func BenchmarkPrune(b *testing.B) {
+	for b.Loop() {
+		b.StopTimer()
+		s := benchCopy(b)
+		b.StartTimer()
+		n, err := s.Prune(ctx, time.UnixMilli(benchStartMillis+int64(benchPerRoom/20)*60_000))
+		if err != nil || n != benchRooms*benchPerRoom/20 {
+			b.Fatal(n, err)
+		}
+	}
+}
+
+// BenchmarkClearRoom: "clear this room's history" on a room of 10,000
+// messages out of 200,000. Run with -benchtime=1x.
+func BenchmarkClearRoom(b *testing.B) {
+	for b.Loop() {
+		b.StopTimer()
+		s := benchCopy(b)
+		b.StartTimer()
+		if err := s.ClearRoom(ctx, benchRoom(5)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -31,7 +31,7 @@ const (
 // query, newest first, in one room (scope) or all (scope nil). The query is
 // plain words, never FTS5 syntax: quotes, AND, OR, NEAR and * are searched
 // for as text. The last word matches as a prefix while the person is
-// still typing it (no space after it yet). Case and diacritics are
+// still typing it (no space after it yet, 3 characters or more). Case and diacritics are
 // ignored ("cafe" finds "Café").
 func (s *Store) Search(ctx context.Context, query string, scope *RoomKey, limit int) ([]Hit, error) {
 	match := MatchExpression(query)
@@ -83,10 +83,13 @@ func prefixed(p, cols string) string {
 	return strings.Join(parts, ", ")
 }
 
+// minPrefix is the shortest last word matched as a prefix.
+const minPrefix = 3
+
 // MatchExpression turns what a person typed into an FTS5 query: each word
 // a quoted string (so no input is FTS5 syntax), all of them required, the
-// last a prefix unless the input ends with a space or the word is one
-// character. Words with no letter
+// last a prefix unless the input ends with a space or the word is shorter
+// than 3 characters. Words with no letter
 // or digit are dropped (FTS5 would find nothing for them); "" means there
 // is nothing to search for.
 func MatchExpression(input string) string {
@@ -113,10 +116,12 @@ func MatchExpression(input string) string {
 	if kept == 0 {
 		return ""
 	}
-	// Prefixes of 2 and 3 characters have their own index; one character
-	// would match most of the vocabulary, so it stays a whole word.
+	// A prefix query merges the entries of every word it matches: from 3
+	// characters that stays fast (docs/BENCHMARKS.md); shorter, the word
+	// is matched whole ("ok", "hi"). A prefix index would make 1 and 2
+	// characters fast at a third more disk and half the write speed.
 	last := []rune(input)
-	if !sep(last[len(last)-1]) && utf8.RuneCountInString(lastWord) >= 2 {
+	if !sep(last[len(last)-1]) && utf8.RuneCountInString(lastWord) >= minPrefix {
 		b.WriteByte('*')
 	}
 	return b.String()
