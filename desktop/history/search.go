@@ -38,21 +38,16 @@ func (s *Store) Search(ctx context.Context, query string, scope *RoomKey, limit 
 	if match == "" || limit <= 0 {
 		return nil, nil
 	}
-	q := `SELECT r.relay, r.room, ` + prefixed("m.", msgCols) + `,
-			highlight(messages_fts, 0, ?, ?), highlight(messages_fts, 1, ?, ?)
-		FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid JOIN rooms r ON r.id = m.room_id
-		WHERE messages_fts MATCH ?`
 	args := []any{markOpen, markClose, markOpen, markClose, match}
 	if scope != nil {
 		room, ok, err := s.lookupRoom(ctx, *scope)
 		if err != nil || !ok {
 			return nil, err
 		}
-		q += ` AND m.room_id = ?`
 		args = append(args, room)
 	}
-	q += ` ORDER BY messages_fts.rowid DESC LIMIT ?`
 	args = append(args, limit)
+	q := searchSQL(scope != nil)
 	rows, err := s.read.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
@@ -73,6 +68,20 @@ func (s *Store) Search(ctx context.Context, query string, scope *RoomKey, limit 
 		hits = append(hits, h)
 	}
 	return hits, rows.Err()
+}
+
+// searchSQL is the search query. It orders by the FTS rowid, the
+// message id, which follows the relay's time: FTS5 walks the matches in
+// that order and the LIMIT stops it (TestQueriesUseTheirIndexes).
+func searchSQL(scoped bool) string {
+	q := `SELECT r.relay, r.room, ` + prefixed("m.", msgCols) + `,
+			highlight(messages_fts, 0, ?, ?), highlight(messages_fts, 1, ?, ?)
+		FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid JOIN rooms r ON r.id = m.room_id
+		WHERE messages_fts MATCH ?`
+	if scoped {
+		q += ` AND m.room_id = ?`
+	}
+	return q + ` ORDER BY messages_fts.rowid DESC LIMIT ?`
 }
 
 func prefixed(p, cols string) string {
