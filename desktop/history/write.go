@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/heartline/heartline/shared/protocol"
 )
 
 // Gap records that a room's history may miss messages between two points:
@@ -17,6 +19,19 @@ import (
 type Gap struct {
 	After  Ref
 	Before Ref
+}
+
+// GapFromWelcome is the Gap to record for shared/client's HistoryGap:
+// prevEpoch is the room's epoch before this link's welcome (the resume's),
+// heldUpTo the event's HeldUpTo, w the welcome that came with it (the
+// Welcomed event just before). The gap ends at the first message of the
+// welcome's history, or after its seq when the history is empty.
+func GapFromWelcome(prevEpoch string, heldUpTo uint64, w protocol.Welcome) Gap {
+	before := w.Seq + 1
+	for _, m := range w.History {
+		before = min(before, m.Seq)
+	}
+	return Gap{After: Ref{Epoch: prevEpoch, Seq: heldUpTo}, Before: Ref{Epoch: w.Epoch, Seq: before}}
 }
 
 // Put stores msgs for the room in one transaction. A message already held
