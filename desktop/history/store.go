@@ -220,23 +220,41 @@ func (s *Store) Close() error {
 	return errors.Join(errs...)
 }
 
+// explainWrite adds what to do to a failed write's error: the disk is
+// full, or the file is read-only or damaged.
+func explainWrite(err error) error {
+	var se interface{ Code() int }
+	if !errors.As(err, &se) {
+		return err
+	}
+	switch se.Code() & 0xff { // the primary result code
+	case 13: // SQLITE_FULL
+		return fmt.Errorf("%w: the disk holding the message history is full; free some space (the relay still has these messages for a while)", err)
+	case 8: // SQLITE_READONLY
+		return fmt.Errorf("%w: the message history cannot be written (read-only file or folder); check its permissions", err)
+	case 11, 26: // SQLITE_CORRUPT, SQLITE_NOTADB
+		return fmt.Errorf("%w: the message history file is damaged; close Heartline and move it away to start an empty one", err)
+	}
+	return err
+}
+
 // writeTx runs fn in one write transaction, serialised with every other.
 func (s *Store) writeTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return explainWrite(err)
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
 		// A failed transaction may have created rooms that rolled back.
 		clear(s.roomIDs)
-		return err
+		return explainWrite(err)
 	}
 	if err := tx.Commit(); err != nil {
 		clear(s.roomIDs)
-		return err
+		return explainWrite(err)
 	}
 	return nil
 }
