@@ -208,6 +208,23 @@ func dsn(path, params string) string {
 // Path is the database file (beside it: the -wal and -shm files).
 func (s *Store) Path() string { return s.path }
 
+// Size is the space the history takes on disk: the database, its WAL and
+// shared-memory index (for the settings' "where the data lives").
+func (s *Store) Size() (int64, error) {
+	var total int64
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		fi, err := os.Stat(s.path + suffix)
+		if err != nil {
+			if os.IsNotExist(err) {
+				continue
+			}
+			return 0, err
+		}
+		total += fi.Size()
+	}
+	return total, nil
+}
+
 // Close closes the database.
 func (s *Store) Close() error {
 	var errs []error

@@ -150,6 +150,36 @@ func (w *Writer) Flush(ctx context.Context) error {
 	return nil
 }
 
+// ClearRoom drops what is queued for the room, then clears the room on the
+// device (Store.ClearRoom), so that messages handed over before the person
+// asked do not come back afterwards. Messages handed over after it returns
+// are stored as usual.
+func (w *Writer) ClearRoom(ctx context.Context, key RoomKey) error {
+	key = key.norm()
+	w.mu.Lock()
+	kept := w.queue[:0]
+	dropped := 0
+	for _, op := range w.queue {
+		if op.key.norm() == key {
+			w.queued -= max(len(op.msgs), 1)
+			dropped++
+			continue
+		}
+		kept = append(kept, op)
+	}
+	clear(w.queue[len(kept):])
+	w.queue = kept
+	w.written += uint64(dropped) // done, as far as Flush is concerned
+	w.progress.Broadcast()
+	w.mu.Unlock()
+	// A batch already taken off the queue may hold the room's messages:
+	// let it land, then clear.
+	if err := w.Flush(ctx); err != nil {
+		return err
+	}
+	return w.s.ClearRoom(ctx, key)
+}
+
 // Close writes everything queued, stops the writer and returns; later
 // hand-overs are refused.
 func (w *Writer) Close() error {
