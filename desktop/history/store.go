@@ -30,15 +30,23 @@ var (
 )
 
 // RoomKey names a room on a relay. Relay is compared without case or
-// surrounding space, as shared/client.RoomKey does.
+// surrounding space, as shared/client.RoomKey does; what the Store returns
+// (RoomInfo.Key, Hit.Room) is in that form: compare keys with Same.
 type RoomKey struct {
 	Relay string
 	Room  string
 }
 
-func (k RoomKey) norm() RoomKey {
+// Normalized is the key as the Store keeps it: the relay address trimmed
+// and lower-cased.
+func (k RoomKey) Normalized() RoomKey {
 	return RoomKey{Relay: strings.ToLower(strings.TrimSpace(k.Relay)), Room: k.Room}
 }
+
+// Same reports whether two keys name the same room.
+func (k RoomKey) Same(o RoomKey) bool { return k.Normalized() == o.Normalized() }
+
+func (k RoomKey) norm() RoomKey { return k.Normalized() }
 
 // Ref identifies a message in its room.
 type Ref struct {

@@ -76,6 +76,9 @@ func TestPutIsIdempotentByEpochAndSeq(t *testing.T) {
 	if p.MoreBefore || p.MoreAfter {
 		t.Fatalf("more flags on the whole room: %+v", p)
 	}
+	if !lobby.Same(RoomKey{Relay: " WSS://RELAY.example:8443", Room: "lobby"}) || lobby.Same(RoomKey{Relay: lobby.Relay, Room: "Lobby"}) {
+		t.Fatal("Same")
+	}
 	// A new epoch reuses seq numbers: separate messages.
 	reset := msg("b", 1, "after the reset")
 	reset.TS += 3_600_000
