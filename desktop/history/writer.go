@@ -22,8 +22,10 @@ type WriterOptions struct {
 	// already held included). It runs on the writer's goroutine: keep it
 	// short, and never call Flush or Close from it.
 	OnStored func(key RoomKey, stored []Ref)
-	// OnError hears of writes that failed (a full disk) or were refused
-	// (a full queue); those messages are not on the device.
+	// OnError hears of writes that failed (a full disk: on the writer's
+	// goroutine) or were refused (a full queue or a closed writer: on the
+	// goroutine that called Put); those messages are not on the device
+	// (nil: logged to Options.Log).
 	OnError func(err error)
 }
 
@@ -51,6 +53,16 @@ type writeOp struct {
 	msgs []Message // Put
 	gap  *Gap      // MarkGap
 	read *Cursor   // MarkRead
+}
+
+func (op writeOp) describe() string {
+	switch {
+	case op.gap != nil:
+		return "a gap marker of " + op.key.Room
+	case op.read != nil:
+		return "the read marker of " + op.key.Room
+	}
+	return fmt.Sprintf("%d messages of %s", len(op.msgs), op.key.Room)
 }
 
 // NewWriter starts a Writer for the store. Close it before the Store.
@@ -100,12 +112,12 @@ func (w *Writer) push(op writeOp, n int) bool {
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
-		w.report(fmt.Errorf("history: %w: %d messages of %s not stored", ErrClosed, len(op.msgs), op.key.Room))
+		w.report(fmt.Errorf("history: %w: %s not stored", ErrClosed, op.describe()))
 		return false
 	}
 	if w.queued+n > w.opts.MaxQueued {
 		w.mu.Unlock()
-		w.report(fmt.Errorf("history: the write queue is full (%d waiting; is the disk stalled?): %d messages of %s not stored", w.queued, len(op.msgs), op.key.Room))
+		w.report(fmt.Errorf("history: the write queue is full (%d messages waiting: is the disk stalled?): %s not stored", w.queued, op.describe()))
 		return false
 	}
 	w.queue = append(w.queue, op)
