@@ -32,7 +32,11 @@ const (
 // plain words, never FTS5 syntax: quotes, AND, OR, NEAR and * are searched
 // for as text. The last word matches as a prefix while the person is
 // still typing it (no space after it yet, 3 characters or more). Case and diacritics are
-// ignored ("cafe" finds "Café").
+// ignored ("cafe" finds "Café"). Words are split as FTS5's unicode61
+// tokenizer does: at spaces and punctuation, so a run of Chinese or
+// Japanese without spaces is one word, found whole or by its first 3 or
+// more characters, not by a part in its middle (a trigram index would
+// be needed for that).
 func (s *Store) Search(ctx context.Context, query string, scope *RoomKey, limit int) ([]Hit, error) {
 	match := MatchExpression(query)
 	if match == "" || limit <= 0 {

@@ -184,8 +184,8 @@ func TestGapsShowWhereHistoryMayBeMissing(t *testing.T) {
 		t.Fatalf("after: %q", got)
 	}
 	g := p.Items[5].Gap
-	if g.After != (Ref{"a", 5}) || g.Before != (Ref{"a", 40}) || g.Missing != 34 || g.EpochChanged {
-		t.Fatalf("gap = %+v", g)
+	if g.After != (Ref{"a", 5}) || g.Before != (Ref{"a", 40}) || g.Missing != 34 || g.EpochChanged || g.Text() != "34 messages are missing here." {
+		t.Fatalf("gap = %+v %q", g, g.Text())
 	}
 	// Paging: the gap shows once, at the page boundary, in the older page.
 	p, _ = s.Latest(ctx, lobby, 3)
