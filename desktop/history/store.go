@@ -163,7 +163,9 @@ func openAt(path string, opts Options, version int) (*Store, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	common := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)"
+	// journal_size_limit: after a checkpoint the WAL shrinks back to 4 MiB
+	// (a Prune's index rebuild can grow it to the size of the index).
+	common := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_pragma=journal_size_limit(4194304)"
 	// auto_vacuum only takes effect on a new file: Prune and ClearRoom give
 	// the space back with incremental_vacuum. secure_delete overwrites what
 	// they delete, so cleared messages do not linger in free pages.
