@@ -22,6 +22,11 @@
 #   11-name-taken.png        a second "Bob Stone" is refused: stopped, with what to do
 #   12-restarted.png         Alice discarded the refused message, closed the app
 #                            and opened it again: what Bob wrote meanwhile is there
+#   web-01..11-*.png         the browser client (scripts/webshots): join form and
+#                            room at desktop width (1280x800) and phone width
+#                            (390x844), members panel, "N new", the banner while
+#                            the relay is down with a message waiting, reconnected,
+#                            and the dark theme (the browser's prefers-color-scheme)
 #
 # Needs: Xvfb, xdotool, ImageMagick (apt-get install xvfb xdotool imagemagick)
 # and the build packages of the desktop app. Uses APP_BIN and RELAY_BIN, else
@@ -65,6 +70,12 @@ if [ ! -x "$relay_bin" ] || [ ! -x "$app_bin" ]; then
   app_bin=$tmp/heartline
 fi
 mkdir -p "$out"
+# The browser pictures' driver, built before HOME moves (Go's caches live there).
+webshots=
+if command -v chromium >/dev/null; then
+  go build -o "$tmp/webshots" ./scripts/webshots
+  webshots=$tmp/webshots
+fi
 
 export LANG=en_US.UTF-8 HOME=$tmp/home XDG_CONFIG_HOME=$tmp/home/.config
 mkdir -p "$HOME"
@@ -246,4 +257,13 @@ sleep 2.5
 shot alice 12-restarted.png
 
 import -window root "$out/00-both-windows.png"
+
+# The browser client, at desktop and phone width, from its own scripted
+# scenario (a relay in that process, two engine members writing, two
+# browsers joining, the relay stopped and started again): web-*.png.
+if [ -n "$webshots" ]; then
+  "$webshots" -out "$out"
+else
+  echo "screenshots: no chromium, so no browser pictures (apt-get install chromium)" >&2
+fi
 echo "screenshots: done; $(ls "$out"/*.png | wc -l) pictures in $out/"
