@@ -509,3 +509,24 @@ func (mt metrics) messageHeight(it chatview.Item, bodyH float32, status int) flo
 	}
 	return float32(math.Ceil(float64(h)))
 }
+
+// ScrollToRow shows row i (a search result) and counts as reading older
+// messages unless it is the newest.
+func (m *MessageList) ScrollToRow(i int) {
+	if i < 0 || i >= m.TL.Len() {
+		return
+	}
+	m.Sync()
+	if i >= m.TL.Len()-1 {
+		m.JumpToLatest()
+		return
+	}
+	m.autoScrolling = true
+	m.list.ScrollTo(i)
+	m.autoScrolling = false
+	if m.list.scroller != nil {
+		m.lastY = m.list.scroller.Offset.Y
+	}
+	m.scroll.Scrolled(false)
+	m.updateJump()
+}
