@@ -110,6 +110,7 @@ func (r *roomView) build() {
 	r.list.Pictures = u.pictures
 	r.list.Connected = func() bool { return r.link.Phase == chatview.PhaseConnected }
 	r.list.OnRetry = func(id string) { u.retry(id) }
+	r.list.Highlight = func(m *chatview.Message) bool { return !m.Own && chatview.Mentions(m.Text, u.prof.Name) }
 	r.list.OnDiscard = func(id string) { u.discard(id) }
 
 	r.composer = widgets.NewComposer()
@@ -393,5 +394,11 @@ func toneColor(t chatview.Tone) color.NRGBA {
 
 // showMessage scrolls to a message (a search result).
 func (r *roomView) showMessage(epoch string, seq uint64) {
-	r.list.ScrollToRow(r.tl.Find(epoch, seq))
+	i := r.tl.Find(epoch, seq)
+	if i < 0 {
+		return
+	}
+	r.list.Marked = r.tl.Item(i).Msg
+	r.list.ScrollToRow(i)
+	r.list.Refresh()
 }

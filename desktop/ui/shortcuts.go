@@ -90,8 +90,25 @@ func (u *UI) runShortcut(sc appShortcut) {
 	sc.do(u)
 }
 
+// closePopups closes the switcher, the search and the shortcuts sheet.
+func (u *UI) closePopups() {
+	if u.switcher != nil {
+		u.switcher.close()
+	}
+	if u.search != nil {
+		u.search.close()
+	}
+	if u.sheet != nil {
+		u.sheet.Hide()
+	}
+}
+
 // typedKey handles plain keys the focused box did not want.
 func (u *UI) typedKey(ev *fyne.KeyEvent) bool {
+	if ev.Name == fyne.KeyEscape && (u.switcher != nil || u.search != nil) {
+		u.closePopups()
+		return true
+	}
 	if ev.Name == fyne.KeyEscape && u.screen == "room" && u.room != nil {
 		u.room.list.JumpToLatest()
 		return true

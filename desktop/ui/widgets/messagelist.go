@@ -42,6 +42,11 @@ type MessageList struct {
 	// Defer runs f after the current frame; nil means fyne.Do. Tests replace
 	// it to run the queued work when they choose.
 	Defer func(f func())
+	// Highlight reports whether a message calls for the person's attention
+	// (it mentions them); such rows get a tinted background. nil: none.
+	Highlight func(m *chatview.Message) bool
+	// Marked is a message to show marked (a search result opened); nil: none.
+	Marked *chatview.Message
 	// OnJumpChanged is called when the jump control appears, disappears or
 	// changes its count.
 	OnJumpChanged func()
