@@ -466,19 +466,19 @@ func (t *Timeline) Find(epoch string, seq uint64) int {
 	return -1
 }
 
-// Oldest is the epoch and seq of the oldest message held (ok false: none),
-// where loading older history continues.
-func (t *Timeline) Oldest() (epoch string, seq uint64, ok bool) {
+// Oldest is the epoch, seq and relay time (unix ms) of the oldest message
+// held (ok false: none), where loading older history continues.
+func (t *Timeline) Oldest() (epoch string, seq uint64, ts int64, ok bool) {
 	if len(t.confirmed) == 0 {
-		return "", 0, false
+		return "", 0, 0, false
 	}
 	m := t.confirmed[0]
 	for name, idx := range t.epochs {
 		if idx == m.epoch {
-			return name, m.Seq, true
+			return name, m.Seq, m.Time.UnixMilli(), true
 		}
 	}
-	return "", m.Seq, true
+	return "", m.Seq, m.Time.UnixMilli(), true
 }
 
 // AddIn puts a message of a given epoch into the timeline (local history,

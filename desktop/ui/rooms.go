@@ -33,6 +33,15 @@ type roomState struct {
 
 	me    protocol.Member // as the relay welcomed me
 	epoch string          // the epoch of the current connection
+	// prevEpoch: the epoch before the latest welcome (a gap after a
+	// resume into a new epoch starts there).
+	prevEpoch string
+	// last is the newest message seen (read markers point at it).
+	last struct {
+		Epoch string
+		Seq   uint64
+		TS    int64
+	}
 	// countedUpTo: messages of epoch with a seq up to this were seen or
 	// counted already (a resume replays them; they never count twice).
 	countedUpTo uint64
@@ -83,11 +92,13 @@ type rooms struct {
 	onChanged func(r *roomState)
 }
 
-// historySink takes every message and gap a room sees (the local store's
-// writer: it must not block).
+// historySink takes every message and gap a room sees and where the
+// person has read up to (the local store's writer: it must not block).
 type historySink interface {
-	put(r *roomState, epoch string, m protocol.Message, mention bool)
-	gap(r *roomState, epoch string, afterSeq uint64, text string)
+	put(r *roomState, epoch string, m protocol.Message, own bool)
+	// gap: after the message heldUpTo of fromEpoch, messages may be missing.
+	gap(r *roomState, fromEpoch string, heldUpTo uint64, toEpoch string)
+	markRead(r *roomState)
 }
 
 var errRoomOpen = errors.New("that room is already in the list")
@@ -202,6 +213,7 @@ func (rs *rooms) apply(r *roomState, evs []client.Event) {
 			rowChanged = true
 		case client.Welcomed:
 			r.me = e.Welcome.You
+			r.prevEpoch = r.epoch
 			if e.Welcome.Epoch != r.epoch {
 				r.epoch, r.countedUpTo = e.Welcome.Epoch, 0
 			}
@@ -210,7 +222,10 @@ func (rs *rooms) apply(r *roomState, evs []client.Event) {
 			own := e.Own || (r.me.ID != "" && m.From.ID == r.me.ID)
 			mention := !own && chatview.Mentions(m.Text, rs.myName)
 			if rs.hist != nil {
-				rs.hist.put(r, r.epoch, m, mention)
+				rs.hist.put(r, r.epoch, m, own)
+			}
+			if m.TS > r.last.TS || (m.TS == r.last.TS && m.Seq > r.last.Seq) {
+				r.last.Epoch, r.last.Seq, r.last.TS = r.epoch, m.Seq, m.TS
 			}
 			if own || m.Seq <= r.countedUpTo {
 				continue
@@ -229,7 +244,11 @@ func (rs *rooms) apply(r *roomState, evs []client.Event) {
 			}
 		case client.HistoryGap:
 			if rs.hist != nil {
-				rs.hist.gap(r, r.epoch, e.HeldUpTo, e.Text())
+				from := r.epoch
+				if e.EpochChanged {
+					from = r.prevEpoch
+				}
+				rs.hist.gap(r, from, e.HeldUpTo, r.epoch)
 			}
 		}
 	}
@@ -256,6 +275,9 @@ func (rs *rooms) selectRoom(key string) *roomState {
 }
 
 func (rs *rooms) markRead(r *roomState) {
+	if rs.hist != nil {
+		rs.hist.markRead(r)
+	}
 	if r.Unread != 0 || r.Mentions != 0 {
 		r.Unread, r.Mentions = 0, 0
 		rs.changed(r)
@@ -425,11 +447,11 @@ func linkNote(l chatview.Link, now time.Time) string {
 		return "stopped"
 	case chatview.PhaseReconnecting:
 		s := "reconnecting"
-		if l.LastError != "" {
-			s += ": " + l.LastError
-		}
 		if !l.NextTry.IsZero() && l.NextTry.After(now) {
-			s += fmt.Sprintf(" (retry in %ds)", int(l.NextTry.Sub(now).Seconds()+0.999))
+			s = fmt.Sprintf("reconnecting in %d s", int(l.NextTry.Sub(now).Seconds()+0.999))
+		}
+		if l.LastError != "" {
+			s += " · " + l.LastError
 		}
 		return s
 	case chatview.PhaseConnecting:

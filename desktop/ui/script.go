@@ -32,6 +32,9 @@ import (
 //	search all|room TEXT  search every room or this one and type TEXT
 //	close             close the switcher, the search or the shortcuts sheet
 //	shortcuts         show the shortcuts sheet (Ctrl+/)
+//	measure SECONDS   log (warn level) what the app costs: rooms connected,
+//	                  goroutines, RSS, CPU over SECONDS idle, and the time to
+//	                  switch to each room (docs/BENCHMARKS.md, "Desktop app")
 //	quit              leave the room and quit
 //
 // Blank lines and lines starting with # are skipped. It returns when ctx
@@ -150,6 +153,12 @@ func (u *UI) scriptCommand(ctx context.Context, cmd string) (quit bool, err erro
 				u.search.entry.SetText(text)
 			}
 		})
+	case "measure":
+		secs, perr := time.ParseDuration(arg + "s")
+		if perr != nil {
+			return false, perr
+		}
+		u.measure(ctx, secs)
 	case "close":
 		fyne.DoAndWait(u.closePopups)
 	case "shortcuts":

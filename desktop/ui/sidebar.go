@@ -8,6 +8,7 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/driver/desktop"
 	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
@@ -31,7 +32,8 @@ type sidebar struct {
 type sidebarRow struct {
 	av      *widgets.Avatar
 	name    *widget.Label
-	note    *widget.Label
+	note    *widget.RichText
+	noteSeg *widget.TextSegment
 	mention *fyne.Container
 	badge   *fyne.Container
 	count   *canvas.Text
@@ -92,11 +94,11 @@ func newSidebar(u *UI) *sidebar {
 
 func newSidebarRow() *sidebarRow {
 	row := &sidebarRow{av: widgets.NewAvatar(32), name: widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true}),
-		note: widget.NewLabel(""), count: canvas.NewText("", color.White)}
+		count: canvas.NewText("", color.White)}
 	row.name.Truncation = fyne.TextTruncateEllipsis
+	row.noteSeg = &widget.TextSegment{Style: widget.RichTextStyle{ColorName: theme.ColorNamePlaceHolder, SizeName: theme.SizeNameCaptionText, Inline: true}}
+	row.note = widget.NewRichText(row.noteSeg)
 	row.note.Truncation = fyne.TextTruncateEllipsis
-	row.note.SizeName = theme.SizeNameCaptionText
-	row.note.Importance = widget.LowImportance
 	row.mention = pill(mentionColor, canvas.NewText("@", color.White))
 	row.badge = pill(badgeColor, row.count)
 	return row
@@ -113,6 +115,36 @@ type sidebarItem struct {
 	widget.BaseWidget
 	row *sidebarRow
 	box *fyne.Container
+	tip string    // the link's trouble in full (hover shows it)
+	pop *widget.PopUp
+}
+
+// MouseIn shows what is wrong with the room's link in full, beside the
+// row (the row itself has room for the start of it only).
+func (it *sidebarItem) MouseIn(*desktop.MouseEvent) {
+	if it.tip == "" {
+		return
+	}
+	c := fyne.CurrentApp().Driver().CanvasForObject(it)
+	if c == nil {
+		return
+	}
+	l := widget.NewLabel(it.tip)
+	l.Wrapping = fyne.TextWrapWord
+	it.pop = widget.NewPopUp(container.NewGridWrap(fyne.NewSize(320, l.MinSize().Height*3), l), c)
+	pos := fyne.CurrentApp().Driver().AbsolutePositionForObject(it)
+	it.pop.ShowAtPosition(pos.Add(fyne.NewPos(it.Size().Width+4, 0)))
+}
+
+// MouseMoved implements desktop.Hoverable.
+func (it *sidebarItem) MouseMoved(*desktop.MouseEvent) {}
+
+// MouseOut hides the full reason.
+func (it *sidebarItem) MouseOut() {
+	if it.pop != nil {
+		it.pop.Hide()
+		it.pop = nil
+	}
 }
 
 func (it *sidebarItem) CreateRenderer() fyne.WidgetRenderer {
@@ -126,16 +158,18 @@ func (it *sidebarItem) show(r *roomState, now time.Time) {
 	row.av.SetDot(linkColor(r.Link))
 	row.name.SetText(r.Title())
 	note := linkNote(r.Link, now)
-	if note == "" {
+	it.tip = note
+	switch {
+	case note == "":
 		note = r.Where()
-		row.note.Importance = widget.LowImportance
-	} else {
-		row.note.Importance = widget.WarningImportance
-		if r.Link.Phase == chatview.PhaseStopped {
-			row.note.Importance = widget.DangerImportance
-		}
+		row.noteSeg.Style.ColorName = theme.ColorNamePlaceHolder
+	case r.Link.Phase == chatview.PhaseStopped:
+		row.noteSeg.Style.ColorName = theme.ColorNameError
+	default:
+		row.noteSeg.Style.ColorName = theme.ColorNameWarning
 	}
-	row.note.SetText(note)
+	row.noteSeg.Text = note
+	row.note.Refresh()
 	if r.Mentions > 0 {
 		row.mention.Show()
 	} else {

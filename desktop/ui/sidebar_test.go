@@ -90,8 +90,8 @@ func TestSidebarCountsAndKeyboard(t *testing.T) {
 		if !gamma.mention.Visible() || gamma.count.Text != "1" {
 			t.Errorf("gamma: mention %v count %q", gamma.mention.Visible(), gamma.count.Text)
 		}
-		if alpha.badge.Visible() || alpha.note.Text != relayA {
-			t.Errorf("alpha (on screen): badge %v note %q", alpha.badge.Visible(), alpha.note.Text)
+		if alpha.badge.Visible() || alpha.noteSeg.Text != relayA {
+			t.Errorf("alpha (on screen): badge %v note %q", alpha.badge.Visible(), alpha.noteSeg.Text)
 		}
 		if got := u.win.Title(); got != "(3) #alpha - Heartline" {
 			t.Errorf("title %q", got)

@@ -47,6 +47,9 @@ type MessageList struct {
 	Highlight func(m *chatview.Message) bool
 	// Marked is a message to show marked (a search result opened); nil: none.
 	Marked *chatview.Message
+	// OnTop is called when the person scrolls up to the oldest row (to
+	// load older messages). nil: nothing happens.
+	OnTop func()
 	// OnJumpChanged is called when the jump control appears, disappears or
 	// changes its count.
 	OnJumpChanged func()
@@ -244,6 +247,13 @@ func (m *MessageList) scrolled() {
 	m.lastY = y
 	if m.autoScrolling {
 		return
+	}
+	if movedUp && y <= theme.Padding() && m.OnTop != nil {
+		do := m.Defer
+		if do == nil {
+			do = fyne.Do
+		}
+		do(m.OnTop) // not inside the scroll callback: it rebuilds the list
 	}
 	bottom := y+s.Size().Height >= s.Content.MinSize().Height-theme.Padding()*4
 	switch {
