@@ -1,0 +1,176 @@
+package history
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+)
+
+// Gap records that a room's history may miss messages between two points:
+// after After (the last message held before it) and before Before (the
+// first message after it). Record one when a resume comes back
+// recovered:false (shared/client's HistoryGap): After is the previous
+// epoch and HistoryGap.HeldUpTo, Before the new welcome's epoch and the
+// first seq of its history (welcome seq + 1 when the history is empty).
+type Gap struct {
+	After  Ref
+	Before Ref
+}
+
+// Put stores msgs for the room in one transaction. A message already held
+// (same epoch and seq) is left as it is, so replays never duplicate.
+func (s *Store) Put(ctx context.Context, key RoomKey, msgs []Message) error {
+	return s.writeTx(ctx, func(tx *sql.Tx) error {
+		ins, err := prepareInsert(ctx, tx)
+		if err != nil {
+			return err
+		}
+		defer ins.Close()
+		return s.putTx(ctx, tx, ins, key, msgs)
+	})
+}
+
+func prepareInsert(ctx context.Context, tx *sql.Tx) (*sql.Stmt, error) {
+	return tx.PrepareContext(ctx, `INSERT INTO messages
+		(room_id, epoch, seq, ts, msg_id, member_id, name, avatar, text, own, mentions)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (room_id, epoch, seq) DO NOTHING`)
+}
+
+// putTx inserts msgs with ins (prepareInsert on tx).
+func (s *Store) putTx(ctx context.Context, tx *sql.Tx, ins *sql.Stmt, key RoomKey, msgs []Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	id, err := s.roomID(ctx, tx, key)
+	if err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		if m.Seq == 0 || m.Seq > maxSeq {
+			return fmt.Errorf("history: message %q has seq %d: the relay numbers messages from 1", m.ID, m.Seq)
+		}
+		if _, err := ins.ExecContext(ctx, id, m.Epoch, int64(m.Seq), m.TS, m.ID, m.MemberID, m.Name, m.Avatar, m.Text, m.Own, m.Mentions); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// maxSeq: SQLite integers are signed 64-bit.
+const maxSeq = 1<<63 - 1
+
+// MarkGap records a gap in the room's history (see Gap). Reads show it
+// between the messages around it until the device holds every message in
+// between.
+func (s *Store) MarkGap(ctx context.Context, key RoomKey, g Gap) error {
+	return s.writeTx(ctx, func(tx *sql.Tx) error { return s.markGapTx(ctx, tx, key, g) })
+}
+
+func (s *Store) markGapTx(ctx context.Context, tx *sql.Tx, key RoomKey, g Gap) error {
+	if g.After.Seq > maxSeq || g.Before.Seq > maxSeq {
+		return fmt.Errorf("history: gap seq out of range")
+	}
+	id, err := s.roomID(ctx, tx, key)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO gaps (room_id, after_epoch, after_seq, before_epoch, before_seq, marked_at)
+		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		id, g.After.Epoch, int64(g.After.Seq), g.Before.Epoch, int64(g.Before.Seq), s.now().UnixMilli())
+	return err
+}
+
+// MarkRead records that the person has read the room up to c (a message's
+// Cursor) included. The marker only moves forward.
+func (s *Store) MarkRead(ctx context.Context, key RoomKey, c Cursor) error {
+	return s.writeTx(ctx, func(tx *sql.Tx) error { return s.markReadTx(ctx, tx, key, c) })
+}
+
+func (s *Store) markReadTx(ctx context.Context, tx *sql.Tx, key RoomKey, c Cursor) error {
+	if c.Seq > maxSeq {
+		return fmt.Errorf("history: read marker seq out of range")
+	}
+	id, err := s.roomID(ctx, tx, key)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE rooms SET (read_ts, read_seq, read_epoch) = (?, ?, ?)
+		WHERE id = ? AND (read_ts, read_seq, read_epoch) < (?, ?, ?)`,
+		c.TS, int64(c.Seq), c.Epoch, id, c.TS, int64(c.Seq), c.Epoch)
+	return err
+}
+
+// Prune deletes every message the relay stamped before olderThan, in all
+// rooms (the retention setting: 30 days, a year), and gives the space back.
+// It reports how many messages it deleted.
+func (s *Store) Prune(ctx context.Context, olderThan time.Time) (int64, error) {
+	var n int64
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE ts < ?`, olderThan.UnixMilli())
+		if err != nil {
+			return err
+		}
+		n, _ = res.RowsAffected()
+		if _, err := tx.ExecContext(ctx, `DELETE FROM gaps WHERE marked_at < ?`, olderThan.UnixMilli()); err != nil {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("history: pruning messages older than %s: %w", olderThan.Format(time.DateOnly), err)
+	}
+	if n > 0 {
+		if err := s.compact(ctx); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// ClearRoom deletes everything the device holds of the room: messages,
+// gaps and read marker, and gives the space back, leaving none of the
+// deleted text in the database file or its WAL.
+func (s *Store) ClearRoom(ctx context.Context, key RoomKey) error {
+	key = key.norm()
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		var id int64
+		err := tx.QueryRowContext(ctx, `SELECT id FROM rooms WHERE relay = ? AND room = ?`, key.Relay, key.Room).Scan(&id)
+		if err == sql.ErrNoRows {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		delete(s.roomIDs, key)
+		for _, q := range []string{`DELETE FROM messages WHERE room_id = ?`, `DELETE FROM gaps WHERE room_id = ?`, `DELETE FROM rooms WHERE id = ?`} {
+			if _, err := tx.ExecContext(ctx, q, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("history: clearing %s on %s: %w", key.Room, key.Relay, err)
+	}
+	return s.compact(ctx)
+}
+
+// compact rewrites the FTS index without the deleted rows (FTS5 keeps
+// delete markers until segments merge), returns free pages to the file
+// system and empties the WAL, so that deleted text is gone from disk.
+func (s *Store) compact(ctx context.Context) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	for _, q := range []string{
+		`INSERT INTO messages_fts (messages_fts) VALUES ('optimize')`,
+		`PRAGMA incremental_vacuum`,
+		`PRAGMA wal_checkpoint(TRUNCATE)`,
+	} {
+		if _, err := s.write.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("history: compacting after a delete: %w", err)
+		}
+	}
+	return nil
+}
