@@ -25,6 +25,7 @@ import (
 
 	"github.com/heartline/heartline/desktop/avatars"
 	"github.com/heartline/heartline/desktop/chatview"
+	"github.com/heartline/heartline/desktop/history"
 	"github.com/heartline/heartline/desktop/settings"
 	"github.com/heartline/heartline/shared/client"
 	"github.com/heartline/heartline/shared/names"
@@ -86,6 +87,12 @@ type UI struct {
 	sheet    dialog.Dialog // the open shortcuts sheet (nil: closed)
 	search   *searchView   // the open search (nil: closed)
 	finder   messageSearch // the local history's search (nil: none)
+	// local is the device's message history (nil: it could not be
+	// opened, localErr says why; the app works without it).
+	local    *localHistory
+	localErr error
+	// deviceCounts are the unread counts the device kept, read once at start.
+	deviceCounts map[history.RoomKey]history.RoomInfo
 
 	notifier chatview.Notifier
 	hasTray  bool
@@ -139,6 +146,15 @@ func New(a fyne.App, opts Options) *UI {
 		onEvents:  u.roomEvents,
 		onNotify:  u.notify,
 		onChanged: u.roomChanged,
+	}
+	if opts.DataDir != "" {
+		u.local, u.localErr = openLocalHistory(opts.DataDir, log, func() string { return u.rooms.myName })
+		if u.localErr != nil {
+			log.Warn("local history unavailable", "err", u.localErr)
+		} else {
+			u.rooms.hist = u.local
+			u.finder = searcher{h: u.local, rooms: u.rooms}
+		}
 	}
 	u.avatars = avatars.NewCache(avatars.Options{
 		Dir:    filepath.Join(opts.DataDir, "avatars"),
@@ -214,6 +230,10 @@ func (u *UI) Start(override *settings.Profile, join bool) {
 		}
 	}
 	var failed []string
+	if u.local != nil {
+		u.deviceCounts = u.local.counts()
+		u.pruneHistory()
+	}
 	for _, e := range entries {
 		if err := u.openEntry(e); err != nil {
 			u.log.Warn("could not open a saved room", "room", e.Room, "relay", e.Relay, "err", err)
@@ -396,6 +416,16 @@ func (u *UI) openEntry(e settings.RoomEntry) error {
 			v.state = r
 			v.readUpTo = readUpTo
 			u.views[r.Key()] = v
+			if u.local != nil {
+				// What the device holds shows at once, network or not.
+				u.local.loadLatest(v)
+				if in, ok := u.deviceCounts[keyOf(r)]; ok {
+					r.Unread, r.Mentions = in.Unread, in.Mentions
+					if in.Last != nil {
+						r.last.Epoch, r.last.Seq, r.last.TS = in.Last.Epoch, in.Last.Seq, in.Last.TS
+					}
+				}
+			}
 		})
 	if err != nil {
 		delete(u.views, e.Key())
@@ -474,6 +504,24 @@ func (u *UI) openAt(key, epoch string, seq uint64) {
 	if u.room != nil {
 		u.room.showMessage(epoch, seq)
 	}
+}
+
+// pruneHistory drops local messages older than the retention setting, in
+// the background.
+func (u *UI) pruneHistory() {
+	age := u.store.Retention().Age()
+	if u.local == nil || age <= 0 {
+		return
+	}
+	u.bg.Add(1)
+	go func() {
+		defer u.bg.Done()
+		if n, err := u.local.prune(age); err != nil {
+			u.log.Warn("local history: prune", "err", err)
+		} else if n > 0 {
+			u.log.Info("local history: pruned", "messages", n)
+		}
+	}()
 }
 
 // moveRoom moves the selected room up or down the sidebar.
@@ -703,6 +751,10 @@ func (u *UI) shutdown() {
 	u.session = nil
 	u.rooms.stopAll() // saves the resume points: Fyne writes preferences after this hook
 	u.stopHosting()
+	u.bg.Wait() // a prune may still run
+	if u.local != nil {
+		u.local.close()
+	}
 	u.avatars.Close()
 	u.bg.Wait()
 }

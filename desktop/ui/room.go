@@ -45,6 +45,8 @@ type roomView struct {
 	// gap the engine reports lies only in the context above (no marker).
 	readUpTo    *settings.ResumePoint
 	contextOnly bool
+	// moreOnDevice: the local history holds messages older than the view's.
+	moreOnDevice bool
 
 	// widgets
 	content      fyne.CanvasObject
@@ -110,6 +112,7 @@ func (r *roomView) build() {
 	r.list.Pictures = u.pictures
 	r.list.Connected = func() bool { return r.link.Phase == chatview.PhaseConnected }
 	r.list.OnRetry = func(id string) { u.retry(id) }
+	r.list.OnTop = func() { r.loadOlder() }
 	r.list.Highlight = func(m *chatview.Message) bool { return !m.Own && chatview.Mentions(m.Text, u.prof.Name) }
 	r.list.OnDiscard = func(id string) { u.discard(id) }
 
@@ -395,10 +398,39 @@ func toneColor(t chatview.Tone) color.NRGBA {
 // showMessage scrolls to a message (a search result).
 func (r *roomView) showMessage(epoch string, seq uint64) {
 	i := r.tl.Find(epoch, seq)
+	if i < 0 && r.ui.local != nil {
+		r.ui.local.loadAround(r, epoch, seq)
+		r.list.Sync()
+		i = r.tl.Find(epoch, seq)
+	}
 	if i < 0 {
 		return
 	}
 	r.list.Marked = r.tl.Item(i).Msg
 	r.list.ScrollToRow(i)
 	r.list.Refresh()
+}
+
+// loadOlder shows the page of the local history before the oldest message
+// on screen (the person scrolled to the top).
+func (r *roomView) loadOlder() {
+	if r.ui.local != nil && r.ui.local.loadOlder(r) {
+		r.list.Sync()
+	}
+}
+
+// resetTimeline empties the view (its history was cleared on this device).
+func (r *roomView) resetTimeline() {
+	tl := chatview.NewTimeline(nil)
+	if r.welcome != nil {
+		tl.SetSelf(r.me.ID)
+		tl.SetEpoch(r.welcome.Epoch)
+	}
+	r.tl = tl
+	r.list.TL = tl
+	r.list.Marked = nil
+	r.moreOnDevice = false
+	r.list.Sync()
+	r.list.Refresh()
+	r.updateEmpty()
 }

@@ -36,6 +36,9 @@ type roomState struct {
 	// prevEpoch: the epoch before the latest welcome (a gap after a
 	// resume into a new epoch starts there).
 	prevEpoch string
+	// welcomeFirst is the first seq the latest welcome brought (its
+	// history's first, else the seq after the room's latest).
+	welcomeFirst uint64
 	// last is the newest message seen (read markers point at it).
 	last struct {
 		Epoch string
@@ -96,8 +99,9 @@ type rooms struct {
 // person has read up to (the local store's writer: it must not block).
 type historySink interface {
 	put(r *roomState, epoch string, m protocol.Message, own bool)
-	// gap: after the message heldUpTo of fromEpoch, messages may be missing.
-	gap(r *roomState, fromEpoch string, heldUpTo uint64, toEpoch string)
+	// gap: between the message heldUpTo of fromEpoch and the message
+	// toSeq of toEpoch, messages may be missing.
+	gap(r *roomState, fromEpoch string, heldUpTo uint64, toEpoch string, toSeq uint64)
 	markRead(r *roomState)
 }
 
@@ -214,6 +218,10 @@ func (rs *rooms) apply(r *roomState, evs []client.Event) {
 		case client.Welcomed:
 			r.me = e.Welcome.You
 			r.prevEpoch = r.epoch
+			r.welcomeFirst = e.Welcome.Seq + 1
+			if h := e.Welcome.History; len(h) > 0 {
+				r.welcomeFirst = h[0].Seq
+			}
 			if e.Welcome.Epoch != r.epoch {
 				r.epoch, r.countedUpTo = e.Welcome.Epoch, 0
 			}
@@ -248,7 +256,7 @@ func (rs *rooms) apply(r *roomState, evs []client.Event) {
 				if e.EpochChanged {
 					from = r.prevEpoch
 				}
-				rs.hist.gap(r, from, e.HeldUpTo, r.epoch)
+				rs.hist.gap(r, from, e.HeldUpTo, r.epoch, r.welcomeFirst)
 			}
 		}
 	}

@@ -115,7 +115,7 @@ type sidebarItem struct {
 	widget.BaseWidget
 	row *sidebarRow
 	box *fyne.Container
-	tip string    // the link's trouble in full (hover shows it)
+	tip string // the link's trouble in full (hover shows it)
 	pop *widget.PopUp
 }
 
