@@ -83,6 +83,7 @@ type UI struct {
 	shell   fyne.CanvasObject
 
 	keys     []appShortcut // the keyboard shortcuts
+	batching bool          // rooms are being opened at start: the sidebar refreshes once after
 	switcher *switcher     // the open quick switcher (nil: closed)
 	sheet    dialog.Dialog // the open shortcuts sheet (nil: closed)
 	search   *searchView   // the open search (nil: closed)
@@ -234,12 +235,16 @@ func (u *UI) Start(override *settings.Profile, join bool) {
 		u.deviceCounts = u.local.counts()
 		u.pruneHistory()
 	}
+	// One sidebar refresh for all of them, not one per room.
+	u.batching = true
 	for _, e := range entries {
 		if err := u.openEntry(e); err != nil {
 			u.log.Warn("could not open a saved room", "room", e.Room, "relay", e.Relay, "err", err)
 			failed = append(failed, fmt.Sprintf("#%s: %v", e.Room, err))
 		}
 	}
+	u.batching = false
+	u.sidebar.refresh()
 	if sel := u.store.SelectedRoom(); u.rooms.find(sel) != nil {
 		u.selectRoom(sel)
 	} else if len(u.rooms.items) > 0 {
@@ -486,7 +491,7 @@ func (u *UI) roomEvents(r *roomState, evs []client.Event) {
 
 // roomChanged redraws the sidebar (one row, or all of it) and the title.
 func (u *UI) roomChanged(r *roomState) {
-	if u.sidebar == nil {
+	if u.sidebar == nil || u.batching {
 		return
 	}
 	if r == nil {

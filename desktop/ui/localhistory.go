@@ -2,8 +2,11 @@ package ui
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"math/rand"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/heartline/heartline/desktop/chatview"
@@ -227,4 +230,66 @@ func (s searcher) search(query, roomKey string, limit int) ([]searchHit, error) 
 		out = append(out, sh)
 	}
 	return out, nil
+}
+
+// SeedHistory fills the local history with n generated messages spread
+// over the saved rooms, for measuring the app with a long history (the
+// --seed-history flag; never used in normal runs). The messages are a
+// year's worth, oldest first, in an epoch of their own.
+func (u *UI) SeedHistory(n int) error {
+	if u.local == nil {
+		return fmt.Errorf("no local history: %v", u.localErr)
+	}
+	entries := u.store.Rooms()
+	if len(entries) == 0 {
+		return fmt.Errorf("no rooms saved: join some first")
+	}
+	names := []string{"Ada", "Grace", "Linus", "Margaret", "Ken"}
+	words := seedVocabulary()
+	zipf := rand.NewZipf(rand.New(rand.NewSource(1)), 1.1, 1, uint64(len(words)-1))
+	start := time.Now().Add(-365 * 24 * time.Hour).UnixMilli()
+	step := int64(365*24*time.Hour/time.Millisecond) / int64(n)
+	ctx := context.Background()
+	per := n / len(entries)
+	for ri, e := range entries {
+		key := keyOf(&roomState{Entry: e})
+		batch := make([]history.Message, 0, 5000)
+		for i := 0; i < per; i++ {
+			var b strings.Builder
+			for j := 0; j < 4+(i*7)%23; j++ {
+				if j > 0 {
+					b.WriteByte(' ')
+				}
+				b.WriteString(words[zipf.Uint64()])
+			}
+			name := names[(i/3+ri)%len(names)]
+			batch = append(batch, history.Message{Epoch: "seeded", Seq: uint64(i + 1), ID: fmt.Sprint("s", ri, "-", i),
+				MemberID: "seed-" + name, Name: name, Text: b.String(), TS: start + int64(i*len(entries)+ri)*step})
+			if len(batch) == cap(batch) || i == per-1 {
+				if err := u.local.store.Put(ctx, key, batch); err != nil {
+					return err
+				}
+				batch = batch[:0]
+			}
+		}
+	}
+	return nil
+}
+
+// seedVocabulary is SeedHistory's words: a few thousand made-up ones,
+// drawn with a Zipf distribution as words in real chats are (a handful
+// in most messages, most of them rare), so a search for a common word
+// matches many messages and one for a rare word few.
+func seedVocabulary() []string {
+	common := strings.Fields("the a to and of is in it you that for on this with be at relay link message deploy ticket")
+	syll := strings.Fields("ka lo mi ne ru sa ti vo be da fe gu hi jo")
+	out := common
+	for _, a := range syll {
+		for _, b := range syll {
+			for _, c := range syll {
+				out = append(out, a+b+c)
+			}
+		}
+	}
+	return out
 }

@@ -28,14 +28,21 @@ func (u *UI) measure(ctx context.Context, d time.Duration) {
 			}
 		}
 	})
-	runtime.GC()
-	cpu0, t0 := cpuTime(), time.Now()
-	select {
-	case <-ctx.Done():
-		return
-	case <-time.After(d):
+	idle := func() float64 {
+		runtime.GC()
+		cpu0, t0 := cpuTime(), time.Now()
+		select {
+		case <-ctx.Done():
+		case <-time.After(d):
+		}
+		return float64(cpuTime()-cpu0) / float64(time.Since(t0)) * 100
 	}
-	idleCPU := float64(cpuTime()-cpu0) / float64(time.Since(t0)) * 100
+	// With the composer focused Fyne redraws the window for the blinking
+	// cursor (a full frame each time under a software renderer); with
+	// nothing focused the window is still.
+	idleCPU := idle()
+	fyne.DoAndWait(func() { u.win.Canvas().Unfocus() })
+	idleUnfocused := idle()
 
 	var switches []time.Duration
 	fyne.DoAndWait(func() {
@@ -52,14 +59,32 @@ func (u *UI) measure(ctx context.Context, d time.Duration) {
 			switches = append(switches, time.Since(start))
 		}
 	})
+	// Searches of every room: the commonest word (in most messages), a
+	// middling one, a rare one, two words, and a prefix being typed.
+	var searchLog []any
+	if u.finder != nil {
+		for _, q := range []string{"the", "deploy", "kalomi", "deploy ticket", "kal"} {
+			start := time.Now()
+			h, err := u.finder.search(q, "", maxHits)
+			took := time.Since(start)
+			if err != nil {
+				searchLog = append(searchLog, "search_err", err.Error())
+				continue
+			}
+			searchLog = append(searchLog, "search_"+strings.ReplaceAll(q, " ", "_")+"_ms", float64(took.Microseconds())/1000,
+				"hits_"+strings.ReplaceAll(q, " ", "_"), len(h))
+		}
+	}
 	slices.Sort(switches)
 	var worst, median time.Duration
 	if n := len(switches); n > 0 {
 		worst, median = switches[n-1], switches[n/2]
 	}
-	u.log.Warn("measure", "rooms", total, "connected", connected, "goroutines", runtime.NumGoroutine(),
-		"rss_mb", rssMB(), "idle_cpu_pct", strconv.FormatFloat(idleCPU, 'f', 2, 64), "idle_s", d.Seconds(),
-		"switch_median_ms", float64(median.Microseconds())/1000, "switch_max_ms", float64(worst.Microseconds())/1000)
+	u.log.Warn("measure", append([]any{"rooms", total, "connected", connected, "goroutines", runtime.NumGoroutine(),
+		"rss_mb", rssMB(), "idle_cpu_pct", strconv.FormatFloat(idleCPU, 'f', 2, 64),
+		"idle_cpu_unfocused_pct", strconv.FormatFloat(idleUnfocused, 'f', 2, 64), "idle_s", d.Seconds(),
+		"switch_median_ms", float64(median.Microseconds())/1000, "switch_max_ms", float64(worst.Microseconds())/1000},
+		searchLog...)...)
 }
 
 // rssMB is the resident set size from /proc (0 where there is none).

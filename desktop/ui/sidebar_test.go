@@ -171,3 +171,7 @@ func ctrl1(k fyne.KeyName) fyne.Shortcut {
 func ctrlShift(k fyne.KeyName) fyne.Shortcut {
 	return &desktop.CustomShortcut{KeyName: k, Modifier: fyne.KeyModifierShortcutDefault | fyne.KeyModifierShift}
 }
+
+func ctrlMod(k fyne.KeyName, m fyne.KeyModifier) fyne.Shortcut {
+	return &desktop.CustomShortcut{KeyName: k, Modifier: m}
+}

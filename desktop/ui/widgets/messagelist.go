@@ -150,6 +150,11 @@ func (m *MessageList) arrived(follow bool) {
 // Sync refreshes the rows that changed in the timeline (status changes,
 // members renamed, a gap marker...), keeping the scroll position.
 func (m *MessageList) Sync() {
+	if m.width <= 0 && m.list != nil {
+		// Never laid out (a room in the sidebar not opened yet): its first
+		// Resize builds every row; nothing to keep in step until then.
+		return
+	}
 	from := m.TL.TakeChanged()
 	n := m.TL.Len()
 	if from < 0 && n == len(m.heights) {
