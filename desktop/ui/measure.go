@@ -83,7 +83,7 @@ func (u *UI) measure(ctx context.Context, d time.Duration) {
 	u.log.Warn("measure", append([]any{"rooms", total, "connected", connected, "goroutines", runtime.NumGoroutine(),
 		"rss_mb", rssMB(), "idle_cpu_pct", strconv.FormatFloat(idleCPU, 'f', 2, 64),
 		"idle_cpu_unfocused_pct", strconv.FormatFloat(idleUnfocused, 'f', 2, 64), "idle_s", d.Seconds(),
-		"switch_median_ms", float64(median.Microseconds())/1000, "switch_max_ms", float64(worst.Microseconds())/1000},
+		"switch_median_ms", float64(median.Microseconds()) / 1000, "switch_max_ms", float64(worst.Microseconds()) / 1000},
 		searchLog...)...)
 }
 

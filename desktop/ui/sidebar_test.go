@@ -175,3 +175,52 @@ func ctrlShift(k fyne.KeyName) fyne.Shortcut {
 func ctrlMod(k fyne.KeyName, m fyne.KeyModifier) fyne.Shortcut {
 	return &desktop.CustomShortcut{KeyName: k, Modifier: m}
 }
+
+// Typing "@" and the start of a member's name offers the name; Tab puts
+// it in. A message that mentions me is tinted in the list, and notifies
+// although the room's notifications are off and the app's are too.
+func TestMentionCompletionAndHighlight(t *testing.T) {
+	relay := resumeRelay(t, 0)
+	loop := newUILoop(t)
+	u := openUI(t, loop, settings.Profile{Relay: relay, Room: "alpha", Name: "Alice", HostPort: 7070})
+	bob := newPoster(t, relay, "alpha")
+	eventually(t, loop, "Bob in the member list", func() bool { return u.room.roster.Len() == 2 })
+	loop.wait(func() {
+		c := u.room.composer
+		u.win.Canvas().Focus(c)
+		test.Type(c, "thanks @bo")
+		if !u.room.mentions.box.Visible() || len(u.room.mentions.candidates) != 1 || u.room.mentions.candidates[0] != "Bob" {
+			t.Fatalf("suggestions %v visible=%v, want Bob", u.room.mentions.candidates, u.room.mentions.box.Visible())
+		}
+		c.TypedKey(&fyne.KeyEvent{Name: fyne.KeyTab})
+		if c.Text != "thanks @Bob " || u.room.mentions.box.Visible() {
+			t.Errorf("after Tab: %q (row visible %v)", c.Text, u.room.mentions.box.Visible())
+		}
+		test.Type(c, "@al")
+		if u.room.mentions.box.Visible() {
+			t.Error("offered my own name")
+		}
+		c.SetText("")
+
+		u.prof.Notifications = false
+		u.rooms.setNotify(u.rooms.current().Key(), settings.NotifyNone)
+		u.focusChanged(false)
+	})
+	test.AssertNotificationSent(t, &fyne.Notification{Title: "Bob mentioned you in #alpha", Content: "@alice look 1"}, func() {
+		bob.post("@alice look", 1)
+		eventually(t, loop, "the mention shown", func() bool { return u.rooms.current().Mentions == 1 })
+	})
+	loop.wait(func() {
+		last := u.room.tl.Item(u.room.tl.Len() - 1).Msg
+		if last == nil || !u.room.list.Highlight(last) {
+			t.Error("the mention is not highlighted")
+		}
+		if first := u.room.tl.Item(u.room.tl.Len() - 1); first.Msg.Text != "@alice look 1" {
+			t.Errorf("last row %q", first.Msg.Text)
+		}
+	})
+	test.AssertNotificationSent(t, nil, func() {
+		bob.post("no mention here", 1)
+		eventually(t, loop, "the plain message counted", func() bool { return u.rooms.current().Unread == 2 })
+	})
+}
