@@ -52,7 +52,7 @@ func TestCrashChild(t *testing.T) {
 			var msgs []Message
 			for i := range n {
 				m := Message{Epoch: epoch, Seq: seq + uint64(i) + 1, ID: fmt.Sprintf("c%d", seq+uint64(i)+1), MemberID: "u", Name: "Crash Tester",
-					TS: time.Now().UnixMilli(), Text: fmt.Sprintf("durable %s %d %s", epoch, seq+uint64(i)+1, strings.Repeat("lorem ipsum ", (chunk*7+i)%200))}
+					TS: time.Now().UnixMilli(), Text: fmt.Sprintf("durable %s %d %s", epoch, seq+uint64(i)+1, strings.Repeat("lorem ipsum ", (chunk*7+i)%60))}
 				msgs = append(msgs, m)
 			}
 			w.Put(k, msgs...)
@@ -92,7 +92,7 @@ func TestKillDuringWritesLosesNothingReported(t *testing.T) {
 		for sc.Scan() {
 			reported[sc.Text()] = true
 			// Kill once a good amount is reported, while writes go on.
-			if !killed && len(reported) >= 1000+round*777 {
+			if !killed && len(reported) >= 300+round*170 {
 				cmd.Process.Signal(syscall.SIGKILL)
 				killed = true
 			}

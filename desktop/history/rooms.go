@@ -12,11 +12,15 @@ type RoomInfo struct {
 	Last *Message // the newest message held (nil: none)
 	// Unread counts messages from others after the read marker (all of
 	// them before the first MarkRead); Mentions those of them that mention
-	// the person.
+	// the person. Both stop at CountCap ("999+" in a sidebar).
 	Unread   int
 	Mentions int
 	Read     Cursor // the read marker (zero: never marked)
 }
+
+// CountCap is where RoomInfo's counts stop counting, so that a room with
+// years of unread history costs the sidebar no more than a busy one.
+const CountCap = 1000
 
 // Rooms lists every room the device holds anything of, in no particular
 // order (the sidebar keeps its own).
@@ -54,12 +58,12 @@ func (s *Store) Rooms(ctx context.Context) ([]RoomInfo, error) {
 			r.info.Last = &last[0]
 		}
 		rc := r.info.Read
-		if err := s.read.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE room_id = ? AND own = 0
-			AND (ts, seq, epoch) > (?, ?, ?)`, r.id, rc.TS, int64(rc.Seq), rc.Epoch).Scan(&r.info.Unread); err != nil {
+		if err := s.read.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM messages WHERE room_id = ? AND own = 0
+			AND (ts, seq, epoch) > (?, ?, ?) LIMIT ?)`, r.id, rc.TS, int64(rc.Seq), rc.Epoch, CountCap).Scan(&r.info.Unread); err != nil {
 			return nil, err
 		}
-		if err := s.read.QueryRowContext(ctx, `SELECT count(*) FROM messages WHERE room_id = ? AND mentions = 1
-			AND (ts, seq, epoch) > (?, ?, ?)`, r.id, rc.TS, int64(rc.Seq), rc.Epoch).Scan(&r.info.Mentions); err != nil {
+		if err := s.read.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM messages WHERE room_id = ? AND mentions = 1
+			AND (ts, seq, epoch) > (?, ?, ?) LIMIT ?)`, r.id, rc.TS, int64(rc.Seq), rc.Epoch, CountCap).Scan(&r.info.Mentions); err != nil {
 			return nil, err
 		}
 		out = append(out, r.info)

@@ -45,8 +45,9 @@ func migrateV1(ctx context.Context, tx *sql.Tx) error {
 			UNIQUE (room_id, epoch, seq)
 		)`,
 		// The timeline order: relay time, then seq, then epoch (unique with
-		// room_id, so every message has one place).
-		`CREATE INDEX messages_timeline ON messages (room_id, ts, seq, epoch)`,
+		// room_id, so every message has one place); own makes it cover the
+		// unread count.
+		`CREATE INDEX messages_timeline ON messages (room_id, ts, seq, epoch, own)`,
 		`CREATE TABLE gaps (
 			id           INTEGER PRIMARY KEY,
 			room_id      INTEGER NOT NULL REFERENCES rooms (id),
@@ -60,8 +61,12 @@ func migrateV1(ctx context.Context, tx *sql.Tx) error {
 		`CREATE VIRTUAL TABLE messages_fts USING fts5 (
 			text, name,
 			content = 'messages', content_rowid = 'id',
-			tokenize = 'unicode61 remove_diacritics 2'
+			tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3'
 		)`,
+		// Remove a deleted message's words from the index at once, instead
+		// of leaving delete markers for a later merge: cleared text must
+		// not stay findable in the file.
+		`INSERT INTO messages_fts (messages_fts, rank) VALUES ('secure-delete', 1)`,
 		`CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
 			INSERT INTO messages_fts (rowid, text, name) VALUES (new.id, new.text, new.name);
 		END`,

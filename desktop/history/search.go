@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Span is a highlighted match: byte offsets into the text, Start
@@ -50,7 +51,7 @@ func (s *Store) Search(ctx context.Context, query string, scope *RoomKey, limit 
 		q += ` AND m.room_id = ?`
 		args = append(args, room)
 	}
-	q += ` ORDER BY m.ts DESC, m.seq DESC LIMIT ?`
+	q += ` ORDER BY messages_fts.rowid DESC LIMIT ?`
 	args = append(args, limit)
 	rows, err := s.read.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -84,7 +85,8 @@ func prefixed(p, cols string) string {
 
 // MatchExpression turns what a person typed into an FTS5 query: each word
 // a quoted string (so no input is FTS5 syntax), all of them required, the
-// last a prefix unless the input ends with a space. Words with no letter
+// last a prefix unless the input ends with a space or the word is one
+// character. Words with no letter
 // or digit are dropped (FTS5 would find nothing for them); "" means there
 // is nothing to search for.
 func MatchExpression(input string) string {
@@ -94,6 +96,7 @@ func MatchExpression(input string) string {
 	words := strings.FieldsFunc(input, sep)
 	var b strings.Builder
 	kept := 0
+	lastWord := ""
 	for _, w := range words {
 		if !strings.ContainsFunc(w, func(r rune) bool { return unicode.IsLetter(r) || unicode.IsNumber(r) }) {
 			continue
@@ -102,6 +105,7 @@ func MatchExpression(input string) string {
 			b.WriteByte(' ')
 		}
 		kept++
+		lastWord = w
 		b.WriteByte('"')
 		b.WriteString(strings.ReplaceAll(w, `"`, `""`))
 		b.WriteByte('"')
@@ -109,8 +113,10 @@ func MatchExpression(input string) string {
 	if kept == 0 {
 		return ""
 	}
+	// Prefixes of 2 and 3 characters have their own index; one character
+	// would match most of the vocabulary, so it stays a whole word.
 	last := []rune(input)
-	if !sep(last[len(last)-1]) {
+	if !sep(last[len(last)-1]) && utf8.RuneCountInString(lastWord) >= 2 {
 		b.WriteByte('*')
 	}
 	return b.String()

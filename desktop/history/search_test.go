@@ -155,6 +155,9 @@ func TestMatchExpressionQuotesEveryWord(t *testing.T) {
 		`- -- foo`:    `"foo"*`,
 		`...`:         ``,
 		"caf\u00e9\t": `"café"`,
+		`x`:           `"x"`,
+		`ab`:          `"ab"*`,
+		"\x00é\x01":   `"é"`,
 	} {
 		if got := MatchExpression(in); got != want {
 			t.Errorf("MatchExpression(%q) = %q, want %q", in, got, want)

@@ -3,6 +3,7 @@ package history
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -22,37 +23,98 @@ type Gap struct {
 // (same epoch and seq) is left as it is, so replays never duplicate.
 func (s *Store) Put(ctx context.Context, key RoomKey, msgs []Message) error {
 	return s.writeTx(ctx, func(tx *sql.Tx) error {
-		ins, err := prepareInsert(ctx, tx)
+		in, err := prepareInsert(ctx, tx)
 		if err != nil {
 			return err
 		}
-		defer ins.Close()
-		return s.putTx(ctx, tx, ins, key, msgs)
+		defer in.Close()
+		return s.putTx(ctx, tx, in, key, msgs)
 	})
 }
 
-func prepareInsert(ctx context.Context, tx *sql.Tx) (*sql.Stmt, error) {
-	return tx.PrepareContext(ctx, `INSERT INTO messages
-		(room_id, epoch, seq, ts, msg_id, member_id, name, avatar, text, own, mentions)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (room_id, epoch, seq) DO NOTHING`)
+// inserter holds a write transaction's prepared statements for Put.
+type inserter struct {
+	insert, held *sql.Stmt
 }
 
-// putTx inserts msgs with ins (prepareInsert on tx).
-func (s *Store) putTx(ctx context.Context, tx *sql.Tx, ins *sql.Stmt, key RoomKey, msgs []Message) error {
+func prepareInsert(ctx context.Context, tx *sql.Tx) (*inserter, error) {
+	// No conflict target: a clash of the time-derived id (below) is
+	// skipped too, then told apart from a duplicate and retried.
+	insert, err := tx.PrepareContext(ctx, `INSERT INTO messages
+		(id, room_id, epoch, seq, ts, msg_id, member_id, name, avatar, text, own, mentions)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT DO NOTHING`)
+	if err != nil {
+		return nil, err
+	}
+	held, err := tx.PrepareContext(ctx, `SELECT 1 FROM messages WHERE room_id = ? AND epoch = ? AND seq = ?`)
+	if err != nil {
+		insert.Close()
+		return nil, err
+	}
+	return &inserter{insert: insert, held: held}, nil
+}
+
+func (in *inserter) Close() {
+	in.insert.Close()
+	in.held.Close()
+}
+
+// Message ids (the FTS5 rowids) follow the relay's time: the time in
+// milliseconds above 8 bits of hash of (room, epoch, seq). FTS5 walks a
+// match's rowids in order, so "newest first" is its own order and a search
+// stops after its limit instead of sorting every match of a common word.
+// Few low bits keep the rowid deltas in the index's doclists short (8 bits:
+// 3-byte varints for messages a few seconds apart); a clash between two
+// messages of the same millisecond takes the next slot.
+const idTimeShift = 8
+
+// maxIDTime keeps ts << idTimeShift inside int64.
+const maxIDTime = 1<<(63-idTimeShift) - 1
+
+func messageID(room int64, m *Message, attempt int) int64 {
+	ts := min(max(m.TS, 0), maxIDTime)
+	h := uint64(room)*0x9E3779B97F4A7C15 ^ m.Seq*0xBF58476D1CE4E5B9
+	for _, c := range []byte(m.Epoch) {
+		h = (h ^ uint64(c)) * 0x100000001B3
+	}
+	low := (h + uint64(attempt)) & (1<<idTimeShift - 1)
+	return ts<<idTimeShift | int64(low)
+}
+
+// putTx inserts msgs with in (prepareInsert on tx).
+func (s *Store) putTx(ctx context.Context, tx *sql.Tx, in *inserter, key RoomKey, msgs []Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	id, err := s.roomID(ctx, tx, key)
+	room, err := s.roomID(ctx, tx, key)
 	if err != nil {
 		return err
 	}
-	for _, m := range msgs {
+	for i := range msgs {
+		m := &msgs[i]
 		if m.Seq == 0 || m.Seq > maxSeq {
 			return fmt.Errorf("history: message %q has seq %d: the relay numbers messages from 1", m.ID, m.Seq)
 		}
-		if _, err := ins.ExecContext(ctx, id, m.Epoch, int64(m.Seq), m.TS, m.ID, m.MemberID, m.Name, m.Avatar, m.Text, m.Own, m.Mentions); err != nil {
-			return err
+		for attempt := 0; ; attempt++ {
+			res, err := in.insert.ExecContext(ctx, messageID(room, m, attempt), room, m.Epoch, int64(m.Seq), m.TS, m.ID, m.MemberID, m.Name, m.Avatar, m.Text, m.Own, m.Mentions)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n == 1 {
+				break
+			}
+			var one int
+			err = in.held.QueryRowContext(ctx, room, m.Epoch, int64(m.Seq)).Scan(&one)
+			if err == nil {
+				break // held already: a replay
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+			if attempt >= 1<<idTimeShift {
+				return fmt.Errorf("history: no free id for message %q at %d", m.ID, m.TS)
+			}
 		}
 	}
 	return nil

@@ -14,13 +14,13 @@ func TestWriterStoresEverythingHandedOverAndReportsIt(t *testing.T) {
 	s := openTemp(t)
 	var mu sync.Mutex
 	reported := map[RoomKey]int{}
-	w := s.NewWriter(WriterOptions{MaxBatch: 100, OnStored: func(k RoomKey, refs []Ref) {
+	w := s.NewWriter(WriterOptions{MaxBatch: 64, OnStored: func(k RoomKey, refs []Ref) {
 		mu.Lock()
 		reported[k] += len(refs)
 		mu.Unlock()
 	}})
 	rooms := []RoomKey{lobby, {Relay: lobby.Relay, Room: "garden"}, {Relay: "ws://other:1", Room: "lobby"}}
-	for seq := uint64(1); seq <= 300; seq++ {
+	for seq := uint64(1); seq <= 200; seq++ {
 		for _, k := range rooms {
 			if !w.Put(k, msg("a", seq, fmt.Sprintf("%s %d", k.Room, seq))) {
 				t.Fatal("Put refused")
@@ -28,19 +28,19 @@ func TestWriterStoresEverythingHandedOverAndReportsIt(t *testing.T) {
 		}
 	}
 	// A replay of what is held: stored once, reported again.
-	w.Put(lobby, seqRange("a", 291, 300)...)
-	w.MarkRead(lobby, msg("a", 300, "").Cursor())
+	w.Put(lobby, seqRange("a", 191, 200)...)
+	w.MarkRead(lobby, msg("a", 200, "").Cursor())
 	if err := w.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range rooms {
 		p, err := s.Latest(ctx, k, 2000)
-		if err != nil || len(p.Items) != 300 {
+		if err != nil || len(p.Items) != 200 {
 			t.Fatalf("%v: %d items, %v", k, len(p.Items), err)
 		}
 	}
 	mu.Lock()
-	if reported[lobby] != 310 || reported[rooms[1]] != 300 || reported[rooms[2]] != 300 {
+	if reported[lobby] != 210 || reported[rooms[1]] != 200 || reported[rooms[2]] != 200 {
 		t.Fatalf("reported %v", reported)
 	}
 	mu.Unlock()
