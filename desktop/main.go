@@ -160,7 +160,7 @@ func run(args []string) int {
 			}
 		}()
 	}
-	log.Debug("window built, every room opened", "after", time.Since(processStart))
+	log.Debug("window built, every room opened", "after", time.Since(processStart), "cpu", ui.ProcessCPU())
 	a.Lifecycle().SetOnStarted(func() {
 		log.Debug("app started", "after", time.Since(processStart))
 		// Runs on the UI loop's next turn: the window is up and drawing.

@@ -270,6 +270,7 @@ func (u *UI) Start(override *settings.Profile, join bool) {
 // tick updates what moves with time: the reconnect countdown, the banner
 // after its grace, "Today" turning into "Yesterday".
 func (u *UI) tick(now time.Time) {
+	u.warmOneView()
 	for _, r := range u.rooms.items {
 		u.sessions.tick(r.sess, now)
 		if r.Link.Phase == chatview.PhaseReconnecting {
@@ -462,6 +463,9 @@ func (u *UI) selectRoom(key string) {
 		return
 	}
 	u.room, u.session = u.views[key], r.sess
+	if u.room != nil {
+		u.room.updateStatus(time.Now())
+	}
 	if r.sess != nil {
 		if err := u.avatars.SetRelay(r.sess.c.URL()); err != nil {
 			u.log.Info("avatar fetches disabled", "err", err)
@@ -508,6 +512,22 @@ func (u *UI) openAt(key, epoch string, seq uint64) {
 	u.showRoom()
 	if u.room != nil {
 		u.room.showMessage(epoch, seq)
+	}
+}
+
+// warmOneView lays out one room's screen that was never shown, off
+// screen, so that switching to it later costs what switching to a room
+// seen before does (its rows exist). One per tick keeps each UI turn short.
+func (u *UI) warmOneView() {
+	size := u.main.Size()
+	if u.screen != "room" || size.Width <= 0 {
+		return
+	}
+	for _, r := range u.rooms.items {
+		if v := u.views[r.Key()]; v != nil && v != u.room && v.list.Size().Width <= 0 {
+			v.content.Resize(size)
+			return
+		}
 	}
 }
 

@@ -285,7 +285,9 @@ func (r *roomView) apply(events []client.Event) {
 		r.updateMembers()
 	}
 	r.updateEmpty()
-	r.updateStatus(now)
+	if r.selected() {
+		r.updateStatus(now) // a room not on screen gets its status when shown
+	}
 	if stateChanged && r.selected() {
 		u.refreshDiagnostics()
 	}

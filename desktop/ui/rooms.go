@@ -213,8 +213,11 @@ func (rs *rooms) apply(r *roomState, evs []client.Event) {
 	for _, ev := range evs {
 		switch e := ev.(type) {
 		case client.StateChanged:
-			r.Link = linkOf(e.State)
-			rowChanged = true
+			l := linkOf(e.State)
+			// A new round-trip time alone (every heartbeat of every room)
+			// changes nothing in the sidebar: no redraw for it.
+			rowChanged = rowChanged || !sameLinkState(r.Link, l)
+			r.Link = l
 		case client.Welcomed:
 			r.me = e.Welcome.You
 			r.prevEpoch = r.epoch
@@ -441,6 +444,12 @@ func (rs *rooms) changed(r *roomState) {
 	if rs.onChanged != nil {
 		rs.onChanged(r)
 	}
+}
+
+// sameLinkState reports whether a and b show the same in the sidebar.
+func sameLinkState(a, b chatview.Link) bool {
+	a.RTT, b.RTT = 0, 0
+	return a == b
 }
 
 // linkNote is the link state in words, for the sidebar's second line.

@@ -1,7 +1,6 @@
 package ui
 
 import (
-	"errors"
 	"fmt"
 
 	"fyne.io/fyne/v2"
@@ -288,5 +287,3 @@ func notifyLevelOf(label string) settings.NotifyLevel {
 	}
 	return settings.NotifyAll
 }
-
-var errNoRoom = errors.New("no room is open")
