@@ -28,6 +28,8 @@
 #   15-search.png            a search of every room, the matches highlighted
 #   16-offline.png           both relays down, the app opened again: every room's
 #                            messages from the device's own history
+#   17-privacy.png           settings: how long messages stay on this computer,
+#                            clearing a room's, where they are kept
 #
 # Needs: Xvfb, xdotool, ImageMagick (apt-get install xvfb xdotool imagemagick)
 # and the build packages of the desktop app. Uses APP_BIN and RELAY_BIN, else
@@ -313,6 +315,10 @@ desktop_rooms_shots() {
   cmd alice "select support"
   sleep 3
   shot alice 16-offline.png
+  cmd alice "show settings"
+  cmd alice "scroll bottom"
+  sleep 1
+  shot alice 17-privacy.png
 }
 desktop_rooms_shots
 echo "screenshots: done; $(ls "$out"/*.png | wc -l) pictures in $out/"

@@ -82,12 +82,14 @@ type UI struct {
 	main    *fyne.Container // holds the selected room's screen
 	shell   fyne.CanvasObject
 
-	keys     []appShortcut // the keyboard shortcuts
-	batching bool          // rooms are being opened at start: the sidebar refreshes once after
-	switcher *switcher     // the open quick switcher (nil: closed)
-	sheet    dialog.Dialog // the open shortcuts sheet (nil: closed)
-	search   *searchView   // the open search (nil: closed)
-	finder   messageSearch // the local history's search (nil: none)
+	keys []appShortcut // the keyboard shortcuts
+	// settingsScroll scrolls the settings screen (scripts show its end).
+	settingsScroll *container.Scroll
+	batching       bool          // rooms are being opened at start: the sidebar refreshes once after
+	switcher       *switcher     // the open quick switcher (nil: closed)
+	sheet          dialog.Dialog // the open shortcuts sheet (nil: closed)
+	search         *searchView   // the open search (nil: closed)
+	finder         messageSearch // the local history's search (nil: none)
 	// local is the device's message history (nil: it could not be
 	// opened, localErr says why; the app works without it).
 	local    *localHistory

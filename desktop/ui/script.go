@@ -23,6 +23,7 @@ import (
 //	wait DURATION     pause ("1.5s")
 //	show SCREEN       room, settings, diagnostics or join
 //	scroll up         scroll the message list up (to show "jump to latest")
+//	scroll bottom     scroll the settings screen to its end (privacy)
 //	retry             reconnect now instead of waiting for the backoff
 //	check             check the link now (the diagnostics screen's button)
 //	discard           discard every failed message (their Discard link)
@@ -95,6 +96,10 @@ func (u *UI) scriptCommand(ctx context.Context, cmd string) (quit bool, err erro
 		fyne.DoAndWait(func() { err = u.ShowScreen(arg) })
 	case "scroll":
 		fyne.DoAndWait(func() {
+			if arg == "bottom" && u.screen == "settings" && u.settingsScroll != nil {
+				u.settingsScroll.ScrollToBottom()
+				return
+			}
 			if u.room != nil {
 				u.room.list.ScrollBy(-600)
 			}

@@ -140,7 +140,8 @@ func (u *UI) showSettings() {
 		errText,
 		container.NewHBox(cancel, layout.NewSpacer(), save),
 	)
-	u.setContent("settings", container.NewVScroll(container.NewCenter(container.NewGridWrap(fyne.NewSize(620, body.MinSize().Height), body))))
+	u.settingsScroll = container.NewVScroll(container.NewCenter(container.NewGridWrap(fyne.NewSize(620, body.MinSize().Height), body)))
+	u.setContent("settings", u.settingsScroll)
 }
 
 var retentionLabels = map[settings.Retention]string{
