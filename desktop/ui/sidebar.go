@@ -60,7 +60,7 @@ func newSidebar(u *UI) *sidebar {
 		func() int { return len(u.rooms.items) },
 		func() fyne.CanvasObject {
 			row := newSidebarRow()
-			it := &sidebarItem{row: row, box: row.layout()}
+			it := &sidebarItem{row: row, box: row.layout(), menu: sb.showMenu}
 			it.ExtendBaseWidget(it)
 			return it
 		},
@@ -117,6 +117,16 @@ type sidebarItem struct {
 	box *fyne.Container
 	tip string // the link's trouble in full (hover shows it)
 	pop *widget.PopUp
+	key string // the room shown
+	// menu opens the room's menu (nil: none, as in the switcher).
+	menu func(key string, at fyne.Position)
+}
+
+// TappedSecondary opens the room's menu (right click).
+func (it *sidebarItem) TappedSecondary(ev *fyne.PointEvent) {
+	if it.menu != nil && it.key != "" {
+		it.menu(it.key, ev.AbsolutePosition)
+	}
 }
 
 // MouseIn shows what is wrong with the room's link in full, beside the
@@ -153,6 +163,7 @@ func (it *sidebarItem) CreateRenderer() fyne.WidgetRenderer {
 
 // show fills the row from the room's state.
 func (it *sidebarItem) show(r *roomState, now time.Time) {
+	it.key = r.Key()
 	row := it.row
 	row.av.Set(r.Entry.Room, nil)
 	row.av.SetDot(linkColor(r.Link))
@@ -188,6 +199,45 @@ func (it *sidebarItem) show(r *roomState, now time.Time) {
 		row.name.TextStyle.Bold = false
 	}
 	row.name.Refresh()
+}
+
+// roomMenu is a room's right-click menu: open, notifications, move, leave.
+func (sb *sidebar) roomMenu(key string) *fyne.Menu {
+	u := sb.ui
+	r := u.rooms.find(key)
+	if r == nil {
+		return nil
+	}
+	var levels []*fyne.MenuItem
+	for _, l := range settings.NotifyLevels {
+		l := l
+		it := fyne.NewMenuItem(notifyLabels[l], func() { u.rooms.setNotify(key, l) })
+		it.Checked = r.Entry.Notify == l || (r.Entry.Notify == "" && l == settings.NotifyAll)
+		levels = append(levels, it)
+	}
+	notify := fyne.NewMenuItem("Notify me of", nil)
+	notify.ChildMenu = fyne.NewMenu("", levels...)
+	move := func(d int) func() {
+		return func() {
+			if u.rooms.move(key, d) {
+				u.sidebar.syncSelection()
+			}
+		}
+	}
+	return fyne.NewMenu(r.Title(),
+		fyne.NewMenuItem("Open", func() { u.selectRoom(key); u.showRoom() }),
+		notify,
+		fyne.NewMenuItem("Move up", move(-1)),
+		fyne.NewMenuItem("Move down", move(1)),
+		fyne.NewMenuItemSeparator(),
+		fyne.NewMenuItem("Leave "+r.Title(), func() { u.selectRoom(key); u.leaveRoom() }),
+	)
+}
+
+func (sb *sidebar) showMenu(key string, at fyne.Position) {
+	if m := sb.roomMenu(key); m != nil {
+		widget.ShowPopUpMenuAtPosition(m, sb.ui.win.Canvas(), at)
+	}
 }
 
 // linkColor is the sidebar dot: green connected, amber connecting or

@@ -151,6 +151,23 @@ func TestSidebarCountsAndKeyboard(t *testing.T) {
 		u.sheet.Hide()
 	})
 
+	// The row's menu sets the room's notifications and leaves it.
+	loop.wait(func() {
+		m := u.sidebar.roomMenu(u.rooms.items[1].Key())
+		var notify *fyne.MenuItem
+		for _, it := range m.Items {
+			if it.Label == "Notify me of" {
+				notify = it
+			}
+		}
+		if notify == nil || len(notify.ChildMenu.Items) != 3 || !notify.ChildMenu.Items[0].Checked {
+			t.Fatalf("menu %+v: no notification levels, or 'all' not checked", m.Items)
+		}
+		notify.ChildMenu.Items[1].Action()
+		if u.rooms.items[1].Entry.Notify != settings.NotifyMentions || u.store.Rooms()[1].Notify != settings.NotifyMentions {
+			t.Errorf("level after the menu: %q (saved %q)", u.rooms.items[1].Entry.Notify, u.store.Rooms()[1].Notify)
+		}
+	})
 	// The order is kept across a restart, with the room that was open.
 	loop.wait(func() { u.moveRoom(-2) })
 	loop.wait(func() {
