@@ -7,7 +7,7 @@ COMMIT  := $(shell git rev-parse --short HEAD 2>/dev/null)
 LDFLAGS := -X github.com/heartline/heartline.Commit=$(COMMIT)
 BIN     := bin
 
-.PHONY: all build relay desktop run run-relay test deps vet test-short fuzz bench screenshots dist dist-desktop load clean
+.PHONY: all build relay desktop run run-relay run-cluster test deps vet test-short fuzz bench screenshots dist dist-desktop load clean
 
 all: build
 
@@ -29,17 +29,28 @@ run: relay
 run-relay: relay
 	$(BIN)/heartline-relay --listen 127.0.0.1:8080 --data-dir ./heartline-data
 
+# Redis plus three relays on 127.0.0.1:8081-8083 behind nginx on :8080
+# (round robin), everything in ./heartline-cluster. Ctrl-C stops them all.
+run-cluster: relay
+	@scripts/deps.sh
+	scripts/run-cluster.sh
+
 deps:
 	@scripts/deps.sh
 
 vet: deps
 	go vet ./...
 
-# Every test, with the race detector. Network-namespace tests run when root.
+# Every test, with the race detector (network-namespace tests run when root),
+# then the relay's suite once more with its rooms in Redis.
+# deps installed redis-server, so a Redis test that cannot find it fails
+# instead of skipping.
 test: deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	go vet ./...
-	go test -race -timeout 20m ./...
+	HEARTLINE_REQUIRE_REDIS=1 go test -race -timeout 20m ./...
+	@echo "== the relay's suite again, on the Redis engine (every room in a redis-server of the test's own)"
+	HEARTLINE_REQUIRE_REDIS=1 HEARTLINE_TEST_ENGINE=redis go test -race -timeout 20m ./relay/server/
 
 test-short: deps
 	go test -short ./...

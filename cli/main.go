@@ -5,8 +5,11 @@
 //
 //	heartline-cli --relay ws://127.0.0.1:8080/ws --room lobby --name alice
 //
-// Commands: /members, /retry, /quit. When standard input ends (a pipe), it
-// waits until every typed message is acknowledged, then leaves.
+// Commands: /members, /retry, /check (is the link alive?), /quit. When
+// standard input ends (a pipe), it waits until every typed message is
+// acknowledged, then leaves. After a wake from sleep or a network change it
+// checks its link at once and says so (--watch-network=false turns that
+// off).
 package main
 
 import (
@@ -22,6 +25,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -53,6 +57,7 @@ type usageError struct{ error }
 type options struct {
 	relay, room, name, avatar, token string
 	stateDir                         string
+	watchNetwork                     bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -65,6 +70,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.avatar, "avatar", "", "avatar: builtin:<name> or sha256:<hex> (empty: initials)")
 	fs.StringVar(&o.token, "token", os.Getenv("HEARTLINE_TOKEN"), "the relay's access token, if it has one (env HEARTLINE_TOKEN)")
 	fs.StringVar(&o.stateDir, "state-dir", defaultStateDir(), "where this client keeps its member keys and unsent messages (one identity per relay, room and name)")
+	watch := true
+	if env := os.Getenv("HEARTLINE_WATCH_NETWORK"); env != "" {
+		v, err := strconv.ParseBool(env)
+		if err != nil {
+			return o, usageError{fmt.Errorf("HEARTLINE_WATCH_NETWORK=%q: want true or false", env)}
+		}
+		watch = v
+	}
+	fs.BoolVar(&o.watchNetwork, "watch-network", watch, "check the link at once after a wake from sleep or a network change, instead of waiting for the heartbeat timeout (env HEARTLINE_WATCH_NETWORK)")
 	if err := fs.Parse(args); err != nil {
 		return o, usageError{err}
 	}
@@ -100,7 +114,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) 
 	}
 	c, err := client.New(client.Config{
 		URL: o.relay, Room: o.room, Name: o.name, Avatar: o.avatar, Token: o.token,
-		Key: key, Client: clientName(), Outbox: outbox,
+		Key: key, Client: clientName(), Outbox: outbox, NoNetworkWatch: !o.watchNetwork,
 	})
 	if err != nil {
 		return usageError{err}
@@ -210,6 +224,9 @@ func readInput(c *client.Client, stdin io.Reader, out *printer) {
 			}
 			c.RetryNow()
 			continue
+		case "/check":
+			c.CheckNow()
+			continue
 		}
 		if _, err := c.Send(line); err != nil {
 			out.printf("! not sent: %v", err)
@@ -290,6 +307,12 @@ func (p *printer) events(c *client.Client) {
 			p.printf("! relay: %s", e.Error.Message)
 		case client.LinkDropped:
 			p.printf("* link dropped: %s", e.Drop.Cause)
+		case client.NetworkChanged:
+			p.printf("* %s (%s)", e.Text(), e.Change.Detail)
+		case client.LinkChecked:
+			if e.Alive { // a dead link is told by the drop that follows
+				p.printf("* link checked: the relay answered in %s", e.RTT.Round(time.Millisecond))
+			}
 		}
 	}
 }
@@ -301,7 +324,11 @@ func (p *printer) state(s client.State) {
 			p.printf("* connected")
 		}
 	case client.Reconnecting:
-		p.printf("* reconnecting in %s (attempt %d)", time.Until(s.NextTry).Round(100*time.Millisecond), s.Attempt)
+		if wait := time.Until(s.NextTry).Round(100 * time.Millisecond); wait > 0 {
+			p.printf("* reconnecting in %s (attempt %d)", wait, s.Attempt)
+		} else {
+			p.printf("* reconnecting now (attempt %d)", s.Attempt)
+		}
 	case client.Stopped:
 		p.printf("! stopped: %s", s.StopReason)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/heartline/heartline"
 	"github.com/heartline/heartline/internal/testutil"
 	"github.com/heartline/heartline/relay/server"
+	"github.com/heartline/heartline/shared/client"
 	"github.com/heartline/heartline/shared/protocol"
 )
 
@@ -76,12 +77,13 @@ type cliRun struct {
 	done  chan error
 }
 
-func startCLI(t *testing.T, relay, stateDir, name string) *cliRun {
+func startCLI(t *testing.T, relay, stateDir, name string, flags ...string) *cliRun {
 	t.Helper()
 	pr, pw := io.Pipe()
 	r := &cliRun{out: &testutil.SyncBuffer{}, stdin: pw, done: make(chan error, 1)}
+	args := append([]string{"--relay", relay, "--room", "lobby", "--name", name, "--state-dir", stateDir}, flags...)
 	go func() {
-		r.done <- run(context.Background(), []string{"--relay", relay, "--room", "lobby", "--name", name, "--state-dir", stateDir}, pr, r.out)
+		r.done <- run(context.Background(), args, pr, r.out)
 	}()
 	t.Cleanup(func() { pw.Close() })
 	return r
@@ -187,12 +189,56 @@ func TestPipedInputWaitsForTheRelay(t *testing.T) {
 	listener.end(t)
 }
 
+// After a network change the client says so and checks its link at once;
+// /check does the same on demand.
+func TestNetworkChangeIsShownAndChecked(t *testing.T) {
+	relay := startRelay(t)
+	alice := startCLI(t, relay, t.TempDir(), "alice")
+	waitFor(t, alice.out, "* connected")
+	client.NotifyNetworkChange("wlan0 joined another network")
+	waitFor(t, alice.out, "* Network changed, checking the link… (wlan0 joined another network)\n")
+	waitFor(t, alice.out, "* link checked: the relay answered in ")
+	alice.say(t, "/check")
+	waitForCount(t, alice.out, "* link checked: the relay answered in ", 2)
+	alice.end(t)
+	if strings.Contains(alice.out.String(), "link dropped") {
+		t.Fatalf("a live link was dropped:\n%s", alice.out.String())
+	}
+}
+
+// --watch-network=false: changes are not acted on (nor shown); /check
+// still works.
+func TestWatchNetworkOff(t *testing.T) {
+	relay := startRelay(t)
+	bob := startCLI(t, relay, t.TempDir(), "bob", "--watch-network=false")
+	waitFor(t, bob.out, "* connected")
+	client.NotifyNetworkChange("eth0 moved")
+	bob.say(t, "/check") // after the change: had it been heard, its line would come first
+	waitFor(t, bob.out, "* link checked: the relay answered in ")
+	bob.end(t)
+	if strings.Contains(bob.out.String(), "Network changed") {
+		t.Fatalf("a change was shown with --watch-network=false:\n%s", bob.out.String())
+	}
+}
+
+func waitForCount(t *testing.T, out *testutil.SyncBuffer, want string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(out.String(), want) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%q not %d times in the output within 10 s:\n%s", want, n, out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func TestBadFlagsAreUsageErrors(t *testing.T) {
 	cases := [][]string{
 		{"--room", "Not A Room", "--name", "x", "--state-dir", t.TempDir()},
 		{"--name", "", "--state-dir", t.TempDir()},
 		{"--nonsense"},
 		{"stray-argument"},
+		{"--watch-network=maybe"},
 	}
 	for _, args := range cases {
 		err := run(context.Background(), args, strings.NewReader(""), io.Discard)
@@ -200,6 +246,12 @@ func TestBadFlagsAreUsageErrors(t *testing.T) {
 		if !errors.As(err, &usage) {
 			t.Errorf("run(%q) = %v; want a usage error (exit code 2)", args, err)
 		}
+	}
+	t.Setenv("HEARTLINE_WATCH_NETWORK", "maybe")
+	err := run(context.Background(), []string{"--state-dir", t.TempDir()}, strings.NewReader(""), io.Discard)
+	var usage usageError
+	if !errors.As(err, &usage) || !strings.Contains(err.Error(), "HEARTLINE_WATCH_NETWORK") {
+		t.Errorf("a bad HEARTLINE_WATCH_NETWORK gave %v; want a usage error naming it", err)
 	}
 }
 

@@ -170,7 +170,7 @@ func churnMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (a
 				continue
 			}
 			res.Churners++
-			m := &member{idx: k, room: room, name: "c" + strconv.Itoa(k), key: newKey(), src: e.srcs[k%len(e.srcs)]}
+			m := &member{idx: k, room: room, name: "c" + strconv.Itoa(k), key: newKey(), src: e.srcs[k%len(e.srcs)], url: e.urlFor(k)}
 			churners.Add(1)
 			go func() {
 				defer func() { <-inFlight; churners.Done() }()
@@ -282,8 +282,8 @@ func churnMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (a
 		fmt.Printf("  chat: sent %d, acked %d; error frames %v\n", res.Sent, res.Acked, res.ErrorFrames)
 		fmt.Printf("  stable members' loss: %s\n", res.Loss)
 		if pid != "" {
-			fmt.Printf("  relay pid %s: fds %d before -> %d after churn (%d stable members); RSS %d -> %d KiB; %.0f%% CPU\n",
-				pid, res.Relay.FDsBase, res.RelayFDsEnd, *stable, res.Relay.RSSBaseKiB, res.RelayRSSEnd, res.Relay.CPUPercent)
+			fmt.Printf("  %s: fds %d before -> %d after churn (%d stable members); RSS %d -> %d KiB; %.0f%% CPU\n",
+				relayLabel(pid), res.Relay.FDsBase, res.RelayFDsEnd, *stable, res.Relay.RSSBaseKiB, res.RelayRSSEnd, res.Relay.CPUPercent)
 		}
 		return res, ctx.Err()
 	}

@@ -21,7 +21,8 @@ import (
 // env is what every member of a run shares: where to connect, from which
 // source addresses, and the clock that send timestamps are relative to.
 type env struct {
-	url      string
+	url      string   // the first relay URL (the only one unless several were given)
+	urls     []string // every relay URL; members are spread over them round robin
 	srcs     []net.IP
 	token    string
 	readBuf  int
@@ -41,6 +42,15 @@ type env struct {
 
 	failMu sync.Mutex
 	fails  map[string]int // join failures by kind
+}
+
+// urlFor is the relay URL of the i-th member of a group: round robin over
+// the URLs, so N members spread evenly (the first ones get one more).
+func (e *env) urlFor(i int) string {
+	if len(e.urls) == 0 {
+		return e.url
+	}
+	return e.urls[i%len(e.urls)]
 }
 
 // now is the monotonic time since the run started, in nanoseconds.
@@ -75,6 +85,7 @@ type member struct {
 	name string
 	key  string
 	src  net.IP
+	url  string // the relay it connects to; "" means env.url
 
 	wmu     sync.Mutex // serialises writes; guards ws
 	ws      *websocket.Conn
@@ -137,7 +148,11 @@ func (e *env) join(ctx context.Context, m *member, resume bool) error {
 		WriteBufferPool:  e.wpool,
 		HandshakeTimeout: 10 * time.Second,
 	}
-	ws, resp, err := d.DialContext(ctx, e.url, nil)
+	target := m.url
+	if target == "" {
+		target = e.url
+	}
+	ws, resp, err := d.DialContext(ctx, target, nil)
 	if err != nil {
 		if resp != nil {
 			e.noteFail(fmt.Sprintf("upgrade refused: HTTP %d", resp.StatusCode))

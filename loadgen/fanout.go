@@ -105,6 +105,7 @@ type fanoutResult struct {
 	Mode              string         `json:"mode"`
 	URL               string         `json:"url"`
 	Receivers         int            `json:"receivers"`
+	Rooms             int            `json:"rooms,omitempty"` // more than one: members spread over them
 	Senders           int            `json:"senders"`
 	RatePerSender     float64        `json:"rate_per_sender"` // 0: closed loop
 	Window            int            `json:"window,omitempty"`
@@ -132,6 +133,53 @@ type fanoutResult struct {
 	LoadCPU            float64     `json:"loadgen_cpu_percent"`
 	Stalled            bool        `json:"stalled,omitempty"`
 	LeaveCloses        map[int]int `json:"closes_during_leave,omitempty"` // after the measurement, on bye
+	// PerRelay splits the members' figures by the relay they were on, when
+	// -url names several (relays sharing one Redis).
+	PerRelay []relayShare `json:"per_relay,omitempty"`
+}
+
+// relayShare is what the members on one relay saw.
+type relayShare struct {
+	URL        string      `json:"url"`
+	Receivers  int         `json:"receivers"`
+	Senders    int         `json:"senders"`
+	Deliveries int64       `json:"deliveries"`
+	Latency    latency     `json:"latency"` // send (on any relay) -> receipt on this one
+	Loss       lossFigures `json:"loss"`
+}
+
+// perRelay groups members by their relay URL, in the order of urls.
+func perRelay(urls []string, recv, send []*member, final func(string) uint64) []relayShare {
+	out := make([]relayShare, len(urls))
+	index := map[string]int{}
+	groups := make([][]*member, len(urls))
+	for i, u := range urls {
+		out[i].URL, index[u] = u, i
+	}
+	for k, group := range [][]*member{recv, send} {
+		for _, m := range group {
+			i, ok := index[m.url]
+			if !ok {
+				continue
+			}
+			if k == 0 {
+				out[i].Receivers++
+			} else {
+				out[i].Senders++
+			}
+			groups[i] = append(groups[i], m)
+		}
+	}
+	for i, ms := range groups {
+		lat := &hist{}
+		for _, m := range ms {
+			out[i].Deliveries += m.msgs.Load()
+			lat.merge(m.lat)
+		}
+		out[i].Latency = lat.summary()
+		out[i].Loss = accountLoss(ms, final)
+	}
+	return out
 }
 
 func fanoutMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (any, error) {
@@ -144,12 +192,19 @@ func fanoutMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (
 	warmup := fs.Duration("warmup", 2*time.Second, "latency is not recorded for messages sent in this first part")
 	drain := fs.Duration("drain", 10*time.Second, "after sending, wait at most this long for every message to arrive")
 	size := fs.Int("size", 80, "message text length in bytes (ASCII)")
+	nRooms := fs.Int("rooms", 1, "rooms to spread the receivers and senders over (round robin); a message reaches the members of its own room. More than one needs -rate > 0 or -echo ack")
 	return func(ctx context.Context, e *env, c *common) (any, error) {
 		if *receivers < 1 || *senders < 1 || *rate < 0 || *window < 1 || *size < 1 || *size > 4000 {
 			return nil, errors.New("need -receivers >= 1, -senders >= 1, -rate >= 0, -window >= 1, 1 <= -size <= 4000")
 		}
 		if *echo != "receiver" && *echo != "ack" {
 			return nil, fmt.Errorf(`-echo %q: use "receiver" or "ack"`, *echo)
+		}
+		if *nRooms < 1 || *nRooms > *receivers+*senders {
+			return nil, errors.New("-rooms must be between 1 and -receivers + -senders")
+		}
+		if *nRooms > 1 && *rate == 0 && *echo == "receiver" {
+			return nil, errors.New(`-rooms > 1 with a closed loop needs -echo ack (the watching receiver sees only its own room)`)
 		}
 		if *receivers+*senders > 19800 {
 			return nil, errors.New("-receivers + -senders exceeds what one process may hold here (20,000 descriptors)")
@@ -159,15 +214,32 @@ func fanoutMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (
 		pid := c.relayPID()
 		res := &fanoutResult{Mode: "fanout", URL: c.url, Receivers: *receivers, Senders: *senders,
 			RatePerSender: *rate, TextBytes: *size, Refused: map[string]int{}}
+		if *nRooms > 1 {
+			res.Rooms = *nRooms
+		}
 		res.Relay.PID = pid
 		if closed {
 			res.Window, res.Echo = *window, *echo
 		} else {
-			res.OfferedDelivPerS = *rate * float64(*senders) * float64(*receivers+*senders-1)
+			perRoom := float64(*receivers+*senders) / float64(*nRooms)
+			res.OfferedDelivPerS = *rate * float64(*senders) * (perRoom - 1)
 		}
-		room := []string{"fan-" + runID()}
-		recv := newMembers(e, *receivers, room, "r")
-		send := newMembers(e, *senders, room, "s")
+		rooms := []string{"fan-" + runID()}
+		if *nRooms > 1 {
+			id := rooms[0]
+			rooms = rooms[:0]
+			for k := range *nRooms {
+				rooms = append(rooms, fmt.Sprintf("%s-%d", id, k))
+			}
+		}
+		// Each room's highest acked seq: what its members must all receive.
+		finals := make(map[string]*atomic.Uint64, len(rooms))
+		for _, r := range rooms {
+			finals[r] = new(atomic.Uint64)
+		}
+		final := func(room string) uint64 { return finals[room].Load() }
+		recv := newMembers(e, *receivers, rooms, "r")
+		send := newMembers(e, *senders, rooms, "s")
 		all := append(append([]*member{}, recv...), send...)
 		for _, m := range all {
 			m.track, m.lat = true, &hist{}
@@ -182,14 +254,13 @@ func fanoutMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (
 			default:
 			}
 		}
-		var maxAck atomic.Uint64
 		var acked atomic.Int64
 		var refusedMu sync.Mutex
 		for _, m := range send {
 			m.ackLat = &hist{}
-			m.onAck = func(_ *member, h *frameHead, _ int64) {
+			m.onAck = func(m *member, h *frameHead, _ int64) {
 				acked.Add(1)
-				raise(&maxAck, h.seq)
+				raise(finals[m.room], h.seq)
 				if closed && *echo == "ack" {
 					release()
 				}
@@ -303,10 +374,9 @@ func fanoutMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (
 			}
 			refusedMu.Unlock()
 			if acked.Load()+refused >= res.Sent {
-				final := maxAck.Load()
 				done := true
 				for _, m := range all {
-					if m.closeCode.Load() == 0 && m.high.Load() < final {
+					if m.closeCode.Load() == 0 && m.high.Load() < final(m.room) {
 						done = false
 						break
 					}
@@ -345,7 +415,10 @@ func fanoutMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (
 		}
 		res.Unacked = res.Sent - res.Acked - refused
 		res.MsgsPerSec = float64(res.Acked) / res.SendSeconds
-		res.Loss = accountLoss(all, func(string) uint64 { return maxAck.Load() })
+		res.Loss = accountLoss(all, final)
+		if len(e.urls) > 1 {
+			res.PerRelay = perRelay(e.urls, recv, send, final)
+		}
 		if pid != "" {
 			if sampleErr != nil {
 				res.Relay.SampleError = sampleErr.Error()
@@ -369,6 +442,12 @@ func fanoutMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (
 			fmt.Printf("fanout: %d receivers + %d senders at %g msg/s each (%.0f deliveries/s offered), %d-byte texts, %.1fs\n",
 				*receivers, *senders, *rate, res.OfferedDelivPerS, *size, res.SendSeconds)
 		}
+		if *nRooms > 1 {
+			fmt.Printf("  members spread round robin over %d rooms\n", *nRooms)
+		}
+		if len(e.urls) > 1 {
+			fmt.Printf("  members spread round robin over %d relays: %s\n", len(e.urls), strings.Join(e.urls, " "))
+		}
 		fmt.Printf("  sent %d, acked %d (%.0f msg/s), refused %v, unacked %d%s\n", res.Sent, res.Acked, res.MsgsPerSec, res.Refused, res.Unacked,
 			map[bool]string{true: " - STALLED: no echo for 10 s", false: ""}[res.Stalled])
 		fmt.Printf("  deliveries: %d (%.0f/s while sending)\n", res.Deliveries, res.DeliveriesPerSec)
@@ -376,12 +455,17 @@ func fanoutMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (
 			res.Latency.P50, res.Latency.P90, res.Latency.P99, res.Latency.P999, res.Latency.Max, res.Latency.Count, *warmup)
 		fmt.Printf("  latency send->ack:     p50 %.2f ms, p99 %.2f, max %.2f\n", res.AckLatency.P50, res.AckLatency.P99, res.AckLatency.Max)
 		fmt.Printf("  loss: %s\n", res.Loss)
+		for _, r := range res.PerRelay {
+			lost := r.Loss.Gaps + r.Loss.Backlog + r.Loss.Evicted + r.Loss.LostOnClose
+			fmt.Printf("  on %s: %d receivers + %d senders, %d deliveries, p50 %.2f ms, p99 %.2f, max %.2f; missing %d (gaps %d), duplicates %d\n",
+				r.URL, r.Receivers, r.Senders, r.Deliveries, r.Latency.P50, r.Latency.P99, r.Latency.Max, lost, r.Loss.Gaps, r.Loss.Duplicates)
+		}
 		if len(res.LeaveCloses) > 0 {
 			fmt.Printf("  after the measurement, while all members said bye, the relay closed: %v (1006: no close frame in 3 s)\n", res.LeaveCloses)
 		}
 		if pid != "" && sampleErr == nil {
-			fmt.Printf("  relay pid %s: %.2f s CPU (%.0f%% of a core), %.3f us per delivery, %.1f deliveries per write syscall; RSS %d -> %d KiB (peak ever %d)\n",
-				pid, res.Relay.CPUSeconds, res.Relay.CPUPercent, res.RelayUsPerDeliver, res.DeliveriesPerWrite, r0.rssKiB, r1.rssKiB, r1.hwmKiB)
+			fmt.Printf("  %s: %.2f s CPU (%.0f%% of a core), %.3f us per delivery, %.1f deliveries per write syscall; RSS %d -> %d KiB (peak ever %d)\n",
+				relayLabel(pid), res.Relay.CPUSeconds, res.Relay.CPUPercent, res.RelayUsPerDeliver, res.DeliveriesPerWrite, r0.rssKiB, r1.rssKiB, r1.hwmKiB)
 		}
 		fmt.Printf("  load generator: %.0f%% CPU\n", res.LoadCPU)
 		if res.Stalled {

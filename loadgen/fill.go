@@ -32,6 +32,9 @@ func fillMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (an
 		if *db == "" {
 			return nil, errors.New("-db names the relay's heartline.db (in its --data-dir)")
 		}
+		if err := c.oneRelay("fill", "measures one relay's database file"); err != nil {
+			return nil, err
+		}
 		size := func() int64 {
 			st, err := os.Stat(*db)
 			if err != nil {

@@ -23,6 +23,9 @@ func guessMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (a
 	duration := fs.Duration("duration", 5*time.Second, "how long to keep guessing")
 	guess := fs.String("guess", "wrong-guess", "the wrong token every hello carries")
 	return func(ctx context.Context, e *env, c *common) (any, error) {
+		if err := c.oneRelay("guess", "measures one relay's throttle"); err != nil {
+			return nil, err
+		}
 		res := guessResult{Duration: duration.Seconds(), Source: e.srcs[0].String()}
 		dialer := websocket.Dialer{
 			NetDialContext:   (&net.Dialer{LocalAddr: &net.TCPAddr{IP: e.srcs[0]}}).DialContext,

@@ -157,7 +157,7 @@ func idleMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (an
 		fmt.Printf("  pongs during hold: %d (expected ~%.0f), rtt mean %.2f ms, max %.1f ms; closed by relay: %v\n",
 			res.Pongs, float64(joined)*res.HoldSeconds/interval.Seconds(), res.PongRTTMeanMS, res.PongRTTMaxMS, res.Closed)
 		if pid != "" {
-			fmt.Printf("  relay pid %s: RSS %d KiB before, %d KiB held (median, peak %d)\n", pid, base.rssKiB, res.Relay.RSSKiB, res.Relay.RSSPeakKiB)
+			fmt.Printf("  %s: RSS %d KiB before, %d KiB held (median, peak %d)\n", relayLabel(pid), base.rssKiB, res.Relay.RSSKiB, res.Relay.RSSPeakKiB)
 			fmt.Printf("  relay memory per connection: %.2f KiB (delta) / %.2f KiB (whole RSS / conns)\n", res.KiBPerConn, res.KiBPerConnAll)
 			fmt.Printf("  relay CPU while idle: %.2f%% of one core; %d threads, %d fds\n", res.Relay.CPUPercent, res.Relay.Threads, res.Relay.FDs)
 		}

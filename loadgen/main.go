@@ -6,6 +6,8 @@
 //	heartline-load idle    -n 19000 -hold 30s
 //	heartline-load fanout  -receivers 1000 -senders 10 -rate 10 -duration 20s
 //	heartline-load fanout  -receivers 1000 -senders 1 -window 16 -duration 20s
+//	heartline-load fanout  -url ws://127.0.0.1:8081/ws,ws://127.0.0.1:8082/ws,ws://127.0.0.1:8083/ws \
+//	                       -receivers 1000 -senders 10 -rate 10 -duration 20s   (relays sharing one Redis)
 //	heartline-load churn   -members 200 -churn 20 -duration 40s
 //	heartline-load storm   -n 10000 -relay-cmd "/tmp/heartline-relay --listen 127.0.0.1:8080 ..."
 //	heartline-load guess   -duration 5s -src 127.0.0.2
@@ -51,7 +53,9 @@ modes:
            room every few dozen: growth of the relay's database per second
 
 Run "heartline-load <mode> -h" for a mode's flags. Only 127.0.0.0/8 relays and
-source addresses are accepted.
+source addresses are accepted. -url may list several relays that share one
+Redis, comma-separated (idle, fanout, churn): members are spread over them
+round robin, and fanout also reports each relay's share.
 `
 
 func main() {
@@ -119,7 +123,8 @@ var modes = map[string]modeFunc{
 
 // common holds the flags every mode has.
 type common struct {
-	url      string
+	url      string   // the -url flag as given
+	urls     []string // its relay URLs, set by env()
 	srcs     string
 	pid      int
 	token    string
@@ -132,9 +137,9 @@ type common struct {
 
 func commonFlags(fs *flag.FlagSet) *common {
 	c := &common{}
-	fs.StringVar(&c.url, "url", "ws://127.0.0.1:8080/ws", "relay websocket URL (a 127.0.0.0/8 address)")
+	fs.StringVar(&c.url, "url", "ws://127.0.0.1:8080/ws", "relay websocket URL (a 127.0.0.0/8 address); several, comma-separated, spread the members round robin over relays that share one Redis (idle, fanout, churn)")
 	fs.StringVar(&c.srcs, "src", "127.0.0.2-127.0.0.17", "source addresses: a range a-b or a comma list, all in 127.0.0.0/8 (about 28,000 connections per address)")
-	fs.IntVar(&c.pid, "pid", 0, "relay process id for /proc sampling; 0 finds the process listening on the URL's port")
+	fs.IntVar(&c.pid, "pid", 0, "relay process id for /proc sampling; 0 finds the process listening on each URL's port (with several relays, their figures are summed)")
 	fs.StringVar(&c.token, "token", "", "relay token for hello, if the relay requires one")
 	fs.IntVar(&c.conc, "conc", 64, "connection attempts in flight while joining")
 	fs.DurationVar(&c.timeout, "timeout", 15*time.Minute, "hard limit for the whole run")
@@ -145,18 +150,11 @@ func commonFlags(fs *flag.FlagSet) *common {
 }
 
 func (c *common) env() (*env, error) {
-	u, err := url.Parse(c.url)
-	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") {
-		return nil, fmt.Errorf("-url %q is not a ws:// URL", c.url)
+	urls, err := parseURLs(c.url)
+	if err != nil {
+		return nil, err
 	}
-	host := u.Hostname()
-	ip := net.ParseIP(host)
-	if host == "localhost" {
-		ip = net.IPv4(127, 0, 0, 1)
-	}
-	if ip == nil || !ip.IsLoopback() || ip.To4() == nil {
-		return nil, fmt.Errorf("-url host %q must be a 127.x address: this tool only loads a relay on this machine", host)
-	}
+	c.urls = urls
 	srcs, err := parseSources(c.srcs)
 	if err != nil {
 		return nil, err
@@ -164,13 +162,66 @@ func (c *common) env() (*env, error) {
 	if c.conc < 1 {
 		return nil, fmt.Errorf("-conc must be at least 1")
 	}
-	return &env{url: c.url, srcs: srcs, token: c.token, readBuf: c.readBuf, writeBuf: c.writeBuf,
+	return &env{url: urls[0], urls: urls, srcs: srcs, token: c.token, readBuf: c.readBuf, writeBuf: c.writeBuf,
 		wpool: &sync.Pool{}, start: time.Now(), fails: map[string]int{}}, nil
 }
 
-// relayPort is the URL's port (for finding the relay's pid).
-func (c *common) relayPort() int {
-	u, _ := url.Parse(c.url)
+// relayLabel names the sampled relay process(es) in a summary line.
+func relayLabel(pid string) string {
+	if strings.Contains(pid, ",") {
+		return "relays (pids " + pid + ", summed)"
+	}
+	return "relay pid " + pid
+}
+
+// parseURLs splits -url into relay websocket URLs, each on this machine.
+func parseURLs(spec string) ([]string, error) {
+	var out []string
+	seen := map[string]bool{}
+	for _, raw := range strings.Split(spec, ",") {
+		raw = strings.TrimSpace(raw)
+		if raw == "" {
+			continue
+		}
+		u, err := url.Parse(raw)
+		if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+			return nil, fmt.Errorf("-url %q is not a ws:// URL", raw)
+		}
+		host := u.Hostname()
+		ip := net.ParseIP(host)
+		if host == "localhost" {
+			ip = net.IPv4(127, 0, 0, 1)
+		}
+		if ip == nil || !ip.IsLoopback() || ip.To4() == nil {
+			return nil, fmt.Errorf("-url host %q must be a 127.x address: this tool only loads relays on this machine", host)
+		}
+		if seen[raw] {
+			return nil, fmt.Errorf("-url names %s twice: each relay once (members are spread evenly over the list)", raw)
+		}
+		seen[raw] = true
+		out = append(out, raw)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("-url %q names no relay", spec)
+	}
+	return out, nil
+}
+
+// oneRelay refuses several -url for a mode that measures one relay.
+func (c *common) oneRelay(mode, why string) error {
+	if len(c.urls) > 1 {
+		return fmt.Errorf("-url names %d relays, but %s %s: give one -url", len(c.urls), mode, why)
+	}
+	return nil
+}
+
+// relayPort is the first URL's port (for finding the relay's pid).
+func (c *common) relayPort() int { return urlPort(c.url) }
+
+// urlPort is a ws:// URL's port, or the scheme's default.
+func urlPort(raw string) int {
+	raw, _, _ = strings.Cut(raw, ",")
+	u, _ := url.Parse(strings.TrimSpace(raw))
 	p, _ := strconv.Atoi(u.Port())
 	if p == 0 {
 		if u.Scheme == "wss" {
@@ -182,17 +233,30 @@ func (c *common) relayPort() int {
 }
 
 // relayPID returns the relay's pid as a /proc name, or "" (with a warning)
-// when it cannot be found: figures from /proc are then left out.
+// when it cannot be found: figures from /proc are then left out. With
+// several relays it is their pids joined by commas, which readProc sums.
 func (c *common) relayPID() string {
 	if c.pid > 0 {
 		return strconv.Itoa(c.pid)
 	}
-	pid, err := pidListeningOn(c.relayPort())
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "heartline-load: relay CPU/RSS not sampled: %v\n", err)
-		return ""
+	urls := c.urls
+	if len(urls) == 0 {
+		urls = []string{c.url}
 	}
-	return strconv.Itoa(pid)
+	var pids []string
+	seen := map[int]bool{}
+	for _, u := range urls {
+		pid, err := pidListeningOn(urlPort(u))
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "heartline-load: relay CPU/RSS not sampled: %v\n", err)
+			return ""
+		}
+		if !seen[pid] { // two URLs of one relay (or a balancer's port) count once
+			seen[pid] = true
+			pids = append(pids, strconv.Itoa(pid))
+		}
+	}
+	return strings.Join(pids, ",")
 }
 
 func parseSources(spec string) ([]net.IP, error) {
@@ -225,7 +289,10 @@ func parseSources(spec string) ([]net.IP, error) {
 	return out, nil
 }
 
-// newMembers makes n members spread over rooms and source addresses.
+// newMembers makes n members spread over rooms, source addresses and relay
+// URLs. A room's members take the relays in turn (member i is in room
+// i mod rooms, on relay (i / rooms) mod relays), so that with as many rooms
+// as relays no room sits on one relay alone.
 func newMembers(e *env, n int, rooms []string, namePrefix string) []*member {
 	ms := make([]*member, n)
 	for i := range ms {
@@ -235,6 +302,7 @@ func newMembers(e *env, n int, rooms []string, namePrefix string) []*member {
 			name: namePrefix + strconv.Itoa(i),
 			key:  newKey(),
 			src:  e.srcs[i%len(e.srcs)],
+			url:  e.urlFor(i / len(rooms)),
 		}
 	}
 	return ms

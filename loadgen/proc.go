@@ -30,8 +30,47 @@ type procSample struct {
 	syscw    int64 // write-family syscalls so far
 }
 
-// readProc samples pid ("self" for this process).
-func readProc(pid string) (procSample, error) {
+// readProc samples pid ("self" for this process). pid may list several
+// processes, comma-separated (relays sharing one Redis): their figures are
+// summed (RSS, CPU time, threads, descriptors, syscalls).
+func readProc(pid string) (procSample, error) { return sumProcs(pid, readProcOne) }
+
+// sumProcs reads each process of a comma-separated pid list and adds up
+// their figures; one that cannot be read fails the whole sample.
+func sumProcs(pids string, read func(string) (procSample, error)) (procSample, error) {
+	if !strings.Contains(pids, ",") {
+		return read(pids)
+	}
+	var sum procSample
+	for i, pid := range strings.Split(pids, ",") {
+		s, err := read(pid)
+		if err != nil {
+			return s, err
+		}
+		if i == 0 {
+			sum = s
+			continue
+		}
+		sum.at = s.at
+		sum.rssKiB += s.rssKiB
+		sum.hwmKiB += s.hwmKiB
+		sum.cpuTicks += s.cpuTicks
+		sum.threads += s.threads
+		for _, f := range []struct {
+			dst *int64
+			v   int64
+		}{{&sum.fds, s.fds}, {&sum.syscr, s.syscr}, {&sum.syscw, s.syscw}} {
+			if *f.dst < 0 || f.v < 0 {
+				*f.dst = -1 // unreadable for one: unknown for the sum
+			} else {
+				*f.dst += f.v
+			}
+		}
+	}
+	return sum, nil
+}
+
+func readProcOne(pid string) (procSample, error) {
 	s := procSample{at: time.Now(), fds: -1}
 	if err := readStat(pid, &s); err != nil {
 		return s, err
@@ -67,16 +106,20 @@ func readProc(pid string) (procSample, error) {
 // readMem samples only pid's memory (VmRSS, VmHWM): cheap enough to repeat
 // every few milliseconds, unlike readProc, which lists every descriptor.
 func readMem(pid string) (procSample, error) {
-	s := procSample{at: time.Now(), fds: -1, syscr: -1, syscw: -1}
-	return s, readStatus(pid, &s)
+	return sumProcs(pid, func(pid string) (procSample, error) {
+		s := procSample{at: time.Now(), fds: -1, syscr: -1, syscw: -1}
+		return s, readStatus(pid, &s)
+	})
 }
 
 // readCPU samples only pid's CPU time and threads: unlike readProc it does
 // not list the descriptors, which takes milliseconds for a process holding
 // thousands of sockets.
 func readCPU(pid string) (procSample, error) {
-	s := procSample{at: time.Now(), fds: -1, syscr: -1, syscw: -1}
-	return s, readStat(pid, &s)
+	return sumProcs(pid, func(pid string) (procSample, error) {
+		s := procSample{at: time.Now(), fds: -1, syscr: -1, syscw: -1}
+		return s, readStat(pid, &s)
+	})
 }
 
 // readStat fills s's CPU time and threads from /proc/<pid>/stat.

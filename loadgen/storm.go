@@ -155,6 +155,12 @@ func stormMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (a
 		if *n > 19800 {
 			return nil, errors.New("-n: one process may hold at most 20,000 descriptors here")
 		}
+		// A member reconnects to the URL it started on: to spread members
+		// over several relays and let them move when one dies, give the
+		// load balancer's URL.
+		if err := c.oneRelay("storm", "reconnects each member to its own URL (give the load balancer's URL to spread members over several relays)"); err != nil {
+			return nil, err
+		}
 		res := &stormResult{Mode: "storm", Clients: "lean", URL: c.url, Conns: *n, Senders: *senders, RatePerSender: *rate,
 			RestartedByTool: *relayCmd != ""}
 		if *engine {

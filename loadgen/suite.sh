@@ -7,13 +7,16 @@
 #
 # Scenarios: idle5k idle19k fan10 fan100 closed16 accept churn storm10k storm10k-engine
 # (default: all). Takes about 7 minutes. It stops only the relays it started (by pid).
+# Several relays on one Redis (the relay needs --redis-url; not in the default
+# list): fan10-3relays accept100-3relays-always accept100-3relays-everysec. They
+# start their own redis-server on 127.0.0.1:16379 with its data in OUT/redis.
 set -euo pipefail
 out=${1:-/tmp/heartline-bench}
 shift || true
 scenarios=${*:-idle5k idle19k fan10 fan100 closed16 accept churn storm10k storm10k-engine}
 mkdir -p "$out"
 bin=$(mktemp -d)
-trap 'stop_relay; rm -rf "$bin"' EXIT
+trap 'stop_cluster; stop_relay; rm -rf "$bin"' EXIT
 go build -o "$bin/heartline-relay" ./relay
 go build -o "$bin/heartline-load" ./loadgen
 port=18080
@@ -65,6 +68,70 @@ storm() { # name flags...
 }
 fanout_relay=(--max-room-members 1100 --rate 100000 --burst 100000)
 
+# Three relays on one Redis (AOF with the given appendfsync), on ports
+# port+1..port+3, each with its own data dir.
+redis_port=16379
+redis_pid=
+cluster_pids=()
+cluster_urls=
+start_cluster() { # always|everysec relay-flags...
+	local fsync=$1
+	shift
+	stop_cluster
+	stop_relay
+	if ! "$bin/heartline-relay" --help 2>&1 | grep -q -- '--redis-url'; then
+		echo "this relay has no --redis-url: the cluster scenarios need the Redis engine" >&2
+		return 1
+	fi
+	command -v redis-server >/dev/null || { echo "redis-server is not installed (scripts/deps.sh)" >&2; return 1; }
+	rm -rf "$out/redis" && mkdir -p "$out/redis"
+	printf '%s\n' "port $redis_port" "bind 127.0.0.1" "protected-mode no" "dir $out/redis" \
+		"logfile $out/redis/redis.log" 'save ""' "appendonly yes" "appendfsync $fsync" \
+		"maxmemory-policy noeviction" >"$out/redis/redis.conf"
+	redis-server "$out/redis/redis.conf" &
+	redis_pid=$!
+	for _ in $(seq 1 100); do
+		redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	cluster_urls=
+	local n p
+	for n in 1 2 3; do
+		p=$((port + n))
+		rm -rf "$data$n" && mkdir -p "$data$n"
+		"$bin/heartline-relay" --listen "127.0.0.1:$p" --data-dir "$data$n" --redis-url "redis://127.0.0.1:$redis_port/0" \
+			--log-level warn --stun-port 0 "${per_ip[@]}" "$@" >"$out/relay$n.log" 2>&1 &
+		cluster_pids+=($!)
+		for _ in $(seq 1 100); do
+			if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then break; fi
+			sleep 0.1
+		done
+		cluster_urls+="${cluster_urls:+,}ws://127.0.0.1:$p/ws"
+	done
+}
+stop_cluster() {
+	local p
+	for p in "${cluster_pids[@]}"; do
+		kill "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
+	cluster_pids=()
+	if [ -n "$redis_pid" ]; then
+		kill "$redis_pid" 2>/dev/null || true
+		wait "$redis_pid" 2>/dev/null || true
+		redis_pid=
+	fi
+}
+# The members are spread over the three relays; their CPU and RSS are summed.
+run_cluster() { # name mode flags...
+	local name=$1
+	shift
+	echo "== $name $(date -u +%FT%TZ) load $(cut -d' ' -f1 /proc/loadavg)"
+	"$bin/heartline-load" "$@" -url "$cluster_urls" -q >"$out/$name.txt" 2>&1 || true
+	grep -v '^{' "$out/$name.txt"
+	echo "redis: $(redis-cli -p "$redis_port" info memory | grep '^used_memory_human' | tr -d '\r')"
+}
+
 for s in $scenarios; do
 	case $s in
 	idle5k) start_relay --max-conns 19500 && run idle5k idle -n 5000 -hold 30s ;;
@@ -77,6 +144,14 @@ for s in $scenarios; do
 	storm10k) storm storm10k ;;
 	# The same storm with shared/client engines: the apps' own backoff, resume and outbox.
 	storm10k-engine) storm storm10k-engine -engine ;;
+	# One room of 1,000 receivers spread evenly over three relays on one Redis.
+	fan10-3relays) start_cluster always "${fanout_relay[@]}" &&
+		run_cluster fan10-3relays fanout -receivers 1000 -senders 10 -rate 10 -duration 30s ;;
+	# Accepted messages per second through Redis, 100 rooms, 100 senders.
+	accept100-3relays-always) start_cluster always "${fanout_relay[@]}" &&
+		run_cluster accept100-3relays-always fanout -rooms 100 -receivers 100 -senders 100 -rate 0 -window 200 -echo ack -duration 15s ;;
+	accept100-3relays-everysec) start_cluster everysec "${fanout_relay[@]}" &&
+		run_cluster accept100-3relays-everysec fanout -rooms 100 -receivers 100 -senders 100 -rate 0 -window 200 -echo ack -duration 15s ;;
 	*) echo "unknown scenario $s" >&2 ;;
 	esac
 done

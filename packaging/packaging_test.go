@@ -368,7 +368,7 @@ func TestRelayArchive(t *testing.T) {
 	checkSums(t, dist, name+".tar.gz")
 	dir := t.TempDir()
 	files := extract(t, filepath.Join(dist, name+".tar.gz"), dir)
-	for _, w := range []string{"heartline-relay", "README.txt", "heartline-relay.service", "proxy/nginx.conf", "proxy/Caddyfile"} {
+	for _, w := range []string{"heartline-relay", "README.txt", "heartline-relay.service", "proxy/nginx.conf", "proxy/Caddyfile", "proxy/nginx-relays.conf", "proxy/Caddyfile-relays"} {
 		if _, ok := files[name+"/"+w]; !ok {
 			t.Errorf("archive lacks %s; has %v", w, files)
 		}
@@ -447,21 +447,34 @@ func TestSystemdUnit(t *testing.T) {
 	t.Logf("systemd-analyze security exposure level: %s", m[1])
 }
 
+// The nginx examples: one relay (nginx.conf) and several relays on one
+// Redis (nginx-relays.conf).
+var nginxExamples = []string{"nginx.conf", "nginx-relays.conf"}
+
+// The Caddy examples, likewise.
+var caddyExamples = []string{"Caddyfile", "Caddyfile-relays"}
+
 // nginx must keep a proxied websocket open longer than the relay takes to
 // call a silent client dead, or the proxy would cut healthy-but-quiet links.
 func TestNginxExample(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join("proxy", "nginx.conf"))
+	for _, name := range nginxExamples {
+		t.Run(name, func(t *testing.T) { checkNginxExample(t, name) })
+	}
+}
+
+func checkNginxExample(t *testing.T, name string) {
+	data, err := os.ReadFile(filepath.Join("proxy", name))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"proxy_http_version 1.1;", "proxy_set_header Upgrade $http_upgrade;", "proxy_set_header Connection $heartline_connection;"} {
 		if !bytes.Contains(data, []byte(want)) {
-			t.Errorf("nginx.conf lacks %q (websocket upgrade)", want)
+			t.Errorf("%s lacks %q (websocket upgrade)", name, want)
 		}
 	}
 	m := regexp.MustCompile(`proxy_read_timeout (\d+)s;`).FindSubmatch(data)
 	if m == nil {
-		t.Fatal("nginx.conf sets no proxy_read_timeout")
+		t.Fatalf("%s sets no proxy_read_timeout", name)
 	}
 	if n, _ := strconv.Atoi(string(m[1])); time.Duration(n)*time.Second <= 2*server.DefaultHeartbeatTimeout {
 		t.Errorf("proxy_read_timeout %ss is not well above the relay's heartbeat timeout %v", m[1], server.DefaultHeartbeatTimeout)
@@ -484,10 +497,14 @@ func TestNginxExample(t *testing.T) {
 
 func TestCaddyExample(t *testing.T) {
 	caddy := need(t, "caddy")
-	run(t, "proxy", nil, caddy, "validate", "--adapter", "caddyfile", "--config", "Caddyfile")
-	out := run(t, "proxy", nil, caddy, "fmt", "Caddyfile")
-	if data, _ := os.ReadFile(filepath.Join("proxy", "Caddyfile")); out != string(data) {
-		t.Error("Caddyfile is not formatted as caddy fmt would (run caddy fmt --overwrite)")
+	for _, name := range caddyExamples {
+		t.Run(name, func(t *testing.T) {
+			run(t, "proxy", nil, caddy, "validate", "--adapter", "caddyfile", "--config", name)
+			out := run(t, "proxy", nil, caddy, "fmt", name)
+			if data, _ := os.ReadFile(filepath.Join("proxy", name)); out != string(data) {
+				t.Errorf("%s is not formatted as caddy fmt would (run caddy fmt --overwrite %s)", name, name)
+			}
+		})
 	}
 }
 

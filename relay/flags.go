@@ -15,6 +15,7 @@ import (
 
 	heartline "github.com/heartline/heartline"
 	"github.com/heartline/heartline/relay/server"
+	"github.com/heartline/heartline/relay/web"
 )
 
 // version is the product version (FyneApp.toml is its one source) with the
@@ -39,6 +40,7 @@ type options struct {
 	// roomCreatesPerMin is --room-create-rate (Config.RoomCreateRate is per second).
 	roomCreatesPerMin float64
 	version           bool
+	web               bool   // --web: serve the browser client
 	usage             func() // prints --help
 }
 
@@ -234,6 +236,11 @@ func newFlagSet(o *options, usageOut io.Writer) *flag.FlagSet {
 	intVar(fs, &c.STUNPort, "stun-port", 3478, "UDP port of the STUN responder clients use for network diagnostics; the next port is used too (0 = no STUN)")
 	fs.BoolVar(&c.STUNOptional, "stun-optional", false, "if the STUN ports cannot be bound, log it and run without STUN instead of refusing to start")
 	fs.StringVar(&c.STUNAltIP, "stun-alt-ip", "", "a second IP address of this host, so STUN can answer CHANGE-REQUEST (RFC 5780); needs --listen with a specific IP")
+	boolVar(fs, &o.web, "web", true, "serve the browser client at / and /r/<room> (false = the relay answers only /ws and its HTTP endpoints)")
+	fs.StringVar(&c.RedisURL, "redis-url", "", "keep the rooms in Redis so that several relays serve them, e.g. redis://127.0.0.1:6379/0 (rediss:// for TLS); empty = this relay alone, on its own store")
+	fs.StringVar(&c.RedisPassword, "redis-password", "", "Redis password, instead of putting it in --redis-url (better: the environment variable)")
+	boolVar(fs, &c.RedisAllowVolatile, "redis-allow-volatile", false, "start even if Redis keeps nothing across its restart (no AOF, no RDB): a Redis restart then starts every room's history anew")
+	durationVar(fs, &c.RedisDeadAfter, "redis-dead-after", 10*time.Second, "a relay silent in Redis this long is taken for dead: the other relays turn its members away")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
@@ -291,6 +298,9 @@ func parse(args []string, getenv func(string) string, stdout io.Writer) (*option
 	}
 	if fs.NArg() > 0 {
 		return nil, exitUsage, fmt.Errorf("unexpected argument %q: every setting is a --flag (see --help)", fs.Arg(0))
+	}
+	if o.web {
+		o.cfg.Web = web.Handler()
 	}
 	o.cfg.Origins = commaList(o.origins)
 	o.cfg.PublicHosts = commaList(o.hosts)

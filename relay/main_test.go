@@ -55,7 +55,7 @@ func TestHelpListsEveryFlag(t *testing.T) {
 		{"tls-cert", `""`}, {"tls-key", `""`}, {"tcp-keepalive-idle", "1m0s"},
 		{"tcp-keepalive-interval", "30s"}, {"tcp-keepalive-count", "3"}, {"log-format", "text"},
 		{"log-level", "info"}, {"history", "1000"}, {"history-page", "50"}, {"version", "false"},
-		{"metrics-listen", `""`}, {"metrics-room-names", "false"},
+		{"metrics-listen", `""`}, {"metrics-room-names", "false"}, {"web", "true"},
 	} {
 		want := "--" + f.name + " (env " + envName(f.name) + ", default " + f.def + ")"
 		if !strings.Contains(out, want) {

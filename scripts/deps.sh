@@ -10,13 +10,18 @@ packages=(
   libxinerama-dev libxi-dev libxxf86vm-dev
   # real windows and screenshots under a virtual display
   xvfb xdotool imagemagick
-  # network-namespace tests (NAT, dropped paths)
-  iproute2 iptables
+  # network-namespace tests (NAT, dropped paths, a laptop moving between networks; sysctl)
+  iproute2 iptables procps
   # packaging: .desktop and AppStream validation, Windows zip archives, and the
   # checks of the reverse-proxy examples and shell scripts
   desktop-file-utils appstream zip nginx-light caddy shellcheck
+  # the Redis engine's tests (each starts its own redis-server in a temp dir;
+  # the system service is not used) and make run-cluster
+  redis-server
   # scripts (make run, make screenshots)
   curl
+  # the browser client's tests and pictures (chromedp drives it headless)
+  chromium
 )
 
 missing=()

@@ -36,6 +36,8 @@ describe() {
 	heartline-relay.service) echo "hardened systemd unit (install steps inside)" ;;
 	proxy/nginx.conf) echo "nginx in front: TLS, websocket upgrade, timeouts" ;;
 	proxy/Caddyfile) echo "Caddy in front: automatic TLS" ;;
+	proxy/nginx-relays.conf) echo "nginx in front of several relays on one Redis" ;;
+	proxy/Caddyfile-relays) echo "Caddy in front of several relays on one Redis, /readyz checks" ;;
 	OPERATIONS.md) echo "flags, endpoints, metrics, upgrades, backups, firewall" ;;
 	LICENSE) echo "the license" ;;
 	*) echo "" ;;
@@ -105,7 +107,8 @@ for t in "${targets[@]}"; do
 		install -m 0644 packaging/systemd/heartline-relay.service "$stage/"
 	fi
 	mkdir -p "$stage/proxy"
-	install -m 0644 packaging/proxy/nginx.conf packaging/proxy/Caddyfile "$stage/proxy/"
+	install -m 0644 packaging/proxy/nginx.conf packaging/proxy/Caddyfile \
+		packaging/proxy/nginx-relays.conf packaging/proxy/Caddyfile-relays "$stage/proxy/"
 	for doc in docs/OPERATIONS.md LICENSE; do
 		if [ -f "$doc" ]; then install -m 0644 "$doc" "$stage/"; fi
 	done

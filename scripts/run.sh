@@ -19,6 +19,7 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
+echo "run: open http://$addr/r/lobby in a browser to chat from the web client"
 if [ -n "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ] && [ -x bin/heartline ]; then
   echo "run: relay on ws://$addr/ws; starting the desktop app as \"$name\" in room \"lobby\""
   bin/heartline --relay "ws://$addr/ws" --room lobby --name "$name"
@@ -26,7 +27,8 @@ else
   cat <<TXT
 
   Heartline relay is running on ws://$addr/ws (no display here, so no desktop app).
-  Connect from another terminal:
+  Chat from a browser: http://$addr/r/lobby
+  Or connect from another terminal:
       go run ./cli --relay ws://$addr/ws --room lobby --name alice
       go run ./cli --relay ws://$addr/ws --room lobby --name bob
   or point the desktop app at ws://$addr/ws. Health: http://$addr/healthz  Metrics: http://$addr/metrics

@@ -30,6 +30,11 @@
 #                            messages from the device's own history
 #   17-privacy.png           settings: how long messages stay on this computer,
 #                            clearing a room's, where they are kept
+#   web-01..11-*.png         the browser client (scripts/webshots): join form and
+#                            room at desktop width (1280x800) and phone width
+#                            (390x844), members panel, "N new", the banner while
+#                            the relay is down with a message waiting, reconnected,
+#                            and the dark theme (the browser's prefers-color-scheme)
 #
 # Needs: Xvfb, xdotool, ImageMagick (apt-get install xvfb xdotool imagemagick)
 # and the build packages of the desktop app. Uses APP_BIN and RELAY_BIN, else
@@ -73,6 +78,12 @@ if [ ! -x "$relay_bin" ] || [ ! -x "$app_bin" ]; then
   app_bin=$tmp/heartline
 fi
 mkdir -p "$out"
+# The browser pictures' driver, built before HOME moves (Go's caches live there).
+webshots=
+if command -v chromium >/dev/null; then
+  go build -o "$tmp/webshots" ./scripts/webshots
+  webshots=$tmp/webshots
+fi
 
 export LANG=en_US.UTF-8 HOME=$tmp/home XDG_CONFIG_HOME=$tmp/home/.config
 mkdir -p "$HOME"
@@ -321,4 +332,12 @@ desktop_rooms_shots() {
   shot alice 17-privacy.png
 }
 desktop_rooms_shots
+# The browser client, at desktop and phone width, from its own scripted
+# scenario (a relay in that process, two engine members writing, two
+# browsers joining, the relay stopped and started again): web-*.png.
+if [ -n "$webshots" ]; then
+  "$webshots" -out "$out"
+else
+  echo "screenshots: no chromium, so no browser pictures (apt-get install chromium)" >&2
+fi
 echo "screenshots: done; $(ls "$out"/*.png | wc -l) pictures in $out/"

@@ -48,4 +48,23 @@
 // MarkGap recorded (a resume that came back recovered:false) or whose first
 // stored message is not seq 1. Holes lists the seq ranges the device lacks,
 // to ask the relay's history for them.
+//
+// # Search
+//
+// Search runs FTS5 (unicode61 tokenizer, diacritics removed) over the text
+// and the sender's name. What a person types is never FTS5 syntax: every
+// word is quoted, all are required, and the last is a prefix (from 3
+// characters) while it is being typed. Matches come back as byte spans
+// into the text, never as markup. Message ids follow the relay's time, so
+// FTS5's own rowid order is newest first and a search of a common word
+// stops at its limit instead of sorting every match.
+//
+// # Privacy
+//
+// Prune (the retention setting) and ClearRoom delete messages and then
+// rebuild the search index from what remains, return the freed pages
+// (zeroed: secure_delete) to the file system and empty the WAL, so that the
+// deleted text is gone from the disk, not only from sight. The rebuild
+// costs time in proportion to the whole history (seconds for 200,000
+// messages): run them off the UI goroutine.
 package history

@@ -52,3 +52,14 @@ func TestFromProtocol(t *testing.T) {
 		t.Fatalf("own: %+v", m)
 	}
 }
+
+func TestGapFromWelcome(t *testing.T) {
+	w := protocol.Welcome{Epoch: "e2", Seq: 60, History: []protocol.Message{{Seq: 12}, {Seq: 11}, {Seq: 60}}}
+	if g := GapFromWelcome("e1", 40, w); g != (Gap{After: Ref{"e1", 40}, Before: Ref{"e2", 11}}) {
+		t.Fatalf("%+v", g)
+	}
+	// An empty history: the gap runs up to whatever comes next.
+	if g := GapFromWelcome("e1", 40, protocol.Welcome{Epoch: "e1", Seq: 90}); g != (Gap{After: Ref{"e1", 40}, Before: Ref{"e1", 91}}) {
+		t.Fatalf("%+v", g)
+	}
+}

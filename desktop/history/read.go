@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"slices"
 )
 
@@ -28,6 +29,19 @@ type GapItem struct {
 	// Marked: a resume reported it (MarkGap); otherwise the store found it
 	// from the seqs it holds.
 	Marked bool
+}
+
+// Text is the sentence to show where the gap is.
+func (g GapItem) Text() string {
+	switch {
+	case g.EpochChanged:
+		return "The relay's history was reset here: earlier messages may be missing."
+	case g.Missing == 1:
+		return "1 message is missing here."
+	case g.Missing > 1:
+		return fmt.Sprintf("%d messages are missing here.", g.Missing)
+	}
+	return "Some messages may be missing here."
 }
 
 // Page is a run of a room's timeline, oldest first.

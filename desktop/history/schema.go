@@ -61,24 +61,26 @@ func migrateV1(ctx context.Context, tx *sql.Tx) error {
 		`CREATE VIRTUAL TABLE messages_fts USING fts5 (
 			text, name,
 			content = 'messages', content_rowid = 'id',
-			tokenize = 'unicode61 remove_diacritics 2', prefix = '2 3'
+			tokenize = 'unicode61 remove_diacritics 2'
 		)`,
-		// Remove a deleted message's words from the index at once, instead
-		// of leaving delete markers for a later merge: cleared text must
-		// not stay findable in the file.
-		`INSERT INTO messages_fts (messages_fts, rank) VALUES ('secure-delete', 1)`,
 		`CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
 			INSERT INTO messages_fts (rowid, text, name) VALUES (new.id, new.text, new.name);
 		END`,
-		`CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
-			INSERT INTO messages_fts (messages_fts, rowid, text, name) VALUES ('delete', old.id, old.text, old.name);
-		END`,
+		createDeleteTrigger,
 		`CREATE TRIGGER messages_fts_update AFTER UPDATE OF text, name ON messages BEGIN
 			INSERT INTO messages_fts (messages_fts, rowid, text, name) VALUES ('delete', old.id, old.text, old.name);
 			INSERT INTO messages_fts (rowid, text, name) VALUES (new.id, new.text, new.name);
 		END`,
 	)
 }
+
+// createDeleteTrigger keeps the FTS index in step with deletes. Bulk
+// deletes (Prune, ClearRoom) drop it inside their transaction and rebuild
+// the index instead; they create it again from this text, which must stay
+// what the latest schema has.
+const createDeleteTrigger = `CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+			INSERT INTO messages_fts (messages_fts, rowid, text, name) VALUES ('delete', old.id, old.text, old.name);
+		END`
 
 // migrateV2: read markers and mentions, for the sidebar's unread and
 // mention counts. Messages stored before v2 count as read (a room does not

@@ -31,28 +31,27 @@ const (
 // query, newest first, in one room (scope) or all (scope nil). The query is
 // plain words, never FTS5 syntax: quotes, AND, OR, NEAR and * are searched
 // for as text. The last word matches as a prefix while the person is
-// still typing it (no space after it yet). Case and diacritics are
-// ignored ("cafe" finds "Café").
+// still typing it (no space after it yet, 3 characters or more). Case and diacritics are
+// ignored ("cafe" finds "Café"). Words are split as FTS5's unicode61
+// tokenizer does: at spaces and punctuation, so a run of Chinese or
+// Japanese without spaces is one word, found whole or by its first 3 or
+// more characters, not by a part in its middle (a trigram index would
+// be needed for that).
 func (s *Store) Search(ctx context.Context, query string, scope *RoomKey, limit int) ([]Hit, error) {
 	match := MatchExpression(query)
 	if match == "" || limit <= 0 {
 		return nil, nil
 	}
-	q := `SELECT r.relay, r.room, ` + prefixed("m.", msgCols) + `,
-			highlight(messages_fts, 0, ?, ?), highlight(messages_fts, 1, ?, ?)
-		FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid JOIN rooms r ON r.id = m.room_id
-		WHERE messages_fts MATCH ?`
 	args := []any{markOpen, markClose, markOpen, markClose, match}
 	if scope != nil {
 		room, ok, err := s.lookupRoom(ctx, *scope)
 		if err != nil || !ok {
 			return nil, err
 		}
-		q += ` AND m.room_id = ?`
 		args = append(args, room)
 	}
-	q += ` ORDER BY messages_fts.rowid DESC LIMIT ?`
 	args = append(args, limit)
+	q := searchSQL(scope != nil)
 	rows, err := s.read.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
@@ -75,6 +74,20 @@ func (s *Store) Search(ctx context.Context, query string, scope *RoomKey, limit 
 	return hits, rows.Err()
 }
 
+// searchSQL is the search query. It orders by the FTS rowid, the
+// message id, which follows the relay's time: FTS5 walks the matches in
+// that order and the LIMIT stops it (TestQueriesUseTheirIndexes).
+func searchSQL(scoped bool) string {
+	q := `SELECT r.relay, r.room, ` + prefixed("m.", msgCols) + `,
+			highlight(messages_fts, 0, ?, ?), highlight(messages_fts, 1, ?, ?)
+		FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid JOIN rooms r ON r.id = m.room_id
+		WHERE messages_fts MATCH ?`
+	if scoped {
+		q += ` AND m.room_id = ?`
+	}
+	return q + ` ORDER BY messages_fts.rowid DESC LIMIT ?`
+}
+
 func prefixed(p, cols string) string {
 	parts := strings.Split(cols, ", ")
 	for i := range parts {
@@ -83,10 +96,13 @@ func prefixed(p, cols string) string {
 	return strings.Join(parts, ", ")
 }
 
+// minPrefix is the shortest last word matched as a prefix.
+const minPrefix = 3
+
 // MatchExpression turns what a person typed into an FTS5 query: each word
 // a quoted string (so no input is FTS5 syntax), all of them required, the
-// last a prefix unless the input ends with a space or the word is one
-// character. Words with no letter
+// last a prefix unless the input ends with a space or the word is shorter
+// than 3 characters. Words with no letter
 // or digit are dropped (FTS5 would find nothing for them); "" means there
 // is nothing to search for.
 func MatchExpression(input string) string {
@@ -113,10 +129,12 @@ func MatchExpression(input string) string {
 	if kept == 0 {
 		return ""
 	}
-	// Prefixes of 2 and 3 characters have their own index; one character
-	// would match most of the vocabulary, so it stays a whole word.
+	// A prefix query merges the entries of every word it matches: from 3
+	// characters that stays fast (docs/BENCHMARKS.md); shorter, the word
+	// is matched whole ("ok", "hi"). A prefix index would make 1 and 2
+	// characters fast at a third more disk and half the write speed.
 	last := []rune(input)
-	if !sep(last[len(last)-1]) && utf8.RuneCountInString(lastWord) >= 2 {
+	if !sep(last[len(last)-1]) && utf8.RuneCountInString(lastWord) >= minPrefix {
 		b.WriteByte('*')
 	}
 	return b.String()

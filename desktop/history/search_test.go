@@ -81,6 +81,7 @@ func TestSearchMatchesThePrefixOfTheWordBeingTyped(t *testing.T) {
 		{"deploy ", 1},     // the word is finished
 		{"the deplo", 1},   // every word, the last as a prefix
 		{"deploy   it", 1}, // extra spaces
+		{"de", 0},          // two characters: a whole word, not a prefix
 	} {
 		hits, err := s.Search(ctx, c.q, nil, 10)
 		if err != nil || len(hits) != c.want {
@@ -151,12 +152,14 @@ func TestMatchExpressionQuotesEveryWord(t *testing.T) {
 		`foo`:         `"foo"*`,
 		`foo `:        `"foo"`,
 		`say "hi`:     `"say" """hi"*`,
-		`AND OR`:      `"AND" "OR"*`,
+		`AND OR`:      `"AND" "OR"`,
+		`AND NOT`:     `"AND" "NOT"*`,
 		`- -- foo`:    `"foo"*`,
 		`...`:         ``,
 		"caf\u00e9\t": `"café"`,
 		`x`:           `"x"`,
-		`ab`:          `"ab"*`,
+		`ab`:          `"ab"`,
+		`abc`:         `"abc"*`,
 		"\x00é\x01":   `"é"`,
 	} {
 		if got := MatchExpression(in); got != want {

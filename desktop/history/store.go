@@ -30,15 +30,23 @@ var (
 )
 
 // RoomKey names a room on a relay. Relay is compared without case or
-// surrounding space, as shared/client.RoomKey does.
+// surrounding space, as shared/client.RoomKey does; what the Store returns
+// (RoomInfo.Key, Hit.Room) is in that form: compare keys with Same.
 type RoomKey struct {
 	Relay string
 	Room  string
 }
 
-func (k RoomKey) norm() RoomKey {
+// Normalized is the key as the Store keeps it: the relay address trimmed
+// and lower-cased.
+func (k RoomKey) Normalized() RoomKey {
 	return RoomKey{Relay: strings.ToLower(strings.TrimSpace(k.Relay)), Room: k.Room}
 }
+
+// Same reports whether two keys name the same room.
+func (k RoomKey) Same(o RoomKey) bool { return k.Normalized() == o.Normalized() }
+
+func (k RoomKey) norm() RoomKey { return k.Normalized() }
 
 // Ref identifies a message in its room.
 type Ref struct {
@@ -155,7 +163,9 @@ func openAt(path string, opts Options, version int) (*Store, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	common := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)"
+	// journal_size_limit: after a checkpoint the WAL shrinks back to 4 MiB
+	// (a Prune's index rebuild can grow it to the size of the index).
+	common := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_pragma=journal_size_limit(4194304)"
 	// auto_vacuum only takes effect on a new file: Prune and ClearRoom give
 	// the space back with incremental_vacuum. secure_delete overwrites what
 	// they delete, so cleared messages do not linger in free pages.
@@ -208,6 +218,23 @@ func dsn(path, params string) string {
 // Path is the database file (beside it: the -wal and -shm files).
 func (s *Store) Path() string { return s.path }
 
+// Size is the space the history takes on disk: the database, its WAL and
+// shared-memory index (for the settings' "where the data lives").
+func (s *Store) Size() (int64, error) {
+	var total int64
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		fi, err := os.Stat(s.path + suffix)
+		if err != nil {
+			if os.IsNotExist(err) {
+				continue
+			}
+			return 0, err
+		}
+		total += fi.Size()
+	}
+	return total, nil
+}
+
 // Close closes the database.
 func (s *Store) Close() error {
 	var errs []error
@@ -220,23 +247,41 @@ func (s *Store) Close() error {
 	return errors.Join(errs...)
 }
 
+// explainWrite adds what to do to a failed write's error: the disk is
+// full, or the file is read-only or damaged.
+func explainWrite(err error) error {
+	var se interface{ Code() int }
+	if !errors.As(err, &se) {
+		return err
+	}
+	switch se.Code() & 0xff { // the primary result code
+	case 13: // SQLITE_FULL
+		return fmt.Errorf("%w: the disk holding the message history is full; free some space (the relay still has these messages for a while)", err)
+	case 8: // SQLITE_READONLY
+		return fmt.Errorf("%w: the message history cannot be written (read-only file or folder); check its permissions", err)
+	case 11, 26: // SQLITE_CORRUPT, SQLITE_NOTADB
+		return fmt.Errorf("%w: the message history file is damaged; close Heartline and move it away to start an empty one", err)
+	}
+	return err
+}
+
 // writeTx runs fn in one write transaction, serialised with every other.
 func (s *Store) writeTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return explainWrite(err)
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
 		// A failed transaction may have created rooms that rolled back.
 		clear(s.roomIDs)
-		return err
+		return explainWrite(err)
 	}
 	if err := tx.Commit(); err != nil {
 		clear(s.roomIDs)
-		return err
+		return explainWrite(err)
 	}
 	return nil
 }

@@ -76,6 +76,9 @@ func TestPutIsIdempotentByEpochAndSeq(t *testing.T) {
 	if p.MoreBefore || p.MoreAfter {
 		t.Fatalf("more flags on the whole room: %+v", p)
 	}
+	if !lobby.Same(RoomKey{Relay: " WSS://RELAY.example:8443", Room: "lobby"}) || lobby.Same(RoomKey{Relay: lobby.Relay, Room: "Lobby"}) {
+		t.Fatal("Same")
+	}
 	// A new epoch reuses seq numbers: separate messages.
 	reset := msg("b", 1, "after the reset")
 	reset.TS += 3_600_000
@@ -181,8 +184,8 @@ func TestGapsShowWhereHistoryMayBeMissing(t *testing.T) {
 		t.Fatalf("after: %q", got)
 	}
 	g := p.Items[5].Gap
-	if g.After != (Ref{"a", 5}) || g.Before != (Ref{"a", 40}) || g.Missing != 34 || g.EpochChanged {
-		t.Fatalf("gap = %+v", g)
+	if g.After != (Ref{"a", 5}) || g.Before != (Ref{"a", 40}) || g.Missing != 34 || g.EpochChanged || g.Text() != "34 messages are missing here." {
+		t.Fatalf("gap = %+v %q", g, g.Text())
 	}
 	// Paging: the gap shows once, at the page boundary, in the older page.
 	p, _ = s.Latest(ctx, lobby, 3)
@@ -329,5 +332,84 @@ func TestReopenKeepsEverything(t *testing.T) {
 	rooms, _ := s.Rooms(ctx)
 	if len(rooms) != 1 || rooms[0].Unread != 10 {
 		t.Fatalf("rooms after reopen: %+v", rooms)
+	}
+}
+
+func TestUnreadCountsStopAtTheCap(t *testing.T) {
+	s := openTemp(t)
+	msgs := seqRange("a", 1, CountCap+5)
+	for i := range msgs {
+		msgs[i].Mentions = i%2 == 0
+	}
+	s.Put(ctx, lobby, msgs)
+	rooms, err := s.Rooms(ctx)
+	if err != nil || len(rooms) != 1 || rooms[0].Unread != CountCap || rooms[0].Mentions != 503 {
+		t.Fatalf("%+v %v", rooms, err)
+	}
+}
+
+func TestResumePointFollowsTheNewestEpoch(t *testing.T) {
+	s := openTemp(t)
+	s.Put(ctx, lobby, seqRange("a", 1, 50))
+	later := seqRange("b", 1, 7)
+	for i := range later {
+		later[i].TS += 3_600_000
+	}
+	s.Put(ctx, lobby, later)
+	if e, last, ok, err := s.ResumePoint(ctx, lobby); err != nil || !ok || e != "b" || last != 7 {
+		t.Fatalf("resume = %q %d %v %v", e, last, ok, err)
+	}
+}
+
+// Reads run beside the writer (WAL): under -race this also checks the
+// Store's own state.
+func TestReadsRunWhileTheWriterWrites(t *testing.T) {
+	s := openTemp(t)
+	w := s.NewWriter(WriterOptions{MaxBatch: 16})
+	rooms := []RoomKey{lobby, {Relay: lobby.Relay, Room: "garden"}}
+	done := make(chan struct{})
+	errs := make(chan error, 3)
+	for r := range 3 {
+		go func() {
+			for {
+				select {
+				case <-done:
+					errs <- nil
+					return
+				default:
+				}
+				var err error
+				switch r {
+				case 0:
+					_, err = s.Latest(ctx, rooms[0], 20)
+				case 1:
+					_, err = s.Search(ctx, "message 1", nil, 10)
+				case 2:
+					_, err = s.Rooms(ctx)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for seq := uint64(1); seq <= 300; seq++ {
+		w.Put(rooms[seq%2], msg("a", seq, fmt.Sprintf("message %d", seq)))
+		if seq%50 == 0 {
+			w.Flush(ctx)
+		}
+	}
+	w.Close()
+	close(done)
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, k := range rooms {
+		if p, _ := s.Latest(ctx, k, 500); len(p.Messages()) != 150 {
+			t.Fatalf("%v: %d messages", k, len(p.Messages()))
+		}
 	}
 }

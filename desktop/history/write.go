@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/heartline/heartline/shared/protocol"
 )
 
 // Gap records that a room's history may miss messages between two points:
@@ -17,6 +19,19 @@ import (
 type Gap struct {
 	After  Ref
 	Before Ref
+}
+
+// GapFromWelcome is the Gap to record for shared/client's HistoryGap:
+// prevEpoch is the room's epoch before this link's welcome (the resume's),
+// heldUpTo the event's HeldUpTo, w the welcome that came with it (the
+// Welcomed event just before). The gap ends at the first message of the
+// welcome's history, or after its seq when the history is empty.
+func GapFromWelcome(prevEpoch string, heldUpTo uint64, w protocol.Welcome) Gap {
+	before := w.Seq + 1
+	for _, m := range w.History {
+		before = min(before, m.Seq)
+	}
+	return Gap{After: Ref{Epoch: prevEpoch, Seq: heldUpTo}, Before: Ref{Epoch: w.Epoch, Seq: before}}
 }
 
 // Put stores msgs for the room in one transaction. A message already held
@@ -169,16 +184,25 @@ func (s *Store) markReadTx(ctx context.Context, tx *sql.Tx, key RoomKey, c Curso
 // It reports how many messages it deleted.
 func (s *Store) Prune(ctx context.Context, olderThan time.Time) (int64, error) {
 	var n int64
+	cutoff := olderThan.UnixMilli()
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE ts < ?`, olderThan.UnixMilli())
+		var one int
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM messages WHERE ts < ? LIMIT 1`, cutoff).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil // nothing to do: no rebuild
+		}
 		if err != nil {
 			return err
 		}
-		n, _ = res.RowsAffected()
-		if _, err := tx.ExecContext(ctx, `DELETE FROM gaps WHERE marked_at < ?`, olderThan.UnixMilli()); err != nil {
+		return bulkDelete(ctx, tx, func() error {
+			res, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE ts < ?`, cutoff)
+			if err != nil {
+				return err
+			}
+			n, _ = res.RowsAffected()
+			_, err = tx.ExecContext(ctx, `DELETE FROM gaps WHERE marked_at < ?`, cutoff)
 			return err
-		}
-		return nil
+		})
 	})
 	if err != nil {
 		return 0, fmt.Errorf("history: pruning messages older than %s: %w", olderThan.Format(time.DateOnly), err)
@@ -189,6 +213,26 @@ func (s *Store) Prune(ctx context.Context, olderThan time.Time) (int64, error) {
 		}
 	}
 	return n, nil
+}
+
+// bulkDelete runs del, which deletes messages, without the FTS delete
+// trigger (one index update per deleted message costs far more than
+// rebuilding the index), then rebuilds the index from the messages that
+// remain. A merge of the index would not do: it can leave a deleted
+// message's words in a segment that it does not rewrite. All inside the
+// caller's transaction: a crash leaves the old state or the new one.
+func bulkDelete(ctx context.Context, tx *sql.Tx, del func() error) error {
+	if _, err := tx.ExecContext(ctx, `DROP TRIGGER messages_fts_delete`); err != nil {
+		return err
+	}
+	if err := del(); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')`); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, createDeleteTrigger)
+	return err
 }
 
 // ClearRoom deletes everything the device holds of the room: messages,
@@ -206,12 +250,14 @@ func (s *Store) ClearRoom(ctx context.Context, key RoomKey) error {
 			return err
 		}
 		delete(s.roomIDs, key)
-		for _, q := range []string{`DELETE FROM messages WHERE room_id = ?`, `DELETE FROM gaps WHERE room_id = ?`, `DELETE FROM rooms WHERE id = ?`} {
-			if _, err := tx.ExecContext(ctx, q, id); err != nil {
-				return err
+		return bulkDelete(ctx, tx, func() error {
+			for _, q := range []string{`DELETE FROM messages WHERE room_id = ?`, `DELETE FROM gaps WHERE room_id = ?`, `DELETE FROM rooms WHERE id = ?`} {
+				if _, err := tx.ExecContext(ctx, q, id); err != nil {
+					return err
+				}
 			}
-		}
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("history: clearing %s on %s: %w", key.Room, key.Relay, err)
@@ -219,17 +265,13 @@ func (s *Store) ClearRoom(ctx context.Context, key RoomKey) error {
 	return s.compact(ctx)
 }
 
-// compact rewrites the FTS index without the deleted rows (FTS5 keeps
-// delete markers until segments merge), returns free pages to the file
-// system and empties the WAL, so that deleted text is gone from disk.
+// compact gives the space of deleted messages back to the file system
+// (the freed pages were zeroed by secure_delete) and empties the WAL, so
+// that deleted text is gone from the disk, not only from sight.
 func (s *Store) compact(ctx context.Context) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	for _, q := range []string{
-		`INSERT INTO messages_fts (messages_fts) VALUES ('optimize')`,
-		`PRAGMA incremental_vacuum`,
-		`PRAGMA wal_checkpoint(TRUNCATE)`,
-	} {
+	for _, q := range []string{`PRAGMA incremental_vacuum`, `PRAGMA wal_checkpoint(TRUNCATE)`} {
 		if _, err := s.write.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("history: compacting after a delete: %w", err)
 		}

@@ -22,8 +22,10 @@ type WriterOptions struct {
 	// already held included). It runs on the writer's goroutine: keep it
 	// short, and never call Flush or Close from it.
 	OnStored func(key RoomKey, stored []Ref)
-	// OnError hears of writes that failed (a full disk) or were refused
-	// (a full queue); those messages are not on the device.
+	// OnError hears of writes that failed (a full disk: on the writer's
+	// goroutine) or were refused (a full queue or a closed writer: on the
+	// goroutine that called Put); those messages are not on the device
+	// (nil: logged to Options.Log).
 	OnError func(err error)
 }
 
@@ -51,6 +53,16 @@ type writeOp struct {
 	msgs []Message // Put
 	gap  *Gap      // MarkGap
 	read *Cursor   // MarkRead
+}
+
+func (op writeOp) describe() string {
+	switch {
+	case op.gap != nil:
+		return "a gap marker of " + op.key.Room
+	case op.read != nil:
+		return "the read marker of " + op.key.Room
+	}
+	return fmt.Sprintf("%d messages of %s", len(op.msgs), op.key.Room)
 }
 
 // NewWriter starts a Writer for the store. Close it before the Store.
@@ -100,12 +112,12 @@ func (w *Writer) push(op writeOp, n int) bool {
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
-		w.report(fmt.Errorf("history: %w: %d messages of %s not stored", ErrClosed, len(op.msgs), op.key.Room))
+		w.report(fmt.Errorf("history: %w: %s not stored", ErrClosed, op.describe()))
 		return false
 	}
 	if w.queued+n > w.opts.MaxQueued {
 		w.mu.Unlock()
-		w.report(fmt.Errorf("history: the write queue is full (%d waiting; is the disk stalled?): %d messages of %s not stored", w.queued, len(op.msgs), op.key.Room))
+		w.report(fmt.Errorf("history: the write queue is full (%d messages waiting: is the disk stalled?): %s not stored", w.queued, op.describe()))
 		return false
 	}
 	w.queue = append(w.queue, op)
@@ -148,6 +160,36 @@ func (w *Writer) Flush(ctx context.Context) error {
 		w.progress.Wait()
 	}
 	return nil
+}
+
+// ClearRoom drops what is queued for the room, then clears the room on the
+// device (Store.ClearRoom), so that messages handed over before the person
+// asked do not come back afterwards. Messages handed over after it returns
+// are stored as usual.
+func (w *Writer) ClearRoom(ctx context.Context, key RoomKey) error {
+	key = key.norm()
+	w.mu.Lock()
+	kept := w.queue[:0]
+	dropped := 0
+	for _, op := range w.queue {
+		if op.key.norm() == key {
+			w.queued -= max(len(op.msgs), 1)
+			dropped++
+			continue
+		}
+		kept = append(kept, op)
+	}
+	clear(w.queue[len(kept):])
+	w.queue = kept
+	w.written += uint64(dropped) // done, as far as Flush is concerned
+	w.progress.Broadcast()
+	w.mu.Unlock()
+	// A batch already taken off the queue may hold the room's messages:
+	// let it land, then clear.
+	if err := w.Flush(ctx); err != nil {
+		return err
+	}
+	return w.s.ClearRoom(ctx, key)
 }
 
 // Close writes everything queued, stops the writer and returns; later

@@ -157,3 +157,41 @@ func TestFlushHonoursItsContext(t *testing.T) {
 	s.writeMu.Unlock()
 	w.Close()
 }
+
+func TestWriterClearRoomDropsWhatIsQueuedForIt(t *testing.T) {
+	s := openTemp(t)
+	garden := RoomKey{Relay: lobby.Relay, Room: "garden"}
+	w := s.NewWriter(WriterOptions{})
+	defer w.Close()
+	w.Put(lobby, seqRange("a", 1, 10)...)
+	w.Flush(ctx)
+	// The disk is slow: more of the room and of another wait in the queue.
+	s.writeMu.Lock()
+	w.Put(lobby, seqRange("a", 11, 20)...)
+	w.Put(garden, seqRange("g", 1, 3)...)
+	w.MarkRead(RoomKey{Relay: " " + strings.ToUpper(lobby.Relay), Room: "lobby"}, msg("a", 15, "").Cursor())
+	done := make(chan error, 1)
+	go func() { done <- w.ClearRoom(ctx, lobby) }()
+	s.writeMu.Unlock()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := s.Latest(ctx, lobby, 100); len(p.Items) != 0 {
+		t.Fatalf("the cleared room came back: %q", render(p))
+	}
+	if p, _ := s.Latest(ctx, garden, 100); render(p) != "g1 g2 g3" {
+		t.Fatalf("the other room: %q", render(p))
+	}
+	// Later messages are stored as usual.
+	w.Put(lobby, msg("a", 21, "new"))
+	w.Flush(ctx)
+	if p, _ := s.Latest(ctx, lobby, 100); render(p) != "a21" {
+		t.Fatalf("after clearing: %q", render(p))
+	}
+	if n, err := s.Size(); err != nil || n == 0 {
+		t.Fatalf("Size() = %d, %v", n, err)
+	}
+}

@@ -21,6 +21,20 @@
 //	history.go   the welcome and its history
 //	sweep.go     the one timer: silence, hello timeout, grace, limiters
 //	conn.go      a connection as the rooms see it: its room and member, its end
+//	shared.go    Redis mode (Config.RedisURL): the room as this relay's view of
+//	             a room in Redis (relay/redisengine), events applied in order
+//
+// # Two engines
+//
+// A room's truth (seq, history, roster, presence) lives in one of two
+// places. By default it is the room itself, with history and members made
+// durable by relay/store (bbolt): join, send, linkDropped, bye and sweep
+// decide under room.mu. With Config.RedisURL it is Redis, shared by every
+// relay: the same five entry points hand over to their *Shared versions in
+// shared.go, which ask Redis first (one script per change) and apply the
+// outcome as every relay does, from the room's channel, in seq and roster
+// version order. Connections, heartbeats and the fan-out batch are the same
+// code in both.
 //
 // The WebSocket transport underneath is relay/internal/wsconn: a
 // connection's send queue and writer, its reader and the reactor that parks
@@ -73,25 +87,38 @@
 //	      refusedMu
 //
 // Consequences the code relies on:
+//
 //   - The store's callbacks (room.completed) take only room.doneMu, so
 //     appending under room.mu cannot deadlock with a commit coming back;
 //     the drainer takes doneMu and room.mu one after the other, never both.
+//
 //   - A connection never takes room.mu while holding either of its locks:
 //     its reader reads room and member under conn.mu (roomMember), lets go,
 //     then calls into the room (linkDropped, bye, send); the transport
 //     calls its handler (HandleText, Ended, LogAttrs) with no lock held.
+//
 //   - The sweeper takes Server.connsMu to collect, lets go, then evicts; it
 //     takes room.mu only with TryLock, so it never waits for a busy room.
+//
 //   - A metrics scrape takes Server.roomsMu (roomSizes) inside prometheus's
 //     registry lock; nothing takes a registry lock under roomsMu (room sizes
 //     are atomics, gauges lock-free).
+//
 //   - The reactor holds reactor.mu only to look up the connections of one
 //     wake-up, then reads and answers them with no lock held.
+//
 //   - Writes to the socket (Kick, writeLoop) happen with no lock held: the
 //     writer's turn (writing) is taken and given back under wsconn.Conn.mu.
+//
 //   - room.mu is held while the store enqueues a member change (PutMember,
 //     DeleteMember), which waits if the store's queue is full; messages use
 //     TryAppend, which never waits.
+//
+//   - Redis mode never holds room.mu across a Redis round trip: joinShared,
+//     publishLoop, catchUp and the Redis sweep call Redis with no lock and
+//     take room.mu afterwards to apply what came back. The pub/sub
+//     callback (onRedisEvent) takes Server.roomsMu to find the room, lets
+//     go, and queues the event for the room's drainer (room.doneMu only).
 //
 // TestLockOrderUnderRace drives the paths that hold two of these at once
 // (join, fan-out, eviction, the sweeper, shutdown) at the same time, for the

@@ -40,6 +40,11 @@ func (s *Server) routes() http.Handler {
 	})
 	mux.HandleFunc("GET /v1/avatars/builtin/{name}", s.handleBuiltinAvatar)
 	mux.HandleFunc("GET /v1/avatars/{hex}", s.handleAvatar)
+	if s.cfg.Web != nil {
+		mux.Handle("GET /{$}", s.cfg.Web)
+		mux.Handle("GET /r/", s.cfg.Web)
+		mux.Handle("GET /app/", s.cfg.Web)
+	}
 	return s.checkHost(mux)
 }
 
@@ -63,6 +68,13 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	if s.draining.Load() {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		io.WriteString(w, "draining\n")
+		return
+	}
+	if why := s.redisReady(); why != "" {
+		// The load balancer sends new clients elsewhere; the members here
+		// keep their links (messages get retry errors until Redis is back).
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, why+"\n")
 		return
 	}
 	if err := s.storeWriteErr(); err != nil {
@@ -275,6 +287,10 @@ func (s *Server) handleRooms(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusUnauthorized, "unauthorized", "send Authorization: Bearer <admin token> (set with --admin-token)")
 		return
 	}
+	if s.inRedis() {
+		s.handleSharedRooms(w)
+		return
+	}
 	s.roomsMu.Lock()
 	rooms := make([]*room, 0, len(s.rooms))
 	for _, rm := range s.rooms {
@@ -477,6 +493,17 @@ func (s *Server) handleAvatarUpload(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusInternalServerError, "internal", "the relay could not store the picture; try again later")
 		return
 	}
+	if s.inRedis() {
+		ctx, cancel := redisCtx()
+		err := s.redis.PutAvatar(ctx, h, png)
+		cancel()
+		if err != nil {
+			count("error")
+			s.log.Error("cannot share avatar through Redis", "err", err)
+			writeJSONError(w, http.StatusServiceUnavailable, "busy", "the relay cannot share the picture with the other relays right now; try again later")
+			return
+		}
+	}
 	count("stored")
 	s.log.Info("avatar stored", "avatar", h, "remote", r.RemoteAddr, "bytes", len(png))
 	writeJSON(w, http.StatusCreated, map[string]string{"avatar": protocol.AvatarSHA256 + ":" + h})
@@ -493,7 +520,7 @@ const immutable = "public, max-age=31536000, immutable"
 
 func (s *Server) handleAvatar(w http.ResponseWriter, r *http.Request) {
 	h := r.PathValue("hex")
-	if !avatar.ValidHex(h) || s.avatars == nil {
+	if !avatar.ValidHex(h) || s.avatars == nil || !s.hasAvatar(h) {
 		writeJSONError(w, http.StatusNotFound, "not_found", "no such picture: the name is 64 lowercase hex digits of a stored picture")
 		return
 	}

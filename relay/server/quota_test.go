@@ -78,6 +78,7 @@ func TestMaxRoomsCountsStoredRooms(t *testing.T) {
 // HistoryBytes bounds what a room keeps: a newcomer's welcome holds at most
 // that many bytes of the latest messages.
 func TestHistoryBytesBoundsARoom(t *testing.T) {
+	storeOnly(t, "Redis caps a room by count (--history), not bytes")
 	cfg := fastConfig(t)
 	cfg.HeartbeatInterval, cfg.HeartbeatTimeout = time.Second, 5*time.Second
 	cfg.Rate, cfg.Burst = 1000, 1000
@@ -99,6 +100,7 @@ func TestHistoryBytesBoundsARoom(t *testing.T) {
 // further is refused with an error that says the storage is full, nothing
 // else is lost, and the file stays within the cap.
 func TestStoreFullRefusesMessages(t *testing.T) {
+	storeOnly(t, "Redis has maxmemory (noeviction) instead of --max-store-bytes")
 	cfg := fastConfig(t)
 	cfg.HeartbeatInterval, cfg.HeartbeatTimeout = time.Second, 5*time.Second
 	cfg.Rate, cfg.Burst = 1000, 1000

@@ -35,7 +35,10 @@ func maskedFrame(payload []byte) []byte {
 // still be answered, and a frame split across writes, or larger than every
 // read buffer, must arrive whole.
 func TestFramesArrivingTogetherSplitOrLargeAreAllHandled(t *testing.T) {
-	tr := startRelay(t, fastConfig(t))
+	cfg := fastConfig(t)
+	// Framing, not expiry: a busy machine must not end the link between steps.
+	cfg.HeartbeatInterval, cfg.HeartbeatTimeout = time.Second, 5*time.Second
+	tr := startRelay(t, cfg)
 	c, _ := tr.join("lobby", "alice", newKey())
 	nc := c.ws.NetConn()
 

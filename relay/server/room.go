@@ -28,6 +28,7 @@ type member struct {
 	addr                   string    // client address of its last connection (clientAddr); "" until one after a restart
 	lastSeen               time.Time // when the last link dropped (for idle_seconds while away)
 	fan                    []fanPart // how this member's share of the drain's fanBatch differs
+	relay, link            string    // shared rooms: where the member is online (relay id, connection)
 }
 
 func (m *member) wire() protocol.Member {
@@ -72,13 +73,29 @@ type room struct {
 	doneMu   sync.Mutex
 	doneQ    []commitResult
 	draining bool
+
+	// Shared rooms (shared.go) only.
+	pv         uint64 // the roster version this view has applied
+	wantSeq    uint64 // what the running catch-up must reach
+	wantPV     uint64 // idem
+	catchingUp bool   // a catch-up goroutine runs
+	joining    int    // joins under way (the room has no connection of theirs yet)
+	// recent remembers who sent the latest seqs (seq % len): the same seq
+	// again from someone else means Redis handed it out twice.
+	recent     [256]string
+	recentKey  [256]string             // the delivered key of recent[i]
+	delivered  map[string]protocol.Ack // member\x00client id -> its ack, for the messages in recent
+	serials    map[string]uint64       // key hash -> serial of the newest connection here that joined with it
+	pubQ       []pubItem               // messages waiting for the publisher
+	publishing bool                    // the publisher goroutine runs
 }
 
 func (s *Server) newRoom(name string) *room {
 	return &room{
 		s: s, name: name, ready: make(chan struct{}),
 		members: map[string]*member{}, byKey: map[string]*member{}, byName: map[string]*member{}, byShape: map[string]*member{},
-		inflight: map[string]*pendingMsg{},
+		inflight:  map[string]*pendingMsg{},
+		delivered: map[string]protocol.Ack{}, serials: map[string]uint64{},
 	}
 }
 
@@ -129,7 +146,11 @@ func (s *Server) getRoom(name, ip string) (*room, error) {
 	r := s.rooms[name]
 	creator := r == nil
 	isNew := false
-	if creator {
+	if creator && s.inRedis() {
+		r = s.newRoom(name)
+		s.rooms[name] = r
+		s.metrics.Rooms.Set(float64(len(s.rooms)))
+	} else if creator {
 		if _, ok := s.stored[name]; !ok {
 			if err := s.admitNewRoom(ip); err != nil {
 				s.roomsMu.Unlock()
@@ -145,6 +166,29 @@ func (s *Server) getRoom(name, ip string) (*room, error) {
 	if !creator {
 		<-r.ready
 		return r, r.initErr
+	}
+	if s.inRedis() {
+		err := s.openShared(r)
+		if err == nil && r.epoch == "" {
+			// Redis does not know the room: this hello creates it.
+			err = s.admitNewSharedRoom(ip)
+			if err != nil {
+				ctx, cancel := redisCtx()
+				s.redis.Unsubscribe(ctx, name)
+				cancel()
+			}
+		}
+		if err != nil {
+			r.initErr = err
+			s.roomsMu.Lock()
+			delete(s.rooms, name)
+			s.metrics.Rooms.Set(float64(len(s.rooms)))
+			s.roomsMu.Unlock()
+			close(r.ready)
+			return nil, err
+		}
+		close(r.ready)
+		return r, nil
 	}
 	st, err := s.store.EnsureRoom(name)
 	if err != nil {

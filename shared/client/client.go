@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -65,6 +66,17 @@ type Config struct {
 	// HelloTimeout is how long the engine waits for the welcome after the
 	// hello before it gives up on that link and retries; 0 means 10 s.
 	HelloTimeout time.Duration
+	// CheckTimeout is how long a check of the link, made at once when the
+	// computer wakes from sleep or its network changes, waits for the
+	// relay's answer before the link is given up and made again; 0 means
+	// 1.5 s.
+	CheckTimeout time.Duration
+	// NoNetworkWatch turns the network watcher off: a link killed by a
+	// sleep or a network change is then noticed by the heartbeat timeout
+	// only (25 s by default). Client.CheckNow still works.
+	NoNetworkWatch bool
+	// netWatcher replaces the process's shared watcher (tests).
+	netWatcher *netWatcher
 	// NetDialContext opens the TCP connection; nil means a net.Dialer.
 	// (Tests count sockets with it; an app could route through a proxy.)
 	NetDialContext func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -128,6 +140,7 @@ type Client struct {
 
 	wake      chan struct{} // the outbox has something new to send
 	retryNow  chan struct{}
+	net       *netSub       // wakes, network changes and CheckNow (wake.go)
 	leave     chan struct{} // closed by Leave
 	leaveOnce sync.Once
 
@@ -205,6 +218,9 @@ func New(cfg Config) (*Client, error) {
 	if cfg.HelloTimeout <= 0 {
 		cfg.HelloTimeout = protocol.HelloTimeout
 	}
+	if cfg.CheckTimeout <= 0 {
+		cfg.CheckTimeout = defaultCheckTimeout
+	}
 	c := &Client{
 		cfg:       cfg,
 		url:       u.String(),
@@ -216,6 +232,7 @@ func New(cfg Config) (*Client, error) {
 		eventsOut: make(chan Event),
 		wake:      make(chan struct{}, 1),
 		retryNow:  make(chan struct{}, 1),
+		net:       newNetSub(),
 		leave:     make(chan struct{}),
 	}
 	if c.clock == nil {
@@ -419,7 +436,15 @@ func (c *Client) Run(ctx context.Context) error {
 		go pumpEvents(c.events, c.eventsOut)
 	}
 
+	var watcher *netWatcher
+	if !c.cfg.NoNetworkWatch {
+		watcher = cmp.Or(c.cfg.netWatcher, sharedWatcher)
+		watcher.subscribe(c.net)
+	}
 	err := c.loop(ctx)
+	if watcher != nil {
+		watcher.unsubscribe(c.net)
+	}
 
 	c.mu.Lock()
 	c.finished = true // no Send or Retry from now on: the store can catch up
@@ -478,6 +503,11 @@ func (c *Client) loop(ctx context.Context) error {
 		}
 		attempt++
 		delay := max(c.backoff.Delay(attempt, c.rand()), res.notBefore)
+		if res.atOnce {
+			// The network changed: the next attempt goes out on the new
+			// one now; the backoff is for a relay that is down.
+			delay = res.notBefore
+		}
 		timer := c.clock.NewTimer(delay)
 		c.mu.Lock()
 		c.setStateLocked(State{
@@ -486,15 +516,24 @@ func (c *Client) loop(ctx context.Context) error {
 		})
 		c.mu.Unlock()
 		c.log.Info("reconnecting", "attempt", attempt, "in", delay, "after", lastErr)
-		select {
-		case <-timer.C():
-		case <-c.retryNow:
-		case <-ctx.Done():
-			timer.Stop()
-			return ctx.Err()
-		case <-c.leave:
-			timer.Stop()
-			return nil
+	wait:
+		for {
+			select {
+			case <-timer.C():
+				break wait
+			case <-c.retryNow:
+				break wait
+			case <-c.net.ready:
+				if _, ok := c.takeNetChange(); ok {
+					break wait // a new network may well reach the relay: try it now
+				}
+			case <-ctx.Done():
+				timer.Stop()
+				return ctx.Err()
+			case <-c.leave:
+				timer.Stop()
+				return nil
+			}
 		}
 		timer.Stop()
 	}
@@ -520,6 +559,9 @@ type linkResult struct {
 	// attempt (Retry-After on a refused upgrade, retry_after_ms on a
 	// refused hello); the backoff waits at least that long.
 	notBefore time.Duration
+	// atOnce: the network changed during this attempt or link, so the
+	// next attempt skips the backoff wait (not notBefore).
+	atOnce bool
 }
 
 // connectOnce dials, then runs the link until it ends.
@@ -580,23 +622,48 @@ func (c *Client) dial(ctx context.Context) (*websocket.Conn, linkResult, bool) {
 			r.conn.Close()
 		}
 	}
-	select {
-	case r := <-done:
-		if r.err != nil {
-			c.log.Info("dial failed", "url", c.url, "err", r.err)
-			return nil, linkResult{outcome: outcomeRetry, reason: r.err.Error(), notBefore: r.retryAfter}, false
+	start := c.clock.Now()
+	var changed *NetChange // a network change seen while dialing
+	for {
+		select {
+		case r := <-done:
+			if r.err != nil {
+				c.log.Info("dial failed", "url", c.url, "err", r.err)
+				return nil, linkResult{outcome: outcomeRetry, reason: r.err.Error(), notBefore: r.retryAfter, atOnce: changed != nil}, false
+			}
+			if changed != nil {
+				// The socket may have been made on the old network just
+				// before the change: the link looks at it once it runs.
+				again := *changed
+				again.told = true
+				c.net.post(again)
+			}
+			return r.conn, linkResult{}, true
+		case <-timer.C():
+			abandon()
+			reason := fmt.Sprintf("no answer from %s within %s: check the address, or the network", hostOf(c.url), seconds(c.cfg.DialTimeout))
+			return nil, linkResult{outcome: outcomeRetry, reason: reason, atOnce: changed != nil}, false
+		case <-c.net.ready:
+			ch, ok := c.takeNetChange()
+			if !ok || ch.manual || ch.told {
+				continue // CheckNow while connecting: the attempt is the check
+			}
+			if c.clock.Now().Sub(start) >= c.cfg.CheckTimeout {
+				// An attempt this slow is likely stuck on the old network.
+				abandon()
+				return nil, linkResult{outcome: outcomeRetry, reason: "the network changed while connecting", atOnce: true}, false
+			}
+			if changed != nil {
+				ch = changed.merge(ch)
+			}
+			changed = &ch
+		case <-ctx.Done():
+			abandon()
+			return nil, linkResult{outcome: outcomeCanceled}, false
+		case <-c.leave:
+			abandon()
+			return nil, linkResult{outcome: outcomeLeft}, false
 		}
-		return r.conn, linkResult{}, true
-	case <-timer.C():
-		abandon()
-		reason := fmt.Sprintf("no answer from %s within %s: check the address, or the network", hostOf(c.url), seconds(c.cfg.DialTimeout))
-		return nil, linkResult{outcome: outcomeRetry, reason: reason}, false
-	case <-ctx.Done():
-		abandon()
-		return nil, linkResult{outcome: outcomeCanceled}, false
-	case <-c.leave:
-		abandon()
-		return nil, linkResult{outcome: outcomeLeft}, false
 	}
 }
 

@@ -3,7 +3,8 @@
 // reconnects with backoff, resumes the room's history without gaps or
 // duplicates, and keeps an outbox so that nothing the person typed is lost.
 // A UI drives it through a few methods (New, Run, Send, Retry, Discard,
-// RetryNow, Leave) and renders its events; it never touches a socket.
+// RetryNow, CheckNow, Leave) and renders its events; it never touches a
+// socket.
 //
 // What the engine promises:
 //
@@ -25,6 +26,14 @@
 //     and the engine reconnects with full-jitter exponential backoff. Close
 //     codes the protocol marks final (wrong token, name taken, room full...)
 //     stop the engine with a sentence for the person (StopError).
+//   - A wake from sleep or a change of the computer's network (addresses,
+//     links, routes) is acted on at once, not after the heartbeat timeout:
+//     a link whose address is gone is dropped, any other is checked with a
+//     ping (Config.CheckTimeout, 1.5 s), and a dead one is made again
+//     without the backoff wait (NetworkChanged, LinkChecked). One watcher
+//     serves every engine of the process; Config.NoNetworkWatch turns it
+//     off, CheckNow checks on demand, NotifyNetworkChange reports a change
+//     the watcher cannot see.
 //   - Events are never dropped and the engine never waits for their reader.
 //
 // All waiting goes through Config.Clock and all jitter through Config.Rand,

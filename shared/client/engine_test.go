@@ -360,8 +360,9 @@ func TestEventsChannelClosesAfterRunAndSendFailsAfter(t *testing.T) {
 	}
 }
 
-func TestDialTimeoutOnAHungHandshake(t *testing.T) {
-	// A server that accepts TCP but never answers the HTTP upgrade.
+// hungServer accepts TCP connections but never answers the HTTP upgrade.
+func hungServer(t *testing.T) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -387,11 +388,14 @@ func TestDialTimeoutOnAHungHandshake(t *testing.T) {
 		}
 		mu.Unlock()
 	})
+	return ln.Addr().String()
+}
 
+func TestDialTimeoutOnAHungHandshake(t *testing.T) {
 	clk := newFakeClock()
 	var dialer countingDialer
 	c, err := New(Config{
-		URL: ln.Addr().String(), Room: "lobby", Name: "ann", Key: testKey,
+		URL: hungServer(t), Room: "lobby", Name: "ann", Key: testKey,
 		Clock: clk, Rand: randSeq(0.5), DialTimeout: 7 * time.Second, NetDialContext: dialer.DialContext,
 	})
 	if err != nil {

@@ -138,7 +138,41 @@ const (
 	DetectedReadError = "read error"
 	// DetectedWriteError: sending on the socket failed.
 	DetectedWriteError = "write error"
+	// DetectedCheck: the relay did not answer a check of the link made at
+	// once after a wake or a network change (or CheckNow).
+	DetectedCheck = "no answer to a check"
+	// DetectedAddressGone: the network changed and this computer no longer
+	// has the address the link was using.
+	DetectedAddressGone = "address gone"
 )
+
+// NetworkChanged: the computer woke from sleep, its network changed (an
+// address, an interface, a route), or the app said so
+// (NotifyNetworkChange). The engine acts at once: connected, it checks
+// the link (LinkChecked follows, and LinkDropped if the link is dead);
+// waiting to reconnect, it tries now; connecting, it lets the attempt
+// finish and retries at once if it fails.
+type NetworkChanged struct{ Change NetChange }
+
+// Text is the line to show while the engine checks.
+func (e NetworkChanged) Text() string {
+	if e.Change.Woke {
+		return "Back from sleep, checking the link…"
+	}
+	return "Network changed, checking the link…"
+}
+
+// LinkChecked: the answer to a check of a connected link (after a
+// NetworkChanged, or Client.CheckNow). Alive: the relay answered (RTT is
+// the round trip). Otherwise Cause says why the link is given up, a
+// LinkDropped follows, and the engine reconnects at once, with no backoff
+// wait.
+type LinkChecked struct {
+	Alive bool
+	RTT   time.Duration
+	Took  time.Duration // from the start of the check to its answer, or to giving up
+	Cause string
+}
 
 // Drop describes one dropped link for the diagnostics view.
 type Drop struct {
@@ -172,3 +206,5 @@ func (MemberLeft) isEvent()      {}
 func (HistoryGap) isEvent()      {}
 func (RelayError) isEvent()      {}
 func (LinkDropped) isEvent()     {}
+func (NetworkChanged) isEvent()  {}
+func (LinkChecked) isEvent()     {}

@@ -9,14 +9,35 @@ import (
 type fakeClock struct {
 	mu     sync.Mutex
 	now    time.Time
+	start  time.Time
+	awake  time.Duration           // how far Advance moved it: the monotonic clock
 	timers map[*fakeTimer]struct{} // running timers
 }
 
 func newFakeClock() *fakeClock {
-	return &fakeClock{
-		now:    time.Date(2026, 11, 21, 14, 0, 0, 0, time.UTC),
-		timers: make(map[*fakeTimer]struct{}),
+	start := time.Date(2026, 11, 21, 14, 0, 0, 0, time.UTC)
+	return &fakeClock{now: start, start: start, timers: make(map[*fakeTimer]struct{})}
+}
+
+// Sleep moves the clock as a computer sees a suspend of d: the wall clock
+// jumps, the monotonic clock stands still, and so does every running timer
+// (Go's timers run on the monotonic clock): each fires d later than it
+// would have on the wall clock. Nothing fires.
+func (c *fakeClock) Sleep(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	for t := range c.timers {
+		t.at = t.at.Add(d)
 	}
+}
+
+// clocks is the clockPair of this clock, for sleepTicker: the wall clock
+// and the monotonic one since the start.
+func (c *fakeClock) clocks() (total, awake time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now.Sub(c.start), c.awake
 }
 
 func (c *fakeClock) Now() time.Time {
@@ -36,6 +57,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
+	c.awake += d
 	for t := range c.timers {
 		if !t.at.After(c.now) {
 			delete(c.timers, t)

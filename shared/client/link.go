@@ -58,7 +58,14 @@ type link struct {
 	lastPongAt  time.Time
 	rtt         time.Duration
 
-	pingT, deadT, pauseT, byeT Timer
+	// A check after a network change (wake.go): running while checkT is
+	// set. retryAtOnce: the network changed, so if this link ends the next
+	// attempt need not wait out the backoff.
+	checkSince  time.Time
+	checkManual bool
+	retryAtOnce bool
+
+	pingT, deadT, pauseT, byeT, checkT Timer
 }
 
 func newLink(c *Client, conn *websocket.Conn) *link {
@@ -145,6 +152,12 @@ func (l *link) run(ctx context.Context) linkResult {
 			l.pingT.Reset(l.interval)
 		case <-timerC(l.pauseT):
 			l.flushOutbox()
+		case <-c.net.ready:
+			if res, done := l.onNetChange(); done {
+				return res
+			}
+		case <-timerC(l.checkT):
+			return l.checkFailed()
 		case <-c.wake:
 			l.flushOutbox()
 		case <-leaveC:
@@ -175,7 +188,7 @@ func (l *link) shutdown() {
 	close(l.done)
 	l.conn.Close()
 	l.wg.Wait()
-	for _, t := range []Timer{l.pingT, l.deadT, l.pauseT, l.byeT} {
+	for _, t := range []Timer{l.pingT, l.deadT, l.pauseT, l.byeT, l.checkT} {
 		if t != nil {
 			t.Stop()
 		}
@@ -363,6 +376,7 @@ func (l *link) onPong(p *protocol.Pong) {
 		c.setStateLocked(s)
 	}
 	c.mu.Unlock()
+	l.checkAnswered(now, p.T, rtt)
 }
 
 // flushOutbox writes every pending message not yet written on this link.
@@ -440,7 +454,10 @@ func (l *link) dropped(cause string, code int, detected string) linkResult {
 	if l.welcomed {
 		stable = now.Sub(l.welcomedAt)
 	}
-	res := linkResult{outcome: outcomeRetry, reason: cause, closeCode: code, stableFor: stable}
+	// A link that ends while a check is under way ended because of the
+	// network change (after a wake the relay resets the old connection).
+	atOnce := l.retryAtOnce || l.checkT != nil
+	res := linkResult{outcome: outcomeRetry, reason: cause, closeCode: code, stableFor: stable, atOnce: atOnce}
 	if relayErr != nil && relayErr.RetryAfterMS > 0 && !l.welcomed {
 		// A hello refused for now (failed sign-ins, rooms made too fast)
 		// says when to come back.

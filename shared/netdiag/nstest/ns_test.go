@@ -1,17 +1,13 @@
 package nstest
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/heartline/heartline/internal/testutil"
 	"github.com/heartline/heartline/shared/netdiag"
 )
 
@@ -25,14 +21,7 @@ func TestMain(m *testing.M) {
 // needRoot skips unless namespaces, veth pairs and iptables can be used.
 func needRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipped: network-namespace tests need root (they create namespaces, veth pairs and iptables rules); run `sudo go test ./shared/netdiag/nstest/`")
-	}
-	for _, tool := range []string{"ip", "iptables"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("skipped: network-namespace tests need %q in PATH", tool)
-		}
-	}
+	testutil.NeedNetNS(t, "iptables")
 }
 
 // topo is three namespaces: client -- nat -- relay.
@@ -41,29 +30,11 @@ type topo struct {
 	client, nat, relay string
 }
 
-func sh(ctx context.Context, args ...string) error {
-	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(out.String()))
-	}
-	return nil
-}
-
 // newTopo creates the namespaces and links; t.Cleanup deletes them.
 func newTopo(t *testing.T) *topo {
 	t.Helper()
-	id := fmt.Sprintf("hl%d%d", os.Getpid()%100000, time.Now().UnixNano()%1000)
-	tp := &topo{t: t, client: id + "c", nat: id + "n", relay: id + "r"}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	for _, ns := range []string{tp.client, tp.nat, tp.relay} {
-		if err := sh(ctx, "ip", "netns", "add", ns); err != nil {
-			t.Skipf("skipped: cannot create a network namespace here: %v", err)
-		}
-		t.Cleanup(func() { sh(context.Background(), "ip", "netns", "del", ns) })
-	}
+	ns := testutil.NewNetNS(t, "hl", "c", "n", "r")
+	tp := &topo{t: t, client: ns[0], nat: ns[1], relay: ns[2]}
 	steps := [][]string{
 		// The veth ends are created straight inside the namespaces: no name
 		// ever appears in the host's namespace.
@@ -89,108 +60,28 @@ func newTopo(t *testing.T) *topo {
 		[]string{"ip", "-n", tp.relay, "route", "add", "198.18.1.0/24", "via", natOutside},
 		[]string{"ip", "netns", "exec", tp.nat, "sysctl", "-qw", "net.ipv4.ip_forward=1"},
 	)
-	for _, s := range steps {
-		if err := sh(ctx, s...); err != nil {
-			t.Fatalf("setting up namespaces: %v", err)
-		}
-	}
+	testutil.RunAll(t, steps...)
 	return tp
 }
 
 func (tp *topo) iptables(args ...string) {
 	tp.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := sh(ctx, append([]string{"ip", "netns", "exec", tp.nat, "iptables"}, args...)...); err != nil {
-		tp.t.Fatal(err)
-	}
+	testutil.RunAll(tp.t, append([]string{"ip", "netns", "exec", tp.nat, "iptables"}, args...))
 }
 
 func (tp *topo) masquerade(extra ...string) {
 	tp.iptables(append([]string{"-t", "nat", "-A", "POSTROUTING", "-o", "n1", "-j", "MASQUERADE"}, extra...)...)
 }
 
-// helper is the test binary re-executed inside a namespace.
-type helper struct {
-	t     *testing.T
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	out   <-chan string
-	done  chan struct{}
-}
-
-func (tp *topo) start(ns, role string, env ...string) *helper {
+// start runs the test binary again inside ns, playing role.
+func (tp *topo) start(ns, role string, env ...string) *testutil.Child {
 	tp.t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		tp.t.Fatal(err)
-	}
-	cmd := exec.Command("ip", "netns", "exec", ns, exe, "-test.run=^$")
-	cmd.Env = append(os.Environ(), append(env, roleEnv+"="+role)...)
-	cmd.Stderr = &testWriter{t: tp.t, prefix: role + ": "}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		tp.t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		tp.t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		tp.t.Fatal(err)
-	}
-	h := &helper{t: tp.t, cmd: cmd, stdin: stdin, out: lines(stdout), done: make(chan struct{})}
-	go func() { cmd.Wait(); close(h.done) }()
-	tp.t.Cleanup(h.stop)
-	return h
+	return testutil.StartInNetNS(tp.t, ns, roleEnv, role, env...)
 }
 
-// stop asks the helper to finish (stdin closed), then kills it if it has
-// not within 5 s. It is our own child, killed by its pid.
-func (h *helper) stop() {
-	h.stdin.Close()
-	select {
-	case <-h.done:
-	case <-time.After(5 * time.Second):
-		h.cmd.Process.Kill()
-		<-h.done
-	}
-}
-
-// expect waits for a line starting with word and returns its payload.
-func (h *helper) expect(word string, within time.Duration) string {
-	h.t.Helper()
-	deadline := time.After(within)
-	for {
-		select {
-		case l, ok := <-h.out:
-			if !ok {
-				h.t.Fatalf("helper ended before %q", word)
-			}
-			if rest, found := strings.CutPrefix(l, word); found {
-				return strings.TrimSpace(rest)
-			}
-		case <-deadline:
-			h.t.Fatalf("no %q from the helper within %v", word, within)
-		}
-	}
-}
-
-type testWriter struct {
-	t      *testing.T
-	prefix string
-}
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	for _, l := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
-		w.t.Log(w.prefix + l)
-	}
-	return len(p), nil
-}
-
-func (tp *topo) startRelay() *helper {
+func (tp *topo) startRelay() *testutil.Child {
 	h := tp.start(tp.relay, "relay")
-	h.expect("READY", 15*time.Second)
+	h.Expect("READY", 15*time.Second)
 	return h
 }
 
@@ -199,7 +90,7 @@ func (tp *topo) diagnose(target netdiag.Target) netdiag.Report {
 	b, _ := json.Marshal(target)
 	h := tp.start(tp.client, "diag", targetEnv+"="+string(b))
 	var r netdiag.Report
-	if err := json.Unmarshal([]byte(h.expect("REPORT", 30*time.Second)), &r); err != nil {
+	if err := json.Unmarshal([]byte(h.Expect("REPORT", 30*time.Second)), &r); err != nil {
 		tp.t.Fatal(err)
 	}
 	tp.t.Log("\n" + r.Text())
@@ -331,8 +222,8 @@ func TestTCPSilentlyDroppedAfterConnect(t *testing.T) {
 		Observed, Public string
 		STUN             []int
 	}
-	json.Unmarshal([]byte(c.expect("WELCOMED", 20*time.Second)), &welcomed)
-	relay.expect("STATE alice online", 5*time.Second)
+	json.Unmarshal([]byte(c.Expect("WELCOMED", 20*time.Second)), &welcomed)
+	relay.Expect("STATE alice online", 5*time.Second)
 	if !strings.HasPrefix(welcomed.Observed, natOutside+":") {
 		t.Errorf("relay observed %q, want the NAT's address", welcomed.Observed)
 	}
@@ -344,7 +235,7 @@ func TestTCPSilentlyDroppedAfterConnect(t *testing.T) {
 		Cause, Detected string
 		SilentForMS     int64 `json:"silent_for_ms"`
 	}
-	json.Unmarshal([]byte(c.expect("DROPPED", 10*time.Second)), &drop)
+	json.Unmarshal([]byte(c.Expect("DROPPED", 10*time.Second)), &drop)
 	noticed := time.Since(cut)
 	// One heartbeat timeout of silence, checked every interval or so.
 	if noticed > hbTimeout+2*hbInterval+time.Second {
@@ -353,11 +244,11 @@ func TestTCPSilentlyDroppedAfterConnect(t *testing.T) {
 	if drop.Detected != "heartbeat timeout" {
 		t.Errorf("drop detected by %q (%s), want heartbeat timeout", drop.Detected, drop.Cause)
 	}
-	relay.expect("STATE alice away", hbTimeout+3*time.Second)
+	relay.Expect("STATE alice away", hbTimeout+3*time.Second)
 	t.Logf("client noticed after %v: %s", noticed.Round(time.Millisecond), drop.Cause)
 
 	var r netdiag.Report
-	if err := json.Unmarshal([]byte(c.expect("REPORT", 30*time.Second)), &r); err != nil {
+	if err := json.Unmarshal([]byte(c.Expect("REPORT", 30*time.Second)), &r); err != nil {
 		t.Fatal(err)
 	}
 	t.Log("\n" + r.Text())

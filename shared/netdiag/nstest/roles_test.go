@@ -1,7 +1,6 @@
 package nstest
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/heartline/heartline/relay/server"
@@ -213,18 +211,4 @@ func roleClient(log *slog.Logger) error {
 			return nil
 		}
 	}
-}
-
-// lines turns a helper's stdout into a channel of lines.
-func lines(r io.Reader) <-chan string {
-	out := make(chan string, 64)
-	go func() {
-		defer close(out)
-		sc := bufio.NewScanner(r)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			out <- strings.TrimSpace(sc.Text())
-		}
-	}()
-	return out
 }

@@ -1,0 +1,144 @@
+package redisengine
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/heartline/heartline/internal/redistest"
+)
+
+func open(t *testing.T, rs *redistest.Server, onEvent func(string, *Event)) *Engine {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	e, err := Open(ctx, Config{URL: rs.URL(), History: 5, OnEvent: onEvent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	return e
+}
+
+func join(t *testing.T, e *Engine, room, key, name, link string) JoinResult {
+	t.Helper()
+	res, err := e.Join(context.Background(), room, JoinRequest{NewEpoch: NewEpoch(), KeyHash: key, Name: name,
+		Fold: strings.ToLower(name), Shape: strings.ToLower(name), Link: link, NewID: "m-" + key, MaxMembers: 3, MaxPerIP: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func TestPublishDedupsAndKeepsOneOrder(t *testing.T) {
+	rs := redistest.Start(t, redistest.Options{AppendOnly: true})
+	var mu sync.Mutex
+	var seen []uint64
+	e := open(t, rs, func(room string, ev *Event) {
+		if ev.Kind == KindMessage {
+			mu.Lock()
+			seen = append(seen, ev.Seq)
+			mu.Unlock()
+		}
+	})
+	ctx := context.Background()
+	if err := e.Subscribe(ctx, "r"); err != nil {
+		t.Fatal(err)
+	}
+	out := e.Publish(ctx, "r", NewEpoch(), []Outgoing{{MemberID: "a", ClientID: "1", Text: "one"}, {MemberID: "a", ClientID: "2", Text: "two"}})
+	if out[0].Err != nil || out[0].Seq != 1 || out[1].Seq != 2 || out[0].Epoch != out[1].Epoch || out[1].TS < out[0].TS {
+		t.Fatalf("published %+v", out)
+	}
+	again := e.Publish(ctx, "r", NewEpoch(), []Outgoing{{MemberID: "a", ClientID: "1", Text: "one"}})[0]
+	if !again.Duplicate || again.Seq != 1 || again.TS != out[0].TS || again.Epoch != out[0].Epoch {
+		t.Fatalf("resend: %+v, first %+v", again, out[0])
+	}
+	// Another member may use the same client id.
+	if other := e.Publish(ctx, "r", NewEpoch(), []Outgoing{{MemberID: "b", ClientID: "1", Text: "b"}})[0]; other.Duplicate || other.Seq != 3 {
+		t.Fatalf("another member's id 1: %+v", other)
+	}
+	for i := range 10 {
+		e.Publish(ctx, "r", NewEpoch(), []Outgoing{{MemberID: "c", ClientID: string(rune('a' + i)), Text: "x"}})
+	}
+	recs, err := e.After(ctx, "r", 0, 100)
+	if err != nil || len(recs) < 5 || recs[len(recs)-1].Seq != 13 {
+		t.Fatalf("history after trimming to ~5: %d records, err %v", len(recs), err)
+	}
+	latest, _ := e.Latest(ctx, "r", 2)
+	if len(latest) != 2 || latest[0].Seq != 12 || latest[1].Seq != 13 {
+		t.Fatalf("latest %+v", latest)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := len(seen)
+		mu.Unlock()
+		if n == 13 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i, s := range seen {
+		if s != uint64(i+1) {
+			t.Fatalf("pub/sub order %v", seen)
+		}
+	}
+}
+
+func TestJoinAwayLeave(t *testing.T) {
+	rs := redistest.Start(t, redistest.Options{AppendOnly: true})
+	e := open(t, rs, nil)
+	ctx := context.Background()
+	a := join(t, e, "r", "ka", "Alice", "l1")
+	if a.Status != JoinOK || a.Event.Kind != KindJoined || !a.Created || a.Event.PV != 1 {
+		t.Fatalf("first join %+v %+v", a, a.Event)
+	}
+	if r := join(t, e, "r", "kb", "ALICE", "l2"); r.Status != JoinTaken || r.Holder != "Alice" {
+		t.Fatalf("taken name: %+v", r)
+	}
+	back := join(t, e, "r", "ka", "Alice", "l3")
+	if back.Status != JoinOK || back.Event.Kind != KindPresence || back.Event.Prev != "l1" || back.Event.WasAway {
+		t.Fatalf("second link of Alice: %+v %+v", back, back.Event)
+	}
+	if ok, _ := e.Away(ctx, "r", a.Event.ID, "l1", "closed", time.Minute); ok {
+		t.Fatal("a replaced link turned the member away")
+	}
+	if ok, err := e.Away(ctx, "r", a.Event.ID, "l3", "closed", 0); !ok || err != nil {
+		t.Fatalf("away: %v %v", ok, err)
+	}
+	join(t, e, "r", "kb", "Bob", "l4")
+	join(t, e, "r", "kc", "Carol", "l5")
+	if r := join(t, e, "r", "kd", "Dan", "l6"); r.Status != JoinFull {
+		t.Fatalf("fourth member of a room of 3: %+v", r)
+	}
+	// The grace of 0 has ended: the sweep removes Alice, reason as she went.
+	time.Sleep(5 * time.Millisecond)
+	if _, left, err := e.Sweep(ctx, SweepConfig{Grace: time.Minute, DeadAfter: time.Minute}); err != nil || left != 1 {
+		t.Fatalf("sweep: left %d, %v", left, err)
+	}
+	roster, _ := e.Roster(ctx, "r")
+	if len(roster.Members) != 2 {
+		t.Fatalf("roster after the sweep: %+v", roster.Members)
+	}
+	if r := join(t, e, "r", "kd", "Alice", "l7"); r.Status != JoinOK {
+		t.Fatalf("Alice's name after she left: %+v", r)
+	}
+}
+
+func TestPersistenceSeen(t *testing.T) {
+	rs := redistest.Start(t, redistest.Options{})
+	e := open(t, rs, nil)
+	p, err := e.Persistence(context.Background())
+	if err != nil || !p.Volatile() || p.Durable() {
+		t.Fatalf("no AOF, no RDB: %+v %v", p, err)
+	}
+	rs2 := redistest.Start(t, redistest.Options{AppendOnly: true})
+	p, err = open(t, rs2, nil).Persistence(context.Background())
+	if err != nil || !p.Durable() || p.String() != "AOF, appendfsync always" {
+		t.Fatalf("AOF always: %+v %v", p, err)
+	}
+}
