@@ -427,7 +427,7 @@ func (u *UI) openEntry(e settings.RoomEntry) error {
 			if u.local != nil {
 				// What the device holds shows at once, network or not.
 				u.local.loadLatest(v)
-				if in, ok := u.deviceCounts[keyOf(r)]; ok {
+				if in, ok := u.deviceCounts[keyOf(r).Normalized()]; ok {
 					r.Unread, r.Mentions = in.Unread, in.Mentions
 					if in.Last != nil {
 						r.last.Epoch, r.last.Seq, r.last.TS = in.Last.Epoch, in.Last.Seq, in.Last.TS

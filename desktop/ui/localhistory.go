@@ -51,6 +51,21 @@ func (h *localHistory) close() {
 // path is where the data lives (the settings screen shows it).
 func (h *localHistory) path() string { return h.store.Path() }
 
+// size is how much room the data takes on disk, in words ("" if unknown).
+func (h *localHistory) size() string {
+	n, err := h.store.Size()
+	if err != nil {
+		return ""
+	}
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%d kB", (n+1023)/1024)
+}
+
 // keyOf is a room's key in the store: the relay as the person typed it,
 // "this computer" for the hosted room (its port may change).
 func keyOf(r *roomState) history.RoomKey {
@@ -92,7 +107,7 @@ func (h *localHistory) counts() map[history.RoomKey]history.RoomInfo {
 	}
 	out := make(map[history.RoomKey]history.RoomInfo, len(infos))
 	for _, in := range infos {
-		out[in.Key] = in
+		out[in.Key.Normalized()] = in
 	}
 	return out
 }
@@ -114,12 +129,7 @@ func fill(tl *chatview.Timeline, p history.Page) int {
 			}
 		case it.Gap != nil:
 			g := it.Gap
-			text := chatview.GapText
-			if g.EpochChanged {
-				text = "The relay's history was reset: earlier messages may be missing."
-			} else if g.Marked {
-				text = "Some messages may be missing: the relay no longer had all of them."
-			}
+			text := g.Text()
 			tl.MarkGapAfter(g.After.Epoch, g.After.Seq, text)
 		}
 	}
@@ -178,10 +188,7 @@ func (h *localHistory) loadAround(v *roomView, epoch string, seq uint64) {
 func (h *localHistory) clearRoom(r *roomState) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := h.w.Flush(ctx); err != nil {
-		return err
-	}
-	return h.store.ClearRoom(ctx, keyOf(r))
+	return h.w.ClearRoom(ctx, keyOf(r)) // what is queued for it goes too
 }
 
 // prune drops messages older than age (0: keep all).
@@ -204,7 +211,7 @@ func (s searcher) search(query, roomKey string, limit int) ([]searchHit, error) 
 	var scope *history.RoomKey
 	byKey := map[history.RoomKey]*roomState{}
 	for _, r := range s.rooms.items {
-		byKey[keyOf(r)] = r
+		byKey[keyOf(r).Normalized()] = r
 		if r.Key() == roomKey {
 			k := keyOf(r)
 			scope = &k
@@ -218,7 +225,7 @@ func (s searcher) search(query, roomKey string, limit int) ([]searchHit, error) 
 	}
 	out := make([]searchHit, 0, len(hits))
 	for _, hit := range hits {
-		r := byKey[hit.Room]
+		r := byKey[hit.Room.Normalized()]
 		if r == nil {
 			continue // a room no longer in the sidebar: nowhere to open it
 		}

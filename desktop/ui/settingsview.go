@@ -186,6 +186,9 @@ func (u *UI) privacyCard(cur *roomState) (fyne.CanvasObject, *widget.RadioGroup)
 		clear.Disable()
 	default:
 		where.SetText(u.local.path())
+		if sz := u.local.size(); sz != "" {
+			where.SetText(u.local.path() + "  (" + sz + ")")
+		}
 	}
 	if cur == nil {
 		clear.Disable()
