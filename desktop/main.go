@@ -22,6 +22,9 @@ import (
 	"github.com/heartline/heartline/shared/protocol"
 )
 
+// processStart is when the process started (for the start-up timings).
+var processStart = time.Now()
+
 func main() {
 	os.Exit(run(os.Args[1:]))
 }
@@ -41,6 +44,7 @@ func run(args []string) int {
 		size     = fs.String("size", "", "window size, e.g. 1000x680")
 		script   = fs.String("script", "", "follow a command file (say/wait/show/scroll/quit), for demos and screenshots")
 		preload  = fs.Int("preload", 0, "measurement only: fill the room with N generated messages")
+		seed     = fs.Int("seed-history", 0, "measurement only: add N generated messages to the saved rooms' local history, then exit")
 		verbose  = fs.Bool("v", false, "log connection details to stderr")
 		version  = fs.Bool("version", false, "print the version and exit")
 	)
@@ -78,6 +82,15 @@ func run(args []string) int {
 	a.SetIcon(icon)
 
 	u := ui.New(a, ui.Options{AppName: meta.Name, Version: meta.Version, Icon: icon, Logger: log})
+	if *seed > 0 {
+		err := u.SeedHistory(*seed)
+		u.Close()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "heartline: --seed-history:", err)
+			return 1
+		}
+		return 0
+	}
 	p := u.Profile()
 	override := false
 	set := func(dst *string, v string) {
@@ -147,8 +160,12 @@ func run(args []string) int {
 			}
 		}()
 	}
-	start := time.Now()
-	a.Lifecycle().SetOnStarted(func() { log.Debug("app started", "after", time.Since(start)) })
+	log.Debug("window built, every room opened", "after", time.Since(processStart), "cpu", ui.ProcessCPU())
+	a.Lifecycle().SetOnStarted(func() {
+		log.Debug("app started", "after", time.Since(processStart))
+		// Runs on the UI loop's next turn: the window is up and drawing.
+		fyne.Do(func() { log.Debug("UI loop running", "after", time.Since(processStart)) })
+	})
 	a.Run()
 	return 0
 }

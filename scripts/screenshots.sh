@@ -22,6 +22,14 @@
 #   11-name-taken.png        a second "Bob Stone" is refused: stopped, with what to do
 #   12-restarted.png         Alice discarded the refused message, closed the app
 #                            and opened it again: what Bob wrote meanwhile is there
+#   13-rooms.png             the sidebar: five rooms on two relays, unread counts,
+#                            a mention marker (desktop_rooms_shots)
+#   14-switcher.png          the quick switcher (Ctrl+K) narrowing the rooms
+#   15-search.png            a search of every room, the matches highlighted
+#   16-offline.png           both relays down, the app opened again: every room's
+#                            messages from the device's own history
+#   17-privacy.png           settings: how long messages stay on this computer,
+#                            clearing a room's, where they are kept
 #   web-01..11-*.png         the browser client (scripts/webshots): join form and
 #                            room at desktop width (1280x800) and phone width
 #                            (390x844), members panel, "N new", the banner while
@@ -258,6 +266,72 @@ shot alice 12-restarted.png
 
 import -window root "$out/00-both-windows.png"
 
+# desktop_rooms_shots: several rooms on two relays, the quick switcher,
+# search, and the app opened with the relays down (local history). Kept
+# in one function (other parts of this script are edited by others).
+desktop_rooms_shots() {
+  local port2 relay2_pid=
+  for _ in $(seq 10); do
+    port2=$((20000 + RANDOM % 10000))
+    "$relay_bin" --listen "127.0.0.1:$port2" --stun-port "$((port2 + 10000))" --data-dir "$tmp/relay2-data" \
+      --heartbeat-interval 2s --heartbeat-timeout 5s >>"$tmp/relay2.log" 2>&1 &
+    relay2_pid=$!
+    pids+=("$relay2_pid")
+    for _ in $(seq 100); do
+      curl -fsS "http://127.0.0.1:$port2/readyz" >/dev/null 2>&1 && break 2
+      kill -0 "$relay2_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill "$relay2_pid" 2>/dev/null || true
+  done
+  curl -fsS "http://127.0.0.1:$port2/readyz" >/dev/null || { echo "screenshots: the second relay did not start" >&2; cat "$tmp/relay2.log" >&2; exit 1; }
+
+  for who in alice bob; do
+    cmd "$who" "join 127.0.0.1:$port design"
+    cmd "$who" "join 127.0.0.1:$port ops"
+    cmd "$who" "join 127.0.0.1:$port2 support"
+    cmd "$who" "join 127.0.0.1:$port2 random"
+  done
+  cmd alice "select lobby"
+  sleep 4
+  cmd bob "select design"
+  say bob "New icons are in the shared folder, ticket 4410 has the list."
+  say bob "The dark theme needs one more pass on the sidebar."
+  cmd bob "select support"
+  say bob "@Alice Chen can you look at ticket 4411? The customer's relay drops every night at 02:00."
+  say bob "Their logs say heartbeat timeout, so it is the network, not the relay."
+  cmd bob "select random"
+  for i in 1 2 3 4 5 6 7; do say bob "Lunch poll, option $i: noodles, again."; done
+  cmd bob "select ops"
+  say bob "Backups of both relays ran fine last night."
+  sleep 3
+  shot alice 13-rooms.png
+
+  cmd alice "switcher s"
+  sleep 1.5
+  shot alice 14-switcher.png
+  cmd alice close
+
+  cmd alice "search all ticket"
+  sleep 1.5
+  shot alice 15-search.png
+  cmd alice close
+
+  # Both relays go away; Alice closes the app and opens it again.
+  kill "$relay_pid" "$relay2_pid" 2>/dev/null || true
+  wait "$relay_pid" "$relay2_pid" 2>/dev/null || true
+  cmd alice quit
+  wait "$alice_pid" 2>/dev/null || true
+  app "Alice Chen" alice 0 --avatar fox --theme dark
+  cmd alice "select support"
+  sleep 3
+  shot alice 16-offline.png
+  cmd alice "show settings"
+  cmd alice "scroll bottom"
+  sleep 1
+  shot alice 17-privacy.png
+}
+desktop_rooms_shots
 # The browser client, at desktop and phone width, from its own scripted
 # scenario (a relay in that process, two engine members writing, two
 # browsers joining, the relay stopped and started again): web-*.png.

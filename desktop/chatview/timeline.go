@@ -438,3 +438,75 @@ func absDuration(d time.Duration) time.Duration {
 	}
 	return d
 }
+
+// Find returns the row of the message with seq in epoch, or -1 when the
+// timeline does not hold it.
+func (t *Timeline) Find(epoch string, seq uint64) int {
+	idx, ok := t.epochs[epoch]
+	if !ok {
+		return -1
+	}
+	m, ok := t.bySeq[seqKey{idx, seq}]
+	if !ok {
+		return -1
+	}
+	t.build()
+	i := sort.Search(len(t.confirmed), func(i int) bool {
+		c := t.confirmed[i]
+		return !(seqKey{c.epoch, c.Seq}).less(seqKey{m.epoch, m.Seq})
+	})
+	if i >= len(t.itemStart) {
+		return -1
+	}
+	for r := t.itemStart[i]; r < len(t.items); r++ {
+		if t.items[r].Msg == m {
+			return r
+		}
+	}
+	return -1
+}
+
+// Oldest is the epoch, seq and relay time (unix ms) of the oldest message
+// held (ok false: none), where loading older history continues.
+func (t *Timeline) Oldest() (epoch string, seq uint64, ts int64, ok bool) {
+	if len(t.confirmed) == 0 {
+		return "", 0, 0, false
+	}
+	m := t.confirmed[0]
+	for name, idx := range t.epochs {
+		if idx == m.epoch {
+			return name, m.Seq, m.Time.UnixMilli(), true
+		}
+	}
+	return "", m.Seq, m.Time.UnixMilli(), true
+}
+
+// AddIn puts a message of a given epoch into the timeline (local history,
+// which may hold earlier epochs than the connection's) and reports whether
+// it is new. The current epoch stays as it is.
+func (t *Timeline) AddIn(epoch string, pm protocol.Message) bool {
+	cur := t.epoch
+	idx, ok := t.epochs[epoch]
+	if !ok {
+		idx = len(t.epochs)
+		t.epochs[epoch] = idx
+	}
+	t.epoch = idx
+	added := t.Add(pm)
+	t.epoch = cur
+	return added
+}
+
+// MarkGapAfter records a gap marker after the message with seq in epoch
+// (a gap the local history remembers).
+func (t *Timeline) MarkGapAfter(epoch string, seq uint64, text string) {
+	idx, ok := t.epochs[epoch]
+	if !ok {
+		idx = len(t.epochs)
+		t.epochs[epoch] = idx
+	}
+	if text == "" {
+		text = GapText
+	}
+	t.addGapAfter(seqKey{idx, seq}, text)
+}

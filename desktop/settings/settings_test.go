@@ -2,6 +2,7 @@ package settings
 
 import (
 	"testing"
+	"time"
 
 	"fyne.io/fyne/v2/test"
 )
@@ -81,5 +82,63 @@ func TestResumePointPerRelayAndRoom(t *testing.T) {
 	a.Preferences().SetString(kResumePrefix+"relay:1|bad", "{not json")
 	if _, ok := s.ResumePoint("relay:1", "bad"); ok {
 		t.Fatal("an unreadable saved point counted as a resume point")
+	}
+}
+
+// The sidebar's rooms come back in the order saved, with their
+// notification level; bad stored values read as something safe.
+func TestRoomsRoundTripAndBadValues(t *testing.T) {
+	a := test.NewTempApp(t)
+	s := New(a.Preferences())
+	if got := s.Rooms(); got != nil {
+		t.Fatalf("first run rooms %+v, want none", got)
+	}
+	rs := []RoomEntry{
+		{Relay: "10.0.0.2:7070", Room: "ops", Notify: NotifyMentions},
+		{Room: "lan", Host: true},
+		{Relay: "wss://chat.example.org/ws", Room: "general", Token: "t", Notify: NotifyNone},
+	}
+	s.SaveRooms(rs)
+	s.SaveSelectedRoom(rs[2].Key())
+	got := New(a.Preferences()).Rooms()
+	rs[1].Notify = NotifyAll // an unset level reads as the default
+	if len(got) != 3 || got[0] != rs[0] || got[1] != rs[1] || got[2] != rs[2] {
+		t.Fatalf("rooms\n got %+v\nwant %+v", got, rs)
+	}
+	if s.SelectedRoom() != "wss://chat.example.org/ws|general" {
+		t.Fatalf("selected %q", s.SelectedRoom())
+	}
+
+	a.Preferences().SetString(kRooms, `[{"room":"a","notify":"loud"},{"room":""},{"room":"a"}]`)
+	if got := s.Rooms(); len(got) != 1 || got[0].Notify != NotifyAll {
+		t.Fatalf("bad entries read as %+v, want one room at the default level", got)
+	}
+	a.Preferences().SetString(kRooms, `{not json`)
+	if got := s.Rooms(); got != nil {
+		t.Fatalf("unreadable rooms read as %+v", got)
+	}
+
+	if s.Retention() != KeepForever {
+		t.Fatalf("default retention %q", s.Retention())
+	}
+	s.SaveRetention(KeepMonth)
+	if s.Retention() != KeepMonth || KeepMonth.Age() != 30*24*time.Hour || KeepForever.Age() != 0 {
+		t.Fatal("retention did not round-trip")
+	}
+	a.Preferences().SetString(kRetention, "7y")
+	if s.Retention() != KeepForever {
+		t.Fatal("unknown retention not read as forever")
+	}
+}
+
+func TestMentionsAlwaysNotify(t *testing.T) {
+	for _, c := range []struct {
+		l       NotifyLevel
+		mention bool
+		want    bool
+	}{{NotifyAll, false, true}, {NotifyMentions, false, false}, {NotifyMentions, true, true}, {NotifyNone, false, false}, {NotifyNone, true, true}} {
+		if got := c.l.Notifies(c.mention); got != c.want {
+			t.Errorf("%s mention=%v: %v", c.l, c.mention, got)
+		}
 	}
 }

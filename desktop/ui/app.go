@@ -19,11 +19,13 @@ import (
 	"time"
 
 	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/container"
 	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/driver/desktop"
 
 	"github.com/heartline/heartline/desktop/avatars"
 	"github.com/heartline/heartline/desktop/chatview"
+	"github.com/heartline/heartline/desktop/history"
 	"github.com/heartline/heartline/desktop/settings"
 	"github.com/heartline/heartline/shared/client"
 	"github.com/heartline/heartline/shared/names"
@@ -55,7 +57,8 @@ type Options struct {
 	Do func(f func())
 }
 
-// UI is the running app: one window, one room at a time.
+// UI is the running app: one window, a sidebar of rooms (each with its own
+// engine, all running at once) and the selected room beside it.
 type UI struct {
 	app   fyne.App
 	win   fyne.Window
@@ -65,13 +68,35 @@ type UI struct {
 	prof  settings.Profile
 
 	avatars *avatars.Cache
+	// session and room are the selected room's engine and view (nil: none).
 	session *session
 	room    *roomView
 	hosting *host
 	// sessions starts and stops session and keeps the resume point.
 	sessions *sessions
+	// rooms is every room in the sidebar, with its counters; views holds
+	// each one's screen, built once and kept while the room is listed.
+	rooms   *rooms
+	views   map[string]*roomView
+	sidebar *sidebar
+	main    *fyne.Container // holds the selected room's screen
+	shell   fyne.CanvasObject
 
-	unread   chatview.Unread
+	keys []appShortcut // the keyboard shortcuts
+	// settingsScroll scrolls the settings screen (scripts show its end).
+	settingsScroll *container.Scroll
+	batching       bool          // rooms are being opened at start: the sidebar refreshes once after
+	switcher       *switcher     // the open quick switcher (nil: closed)
+	sheet          dialog.Dialog // the open shortcuts sheet (nil: closed)
+	search         *searchView   // the open search (nil: closed)
+	finder         messageSearch // the local history's search (nil: none)
+	// local is the device's message history (nil: it could not be
+	// opened, localErr says why; the app works without it).
+	local    *localHistory
+	localErr error
+	// deviceCounts are the unread counts the device kept, read once at start.
+	deviceCounts map[history.RoomKey]history.RoomInfo
+
 	notifier chatview.Notifier
 	hasTray  bool
 	quitting bool
@@ -119,14 +144,29 @@ func New(a fyne.App, opts Options) *UI {
 	}
 	u.sessions = &sessions{store: u.store, dataDir: opts.DataDir, clientName: "heartline-desktop/" + version, log: log, do: u.do}
 	u.hosting = &host{log: log, dataDir: opts.DataDir}
+	u.views = map[string]*roomView{}
+	u.rooms = &rooms{sessions: u.sessions, store: u.store, myName: u.prof.Name,
+		onEvents:  u.roomEvents,
+		onNotify:  u.notify,
+		onChanged: u.roomChanged,
+	}
+	if opts.DataDir != "" {
+		u.local, u.localErr = openLocalHistory(opts.DataDir, log, func() string { return u.rooms.myName })
+		if u.localErr != nil {
+			log.Warn("local history unavailable", "err", u.localErr)
+		} else {
+			u.rooms.hist = u.local
+			u.finder = searcher{h: u.local, rooms: u.rooms}
+		}
+	}
 	u.avatars = avatars.NewCache(avatars.Options{
 		Dir:    filepath.Join(opts.DataDir, "avatars"),
 		Logger: log,
 		OnLoaded: func(string) {
 			u.do(func() {
-				if u.room != nil {
-					u.room.list.Refresh()
-					u.room.members.Refresh()
+				for _, v := range u.views {
+					v.list.Refresh()
+					v.members.Refresh()
 				}
 			})
 		},
@@ -142,6 +182,12 @@ func New(a fyne.App, opts Options) *UI {
 	u.win.SetMaster()
 	u.win.SetCloseIntercept(u.closeRequested)
 	u.setupTray()
+	u.sidebar = newSidebar(u)
+	u.main = container.NewStack()
+	split := container.NewHSplit(u.sidebar.content, u.main)
+	split.Offset = 0.22
+	u.shell = split
+	u.setupShortcuts()
 
 	a.Lifecycle().SetOnEnteredForeground(func() { u.focusChanged(true) })
 	a.Lifecycle().SetOnExitedForeground(func() { u.focusChanged(false) })
@@ -177,13 +223,48 @@ func (u *UI) Start(override *settings.Profile, join bool) {
 			}
 		}
 	}()
-	if join || u.prof.AutoJoin {
+	u.rooms.myName = u.prof.Name
+	entries := u.store.Rooms()
+	if len(entries) == 0 && u.prof.AutoJoin && (u.prof.Relay != "" || u.prof.Host) {
+		// Saved by a version with one room at a time: that room is the list.
+		entries = []settings.RoomEntry{{Relay: u.prof.Relay, Room: u.prof.Room, Token: u.prof.Token, Host: u.prof.Host}}
+		if u.prof.Host {
+			entries[0].Relay = ""
+		}
+	}
+	var failed []string
+	if u.local != nil {
+		u.deviceCounts = u.local.counts()
+		u.pruneHistory()
+	}
+	// One sidebar refresh for all of them, not one per room.
+	u.batching = true
+	for _, e := range entries {
+		if err := u.openEntry(e); err != nil {
+			u.log.Warn("could not open a saved room", "room", e.Room, "relay", e.Relay, "err", err)
+			failed = append(failed, fmt.Sprintf("#%s: %v", e.Room, err))
+		}
+	}
+	u.batching = false
+	u.sidebar.refresh()
+	if sel := u.store.SelectedRoom(); u.rooms.find(sel) != nil {
+		u.selectRoom(sel)
+	} else if len(u.rooms.items) > 0 {
+		u.selectRoom(u.rooms.items[0].Key())
+	}
+	switch {
+	case join:
 		if err := u.join(u.prof); err != nil {
 			u.showJoin()
 			dialog.ShowError(err, u.win)
 		}
-	} else {
+	case len(u.rooms.items) > 0:
+		u.showRoom()
+	default:
 		u.showJoin()
+	}
+	if len(failed) > 0 {
+		dialog.ShowError(fmt.Errorf("some rooms could not be opened:\n%s", strings.Join(failed, "\n")), u.win)
 	}
 	u.win.Show()
 }
@@ -191,7 +272,13 @@ func (u *UI) Start(override *settings.Profile, join bool) {
 // tick updates what moves with time: the reconnect countdown, the banner
 // after its grace, "Today" turning into "Yesterday".
 func (u *UI) tick(now time.Time) {
-	u.sessions.tick(u.session, now)
+	u.warmOneView()
+	for _, r := range u.rooms.items {
+		u.sessions.tick(r.sess, now)
+		if r.Link.Phase == chatview.PhaseReconnecting {
+			u.sidebar.refreshRoom(r) // the countdown in its note
+		}
+	}
 	if u.room == nil {
 		return
 	}
@@ -208,6 +295,9 @@ func (u *UI) setContent(screen string, c fyne.CanvasObject) {
 	u.screen = screen
 	u.win.SetContent(c)
 }
+
+// now is the time the views show (one place to change for tests).
+func (u *UI) now() time.Time { return time.Now() }
 
 // Screen names the screen showing (for tests and scripts).
 func (u *UI) Screen() string { return u.screen }
@@ -237,64 +327,235 @@ func (u *UI) showRoom() {
 		u.showJoin()
 		return
 	}
-	u.setContent("room", u.room.content)
+	u.main.Objects = []fyne.CanvasObject{u.room.content}
+	u.main.Refresh()
+	if u.screen != "room" {
+		u.setContent("room", u.shell)
+	}
+	u.sidebar.syncSelection()
 	u.win.Canvas().Focus(u.room.composer)
 	u.updateTitle()
 }
 
-// join validates a profile, starts host mode if asked, and connects.
+// join validates a profile and puts its room on screen: a room not in
+// the sidebar yet is added (its engine starts; the others keep running), a
+// listed one is selected. A new name or picture reconnects every room as
+// the same member (no bye: the others see a rename).
 func (u *UI) join(p settings.Profile) error {
 	if err := validateProfile(&p); err != nil {
 		return err
 	}
-	token := p.Token
+	entry := settings.RoomEntry{Relay: p.Relay, Room: p.Room, Token: p.Token, Host: p.Host, Notify: settings.NotifyAll}
 	if p.Host {
+		entry.Relay = ""
 		if p.HostToken == "" {
 			p.HostToken = newRoomToken()
 		}
-		addr, err := u.hosting.start(p.HostPort, p.HostToken)
-		if err != nil {
-			return err
-		}
-		p.Relay, token = addr, p.HostToken
-	} else {
-		u.stopHosting()
 	}
-	// Same relay and room (a new name, picture or token): keep the messages
-	// on screen and come back as the same member (same key, no bye), so the
-	// others see a rename, not someone leaving and joining.
-	same := u.room != nil && u.session != nil && u.prof.Relay == p.Relay && u.prof.Room == p.Room
-	room := u.room
-	var sess *session
-	cur := u.session
-	u.session = nil
-	s, err := u.sessions.join(cur, joinRequest{Profile: p, Token: token, Same: same}, func(readUpTo *settings.ResumePoint) {
-		u.room = newRoomView(u, p.Room)
-		u.room.readUpTo = readUpTo
-		room = u.room
-	}, func(evs []client.Event) {
-		// Events of an earlier connection that were still queued are stale.
-		if u.room == room && u.session == sess {
-			room.apply(evs)
-			u.updateTitle()
-		}
-	})
-	if err != nil {
-		if !same {
-			u.room = nil
-		}
-		return err
-	}
-	u.session, sess = s, s
-	if err := u.avatars.SetRelay(s.c.URL()); err != nil {
-		u.log.Info("avatar fetches disabled", "err", err)
-	}
+	renamed := p.Name != u.prof.Name || p.Avatar != u.prof.Avatar
+	hostChanged := p.Host && (p.HostPort != u.prof.HostPort || p.HostToken != u.prof.HostToken) && u.hosting.running()
 	p.AutoJoin = true
 	u.prof = p
+	u.rooms.myName = p.Name
 	u.store.Save(p)
-	u.refreshHostInfo()
+	existing := u.rooms.find(entry.Key())
+	if hostChanged {
+		u.stopHosting()
+	}
+	if renamed {
+		for _, r := range u.rooms.items {
+			if r != existing {
+				u.rejoin(r)
+			}
+		}
+	}
+	if existing != nil {
+		if existing.Entry.Token != entry.Token && !entry.Host {
+			existing.Entry.Token = entry.Token
+			u.rooms.save()
+			renamed = true
+		}
+		if renamed || hostChanged {
+			u.rejoin(existing)
+		}
+		u.selectRoom(existing.Key())
+		u.showRoom()
+		return nil
+	}
+	if err := u.openEntry(entry); err != nil {
+		return err
+	}
+	u.selectRoom(entry.Key())
 	u.showRoom()
 	return nil
+}
+
+// addrOf is the address and token to reach a room with: the hosted room
+// starts the embedded relay (or reuses it).
+func (u *UI) addrOf(e settings.RoomEntry) (addr, token string, err error) {
+	if !e.Host {
+		relay, tok := e.Relay, e.Token
+		if r, t := protocol.SplitInvite(relay); t != "" {
+			relay, tok = r, t
+		}
+		return relay, tok, nil
+	}
+	if u.prof.HostToken == "" {
+		u.prof.HostToken = newRoomToken()
+		u.store.Save(u.prof)
+	}
+	addr, err = u.hosting.start(u.prof.HostPort, u.prof.HostToken)
+	return addr, u.prof.HostToken, err
+}
+
+// openEntry starts a room of the sidebar and builds its view (not shown
+// until selected).
+func (u *UI) openEntry(e settings.RoomEntry) error {
+	if err := protocol.ValidateRoom(e.Room); err != nil {
+		return fmt.Errorf("Room: %s", errMessage(err))
+	}
+	addr, token, err := u.addrOf(e)
+	if err != nil {
+		return err
+	}
+	_, err = u.rooms.open(openRequest{Entry: e, Addr: addr, Token: token, Name: u.prof.Name, Avatar: u.prof.Avatar},
+		func(r *roomState, readUpTo *settings.ResumePoint) {
+			v := newRoomView(u, e.Room)
+			v.state = r
+			v.readUpTo = readUpTo
+			u.views[r.Key()] = v
+			if u.local != nil {
+				// What the device holds shows at once, network or not.
+				u.local.loadLatest(v)
+				if in, ok := u.deviceCounts[keyOf(r).Normalized()]; ok {
+					r.Unread, r.Mentions = in.Unread, in.Mentions
+					if in.Last != nil {
+						r.last.Epoch, r.last.Seq, r.last.TS = in.Last.Epoch, in.Last.Seq, in.Last.TS
+					}
+				}
+			}
+		})
+	if err != nil {
+		delete(u.views, e.Key())
+		return err
+	}
+	u.refreshHostInfo()
+	return nil
+}
+
+// rejoin reconnects one room as the person now is (name, picture, token).
+func (u *UI) rejoin(r *roomState) {
+	addr, token, err := u.addrOf(r.Entry)
+	if err == nil {
+		r.Addr = addr
+		err = u.rooms.rejoin(r, u.prof.Name, u.prof.Avatar, token)
+	}
+	if err != nil {
+		u.log.Warn("could not reconnect a room under the new name", "room", r.Entry.Room, "err", err)
+	}
+	if r == u.rooms.current() {
+		u.session = r.sess
+	}
+}
+
+// selectRoom puts a listed room on screen.
+func (u *UI) selectRoom(key string) {
+	r := u.rooms.selectRoom(key)
+	if r == nil {
+		return
+	}
+	u.room, u.session = u.views[key], r.sess
+	if u.room != nil {
+		u.room.updateStatus(time.Now())
+	}
+	if r.sess != nil {
+		if err := u.avatars.SetRelay(r.sess.c.URL()); err != nil {
+			u.log.Info("avatar fetches disabled", "err", err)
+		}
+	}
+	u.diag = diagState{}
+	if u.room != nil && u.room.welcome != nil {
+		w := *u.room.welcome
+		u.diag.welcome = &w
+	}
+	u.refreshHostInfo()
+	if u.screen == "room" || u.screen == "" {
+		u.showRoom()
+	}
+	u.updateTitle()
+}
+
+// roomEvents hands a room's batch to its view.
+func (u *UI) roomEvents(r *roomState, evs []client.Event) {
+	if v := u.views[r.Key()]; v != nil {
+		v.apply(evs)
+	}
+	if r == u.rooms.current() {
+		u.updateTitle()
+	}
+}
+
+// roomChanged redraws the sidebar (one row, or all of it) and the title.
+func (u *UI) roomChanged(r *roomState) {
+	if u.sidebar == nil || u.batching {
+		return
+	}
+	if r == nil {
+		u.sidebar.refresh()
+	} else {
+		u.sidebar.refreshRoom(r)
+	}
+	u.updateTitle()
+}
+
+// openAt opens a room scrolled to one of its messages (a search result).
+func (u *UI) openAt(key, epoch string, seq uint64) {
+	u.selectRoom(key)
+	u.showRoom()
+	if u.room != nil {
+		u.room.showMessage(epoch, seq)
+	}
+}
+
+// warmOneView lays out one room's screen that was never shown, off
+// screen, so that switching to it later costs what switching to a room
+// seen before does (its rows exist). One per tick keeps each UI turn short.
+func (u *UI) warmOneView() {
+	size := u.main.Size()
+	if u.screen != "room" || size.Width <= 0 {
+		return
+	}
+	for _, r := range u.rooms.items {
+		if v := u.views[r.Key()]; v != nil && v != u.room && v.list.Size().Width <= 0 {
+			v.content.Resize(size)
+			return
+		}
+	}
+}
+
+// pruneHistory drops local messages older than the retention setting, in
+// the background.
+func (u *UI) pruneHistory() {
+	age := u.store.Retention().Age()
+	if u.local == nil || age <= 0 {
+		return
+	}
+	u.bg.Add(1)
+	go func() {
+		defer u.bg.Done()
+		if n, err := u.local.prune(age); err != nil {
+			u.log.Warn("local history: prune", "err", err)
+		} else if n > 0 {
+			u.log.Info("local history: pruned", "messages", n)
+		}
+	}()
+}
+
+// moveRoom moves the selected room up or down the sidebar.
+func (u *UI) moveRoom(delta int) {
+	if u.rooms.move(u.rooms.selected, delta) {
+		u.sidebar.syncSelection()
+	}
 }
 
 // validateProfile checks what a person typed before anything connects, with
@@ -334,37 +595,39 @@ func errMessage(err error) string {
 	return err.Error()
 }
 
-// stopSession ends the current connection: with bye (leaving the room) or
-// without (coming straight back, e.g. under a new name).
-func (u *UI) stopSession(bye bool) {
-	if u.session == nil {
+// leaveRoom leaves the selected room (bye) and takes it off the sidebar;
+// with no room left the join screen shows.
+func (u *UI) leaveRoom() {
+	r := u.rooms.current()
+	if r == nil {
 		return
 	}
-	s := u.session
-	u.session = nil
-	u.sessions.stop(s, bye)
-}
-
-// endSession leaves the current room (bye) and forgets its view.
-func (u *UI) endSession() {
-	u.stopSession(true)
-	u.room = nil
-	u.unread.Focus(true)
-	u.updateTitle()
-}
-
-func (u *UI) leaveRoom() {
-	u.endSession()
-	u.stopHosting()
+	key := r.Key()
+	u.rooms.leave(key)
+	delete(u.views, key)
+	u.room, u.session = nil, nil
+	hosted := false
+	for _, o := range u.rooms.items {
+		hosted = hosted || o.Entry.Host
+	}
+	if !hosted {
+		u.stopHosting()
+	}
+	if next := u.rooms.current(); next != nil {
+		u.selectRoom(next.Key())
+		u.showRoom()
+		return
+	}
 	u.prof.AutoJoin = false
 	u.store.Save(u.prof)
+	u.updateTitle()
 	u.showJoin()
 }
 
-// reconnect starts a new session with the same profile (after a stop).
+// reconnect starts the selected room's engine again (after it stopped).
 func (u *UI) reconnect() {
-	if err := u.join(u.prof); err != nil {
-		dialog.ShowError(err, u.win)
+	if r := u.rooms.current(); r != nil {
+		u.rejoin(r)
 	}
 }
 
@@ -421,34 +684,38 @@ func (u *UI) welcomed(w protocol.Welcome) {
 	u.diag.welcome = &w
 }
 
-// incoming handles a new message from someone else: unread count and
-// notification while the window is not focused.
-func (u *UI) incoming(m protocol.Message, now time.Time) {
-	if !u.unread.Arrived(false) {
-		return
-	}
-	if n, ok := u.notifier.Arrived(u.prof.Room, m.From.Name, m.Text, now); ok {
+// notify raises a desktop notification for a message someone wrote in a
+// room not in plain sight (the rooms controller decided it should: the
+// room's level, or a mention). Mentions pass even with notifications
+// switched off app-wide.
+func (u *UI) notify(r *roomState, m protocol.Message, mention bool) {
+	u.notifier.Enabled = u.prof.Notifications || mention
+	defer func() { u.notifier.Enabled = u.prof.Notifications }()
+	if n, ok := u.notifier.Arrived(r.Entry.Room, m.From.Name, m.Text, time.Now()); ok {
+		if mention {
+			n.Title = m.From.Name + " mentioned you in #" + r.Entry.Room
+		}
 		u.app.SendNotification(fyne.NewNotification(n.Title, n.Body))
 	}
 }
 
 func (u *UI) focusChanged(focused bool) {
-	u.unread.Focus(focused)
+	u.rooms.focus(focused)
 	if focused {
 		u.notifier.Reset()
 	}
 	u.updateTitle()
 }
 
-// Unread is the unread count in the title (for tests).
-func (u *UI) Unread() int { return u.unread.Count() }
+// Unread is the unread count in the title: every room's (for tests).
+func (u *UI) Unread() int { return u.rooms.totalUnread() }
 
 func (u *UI) updateTitle() {
 	room := ""
-	if u.room != nil {
+	if u.room != nil && u.screen == "room" {
 		room = u.room.room
 	}
-	u.win.SetTitle(chatview.WindowTitle(u.opts.AppName, room, u.unread.Count()))
+	u.win.SetTitle(chatview.WindowTitle(u.opts.AppName, room, u.rooms.totalUnread()))
 }
 
 // do runs f on the UI goroutine, unless the app is shutting down (then the
@@ -508,12 +775,13 @@ func (u *UI) shutdown() {
 		u.ticker.Stop()
 	}
 	u.cancel()
-	if u.session != nil {
-		s := u.session
-		u.session = nil
-		u.sessions.stop(s, true) // saves the resume point: Fyne writes preferences after this hook
-	}
+	u.session = nil
+	u.rooms.stopAll() // saves the resume points: Fyne writes preferences after this hook
 	u.stopHosting()
+	u.bg.Wait() // a prune may still run
+	if u.local != nil {
+		u.local.close()
+	}
 	u.avatars.Close()
 	u.bg.Wait()
 }

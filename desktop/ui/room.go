@@ -26,8 +26,9 @@ const maxDrops = 5
 // roomView is the room screen and the state behind it. Every method runs on
 // the UI goroutine.
 type roomView struct {
-	ui   *UI
-	room string
+	ui    *UI
+	room  string
+	state *roomState // its entry in the sidebar
 
 	tl       *chatview.Timeline
 	roster   chatview.Roster
@@ -44,6 +45,8 @@ type roomView struct {
 	// gap the engine reports lies only in the context above (no marker).
 	readUpTo    *settings.ResumePoint
 	contextOnly bool
+	// moreOnDevice: the local history holds messages older than the view's.
+	moreOnDevice bool
 
 	// widgets
 	content      fyne.CanvasObject
@@ -57,6 +60,7 @@ type roomView struct {
 	bannerButton *widget.Button
 	list         *widgets.MessageList
 	composer     *widgets.Composer
+	mentions     *mentionRow
 	membersHead  *widget.Label
 	members      *widget.List
 	membersPanel fyne.CanvasObject
@@ -108,14 +112,18 @@ func (r *roomView) build() {
 	r.list.Pictures = u.pictures
 	r.list.Connected = func() bool { return r.link.Phase == chatview.PhaseConnected }
 	r.list.OnRetry = func(id string) { u.retry(id) }
+	r.list.OnTop = func() { r.loadOlder() }
+	r.list.Highlight = func(m *chatview.Message) bool { return !m.Own && chatview.Mentions(m.Text, u.prof.Name) }
 	r.list.OnDiscard = func(id string) { u.discard(id) }
 
 	r.composer = widgets.NewComposer()
 	r.composer.SetPlaceHolder("Message #" + r.room + "   (Enter sends, Shift+Enter for a new line)")
 	r.composer.OnSend = func(text string) { u.send(text) }
+	r.composer.OnShortcut = u.handleShortcut
+	r.composer.OnKey = func(ev *fyne.KeyEvent) bool { return r.composerKey(ev) }
 	sendBtn := widget.NewButtonWithIcon("", theme.MailSendIcon(), func() { r.composer.Send() })
 	sendBtn.Importance = widget.HighImportance
-	composerRow := container.NewBorder(nil, nil, nil, container.NewVBox(layout.NewSpacer(), sendBtn), r.composer)
+	composerRow := container.NewBorder(r.buildMentionRow(), nil, nil, container.NewVBox(layout.NewSpacer(), sendBtn), r.composer)
 
 	r.membersHead = widget.NewLabelWithStyle("", fyne.TextAlignLeading, fyne.TextStyle{Bold: true})
 	r.members = widget.NewList(
@@ -207,16 +215,16 @@ func (r *roomView) apply(events []client.Event) {
 			}
 			membersChanged = true
 			changed = true // a new epoch adds a marker
-			u.avatars.SetRelay(u.session.c.URL())
-			u.welcomed(w)
+			if r.selected() {
+				u.avatars.SetRelay(r.state.sess.c.URL())
+				u.welcomed(w)
+			}
 		case client.MessageReceived:
 			own := e.Own || (r.me.ID != "" && e.Msg.From.ID == r.me.ID)
 			if r.tl.Add(e.Msg) {
 				arrived++
 				if own {
 					arrivedOwn = true
-				} else {
-					u.incoming(e.Msg, now)
 				}
 			}
 			changed = true
@@ -253,7 +261,9 @@ func (r *roomView) apply(events []client.Event) {
 			if len(r.drops) > maxDrops {
 				r.drops = r.drops[len(r.drops)-maxDrops:]
 			}
-			u.diagnoseDrop(e.Drop)
+			if r.selected() {
+				u.diagnoseDrop(e.Drop) // one check, not one per room
+			}
 		case client.OutboxNotSaved:
 			// Send used to refuse the message then; now it is queued first.
 			dialog.ShowError(fmt.Errorf("a message could not be saved on this computer (%v): it will still be sent while Heartline is open, but would be lost if Heartline closed before that", e.Err), u.win)
@@ -275,11 +285,25 @@ func (r *roomView) apply(events []client.Event) {
 		r.updateMembers()
 	}
 	r.updateEmpty()
-	r.updateStatus(now)
-	if stateChanged {
+	if r.selected() {
+		r.updateStatus(now) // a room not on screen gets its status when shown
+	}
+	if stateChanged && r.selected() {
 		u.refreshDiagnostics()
 	}
 }
+
+// composerKey sees the composer's keys first: Tab completes a mention,
+// Escape jumps to the latest message.
+func (r *roomView) composerKey(ev *fyne.KeyEvent) bool {
+	if r.completeKey(ev) {
+		return true
+	}
+	return r.ui.typedKey(ev)
+}
+
+// selected reports whether this room is the one on screen.
+func (r *roomView) selected() bool { return r.ui.room == r }
 
 // holdsAllAfter reports whether history has every message with a seq in
 // (from, to]: all that was posted after from, up to the room's latest.
@@ -371,4 +395,44 @@ func toneColor(t chatview.Tone) color.NRGBA {
 	default:
 		return color.NRGBA{0xe5, 0x39, 0x35, 0xff}
 	}
+}
+
+// showMessage scrolls to a message (a search result).
+func (r *roomView) showMessage(epoch string, seq uint64) {
+	i := r.tl.Find(epoch, seq)
+	if i < 0 && r.ui.local != nil {
+		r.ui.local.loadAround(r, epoch, seq)
+		r.list.Sync()
+		i = r.tl.Find(epoch, seq)
+	}
+	if i < 0 {
+		return
+	}
+	r.list.Marked = r.tl.Item(i).Msg
+	r.list.ScrollToRow(i)
+	r.list.Refresh()
+}
+
+// loadOlder shows the page of the local history before the oldest message
+// on screen (the person scrolled to the top).
+func (r *roomView) loadOlder() {
+	if r.ui.local != nil && r.ui.local.loadOlder(r) {
+		r.list.Sync()
+	}
+}
+
+// resetTimeline empties the view (its history was cleared on this device).
+func (r *roomView) resetTimeline() {
+	tl := chatview.NewTimeline(nil)
+	if r.welcome != nil {
+		tl.SetSelf(r.me.ID)
+		tl.SetEpoch(r.welcome.Epoch)
+	}
+	r.tl = tl
+	r.list.TL = tl
+	r.list.Marked = nil
+	r.moreOnDevice = false
+	r.list.Sync()
+	r.list.Refresh()
+	r.updateEmpty()
 }

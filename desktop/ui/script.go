@@ -23,9 +23,19 @@ import (
 //	wait DURATION     pause ("1.5s")
 //	show SCREEN       room, settings, diagnostics or join
 //	scroll up         scroll the message list up (to show "jump to latest")
+//	scroll bottom     scroll the settings screen to its end (privacy)
 //	retry             reconnect now instead of waiting for the backoff
 //	check             check the link now (the diagnostics screen's button)
 //	discard           discard every failed message (their Discard link)
+//	join RELAY ROOM   join another room (the sidebar's Join), and open it
+//	select ROOM       open a room of the sidebar by name (the first match)
+//	switcher TEXT     open the quick switcher (Ctrl+K) and type TEXT
+//	search all|room TEXT  search every room or this one and type TEXT
+//	close             close the switcher, the search or the shortcuts sheet
+//	shortcuts         show the shortcuts sheet (Ctrl+/)
+//	measure SECONDS   log (warn level) what the app costs: rooms connected,
+//	                  goroutines, RSS, CPU over SECONDS idle, and the time to
+//	                  switch to each room (docs/BENCHMARKS.md, "Desktop app")
 //	quit              leave the room and quit
 //
 // Blank lines and lines starting with # are skipped. It returns when ctx
@@ -86,6 +96,10 @@ func (u *UI) scriptCommand(ctx context.Context, cmd string) (quit bool, err erro
 		fyne.DoAndWait(func() { err = u.ShowScreen(arg) })
 	case "scroll":
 		fyne.DoAndWait(func() {
+			if arg == "bottom" && u.screen == "settings" && u.settingsScroll != nil {
+				u.settingsScroll.ScrollToBottom()
+				return
+			}
 			if u.room != nil {
 				u.room.list.ScrollBy(-600)
 			}
@@ -112,6 +126,48 @@ func (u *UI) scriptCommand(ctx context.Context, cmd string) (quit bool, err erro
 				}
 			}
 		})
+	case "join":
+		relay, room, _ := strings.Cut(arg, " ")
+		fyne.DoAndWait(func() {
+			p := u.prof
+			p.Relay, p.Room, p.Token, p.Host = relay, strings.TrimSpace(room), "", false
+			err = u.join(p)
+		})
+	case "select":
+		fyne.DoAndWait(func() {
+			m := u.rooms.match(arg)
+			if len(m) == 0 {
+				err = fmt.Errorf("no room matches %q", arg)
+				return
+			}
+			u.selectRoom(m[0].Key())
+			u.showRoom()
+		})
+	case "switcher":
+		fyne.DoAndWait(func() {
+			u.showSwitcher()
+			if u.switcher != nil {
+				u.switcher.entry.SetText(arg)
+			}
+		})
+	case "search":
+		scope, text, _ := strings.Cut(arg, " ")
+		fyne.DoAndWait(func() {
+			u.showSearch(scope == "all")
+			if u.search != nil {
+				u.search.entry.SetText(text)
+			}
+		})
+	case "measure":
+		secs, perr := time.ParseDuration(arg + "s")
+		if perr != nil {
+			return false, perr
+		}
+		u.measure(ctx, secs)
+	case "close":
+		fyne.DoAndWait(u.closePopups)
+	case "shortcuts":
+		fyne.DoAndWait(u.showShortcuts)
 	case "quit":
 		fyne.Do(u.Quit)
 		return true, nil

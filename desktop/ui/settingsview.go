@@ -1,10 +1,12 @@
 package ui
 
 import (
+	"fmt"
 	"strconv"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/theme"
 	"fyne.io/fyne/v2/widget"
@@ -23,7 +25,23 @@ var themeLabels = map[settings.Theme]string{
 // others see a rename, not a new member).
 func (u *UI) showSettings() {
 	p := u.prof
+	cur := u.rooms.current()
+	if cur != nil {
+		// The room card is the room on screen.
+		p.Relay, p.Room, p.Token, p.Host = cur.Entry.Relay, cur.Entry.Room, cur.Entry.Token, cur.Entry.Host
+	}
 	f := newProfileForm(u, p)
+	roomNotify := widget.NewSelect(notifyChoices(), nil)
+	if cur != nil {
+		l := cur.Entry.Notify
+		if l == "" {
+			l = settings.NotifyAll
+		}
+		roomNotify.SetSelected(notifyLabels[l])
+	} else {
+		roomNotify.Disable()
+	}
+	privacy, retention := u.privacyCard(cur)
 
 	notify := widget.NewCheck("Notify me of new messages while the window is in the background", nil)
 	notify.SetChecked(p.Notifications)
@@ -67,8 +85,16 @@ func (u *UI) showSettings() {
 			errText.Show()
 			return
 		}
-		reconnect := u.room != nil && (np.Relay != u.prof.Relay && !np.Host || np.Room != u.prof.Room ||
-			np.Name != u.prof.Name || np.Avatar != u.prof.Avatar || np.Token != u.prof.Token)
+		np.Host = p.Host
+		reconnect := u.room != nil && (np.Relay != p.Relay && !np.Host || np.Room != p.Room ||
+			np.Name != u.prof.Name || np.Avatar != u.prof.Avatar || np.Token != p.Token)
+		if cur != nil {
+			u.rooms.setNotify(cur.Key(), notifyLevelOf(roomNotify.Selected))
+		}
+		if r := retentionOf(retention.Selected); r != u.store.Retention() {
+			u.store.SaveRetention(r)
+			u.pruneHistory()
+		}
 		u.notifier.Enabled = np.Notifications
 		if np.Theme != u.prof.Theme {
 			applyTheme(u.app, np.Theme)
@@ -90,8 +116,8 @@ func (u *UI) showSettings() {
 	cancel := widget.NewButtonWithIcon("Back", theme.NavigateBackIcon(), back)
 
 	relayItems := []*widget.FormItem{widget.NewFormItem("Relay address", f.relay), widget.NewFormItem("Access token", f.token)}
-	if u.prof.Host {
-		hostNote := widget.NewLabel("This computer hosts the room (port " + strconv.Itoa(u.prof.HostPort) + "). Leave the room to join another relay.")
+	if p.Host {
+		hostNote := widget.NewLabel("This computer hosts the room (port " + strconv.Itoa(u.prof.HostPort) + "). Join another relay from the sidebar.")
 		hostNote.Wrapping = fyne.TextWrapWord
 		relayItems = []*widget.FormItem{widget.NewFormItem("Relay", hostNote)}
 	}
@@ -103,14 +129,102 @@ func (u *UI) showSettings() {
 			widget.NewFormItem("Name", f.name),
 			widget.NewFormItem("Picture", f.picker.content),
 		)),
-		widget.NewCard("Room", "", widget.NewForm(append(relayItems, widget.NewFormItem("Room", f.room))...)),
+		widget.NewCard("This room", "Another relay or room name joins that room too: it is added to the sidebar.",
+			widget.NewForm(append(relayItems, widget.NewFormItem("Room", f.room), widget.NewFormItem("Notify me of", roomNotify))...)),
 		widget.NewCard("App", "", widget.NewForm(
 			widget.NewFormItem("Notifications", notify),
 			widget.NewFormItem("Theme", themeSel),
 			widget.NewFormItem("Tray", tray),
 		)),
+		privacy,
 		errText,
 		container.NewHBox(cancel, layout.NewSpacer(), save),
 	)
-	u.setContent("settings", container.NewVScroll(container.NewCenter(container.NewGridWrap(fyne.NewSize(620, body.MinSize().Height), body))))
+	u.settingsScroll = container.NewVScroll(container.NewCenter(container.NewGridWrap(fyne.NewSize(620, body.MinSize().Height), body)))
+	u.setContent("settings", u.settingsScroll)
+}
+
+var retentionLabels = map[settings.Retention]string{
+	settings.KeepForever: "Forever",
+	settings.KeepYear:    "1 year",
+	settings.KeepMonth:   "30 days",
+}
+
+func retentionOf(label string) settings.Retention {
+	for r, l := range retentionLabels {
+		if l == label {
+			return r
+		}
+	}
+	return settings.KeepForever
+}
+
+// privacyCard is the settings' "Messages on this computer": how long they
+// are kept, clearing the room on screen, and where the data lives.
+func (u *UI) privacyCard(cur *roomState) (fyne.CanvasObject, *widget.RadioGroup) {
+	var opts []string
+	for _, r := range settings.Retentions {
+		opts = append(opts, retentionLabels[r])
+	}
+	keep := widget.NewRadioGroup(opts, nil)
+	keep.Horizontal = true
+	keep.SetSelected(retentionLabels[u.store.Retention()])
+
+	where := widget.NewLabel("")
+	where.Wrapping = fyne.TextWrapBreak
+	where.TextStyle.Monospace = true
+	clear := widget.NewButtonWithIcon("Clear this room's history on this device", theme.DeleteIcon(), nil)
+	clear.Importance = widget.DangerImportance
+	switch {
+	case u.local == nil && u.localErr != nil:
+		where.SetText("Messages are not kept on this computer: " + u.localErr.Error())
+		keep.Disable()
+		clear.Disable()
+	case u.local == nil:
+		where.SetText("Messages are not kept on this computer.")
+		keep.Disable()
+		clear.Disable()
+	default:
+		where.SetText(u.local.path())
+		if sz := u.local.size(); sz != "" {
+			where.SetText(u.local.path() + "  (" + sz + ")")
+		}
+	}
+	if cur == nil {
+		clear.Disable()
+	} else {
+		clear.SetText("Clear #" + cur.Entry.Room + "'s history on this device")
+	}
+	clear.OnTapped = func() {
+		dialog.ShowConfirm("Clear #"+cur.Entry.Room+"?",
+			"Every message of #"+cur.Entry.Room+" kept on this computer is deleted.\nThe relay keeps its own recent history; this does not touch it.",
+			func(ok bool) {
+				if ok {
+					u.clearRoomHistory(cur)
+				}
+			}, u.win)
+	}
+	form := widget.NewForm(
+		widget.NewFormItem("Keep messages", keep),
+		widget.NewFormItem("Stored in", where),
+	)
+	return widget.NewCard("Messages on this computer", "Kept so you can read and search them offline.",
+		container.NewVBox(form, container.NewHBox(clear))), keep
+}
+
+// clearRoomHistory deletes a room's messages on this device and empties
+// its view (what the relay sends from now on shows again).
+func (u *UI) clearRoomHistory(r *roomState) {
+	if u.local == nil {
+		return
+	}
+	if err := u.local.clearRoom(r); err != nil {
+		dialog.ShowError(fmt.Errorf("could not clear the history of #%s: %v", r.Entry.Room, err), u.win)
+		return
+	}
+	if v := u.views[r.Key()]; v != nil {
+		v.resetTimeline()
+	}
+	r.Unread, r.Mentions = 0, 0
+	u.roomChanged(r)
 }

@@ -30,6 +30,7 @@ type Avatar struct {
 	name     string
 	pic      image.Image
 	presence string // "", protocol.StateOnline or protocol.StateAway
+	dot      color.Color
 }
 
 // NewAvatar makes an avatar side pixels wide.
@@ -54,6 +55,16 @@ func (a *Avatar) SetPresence(state string) {
 		return
 	}
 	a.presence = state
+	a.Refresh()
+}
+
+// SetDot shows a dot of colour c where presence shows (the sidebar's link
+// state); nil shows none. A presence, when set, wins.
+func (a *Avatar) SetDot(c color.Color) {
+	if a.dot == c {
+		return
+	}
+	a.dot = c
 	a.Refresh()
 }
 
@@ -135,6 +146,17 @@ func (r *avatarRenderer) Refresh() {
 		}
 		r.ring.StrokeColor = a.Theme().Color(theme.ColorNameBackground, fyne.CurrentApp().Settings().ThemeVariant())
 		r.ring.FillColor = r.dot.FillColor
+		r.dot.Show()
+		r.ring.Show()
+	case "":
+		if a.dot == nil {
+			r.dot.Hide()
+			r.ring.Hide()
+			break
+		}
+		r.dot.FillColor = a.dot
+		r.ring.StrokeColor = a.Theme().Color(theme.ColorNameBackground, fyne.CurrentApp().Settings().ThemeVariant())
+		r.ring.FillColor = a.dot
 		r.dot.Show()
 		r.ring.Show()
 	default:

@@ -17,6 +17,13 @@ type Composer struct {
 	// OnSend receives the text (surrounding blank lines trimmed) when the
 	// person sends; the box is cleared first. Empty messages are not sent.
 	OnSend func(text string)
+	// OnKey sees a key first (Escape, Tab, arrows for the mention list);
+	// true means it was handled and the Entry does not see it.
+	OnKey func(ev *fyne.KeyEvent) bool
+	// OnShortcut gets the shortcuts the Entry has no use for (Ctrl+K,
+	// Alt+Up...): a focused widget receives every shortcut, so the app's own
+	// would not work while the person types without this.
+	OnShortcut func(s fyne.Shortcut) bool
 
 	shift bool
 }
@@ -55,6 +62,9 @@ func (c *Composer) FocusLost() {
 
 // TypedKey sends on Enter and lets Shift+Enter through as a newline.
 func (c *Composer) TypedKey(ev *fyne.KeyEvent) {
+	if c.OnKey != nil && c.OnKey(ev) {
+		return
+	}
 	if (ev.Name == fyne.KeyReturn || ev.Name == fyne.KeyEnter) && !c.shift {
 		c.Send()
 		return
@@ -73,7 +83,48 @@ func (c *Composer) TypedShortcut(s fyne.Shortcut) {
 		c.Send()
 		return
 	}
+	if c.OnShortcut != nil && !isEditShortcut(s) && c.OnShortcut(s) {
+		return
+	}
 	c.Entry.TypedShortcut(s)
+}
+
+// isEditShortcut: copy, paste, undo... which an entry keeps for itself.
+func isEditShortcut(s fyne.Shortcut) bool {
+	_, custom := s.(*desktop.CustomShortcut)
+	return !custom
+}
+
+// KeyEntry is a one-line entry that lets its owner see keys and shortcuts
+// first: the quick switcher's and the search's box (arrows move in the
+// results, Escape closes, the app's shortcuts keep working).
+type KeyEntry struct {
+	widget.Entry
+	OnKey      func(ev *fyne.KeyEvent) bool
+	OnShortcut func(s fyne.Shortcut) bool
+}
+
+// NewKeyEntry makes an empty KeyEntry.
+func NewKeyEntry() *KeyEntry {
+	e := &KeyEntry{}
+	e.ExtendBaseWidget(e)
+	return e
+}
+
+// TypedKey offers the key to OnKey first.
+func (e *KeyEntry) TypedKey(ev *fyne.KeyEvent) {
+	if e.OnKey != nil && e.OnKey(ev) {
+		return
+	}
+	e.Entry.TypedKey(ev)
+}
+
+// TypedShortcut offers the app's shortcuts to OnShortcut first.
+func (e *KeyEntry) TypedShortcut(s fyne.Shortcut) {
+	if e.OnShortcut != nil && !isEditShortcut(s) && e.OnShortcut(s) {
+		return
+	}
+	e.Entry.TypedShortcut(s)
 }
 
 // Send hands the text to OnSend and clears the box, unless it is blank.

@@ -42,6 +42,14 @@ type MessageList struct {
 	// Defer runs f after the current frame; nil means fyne.Do. Tests replace
 	// it to run the queued work when they choose.
 	Defer func(f func())
+	// Highlight reports whether a message calls for the person's attention
+	// (it mentions them); such rows get a tinted background. nil: none.
+	Highlight func(m *chatview.Message) bool
+	// Marked is a message to show marked (a search result opened); nil: none.
+	Marked *chatview.Message
+	// OnTop is called when the person scrolls up to the oldest row (to
+	// load older messages). nil: nothing happens.
+	OnTop func()
 	// OnJumpChanged is called when the jump control appears, disappears or
 	// changes its count.
 	OnJumpChanged func()
@@ -142,6 +150,11 @@ func (m *MessageList) arrived(follow bool) {
 // Sync refreshes the rows that changed in the timeline (status changes,
 // members renamed, a gap marker...), keeping the scroll position.
 func (m *MessageList) Sync() {
+	if m.width <= 0 && m.list != nil {
+		// Never laid out (a room in the sidebar not opened yet): its first
+		// Resize builds every row; nothing to keep in step until then.
+		return
+	}
 	from := m.TL.TakeChanged()
 	n := m.TL.Len()
 	if from < 0 && n == len(m.heights) {
@@ -239,6 +252,13 @@ func (m *MessageList) scrolled() {
 	m.lastY = y
 	if m.autoScrolling {
 		return
+	}
+	if movedUp && y <= theme.Padding() && m.OnTop != nil {
+		do := m.Defer
+		if do == nil {
+			do = fyne.Do
+		}
+		do(m.OnTop) // not inside the scroll callback: it rebuilds the list
 	}
 	bottom := y+s.Size().Height >= s.Content.MinSize().Height-theme.Padding()*4
 	switch {
@@ -508,4 +528,25 @@ func (mt metrics) messageHeight(it chatview.Item, bodyH float32, status int) flo
 		h = max(h, mt.avatar+2*mt.pad)
 	}
 	return float32(math.Ceil(float64(h)))
+}
+
+// ScrollToRow shows row i (a search result) and counts as reading older
+// messages unless it is the newest.
+func (m *MessageList) ScrollToRow(i int) {
+	if i < 0 || i >= m.TL.Len() {
+		return
+	}
+	m.Sync()
+	if i >= m.TL.Len()-1 {
+		m.JumpToLatest()
+		return
+	}
+	m.autoScrolling = true
+	m.list.ScrollTo(i)
+	m.autoScrolling = false
+	if m.list.scroller != nil {
+		m.lastY = m.list.scroller.Offset.Y
+	}
+	m.scroll.Scrolled(false)
+	m.updateJump()
 }

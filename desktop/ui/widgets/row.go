@@ -308,6 +308,13 @@ func (rr *rowRenderer) Refresh() {
 		r.status.Color = th.Color(theme.ColorNameError, v)
 	}
 	r.hoverBg.FillColor = color.Transparent
+	if m := r.item.Msg; m != nil && r.item.Kind == chatview.KindMessage {
+		if r.m.Marked == m {
+			r.hoverBg.FillColor = withAlpha(th.Color(theme.ColorNamePrimary, v), 0x40)
+		} else if r.m.Highlight != nil && r.m.Highlight(m) {
+			r.hoverBg.FillColor = withAlpha(th.Color(theme.ColorNameWarning, v), 0x30)
+		}
+	}
 	if r.hovered {
 		r.hoverBg.FillColor = th.Color(theme.ColorNameHover, v)
 	}
