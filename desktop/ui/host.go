@@ -57,6 +57,15 @@ func (u *UI) showHostInfo() {
 			widget.NewButtonWithIcon("Copy", theme.ContentCopyIcon(), func() { u.app.Clipboard().SetContent(a) }),
 			widget.NewLabelWithStyle(a, fyne.TextAlignLeading, fyne.TextStyle{Monospace: true})))
 	}
+	if len(addrs) > 0 {
+		box.Add(widget.NewLabel("Someone without the app opens this in a browser instead:"))
+		for _, a := range addrs {
+			link := browserLink(a)
+			box.Add(container.NewBorder(nil, nil, nil,
+				widget.NewButtonWithIcon("Copy", theme.ContentCopyIcon(), func() { u.app.Clipboard().SetContent(link) }),
+				widget.NewLabelWithStyle(link, fyne.TextAlignLeading, fyne.TextStyle{Monospace: true})))
+		}
+	}
 	box.Add(widget.NewLabel("The room stays open while Heartline runs here; a firewall may have to allow the port."))
 	dialog.ShowCustom("Hosting", "Close", box, u.win)
 }

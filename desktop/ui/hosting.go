@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/heartline/heartline/relay/server"
+	"github.com/heartline/heartline/relay/web"
 	"github.com/heartline/heartline/shared/protocol"
 )
 
@@ -65,7 +66,9 @@ func (h *host) start(port int, token string) (string, error) {
 		// STUN on the same port number over UDP when it is free: without
 		// it the room still works, diagnostics just do not check UDP.
 		STUNOptional: true,
-		Logger:       h.log.With("component", "embedded-relay"),
+		// Friends without the app join from a browser at the same address.
+		Web:    web.Handler(),
+		Logger: h.log.With("component", "embedded-relay"),
 	}
 	if port < 65535 { // the responder needs the next port too
 		cfg.STUNPort = port
@@ -144,4 +147,12 @@ func (h *host) invites() []string {
 		out = append(out, protocol.InviteAddress(a, h.token))
 	}
 	return out
+}
+
+// browserLink is the address a friend without the app opens in a browser
+// for an invite ("host:port#token=..."): the hosted relay serves the web
+// client, which takes the token from the fragment (never sent to a server).
+func browserLink(invite string) string {
+	relay, token := protocol.SplitInvite(invite)
+	return protocol.InviteAddress("http://"+relay+"/", token)
 }

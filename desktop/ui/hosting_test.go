@@ -3,8 +3,11 @@ package ui
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,6 +30,21 @@ func TestHostStartStopWithoutAWindow(t *testing.T) {
 	defer h.stop()
 	if again, err := h.start(h.port, token); err != nil || again != addr {
 		t.Fatalf("starting the same room again: %q %v, want the running one at %q", again, err, addr)
+	}
+
+	// A friend without the app opens the invite's browser link.
+	link := browserLink(protocol.InviteAddress(addr, token))
+	if want := "http://" + addr + "/#token="; !strings.HasPrefix(link, want) {
+		t.Fatalf("browser link %q, want it to start with %q", link, want)
+	}
+	resp, err := http.Get(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Security-Policy") == "" || !strings.Contains(string(page), "<html") {
+		t.Fatalf("the hosted room's web page: %d, CSP %q", resp.StatusCode, resp.Header.Get("Content-Security-Policy"))
 	}
 
 	ctl := &sessions{store: newMapStore(), clientName: "heartline-desktop/test", do: func(f func()) { f() }}
