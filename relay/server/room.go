@@ -83,6 +83,7 @@ type room struct {
 	// recent remembers who sent the latest seqs (seq % len): the same seq
 	// again from someone else means Redis handed it out twice.
 	recent     [256]string
+	recentSeq  [256]uint64             // the seq recent[i] was delivered as (0: none yet: a view loaded from Redis knows no senders)
 	recentKey  [256]string             // the delivered key of recent[i]
 	delivered  map[string]protocol.Ack // member\x00client id -> its ack, for the messages in recent
 	serials    map[string]uint64       // key hash -> serial of the newest connection here that joined with it

@@ -159,7 +159,16 @@ func (r *room) joinShared(c *conn, h *protocol.Hello) joinResult {
 		r.mu.Unlock()
 		hist, recovered, err := r.fetchHistory(ctx, h.Resume, epoch, target)
 		if err != nil {
+			// Never a welcome without the history Redis still has (the
+			// client would take it for recovered=false): it reconnects.
 			s.log.Error("cannot read history from Redis", "room", r.name, "err", err)
+			id := ev.ID
+			s.async(func(ctx context.Context) error {
+				_, err := s.redis.Away(ctx, r.name, id, link, protocol.ReasonClosed, s.cfg.Grace)
+				return err
+			}, "cannot turn a member away in Redis (the room check will)", "room", r.name, "member", id)
+			return joinResult{refused: true, code: protocol.ErrInternal, close: protocol.CloseGoingAway,
+				msg: "the relay cannot reach its shared state right now; reconnecting"}
 		}
 		r.mu.Lock()
 		if r.committed != target || r.epoch != epoch {
@@ -167,12 +176,22 @@ func (r *room) joinShared(c *conn, h *protocol.Hello) joinResult {
 			continue
 		}
 		m := r.members[ev.ID]
-		if m == nil || m.link != link {
+		if m == nil {
 			r.mu.Unlock()
-			// Replaced (or gone) between the join and now: a newer
-			// connection of this member holds it.
-			return joinResult{refused: true, close: protocol.CloseReplaced,
-				msg: "a newer connection of this member is already in the room"}
+			return joinResult{retry: true} // removed between the join and now (its grace ended): join again
+		}
+		if m.link != link {
+			if m.state == protocol.StateOnline && m.link != "" {
+				r.mu.Unlock()
+				// A newer connection of this member, here or on another
+				// relay, joined after this one.
+				return joinResult{refused: true, close: protocol.CloseReplaced,
+					msg: "a newer connection of this member is already in the room"}
+			}
+			// Turned away after the join (a sweep took this relay for dead
+			// under load): this connection is alive, so it is online.
+			m.state, m.relay, m.link = protocol.StateOnline, s.redis.RelayID(), link
+			s.reassert(r.name, m.id, link)
 		}
 		if r.serials[kh] > c.Serial() {
 			r.mu.Unlock()
@@ -318,7 +337,7 @@ func (r *room) deliver(b *fanBatch, seq uint64, ts int64, from, client, name, av
 	r.lastTS = ts
 	slot := seq % uint64(len(r.recent))
 	delete(r.delivered, r.recentKey[slot])
-	r.recent[slot] = from + "\x1f" + client
+	r.recent[slot], r.recentSeq[slot] = from+"\x1f"+client, seq
 	r.recentKey[slot] = from + "\x00" + client
 	r.delivered[r.recentKey[slot]] = protocol.Ack{ID: client, Seq: seq, TS: ts}
 	m := r.members[from]
@@ -347,7 +366,8 @@ func (r *room) applyEvent(ev *redisengine.Event) {
 		r.epoch = ev.Epoch
 		switch {
 		case ev.Seq <= r.committed:
-			if r.committed-ev.Seq >= uint64(len(r.recent)) || r.recent[ev.Seq%uint64(len(r.recent))] != ev.ID+"\x1f"+ev.Client {
+			slot := ev.Seq % uint64(len(r.recent))
+			if r.recentSeq[slot] == ev.Seq && r.recent[slot] != ev.ID+"\x1f"+ev.Client {
 				// Not the message this view has under that seq: Redis lost
 				// writes and numbers again from an older seq.
 				r.s.async(func(ctx context.Context) error {

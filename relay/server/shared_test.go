@@ -411,3 +411,42 @@ func TestClusterRoomsListedOnEveryRelay(t *testing.T) {
 		}
 	}
 }
+
+// A relay that opens a room while messages flow sees, on the room's
+// channel, messages it already read with the roster: that is no sign of
+// lost writes, and must not give the room a new epoch.
+func TestClusterJoiningWhileMessagesFlowKeepsTheEpoch(t *testing.T) {
+	relays, _ := cluster(t, 2)
+	for _, tr := range relays {
+		tr.srv.cfg.Rate, tr.srv.cfg.Burst = 10000, 10000
+	}
+	alice, w := relays[0].join("lobby", "alice", newKey())
+	stop := alice.keepAlive(200 * time.Millisecond)
+	defer stop()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 300 {
+			alice.msg(fmt.Sprintf("m%d", i), "flowing")
+		}
+	}()
+	var joined []*tclient
+	for i := range 6 {
+		c, wj := relays[1].join("lobby", fmt.Sprintf("bob%d", i), newKey())
+		joined = append(joined, c)
+		if wj.Epoch != w.Epoch {
+			t.Fatalf("bob%d joined epoch %s, want %s", i, wj.Epoch, w.Epoch)
+		}
+		c.ws.Close()
+	}
+	<-done
+	_, last := relays[1].join("lobby", "carol", newKey())
+	if last.Epoch != w.Epoch {
+		t.Fatalf("the room's epoch changed to %s from %s", last.Epoch, w.Epoch)
+	}
+	for i, tr := range relays {
+		if n := testutilCounter(tr.srv.metrics.RedisEpochResets); n != 0 {
+			t.Fatalf("relay %d reset %v epochs", i, n)
+		}
+	}
+}
