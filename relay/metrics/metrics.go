@@ -43,22 +43,26 @@ const (
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	Connections       prometheus.Gauge       // open websocket connections
-	Rooms             prometheus.Gauge       // rooms held in memory
-	FramesIn          *prometheus.CounterVec // frames received, by type
-	FramesOut         *prometheus.CounterVec // frames queued to clients, by type (a fan-out counts once per recipient)
-	MessagesAccepted  prometheus.Counter     // msg frames that got a seq
-	Evictions         *prometheus.CounterVec // connections the relay closed, by reason
-	QueueOverflows    prometheus.Counter     // send queues that overflowed
-	HeartbeatTimeouts prometheus.Counter     // connections closed for silence
-	FanoutDuration    prometheus.Histogram   // time to queue one frame, or one drain's batch, to every member of a room
-	StoreCommit       prometheus.Histogram   // time from handing a record to the store until it is durable
-	StoreErrors       prometheus.Counter     // failed store writes
-	StoreBusy         prometheus.Counter     // messages refused (rate_limited) because the store's queue was full
-	HTTPRefused       *prometheus.CounterVec // upgrade requests refused before the upgrade, by reason (host: any request)
-	AvatarUploads     *prometheus.CounterVec // avatar uploads, by result
-	AuthFailures      *prometheus.CounterVec // wrong credentials presented, by kind
-	AuthThrottled     *prometheus.CounterVec // requests refused while their address sat out an auth backoff, by where
+	Connections       prometheus.Gauge         // open websocket connections
+	Rooms             prometheus.Gauge         // rooms held in memory
+	FramesIn          *prometheus.CounterVec   // frames received, by type
+	FramesOut         *prometheus.CounterVec   // frames queued to clients, by type (a fan-out counts once per recipient)
+	MessagesAccepted  prometheus.Counter       // msg frames that got a seq
+	Evictions         *prometheus.CounterVec   // connections the relay closed, by reason
+	QueueOverflows    prometheus.Counter       // send queues that overflowed
+	HeartbeatTimeouts prometheus.Counter       // connections closed for silence
+	FanoutDuration    prometheus.Histogram     // time to queue one frame, or one drain's batch, to every member of a room
+	StoreCommit       prometheus.Histogram     // time from handing a record to the store until it is durable
+	StoreErrors       prometheus.Counter       // failed store writes
+	StoreBusy         prometheus.Counter       // messages refused (rate_limited) because the store's queue was full
+	HTTPRefused       *prometheus.CounterVec   // upgrade requests refused before the upgrade, by reason (host: any request)
+	AvatarUploads     *prometheus.CounterVec   // avatar uploads, by result
+	AuthFailures      *prometheus.CounterVec   // wrong credentials presented, by kind
+	AuthThrottled     *prometheus.CounterVec   // requests refused while their address sat out an auth backoff, by where
+	RedisCalls        *prometheus.HistogramVec // Redis round trips, by operation (Redis mode)
+	RedisErrors       *prometheus.CounterVec   // failed Redis round trips, by operation
+	RedisGapFills     prometheus.Counter       // rooms that caught up from Redis after missing events
+	RedisEpochResets  prometheus.Counter       // rooms given a new epoch because Redis lost acknowledged writes
 }
 
 // New creates the collectors and registers them, with the Go runtime and
@@ -132,6 +136,23 @@ func New() *Metrics {
 			Name: "heartline_auth_throttled_total",
 			Help: "Requests refused unread because their client address made too many failed authentications recently, by where (upgrade, hello, avatars, rooms).",
 		}, []string{"at"}),
+		RedisCalls: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "heartline_redis_call_seconds",
+			Help:    "Redis round trips (Redis mode), by operation (publish, join, away, leave, history, roster, heartbeat, sweep, ...).",
+			Buckets: prometheus.ExponentialBuckets(5e-5, 2.5, 12), // 50 µs .. 1.2 s
+		}, []string{"op"}),
+		RedisErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "heartline_redis_errors_total",
+			Help: "Redis round trips that failed, by operation.",
+		}, []string{"op"}),
+		RedisGapFills: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "heartline_redis_gap_fills_total",
+			Help: "Times a room caught up from Redis (stream and roster) because events were missed or lost on pub/sub.",
+		}),
+		RedisEpochResets: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "heartline_redis_epoch_resets_total",
+			Help: "Rooms given a new epoch because Redis lost acknowledged writes (restart without persistence, failover); their clients resume with recovered=false.",
+		}),
 	}
 	// Every eviction reason exists from the start at 0, so an alert on its
 	// rate has a series before the first eviction.
@@ -150,7 +171,7 @@ func New() *Metrics {
 		m.Connections, m.Rooms, m.FramesIn, m.FramesOut,
 		m.MessagesAccepted, m.Evictions, m.QueueOverflows, m.HeartbeatTimeouts,
 		m.FanoutDuration, m.StoreCommit, m.StoreErrors, m.StoreBusy, m.HTTPRefused, m.AvatarUploads,
-		m.AuthFailures, m.AuthThrottled,
+		m.AuthFailures, m.AuthThrottled, m.RedisCalls, m.RedisErrors, m.RedisGapFills, m.RedisEpochResets,
 	)
 	return m
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/heartline/heartline/relay/redisengine"
 	"github.com/heartline/heartline/relay/store"
 	"github.com/heartline/heartline/shared/protocol"
 )
@@ -19,6 +20,7 @@ type pendingMsg struct {
 }
 
 type commitResult struct {
+	ev    *redisengine.Event // an event of a shared room, instead of a commit
 	key   string
 	rec   store.Record
 	start time.Time
@@ -29,6 +31,10 @@ type commitResult struct {
 // original ack; a new one gets the next seq and goes to the store. The ack
 // and the broadcast wait for the commit (applyCommit).
 func (r *room) send(m *member, c *conn, f *protocol.Send, now time.Time) {
+	if r.s.inRedis() {
+		r.sendShared(m, c, f, now)
+		return
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if m.conn != c {
@@ -107,8 +113,15 @@ func (r *room) drain() {
 			return
 		}
 		r.doneMu.Unlock()
+		if r.s.inRedis() {
+			<-r.ready // a shared room's events can arrive while it loads
+		}
 		r.mu.Lock()
 		for _, res := range q {
+			if res.ev != nil {
+				r.applyEvent(res.ev)
+				continue
+			}
 			r.applyCommit(&r.batch, res)
 		}
 		kick := r.flush(&r.batch, r.kickBuf[:0])

@@ -254,6 +254,25 @@ type Config struct {
 	// (when STUNPort is 0); nil means none.
 	STUNPorts []int
 
+	// RedisURL, when set, keeps the rooms in Redis instead of the relay's
+	// own store, so that several relays serve the same rooms (any client
+	// on any relay; see docs/OPERATIONS.md "Running several relays"):
+	// redis://[user:password@]host:port/db, or rediss:// for TLS. The
+	// local store then keeps nothing of the rooms. "" means one relay with
+	// its embedded store.
+	RedisURL string
+	// RedisPassword overrides the password in RedisURL; "" keeps it.
+	RedisPassword string
+	// RedisAllowVolatile lets the relay start on a Redis that keeps nothing
+	// across its restart (no AOF, no RDB): a restart of Redis then starts
+	// every room's history anew (clients resume with recovered=false).
+	// false means such a Redis is refused at start.
+	RedisAllowVolatile bool
+	// RedisDeadAfter is how long a relay may miss its heartbeats to Redis
+	// (sent every 2 s) before the others take it for dead and turn its
+	// members away; 0 means 10 s.
+	RedisDeadAfter time.Duration
+
 	// Logger receives connect/join/leave/eviction lines; nil discards.
 	Logger *slog.Logger
 
@@ -263,6 +282,9 @@ type Config struct {
 
 // withDefaults returns c with every zero value replaced by its default.
 func (c Config) withDefaults() Config {
+	if c.RedisDeadAfter <= 0 {
+		c.RedisDeadAfter = 10 * time.Second
+	}
 	c.Listen = cmp.Or(c.Listen, DefaultListen)
 	if c.HistoryPage <= 0 {
 		c.HistoryPage = DefaultHistoryPage

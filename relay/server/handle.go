@@ -187,7 +187,7 @@ func (s *Server) checkAvatar(a string) string {
 			return fmt.Sprintf("there is no built-in avatar %q; GET /v1/avatars lists them", value)
 		}
 	case "sha256":
-		if s.avatars == nil || !s.avatars.Has(value) {
+		if s.avatars == nil || !s.hasAvatar(value) {
 			return "this relay has no uploaded picture " + a + "; upload it with POST /v1/avatars first"
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
 
+	"github.com/heartline/heartline/internal/redistest"
 	"github.com/heartline/heartline/shared/protocol"
 )
 
@@ -61,8 +63,31 @@ func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
+var (
+	testRedisMu sync.Mutex
+	testRedis   = map[string]*redistest.Server{}
+)
+
 func startRelay(t *testing.T, cfg Config) *testRelay {
 	t.Helper()
+	if os.Getenv("HEARTLINE_TEST_ENGINE") == "redis" && cfg.RedisURL == "" && cfg.Store == nil {
+		// One Redis per data dir: a relay restarted on its data dir finds
+		// its rooms again, as it would in its own store.
+		testRedisMu.Lock()
+		rs := testRedis[cfg.DataDir]
+		if rs == nil {
+			rs = redistest.Start(t, redistest.Options{AppendOnly: true})
+			testRedis[cfg.DataDir] = rs
+			dir := cfg.DataDir
+			t.Cleanup(func() {
+				testRedisMu.Lock()
+				delete(testRedis, dir)
+				testRedisMu.Unlock()
+			})
+		}
+		testRedisMu.Unlock()
+		cfg.RedisURL = rs.URL()
+	}
 	srv, err := New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)

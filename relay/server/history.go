@@ -11,6 +11,11 @@ import (
 
 func (r *room) welcome(c *conn, m *member, resume *protocol.Resume, now time.Time) *protocol.Welcome {
 	hist, recovered := r.history(resume)
+	return r.welcomeWith(c, m, hist, recovered, now)
+}
+
+// welcomeWith is the welcome with its history picked. r.mu held.
+func (r *room) welcomeWith(c *conn, m *member, hist []protocol.Message, recovered bool, now time.Time) *protocol.Welcome {
 	members := make([]protocol.Member, 0, len(r.members))
 	for _, o := range r.members {
 		members = append(members, o.wire())

@@ -65,6 +65,13 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "draining\n")
 		return
 	}
+	if why := s.redisReady(); why != "" {
+		// The load balancer sends new clients elsewhere; the members here
+		// keep their links (messages get retry errors until Redis is back).
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, why+"\n")
+		return
+	}
 	if err := s.storeWriteErr(); err != nil {
 		// The relay would take messages it cannot keep: every one would get
 		// error internal. The body gives the cause (e.g. "no space left on
@@ -275,6 +282,10 @@ func (s *Server) handleRooms(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusUnauthorized, "unauthorized", "send Authorization: Bearer <admin token> (set with --admin-token)")
 		return
 	}
+	if s.inRedis() {
+		s.handleSharedRooms(w)
+		return
+	}
 	s.roomsMu.Lock()
 	rooms := make([]*room, 0, len(s.rooms))
 	for _, rm := range s.rooms {
@@ -477,6 +488,17 @@ func (s *Server) handleAvatarUpload(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusInternalServerError, "internal", "the relay could not store the picture; try again later")
 		return
 	}
+	if s.inRedis() {
+		ctx, cancel := redisCtx()
+		err := s.redis.PutAvatar(ctx, h, png)
+		cancel()
+		if err != nil {
+			count("error")
+			s.log.Error("cannot share avatar through Redis", "err", err)
+			writeJSONError(w, http.StatusServiceUnavailable, "busy", "the relay cannot share the picture with the other relays right now; try again later")
+			return
+		}
+	}
 	count("stored")
 	s.log.Info("avatar stored", "avatar", h, "remote", r.RemoteAddr, "bytes", len(png))
 	writeJSON(w, http.StatusCreated, map[string]string{"avatar": protocol.AvatarSHA256 + ":" + h})
@@ -493,7 +515,7 @@ const immutable = "public, max-age=31536000, immutable"
 
 func (s *Server) handleAvatar(w http.ResponseWriter, r *http.Request) {
 	h := r.PathValue("hex")
-	if !avatar.ValidHex(h) || s.avatars == nil {
+	if !avatar.ValidHex(h) || s.avatars == nil || !s.hasAvatar(h) {
 		writeJSONError(w, http.StatusNotFound, "not_found", "no such picture: the name is 64 lowercase hex digits of a stored picture")
 		return
 	}

@@ -39,6 +39,9 @@ type joinResult struct {
 
 // join admits c as the member whose key the hello carries.
 func (r *room) join(c *conn, h *protocol.Hello) joinResult {
+	if r.s.inRedis() {
+		return r.joinShared(c, h)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.dead {
@@ -153,6 +156,10 @@ func (r *room) attach(c *conn, m *member) {
 
 // linkDropped turns m away when c, its current connection, ended without bye.
 func (r *room) linkDropped(m *member, c *conn, reason string) {
+	if r.s.inRedis() {
+		r.linkDroppedShared(m, c, reason)
+		return
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if m.conn != c {
@@ -173,6 +180,10 @@ func (r *room) linkDropped(m *member, c *conn, reason string) {
 
 // bye removes m at once (reason bye) if c is its current connection.
 func (r *room) bye(m *member, c *conn) {
+	if r.s.inRedis() {
+		r.byeShared(m, c)
+		return
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if m.conn != c {
@@ -203,6 +214,10 @@ func (r *room) leaveDue(t time.Time) {
 // sweep ends the grace period of away members and forgets an empty room. It
 // skips a busy room (the next sweep gets it) so the sweeper never waits.
 func (r *room) sweep(now time.Time) {
+	if r.s.inRedis() {
+		r.sweepShared()
+		return
+	}
 	if !r.mu.TryLock() {
 		return
 	}

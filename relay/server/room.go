@@ -28,6 +28,7 @@ type member struct {
 	addr                   string    // client address of its last connection (clientAddr); "" until one after a restart
 	lastSeen               time.Time // when the last link dropped (for idle_seconds while away)
 	fan                    []fanPart // how this member's share of the drain's fanBatch differs
+	relay, link            string    // shared rooms: where the member is online (relay id, connection)
 }
 
 func (m *member) wire() protocol.Member {
@@ -72,6 +73,18 @@ type room struct {
 	doneMu   sync.Mutex
 	doneQ    []commitResult
 	draining bool
+
+	// Shared rooms (shared.go) only.
+	pv         uint64 // the roster version this view has applied
+	wantSeq    uint64 // what the running catch-up must reach
+	wantPV     uint64 // idem
+	catchingUp bool   // a catch-up goroutine runs
+	joining    int    // joins under way (the room has no connection of theirs yet)
+	// recent remembers who sent the latest seqs (seq % len): the same seq
+	// again from someone else means Redis handed it out twice.
+	recent     [256]string
+	pubQ       []pubItem // messages waiting for the publisher
+	publishing bool      // the publisher goroutine runs
 }
 
 func (s *Server) newRoom(name string) *room {
@@ -129,7 +142,11 @@ func (s *Server) getRoom(name, ip string) (*room, error) {
 	r := s.rooms[name]
 	creator := r == nil
 	isNew := false
-	if creator {
+	if creator && s.inRedis() {
+		r = s.newRoom(name)
+		s.rooms[name] = r
+		s.metrics.Rooms.Set(float64(len(s.rooms)))
+	} else if creator {
 		if _, ok := s.stored[name]; !ok {
 			if err := s.admitNewRoom(ip); err != nil {
 				s.roomsMu.Unlock()
@@ -145,6 +162,19 @@ func (s *Server) getRoom(name, ip string) (*room, error) {
 	if !creator {
 		<-r.ready
 		return r, r.initErr
+	}
+	if s.inRedis() {
+		if err := s.openShared(r); err != nil {
+			r.initErr = err
+			s.roomsMu.Lock()
+			delete(s.rooms, name)
+			s.metrics.Rooms.Set(float64(len(s.rooms)))
+			s.roomsMu.Unlock()
+			close(r.ready)
+			return nil, err
+		}
+		close(r.ready)
+		return r, nil
 	}
 	st, err := s.store.EnsureRoom(name)
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/heartline/heartline/relay/avatar"
 	"github.com/heartline/heartline/relay/internal/wsconn"
 	"github.com/heartline/heartline/relay/metrics"
+	"github.com/heartline/heartline/relay/redisengine"
 	"github.com/heartline/heartline/relay/store"
 	"github.com/heartline/heartline/relay/stunsrv"
 	"github.com/heartline/heartline/shared/protocol"
@@ -74,6 +75,12 @@ type Server struct {
 
 	draining atomic.Bool
 	stop     chan struct{}
+
+	// redis holds the rooms when Config.RedisURL is set (shared.go); nil
+	// for a relay on its own store. redisOK is its last heartbeat's outcome.
+	redis       *redisengine.Engine
+	redisOK     atomic.Bool
+	redisBackAt atomic.Int64 // unix ns; see redisBack
 
 	mu       sync.Mutex // guards ln, stun, httpSrv, served, shutdown and the ops fields
 	ln       net.Listener
@@ -177,6 +184,14 @@ func New(cfg Config) (*Server, error) {
 	if wc, ok := s.store.(writeChecker); ok {
 		s.metrics.WatchStore(func() bool { return wc.WriteErr() == nil })
 	}
+	if cfg.RedisURL != "" {
+		if err := s.openRedis(); err != nil {
+			if s.ownStore != nil {
+				s.ownStore.Close()
+			}
+			return nil, err
+		}
+	}
 	if err := s.restore(); err != nil {
 		if s.ownStore != nil {
 			s.ownStore.Close()
@@ -191,6 +206,10 @@ func New(cfg Config) (*Server, error) {
 	s.handler = s.routes()
 	s.bgWG.Add(1)
 	go s.sweeper()
+	if s.redis != nil {
+		s.bgWG.Add(1)
+		go s.clusterLoop()
+	}
 	if r, err := wsconn.NewReactor(); err == nil {
 		s.reactor = r
 		s.bgWG.Add(1)
@@ -472,6 +491,16 @@ func (s *Server) shutdownOnce(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	if s.redis != nil {
+		// This relay's members turn away at once (not after a missed
+		// heartbeat), so they come back through another relay with no
+		// leave; then the background work still using Redis ends.
+		lctx, cancel := context.WithTimeout(context.Background(), redisTimeout)
+		if err := s.redis.Leave(lctx, s.cfg.Grace); err != nil {
+			s.log.Warn("cannot hand this relay's members over in Redis; the others will after missed heartbeats", "err", err)
+		}
+		cancel()
+	}
 	// Close the store before stopping the sweeper: its last callbacks start
 	// room drainers (bgWG.Add) while the sweeper still holds bgWG above zero.
 	if s.ownStore != nil {
@@ -484,6 +513,9 @@ func (s *Server) shutdownOnce(ctx context.Context) error {
 		s.reactor.Close()
 	}
 	s.bgWG.Wait()
+	if s.redis != nil {
+		s.redis.Close()
+	}
 	s.log.Info("relay stopped")
 	return errors.Join(errs...)
 }
@@ -512,6 +544,9 @@ func (s *Server) snapshotConns() []*conn {
 // member is away and leaves (reason timeout) after the grace period unless
 // its key comes back.
 func (s *Server) restore() error {
+	if s.inRedis() {
+		return nil // the rooms are in Redis, loaded on first join
+	}
 	states, err := s.store.Rooms()
 	if err != nil {
 		return fmt.Errorf("cannot read the rooms from the store: %w", err)
