@@ -11,6 +11,9 @@
 //	heartline-load churn   -members 200 -churn 20 -duration 40s
 //	heartline-load storm   -n 10000 -relay-cmd "/tmp/heartline-relay --listen 127.0.0.1:8080 ..."
 //	heartline-load guess   -duration 5s -src 127.0.0.2
+//	heartline-load failover -url ws://127.0.0.1:8081/ws,ws://127.0.0.1:8082/ws,ws://127.0.0.1:8083/ws \
+//	                       -n 10000 -kill-pid 1234   (SIGKILL one of the relays under traffic)
+//	heartline-load rolling  -url ... -relay-cmd "..." -relay-cmd "..." -relay-cmd "..."
 //	heartline-load fill    -sockets 20 -duration 60s -src 127.0.0.2 -db /tmp/data/heartline.db
 //
 // It prints a readable summary and, last, one JSON line with the same figures.
@@ -49,6 +52,12 @@ modes:
            loss, peak relay RSS
   guess    wrong tokens from one address, one after another: guesses per second
            the relay answers, and how many it refuses unheard (throttled)
+  failover N shared/client engines over several relays on one Redis, each
+           dialling its own relay first and the others when that fails; one
+           relay is killed (SIGKILL): time until its clients are back
+           elsewhere, loss, duplicates, order, left/joined and away seen
+  rolling  the same engines while the tool restarts every relay in turn
+           (SIGTERM, wait for the exit, start again): the same figures
   fill     the longest messages at the relay's rate from one address, a fresh
            room every few dozen: growth of the relay's database per second
 
@@ -113,12 +122,14 @@ func main() {
 type modeFunc func(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (any, error)
 
 var modes = map[string]modeFunc{
-	"idle":   idleMode,
-	"fanout": fanoutMode,
-	"churn":  churnMode,
-	"storm":  stormMode,
-	"guess":  guessMode,
-	"fill":   fillMode,
+	"idle":     idleMode,
+	"fanout":   fanoutMode,
+	"churn":    churnMode,
+	"storm":    stormMode,
+	"guess":    guessMode,
+	"fill":     fillMode,
+	"failover": failoverMode,
+	"rolling":  rollingMode,
 }
 
 // common holds the flags every mode has.

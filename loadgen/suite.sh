@@ -19,7 +19,7 @@ bin=$(mktemp -d)
 trap 'stop_cluster; stop_relay; rm -rf "$bin"' EXIT
 go build -o "$bin/heartline-relay" ./relay
 go build -o "$bin/heartline-load" ./loadgen
-port=18080
+port=${HEARTLINE_SUITE_PORT:-18080} # relays listen here (a cluster on the next ports)
 data="$out/relay-data"
 relay_pid=
 # The load generator is one host dialling from 16 loopback addresses: lift the
@@ -70,9 +70,11 @@ fanout_relay=(--max-room-members 1100 --rate 100000 --burst 100000)
 
 # Three relays on one Redis (AOF with the given appendfsync), on ports
 # port+1..port+3, each with its own data dir.
-redis_port=16379
+redis_port=${HEARTLINE_SUITE_REDIS_PORT:-16379}
 redis_pid=
+cluster_n=3 # relays start_cluster starts
 cluster_pids=()
+cluster_cmds=() # their command lines (for the rolling restart)
 cluster_urls=
 start_cluster() { # always|everysec relay-flags...
 	local fsync=$1
@@ -95,12 +97,15 @@ start_cluster() { # always|everysec relay-flags...
 		sleep 0.1
 	done
 	cluster_urls=
+	cluster_cmds=()
 	local n p
-	for n in 1 2 3; do
+	for n in $(seq 1 "$cluster_n"); do
 		p=$((port + n))
 		rm -rf "$data$n" && mkdir -p "$data$n"
-		"$bin/heartline-relay" --listen "127.0.0.1:$p" --data-dir "$data$n" --redis-url "redis://127.0.0.1:$redis_port/0" \
-			--log-level warn --stun-port 0 "${per_ip[@]}" "$@" >"$out/relay$n.log" 2>&1 &
+		local cmd=("$bin/heartline-relay" --listen "127.0.0.1:$p" --data-dir "$data$n" --redis-url "redis://127.0.0.1:$redis_port/0"
+			--grace 30s --redis-dead-after 10s --max-conns 19500 --log-level warn --stun-port 0 "${per_ip[@]}" "$@")
+		cluster_cmds+=("${cmd[*]}")
+		"${cmd[@]}" >"$out/relay$n.log" 2>&1 &
 		cluster_pids+=($!)
 		for _ in $(seq 1 100); do
 			if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then break; fi
@@ -152,6 +157,17 @@ for s in $scenarios; do
 		run_cluster accept100-3relays-always fanout -rooms 100 -receivers 100 -senders 100 -rate 0 -window 200 -echo ack -duration 15s ;;
 	accept100-3relays-everysec) start_cluster everysec "${fanout_relay[@]}" &&
 		run_cluster accept100-3relays-everysec fanout -rooms 100 -receivers 100 -senders 100 -rate 0 -window 200 -echo ack -duration 15s ;;
+	# Idle memory per connection with the Redis engine: one relay on Redis
+	# (compare with idle5k, bbolt, run next to it).
+	idle5k-redis) cluster_n=1 start_cluster always &&
+		run_cluster idle5k-redis idle -n 5000 -hold 30s ;;
+	# Redis memory per room: one room filled with 1,000 messages of 200 bytes,
+	# then MEMORY USAGE of each of its keys.
+	redis-room-memory) cluster_n=1 start_cluster always "${fanout_relay[@]}" &&
+		run_cluster redis-room-memory fanout -receivers 1 -senders 1 -rate 100 -duration 10s -warmup 0s -size 200 &&
+		for k in $(redis-cli -p "$redis_port" --scan --pattern 'hl:{r:*'); do
+			echo "  $k: $(redis-cli -p "$redis_port" type "$k") $(redis-cli -p "$redis_port" memory usage "$k" samples 0) bytes"
+		done | tee -a "$out/redis-room-memory.txt" ;;
 	*) echo "unknown scenario $s" >&2 ;;
 	esac
 done
