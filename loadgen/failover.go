@@ -97,6 +97,11 @@ type outage struct {
 	StartSeconds float64 `json:"start_seconds,omitempty"`
 	TimedOut     bool    `json:"timed_out,omitempty"`
 	LoadAvg      string  `json:"loadavg"`
+	// Any member's welcomes with recovered=false and history gaps from the
+	// signal until its clients were back (a relay that rotates a room's
+	// epoch sends all of the room's members round again).
+	NotRecovered int64 `json:"not_recovered"`
+	HistoryGaps  int64 `json:"history_gaps"`
 }
 
 func failoverMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (any, error) {
@@ -144,8 +149,8 @@ func failoverLike(fs *flag.FlagSet, mode string) func(ctx context.Context, e *en
 		if *n > 19000 {
 			return nil, errors.New("-n: one process may hold at most 20,000 descriptors here")
 		}
-		if *senders > 0 && *senders-1+nRooms*(len(c.urls)-1) >= *n {
-			return nil, fmt.Errorf("-senders %d: too many for %d members in %d rooms over %d relays", *senders, *n, nRooms, len(c.urls))
+		if *senders > *n {
+			return nil, fmt.Errorf("-senders %d: more than -n %d", *senders, *n)
 		}
 		hosts := make([]string, len(c.urls))
 		for i, u := range c.urls {
@@ -330,6 +335,8 @@ type failoverFleet struct {
 	ended     atomic.Int64
 
 	counting atomic.Bool // presence is counted from the first outage until the run's own leave
+	// Welcomes with recovered=false and history gaps, all members so far.
+	notRecovered, historyGaps atomic.Int64
 
 	mu          sync.Mutex
 	roomAcked   map[string][]uint64 // every acked seq, per room
@@ -384,17 +391,17 @@ func newFailoverFleet(e *env, c *common, mode string, hosts []string, n, nRooms,
 		f.rooms[i] = fmt.Sprintf("failover-%s-%d", id, i)
 		f.roomMax[f.rooms[i]] = new(atomic.Uint64)
 	}
-	// Member i is in room i mod rooms on relay (i / rooms) mod relays: each
-	// room has members on every relay.
+	// As newMembers: member i is in room i mod rooms, and a room's members
+	// take the relays in turn from relay (room mod relays) on.
 	for i := range f.members {
-		m := &foMember{idx: i, room: f.rooms[i%nRooms], home: (i / nRooms) % len(hosts), byMsg: map[string]uint64{}}
+		m := &foMember{idx: i, room: f.rooms[i%nRooms], home: (i/nRooms + i%nRooms) % len(hosts), byMsg: map[string]uint64{}}
 		m.relay.Store(-1)
 		m.onRelay.Store(-1)
 		f.members[i] = m
 	}
-	// Sender k: room k mod rooms, on relay k mod relays.
+	// Sender k is member k: room k mod rooms, spread over the relays.
 	for k := range senders {
-		m := f.members[k+nRooms*(k%len(hosts))]
+		m := f.members[k]
 		m.outbox = map[string]client.OutboxStatus{}
 		f.senders = append(f.senders, m)
 	}
@@ -505,6 +512,7 @@ func (f *failoverFleet) read(m *foMember) {
 				m.id.Store(&myID)
 			} else if !w.Recovered {
 				m.notRecovered++
+				f.notRecovered.Add(1)
 			}
 			m.onRelay.Store(m.relay.Load())
 			m.welcomeAt.Store(f.e.now())
@@ -521,6 +529,7 @@ func (f *failoverFleet) read(m *foMember) {
 			m.contig.Store(m.seqs.contig)
 		case client.HistoryGap:
 			m.historyGaps++
+			f.historyGaps.Add(1)
 		case client.OutboxChanged:
 			f.outboxChanged(m, myID, ev.Item)
 		case client.MemberJoined:
@@ -629,6 +638,7 @@ func (f *failoverFleet) outage(ctx context.Context, idx, pid int, signal string,
 	o.Clients = len(victims)
 	f.c.progress("%s: %s to relay %s (pid %d, %d clients)", f.mode, signal, o.Relay, pid, o.Clients)
 	at := f.e.now()
+	nr0, hg0 := f.notRecovered.Load(), f.historyGaps.Load()
 	err := down()
 	if err != nil {
 		f.c.progress("%s: %v", f.mode, err)
@@ -650,6 +660,7 @@ func (f *failoverFleet) outage(ctx context.Context, idx, pid int, signal string,
 		}
 		sleepCtx(ctx, 20*time.Millisecond)
 	}
+	o.NotRecovered, o.HistoryGaps = f.notRecovered.Load()-nr0, f.historyGaps.Load()-hg0
 	var h hist
 	for i, m := range victims {
 		if m.welcomes.Load() > w0[i] {
@@ -774,9 +785,9 @@ func (f *failoverFleet) print(res *failoverResult) {
 		if o.Signal == "SIGTERM" {
 			extra = fmt.Sprintf(" (stop took %.2fs, start to listening %.2fs)", o.StopSeconds, o.StartSeconds)
 		}
-		fmt.Printf("  %s to %s%s: %d/%d of its clients back, p50 %.2fs, p99 %.2fs, max %.2fs after the signal, on %v%s; load average %s\n",
+		fmt.Printf("  %s to %s%s: %d/%d of its clients back, p50 %.2fs, p99 %.2fs, max %.2fs after the signal, on %v%s; meanwhile %d welcomes with recovered=false, %d history gaps; load average %s\n",
 			o.Signal, o.Relay, extra, o.Back, o.Clients, o.BackP50, o.BackP99, o.BackMax, o.BackOn,
-			map[bool]string{true: " - TIMED OUT", false: ""}[o.TimedOut], o.LoadAvg)
+			map[bool]string{true: " - TIMED OUT", false: ""}[o.TimedOut], o.NotRecovered, o.HistoryGaps, o.LoadAvg)
 	}
 	fmt.Printf("  chat: typed %d, acked %d, failed %d %v, still pending %d, acked twice %d; relay errors %v; settled %v\n",
 		res.Typed, res.Acked, res.Failed, res.FailReasons, res.Unacked, res.AckedTwice, res.RelayErrors, res.Settled)

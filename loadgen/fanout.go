@@ -240,8 +240,8 @@ func fanoutMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (
 			finals[r] = new(atomic.Uint64)
 		}
 		final := func(room string) uint64 { return finals[room].Load() }
-		recv := newMembers(e, *receivers, rooms, "r")
-		send := newMembers(e, *senders, rooms, "s")
+		recv := newMembers(e, *receivers, rooms, "r", 0)
+		send := newMembers(e, *senders, rooms, "s", 1)
 		all := append(append([]*member{}, recv...), send...)
 		for _, m := range all {
 			m.track, m.lat = true, &hist{}

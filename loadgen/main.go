@@ -301,10 +301,14 @@ func parseSources(spec string) ([]net.IP, error) {
 }
 
 // newMembers makes n members spread over rooms, source addresses and relay
-// URLs. A room's members take the relays in turn (member i is in room
-// i mod rooms, on relay (i / rooms) mod relays), so that with as many rooms
-// as relays no room sits on one relay alone.
-func newMembers(e *env, n int, rooms []string, namePrefix string) []*member {
+// URLs. A room's members take the relays in turn, starting with relay
+// (room + shift) mod relays (member i is in room i mod rooms, on relay
+// (i / rooms + i mod rooms + shift) mod relays): with as many rooms as
+// relays no room sits on one relay alone, and with one member per room the
+// rooms' members still spread over the relays. A second group (fanout's
+// senders) passes shift 1 so a room's first sender and first receiver sit
+// on different relays.
+func newMembers(e *env, n int, rooms []string, namePrefix string, shift int) []*member {
 	ms := make([]*member, n)
 	for i := range ms {
 		ms[i] = &member{
@@ -313,7 +317,7 @@ func newMembers(e *env, n int, rooms []string, namePrefix string) []*member {
 			name: namePrefix + strconv.Itoa(i),
 			key:  newKey(),
 			src:  e.srcs[i%len(e.srcs)],
-			url:  e.urlFor(i / len(rooms)),
+			url:  e.urlFor(i/len(rooms) + i%len(rooms) + shift),
 		}
 	}
 	return ms

@@ -8,8 +8,11 @@
 # Scenarios: idle5k idle19k fan10 fan100 closed16 accept churn storm10k storm10k-engine
 # (default: all). Takes about 7 minutes. It stops only the relays it started (by pid).
 # Several relays on one Redis (the relay needs --redis-url; not in the default
-# list): fan10-3relays accept100-3relays-always accept100-3relays-everysec. They
+# list): fan10-3relays accept100-3relays-always accept100-3relays-everysec
+# failover10k-3relays rolling-3relays idle5k-redis redis-room-memory. They
 # start their own redis-server on 127.0.0.1:16379 with its data in OUT/redis.
+# HEARTLINE_SUITE_PORT (18080) and HEARTLINE_SUITE_REDIS_PORT (16379) move
+# the ports, so two suites can run side by side.
 set -euo pipefail
 out=${1:-/tmp/heartline-bench}
 shift || true
@@ -114,13 +117,16 @@ start_cluster() { # always|everysec relay-flags...
 		cluster_urls+="${cluster_urls:+,}ws://127.0.0.1:$p/ws"
 	done
 }
-stop_cluster() {
+stop_cluster_relays() {
 	local p
 	for p in "${cluster_pids[@]}"; do
 		kill "$p" 2>/dev/null || true
 		wait "$p" 2>/dev/null || true
 	done
 	cluster_pids=()
+}
+stop_cluster() {
+	stop_cluster_relays
 	if [ -n "$redis_pid" ]; then
 		kill "$redis_pid" 2>/dev/null || true
 		wait "$redis_pid" 2>/dev/null || true
@@ -168,6 +174,19 @@ for s in $scenarios; do
 		for k in $(redis-cli -p "$redis_port" --scan --pattern 'hl:{r:*'); do
 			echo "  $k: $(redis-cli -p "$redis_port" type "$k") $(redis-cli -p "$redis_port" memory usage "$k" samples 0) bytes"
 		done | tee -a "$out/redis-room-memory.txt" ;;
+	# 10,000 shared/client engines over three relays, each dialling its own
+	# relay first and the next when refused; the second relay is killed
+	# (SIGKILL) under traffic. -after covers --redis-dead-after and --grace,
+	# so a member wrongly taken for gone would be seen leaving.
+	failover10k-3relays) start_cluster always "${fanout_relay[@]}" &&
+		run_cluster failover10k-3relays failover -n 10000 -per-room 100 -senders 20 -rate 2 \
+			-before 15s -after 45s -back-timeout 60s -kill-pid "${cluster_pids[1]}" ;;
+	# The same engines while the load generator restarts the three relays one
+	# after the other (SIGTERM, wait for the exit, start again).
+	rolling-3relays) start_cluster always "${fanout_relay[@]}" && stop_cluster_relays &&
+		run_cluster rolling-3relays rolling -n 10000 -per-room 100 -senders 20 -rate 2 \
+			-before 15s -between 10s -after 45s -back-timeout 60s -relay-log-dir "$out" \
+			-relay-cmd "${cluster_cmds[0]}" -relay-cmd "${cluster_cmds[1]}" -relay-cmd "${cluster_cmds[2]}" ;;
 	*) echo "unknown scenario $s" >&2 ;;
 	esac
 done
