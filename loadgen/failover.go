@@ -67,15 +67,20 @@ type failoverResult struct {
 	AwayEvents     int64 `json:"away_events"`
 	AwayMembers    int   `json:"away_members"`
 	// About members who were not moved (must be 0 too).
-	LeftOthers   int64          `json:"left_others"`
-	JoinedOthers int64          `json:"joined_others"`
-	RelayErrors  map[string]int `json:"relay_errors,omitempty"`
-	FailReasons  map[string]int `json:"fail_reasons,omitempty"`
-	Stopped      map[int]int    `json:"stopped,omitempty"` // engines that stopped for good, by close code
-	Settled      bool           `json:"settled"`           // every message answered and delivered before the end
-	TimedOut     bool           `json:"timed_out,omitempty"`
-	LoadGenCPU   float64        `json:"loadgen_cpu_percent"`
-	RelaysCPU    float64        `json:"relays_cpu_percent,omitempty"` // of the relays that ran throughout
+	LeftOthers   int64 `json:"left_others"`
+	JoinedOthers int64 `json:"joined_others"`
+	// About members this tool never saw welcomed (an engine that stopped at
+	// its first join): the relay had them in the room, so they leave
+	// after --grace.
+	LeftNeverWelcomed   int64          `json:"left_never_welcomed"`
+	JoinedNeverWelcomed int64          `json:"joined_never_welcomed"`
+	RelayErrors         map[string]int `json:"relay_errors,omitempty"`
+	FailReasons         map[string]int `json:"fail_reasons,omitempty"`
+	Stopped             map[int]int    `json:"stopped,omitempty"` // engines that stopped for good, by close code
+	Settled             bool           `json:"settled"`           // every message answered and delivered before the end
+	TimedOut            bool           `json:"timed_out,omitempty"`
+	LoadGenCPU          float64        `json:"loadgen_cpu_percent"`
+	RelaysCPU           float64        `json:"relays_cpu_percent,omitempty"` // of the relays that ran throughout
 }
 
 // outage is one relay going down: its clients, and how long until each
@@ -425,7 +430,14 @@ func (f *failoverFleet) dial(m *foMember) func(ctx context.Context, network, add
 	return func(ctx context.Context, network, _ string) (net.Conn, error) {
 		var firstErr error
 		for k := range f.hosts {
-			r := (m.home + k) % len(f.hosts)
+			// Its own relay, then the others in turn, half of a relay's
+			// clients starting with the next one and half with the one
+			// after (with three relays): the clients of a dead relay spread
+			// over the living ones, as a round-robin balancer spreads them.
+			r := m.home
+			if k > 0 {
+				r = (m.home + 1 + (m.idx+k-1)%(len(f.hosts)-1)) % len(f.hosts)
+			}
 			conn, err := d.DialContext(ctx, network, f.hosts[r])
 			if err == nil {
 				m.relay.Store(int32(r))
@@ -727,23 +739,33 @@ func (f *failoverFleet) finish(res *failoverResult) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	moved := map[string]bool{} // members who went through an outage and came back
+	known := map[string]bool{} // every member welcomed at least once
 	for _, m := range f.members {
-		if p := m.id.Load(); p != nil && m.welcomes.Load() > 1 {
-			moved[*p] = true
+		if p := m.id.Load(); p != nil {
+			known[*p] = true
+			if m.welcomes.Load() > 1 {
+				moved[*p] = true
+			}
 		}
 	}
 	for id, k := range f.left {
-		if moved[id] {
+		switch {
+		case moved[id]:
 			res.LeftCameBack += k
-		} else {
+		case known[id]:
 			res.LeftOthers += k
+		default:
+			res.LeftNeverWelcomed += k
 		}
 	}
 	for id, k := range f.joinedAgain {
-		if moved[id] {
+		switch {
+		case moved[id]:
 			res.JoinedCameBack += k
-		} else {
+		case known[id]:
 			res.JoinedOthers += k
+		default:
+			res.JoinedNeverWelcomed += k
 		}
 	}
 	for _, k := range f.away {
@@ -802,8 +824,8 @@ func (f *failoverFleet) print(res *failoverResult) {
 		res.Typed, res.Acked, res.Failed, res.FailReasons, res.Unacked, res.AckedTwice, res.RelayErrors, res.Settled)
 	fmt.Printf("  delivery: lost %d (at %d receivers), duplicated %d, out of order %d (late own acks %d); history gaps %d, welcomes with recovered=false %d\n",
 		res.Lost, res.LostReceivers, res.Duplicated, res.OutOfOrder, res.LateAcks, res.HistoryGaps, res.NotRecovered)
-	fmt.Printf("  presence after the first outage, about members who came back: left %d, joined %d; about the others: left %d, joined %d; away seen %d times (%d members)\n",
-		res.LeftCameBack, res.JoinedCameBack, res.LeftOthers, res.JoinedOthers, res.AwayEvents, res.AwayMembers)
+	fmt.Printf("  presence after the first outage, about members who came back: left %d, joined %d; about the others: left %d, joined %d; about engines never welcomed: left %d, joined %d; away seen %d times (%d members)\n",
+		res.LeftCameBack, res.JoinedCameBack, res.LeftOthers, res.JoinedOthers, res.LeftNeverWelcomed, res.JoinedNeverWelcomed, res.AwayEvents, res.AwayMembers)
 	if res.Joined < res.Clients {
 		fmt.Printf("  NOT JOINED: %d engines (failed attempts %v)\n", res.Clients-res.Joined, res.JoinFailures)
 	}

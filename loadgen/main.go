@@ -63,7 +63,7 @@ modes:
 
 Run "heartline-load <mode> -h" for a mode's flags. Only 127.0.0.0/8 relays and
 source addresses are accepted. -url may list several relays that share one
-Redis, comma-separated (idle, fanout, churn): members are spread over them
+Redis, comma-separated (idle, fanout, churn, failover, rolling): members are spread over them
 round robin, and fanout also reports each relay's share.
 `
 

@@ -143,6 +143,29 @@ run_cluster() { # name mode flags...
 	echo "redis: $(redis-cli -p "$redis_port" info memory | grep '^used_memory_human' | tr -d '\r')"
 }
 
+# room_keys prints every key matching a pattern with its type and MEMORY USAGE.
+room_keys() { # pattern
+	local k
+	for k in $(redis-cli -p "$redis_port" --scan --pattern "$1"); do
+		echo "  $k: $(redis-cli -p "$redis_port" type "$k") $(redis-cli -p "$redis_port" hlen "$k" 2>/dev/null | grep -v WRONGTYPE) $(redis-cli -p "$redis_port" memory usage "$k" samples 0) bytes"
+	done
+}
+# room_members: what 1,000 members of one room cost in Redis, measured while
+# they are held idle.
+room_members() {
+	"$bin/heartline-load" idle -url "$cluster_urls" -n 1000 -per-room 1000 -hold 20s -q >"$out/redis-room-members.txt" 2>&1 &
+	local idle_pid=$! k n
+	for _ in $(seq 1 600); do
+		k=$(redis-cli -p "$redis_port" --scan --pattern 'hl:{r:idle-*}:members' | head -1)
+		n=$([ -n "$k" ] && redis-cli -p "$redis_port" hlen "$k" || echo 0)
+		[ "$n" -ge 1000 ] && break
+		sleep 0.1
+	done
+	echo "one room with $n members held idle:" | tee -a "$out/redis-room-memory.txt"
+	room_keys 'hl:{r:idle-*' | tee -a "$out/redis-room-memory.txt"
+	wait "$idle_pid" || true
+}
+
 for s in $scenarios; do
 	case $s in
 	idle5k) start_relay --max-conns 19500 && run idle5k idle -n 5000 -hold 30s ;;
@@ -171,9 +194,8 @@ for s in $scenarios; do
 	# then MEMORY USAGE of each of its keys.
 	redis-room-memory) cluster_n=1 start_cluster always "${fanout_relay[@]}" &&
 		run_cluster redis-room-memory fanout -receivers 1 -senders 1 -rate 100 -duration 10s -warmup 0s -size 200 &&
-		for k in $(redis-cli -p "$redis_port" --scan --pattern 'hl:{r:*'); do
-			echo "  $k: $(redis-cli -p "$redis_port" type "$k") $(redis-cli -p "$redis_port" memory usage "$k" samples 0) bytes"
-		done | tee -a "$out/redis-room-memory.txt" ;;
+		room_keys 'hl:{r:fan-*' | tee -a "$out/redis-room-memory.txt" &&
+		room_members ;;
 	# 10,000 shared/client engines over three relays, each dialling its own
 	# relay first and the next when refused; the second relay is killed
 	# (SIGKILL) under traffic. -after covers --redis-dead-after and --grace,
