@@ -69,10 +69,14 @@ type failoverResult struct {
 	// About members who were not moved (must be 0 too).
 	LeftOthers   int64 `json:"left_others"`
 	JoinedOthers int64 `json:"joined_others"`
-	// About members this tool never saw welcomed (an engine that stopped at
-	// its first join): the relay had them in the room, so they leave
-	// after --grace.
+	// About member ids this tool never saw welcomed: an engine that
+	// stopped at its first join (the relay had it in the room, so it
+	// leaves after --grace), or a member who left for good and came back
+	// as a new member (new id).
+	// A member who left for good and came back is a new member (new id):
+	// its joined counts here.
 	LeftNeverWelcomed   int64          `json:"left_never_welcomed"`
+	LeftReasons         map[string]int `json:"left_reasons,omitempty"` // every left seen while counting, by reason
 	JoinedNeverWelcomed int64          `json:"joined_never_welcomed"`
 	RelayErrors         map[string]int `json:"relay_errors,omitempty"`
 	FailReasons         map[string]int `json:"fail_reasons,omitempty"`
@@ -359,6 +363,7 @@ type failoverFleet struct {
 	relayErrors map[string]int
 	failReasons map[string]int
 	stopped     map[int]int
+	leftReasons map[string]int
 	// Presence about a member (by protocol id) seen while counting.
 	left, joinedAgain, away map[string]int64
 }
@@ -398,7 +403,7 @@ type foMember struct {
 func newFailoverFleet(e *env, c *common, mode string, hosts []string, n, nRooms, senders int, rate float64) *failoverFleet {
 	f := &failoverFleet{e: e, c: c, mode: mode, hosts: hosts, members: make([]*foMember, n), rate: rate, rooms: make([]string, nRooms),
 		roomAcked: map[string][]uint64{}, roomMax: map[string]*atomic.Uint64{}, joinFails: map[string]int{},
-		relayErrors: map[string]int{}, failReasons: map[string]int{}, stopped: map[int]int{},
+		relayErrors: map[string]int{}, failReasons: map[string]int{}, stopped: map[int]int{}, leftReasons: map[string]int{},
 		left: map[string]int64{}, joinedAgain: map[string]int64{}, away: map[string]int64{}}
 	id := runID()
 	for i := range f.rooms {
@@ -557,6 +562,9 @@ func (f *failoverFleet) read(m *foMember) {
 			f.presence(f.joinedAgain, ev.Member.ID)
 		case client.MemberLeft:
 			f.presence(f.left, ev.Member.ID)
+			if f.counting.Load() {
+				f.count(f.leftReasons, ev.Reason)
+			}
 		case client.MemberChanged:
 			if ev.Member.State == protocol.StateAway {
 				f.presence(f.away, ev.Member.ID)
@@ -805,6 +813,7 @@ func (f *failoverFleet) finish(res *failoverResult) {
 		}
 	}
 	res.JoinFailures, res.RelayErrors, res.FailReasons, res.Stopped = f.joinFails, f.relayErrors, f.failReasons, f.stopped
+	res.LeftReasons = f.leftReasons
 }
 
 func (f *failoverFleet) print(res *failoverResult) {
@@ -826,6 +835,9 @@ func (f *failoverFleet) print(res *failoverResult) {
 		res.Lost, res.LostReceivers, res.Duplicated, res.OutOfOrder, res.LateAcks, res.HistoryGaps, res.NotRecovered)
 	fmt.Printf("  presence after the first outage, about members who came back: left %d, joined %d; about the others: left %d, joined %d; about engines never welcomed: left %d, joined %d; away seen %d times (%d members)\n",
 		res.LeftCameBack, res.JoinedCameBack, res.LeftOthers, res.JoinedOthers, res.LeftNeverWelcomed, res.JoinedNeverWelcomed, res.AwayEvents, res.AwayMembers)
+	if len(res.LeftReasons) > 0 {
+		fmt.Printf("  left events by reason: %v\n", res.LeftReasons)
+	}
 	if res.Joined < res.Clients {
 		fmt.Printf("  NOT JOINED: %d engines (failed attempts %v)\n", res.Clients-res.Joined, res.JoinFailures)
 	}

@@ -9,7 +9,7 @@
 # (default: all). Takes about 7 minutes. It stops only the relays it started (by pid).
 # Several relays on one Redis (the relay needs --redis-url; not in the default
 # list): fan10-3relays accept100-3relays-always accept100-3relays-everysec
-# failover10k-3relays rolling-3relays idle5k-redis redis-room-memory. They
+# failover10k-3relays rolling-3relays idle5k-redis idle19k-redis redis-room-memory. They
 # start their own redis-server on 127.0.0.1:16379 with its data in OUT/redis.
 # HEARTLINE_SUITE_PORT (18080) and HEARTLINE_SUITE_REDIS_PORT (16379) move
 # the ports, so two suites can run side by side.
@@ -190,6 +190,8 @@ for s in $scenarios; do
 	# (compare with idle5k, bbolt, run next to it).
 	idle5k-redis) cluster_n=1 start_cluster always &&
 		run_cluster idle5k-redis idle -n 5000 -hold 30s ;;
+	idle19k-redis) cluster_n=1 start_cluster always &&
+		run_cluster idle19k-redis idle -n 19000 -hold 30s ;;
 	# Redis memory per room: one room filled with 1,000 messages of 200 bytes,
 	# then MEMORY USAGE of each of its keys.
 	redis-room-memory) cluster_n=1 start_cluster always "${fanout_relay[@]}" &&
