@@ -53,7 +53,9 @@ type failoverResult struct {
 	// person would see twice.
 	Duplicated uint64 `json:"duplicated"`
 	OutOfOrder uint64 `json:"out_of_order"`
-	LateAcks   uint64 `json:"late_acks"`
+	// OutOfOrderWhere: "live" or "in a resume's history", and the relay.
+	OutOfOrderWhere map[string]int `json:"out_of_order_where,omitempty"`
+	LateAcks        uint64         `json:"late_acks"`
 	// HistoryGaps: resumes where the relay said it no longer had everything
 	// (the engine admits a gap); NotRecovered: welcomes with recovered=false.
 	HistoryGaps  int64 `json:"history_gaps"`
@@ -364,6 +366,7 @@ type failoverFleet struct {
 	failReasons map[string]int
 	stopped     map[int]int
 	leftReasons map[string]int
+	outOfOrder  map[string]int // where out-of-order deliveries were seen
 	// Presence about a member (by protocol id) seen while counting.
 	left, joinedAgain, away map[string]int64
 }
@@ -390,6 +393,8 @@ type foMember struct {
 	id        atomic.Pointer[string] // protocol member id, from the first welcome
 
 	seqs         *seqSet
+	sinceWelcome int               // messages received since the latest welcome
+	lastHistory  int               // how many that welcome carried
 	byMsg        map[string]uint64 // sender id/msg id -> seq
 	duplicated   uint64
 	historyGaps  int64
@@ -403,7 +408,7 @@ type foMember struct {
 func newFailoverFleet(e *env, c *common, mode string, hosts []string, n, nRooms, senders int, rate float64) *failoverFleet {
 	f := &failoverFleet{e: e, c: c, mode: mode, hosts: hosts, members: make([]*foMember, n), rate: rate, rooms: make([]string, nRooms),
 		roomAcked: map[string][]uint64{}, roomMax: map[string]*atomic.Uint64{}, joinFails: map[string]int{},
-		relayErrors: map[string]int{}, failReasons: map[string]int{}, stopped: map[int]int{}, leftReasons: map[string]int{},
+		relayErrors: map[string]int{}, failReasons: map[string]int{}, stopped: map[int]int{}, leftReasons: map[string]int{}, outOfOrder: map[string]int{},
 		left: map[string]int64{}, joinedAgain: map[string]int64{}, away: map[string]int64{}}
 	id := runID()
 	for i := range f.rooms {
@@ -541,6 +546,7 @@ func (f *failoverFleet) read(m *foMember) {
 				f.notRecovered.Add(1)
 			}
 			m.onRelay.Store(m.relay.Load())
+			m.sinceWelcome, m.lastHistory = 0, len(w.History)
 			m.welcomeAt.Store(f.e.now())
 			if m.welcomes.Add(1) == 1 {
 				f.joined.Add(1)
@@ -551,6 +557,15 @@ func (f *failoverFleet) read(m *foMember) {
 				continue
 			}
 			f.received(m, ev.Msg.From.ID, ev.Msg.ID, ev.Msg.Seq)
+			if ev.Msg.Seq >= m.seqs.base && ev.Msg.Seq < m.seqs.highest && !m.seqs.has(ev.Msg.Seq) {
+				// Out of order: where, and whether it came with a resume.
+				where := "live"
+				if m.welcomes.Load() > 1 && m.sinceWelcome < m.lastHistory {
+					where = "in a resume's history"
+				}
+				f.count(f.outOfOrder, fmt.Sprintf("%s on %s", where, f.e.urls[max(0, m.onRelay.Load())]))
+			}
+			m.sinceWelcome++
 			m.seqs.add(ev.Msg.Seq)
 			m.contig.Store(m.seqs.contig)
 		case client.HistoryGap:
@@ -813,7 +828,7 @@ func (f *failoverFleet) finish(res *failoverResult) {
 		}
 	}
 	res.JoinFailures, res.RelayErrors, res.FailReasons, res.Stopped = f.joinFails, f.relayErrors, f.failReasons, f.stopped
-	res.LeftReasons = f.leftReasons
+	res.LeftReasons, res.OutOfOrderWhere = f.leftReasons, f.outOfOrder
 }
 
 func (f *failoverFleet) print(res *failoverResult) {
@@ -835,6 +850,9 @@ func (f *failoverFleet) print(res *failoverResult) {
 		res.Lost, res.LostReceivers, res.Duplicated, res.OutOfOrder, res.LateAcks, res.HistoryGaps, res.NotRecovered)
 	fmt.Printf("  presence after the first outage, about members who came back: left %d, joined %d; about the others: left %d, joined %d; about engines never welcomed: left %d, joined %d; away seen %d times (%d members)\n",
 		res.LeftCameBack, res.JoinedCameBack, res.LeftOthers, res.JoinedOthers, res.LeftNeverWelcomed, res.JoinedNeverWelcomed, res.AwayEvents, res.AwayMembers)
+	if len(res.OutOfOrderWhere) > 0 {
+		fmt.Printf("  out-of-order deliveries: %v\n", res.OutOfOrderWhere)
+	}
 	if len(res.LeftReasons) > 0 {
 		fmt.Printf("  left events by reason: %v\n", res.LeftReasons)
 	}
