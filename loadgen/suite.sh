@@ -84,7 +84,9 @@ start_cluster() { # always|everysec relay-flags...
 	shift
 	stop_cluster
 	stop_relay
-	if ! "$bin/heartline-relay" --help 2>&1 | grep -q -- '--redis-url'; then
+	local help # read whole: grep -q closing the pipe early fails the pipeline under pipefail
+	help=$("$bin/heartline-relay" --help 2>&1 || true)
+	if ! grep -q -- '--redis-url' <<<"$help"; then
 		echo "this relay has no --redis-url: the cluster scenarios need the Redis engine" >&2
 		return 1
 	fi
