@@ -9,7 +9,8 @@
 # (default: all). Takes about 7 minutes. It stops only the relays it started (by pid).
 # Several relays on one Redis (the relay needs --redis-url; not in the default
 # list): fan10-3relays accept100-3relays-always accept100-3relays-everysec
-# failover10k-3relays rolling-3relays idle5k-redis idle19k-redis redis-room-memory. They
+# failover10k-3relays rolling-3relays rolling3k-3relays idle5k-redis idle19k-redis
+# redis-room-memory. They
 # start their own redis-server on 127.0.0.1:16379 with its data in OUT/redis.
 # HEARTLINE_SUITE_PORT (18080) and HEARTLINE_SUITE_REDIS_PORT (16379) move
 # the ports, so two suites can run side by side.
@@ -211,6 +212,11 @@ for s in $scenarios; do
 	# after the other (SIGTERM, wait for the exit, start again).
 	rolling-3relays) start_cluster always "${fanout_relay[@]}" && stop_cluster_relays &&
 		run_cluster rolling-3relays rolling -n 10000 -per-room 100 -senders 20 -rate 2 \
+			-before 15s -between 10s -after 45s -back-timeout 60s -relay-log-dir "$out" \
+			-relay-cmd "${cluster_cmds[0]}" -relay-cmd "${cluster_cmds[1]}" -relay-cmd "${cluster_cmds[2]}" ;;
+	# The same rolling restart with 3,000 engines: what scale does to it.
+	rolling3k-3relays) start_cluster always "${fanout_relay[@]}" && stop_cluster_relays &&
+		run_cluster rolling3k-3relays rolling -n 3000 -per-room 100 -senders 20 -rate 2 \
 			-before 15s -between 10s -after 45s -back-timeout 60s -relay-log-dir "$out" \
 			-relay-cmd "${cluster_cmds[0]}" -relay-cmd "${cluster_cmds[1]}" -relay-cmd "${cluster_cmds[2]}" ;;
 	*) echo "unknown scenario $s" >&2 ;;
