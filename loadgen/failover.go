@@ -48,6 +48,9 @@ type failoverResult struct {
 	// got; LostReceivers: receivers missing at least one.
 	Lost          uint64 `json:"lost"`
 	LostReceivers int    `json:"lost_receivers"`
+	// LostAtStopped: the same, at engines the relay closed for good (they
+	// stop receiving anything).
+	LostAtStopped uint64 `json:"lost_at_stopped_engines"`
 	// Duplicated: a receiver got one message (sender, client id) under two
 	// seqs. The engine drops a seq it already holds, so this is what a
 	// person would see twice.
@@ -822,8 +825,14 @@ func (f *failoverFleet) finish(res *failoverResult) {
 				lost++
 			}
 		}
-		res.Lost += lost
-		if lost > 0 {
+		switch {
+		case lost == 0:
+		case m.stopCode.Load() != 0:
+			// The relay closed it for good (4002 and the like): what it
+			// missed is that close's doing, counted apart.
+			res.LostAtStopped += lost
+		default:
+			res.Lost += lost
 			res.LostReceivers++
 		}
 	}
@@ -846,8 +855,8 @@ func (f *failoverFleet) print(res *failoverResult) {
 	}
 	fmt.Printf("  chat: typed %d, acked %d, failed %d %v, still pending %d, acked twice %d; relay errors %v; settled %v\n",
 		res.Typed, res.Acked, res.Failed, res.FailReasons, res.Unacked, res.AckedTwice, res.RelayErrors, res.Settled)
-	fmt.Printf("  delivery: lost %d (at %d receivers), duplicated %d, out of order %d (late own acks %d); history gaps %d, welcomes with recovered=false %d\n",
-		res.Lost, res.LostReceivers, res.Duplicated, res.OutOfOrder, res.LateAcks, res.HistoryGaps, res.NotRecovered)
+	fmt.Printf("  delivery: lost %d (at %d receivers; %d more at engines the relay stopped for good), duplicated %d, out of order %d (late own acks %d); history gaps %d, welcomes with recovered=false %d\n",
+		res.Lost, res.LostReceivers, res.LostAtStopped, res.Duplicated, res.OutOfOrder, res.LateAcks, res.HistoryGaps, res.NotRecovered)
 	fmt.Printf("  presence after the first outage, about members who came back: left %d, joined %d; about the others: left %d, joined %d; about engines never welcomed: left %d, joined %d; away seen %d times (%d members)\n",
 		res.LeftCameBack, res.JoinedCameBack, res.LeftOthers, res.JoinedOthers, res.LeftNeverWelcomed, res.JoinedNeverWelcomed, res.AwayEvents, res.AwayMembers)
 	if len(res.OutOfOrderWhere) > 0 {
