@@ -76,7 +76,7 @@ func churnMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (a
 			res.Relay.RSSBaseKiB, res.Relay.FDsBase = r0.rssKiB, r0.fds
 		}
 		room := "churn-" + runID()
-		members := newMembers(e, *stable, []string{room}, "m")
+		members := newMembers(e, *stable, []string{room}, "m", 0)
 		for _, m := range members {
 			m.track = true
 		}

@@ -339,7 +339,7 @@ func (m *member) readLoop(e *env) {
 			// A resent message's ack repeats a seq the sender may already hold
 			// (from its first ack or from the resume history): not a duplicate delivery.
 			if m.seqs != nil && h.hasSeq && !m.seqs.has(h.seq) {
-				m.seqs.add(h.seq)
+				m.seqs.addAck(h.seq)
 			}
 			if h.seq > m.high.Load() {
 				m.high.Store(h.seq)

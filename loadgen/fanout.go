@@ -25,7 +25,8 @@ type lossFigures struct {
 	LostOnClose  uint64      `json:"lost_on_close"` // missing at members closed by the relay for another reason
 	Closed       map[int]int `json:"closed_by_relay,omitempty"`
 	Duplicates   uint64      `json:"duplicates"`
-	OutOfOrder   uint64      `json:"out_of_order"`
+	OutOfOrder   uint64      `json:"out_of_order"` // msgs that came after a higher seq
+	LateAcks     uint64      `json:"late_acks"`    // own acks that came after a higher seq's msg
 }
 
 // markEnd records how each member's link stands before the run's own leave
@@ -76,6 +77,7 @@ func (l *lossFigures) add(s *seqSet, finalSeq uint64, code int) {
 	l.Received += s.countRange(s.base, finalSeq)
 	l.Duplicates += s.dups
 	l.OutOfOrder += s.late
+	l.LateAcks += s.lateAck
 	switch code {
 	case 0:
 		l.Gaps += holes
@@ -97,8 +99,8 @@ func (l lossFigures) String() string {
 	if l.Expected > 0 {
 		pct = float64(lost) / float64(l.Expected) * 100
 	}
-	return fmt.Sprintf("expected %d deliveries up to seq %d, received %d; missing %d (%.3f%%): gaps %d, backlog %d, evicted %d (%d members cut off with 4001), lost on other closes %d; duplicates %d, out of order %d; closed by relay %v",
-		l.Expected, l.FinalSeq, l.Received, lost, pct, l.Gaps, l.Backlog, l.Evicted, l.EvictedConns, l.LostOnClose, l.Duplicates, l.OutOfOrder, l.Closed)
+	return fmt.Sprintf("expected %d deliveries up to seq %d, received %d; missing %d (%.3f%%): gaps %d, backlog %d, evicted %d (%d members cut off with 4001), lost on other closes %d; duplicates %d, out of order %d, acks after a later msg %d; closed by relay %v",
+		l.Expected, l.FinalSeq, l.Received, lost, pct, l.Gaps, l.Backlog, l.Evicted, l.EvictedConns, l.LostOnClose, l.Duplicates, l.OutOfOrder, l.LateAcks, l.Closed)
 }
 
 type fanoutResult struct {
@@ -238,8 +240,8 @@ func fanoutMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (
 			finals[r] = new(atomic.Uint64)
 		}
 		final := func(room string) uint64 { return finals[room].Load() }
-		recv := newMembers(e, *receivers, rooms, "r")
-		send := newMembers(e, *senders, rooms, "s")
+		recv := newMembers(e, *receivers, rooms, "r", 0)
+		send := newMembers(e, *senders, rooms, "s", 1)
 		all := append(append([]*member{}, recv...), send...)
 		for _, m := range all {
 			m.track, m.lat = true, &hist{}

@@ -64,7 +64,7 @@ func idleMode(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (an
 			rooms[i] = fmt.Sprintf("idle-%s-%d", id, i)
 		}
 		res.Rooms = len(rooms)
-		members := newMembers(e, *n, rooms, "m")
+		members := newMembers(e, *n, rooms, "m", 0)
 		var readers sync.WaitGroup
 		hbCtx, hbStop := context.WithCancel(ctx)
 		var hb sync.WaitGroup

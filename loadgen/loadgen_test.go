@@ -94,6 +94,13 @@ func TestSeqSetSplitsHolesAndBacklog(t *testing.T) {
 	if s.dups != 1 || s.late != 1 || s.contig != 105 {
 		t.Fatalf("dups %d late %d contig %d, want 1, 1, 105", s.dups, s.late, s.contig)
 	}
+	// An own ack behind a later msg counts apart, and is no hole.
+	acks := newSeqSet(1)
+	acks.add(2)
+	acks.addAck(1)
+	if acks.late != 0 || acks.lateAck != 1 || acks.contig != 2 {
+		t.Fatalf("ack after a later msg: late %d lateAck %d contig %d, want 0, 1, 2", acks.late, acks.lateAck, acks.contig)
+	}
 	empty := newSeqSet(11)
 	if h, b := empty.missing(20); h != 0 || b != 10 {
 		t.Fatalf("empty set: holes %d backlog %d, want 0 and 10", h, b)

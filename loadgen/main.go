@@ -11,6 +11,9 @@
 //	heartline-load churn   -members 200 -churn 20 -duration 40s
 //	heartline-load storm   -n 10000 -relay-cmd "/tmp/heartline-relay --listen 127.0.0.1:8080 ..."
 //	heartline-load guess   -duration 5s -src 127.0.0.2
+//	heartline-load failover -url ws://127.0.0.1:8081/ws,ws://127.0.0.1:8082/ws,ws://127.0.0.1:8083/ws \
+//	                       -n 10000 -kill-pid 1234   (SIGKILL one of the relays under traffic)
+//	heartline-load rolling  -url ... -relay-cmd "..." -relay-cmd "..." -relay-cmd "..."
 //	heartline-load fill    -sockets 20 -duration 60s -src 127.0.0.2 -db /tmp/data/heartline.db
 //
 // It prints a readable summary and, last, one JSON line with the same figures.
@@ -49,12 +52,18 @@ modes:
            loss, peak relay RSS
   guess    wrong tokens from one address, one after another: guesses per second
            the relay answers, and how many it refuses unheard (throttled)
+  failover N shared/client engines over several relays on one Redis, each
+           dialling its own relay first and the others when that fails; one
+           relay is killed (SIGKILL): time until its clients are back
+           elsewhere, loss, duplicates, order, left/joined and away seen
+  rolling  the same engines while the tool restarts every relay in turn
+           (SIGTERM, wait for the exit, start again): the same figures
   fill     the longest messages at the relay's rate from one address, a fresh
            room every few dozen: growth of the relay's database per second
 
 Run "heartline-load <mode> -h" for a mode's flags. Only 127.0.0.0/8 relays and
 source addresses are accepted. -url may list several relays that share one
-Redis, comma-separated (idle, fanout, churn): members are spread over them
+Redis, comma-separated (idle, fanout, churn, failover, rolling): members are spread over them
 round robin, and fanout also reports each relay's share.
 `
 
@@ -113,12 +122,14 @@ func main() {
 type modeFunc func(fs *flag.FlagSet) func(ctx context.Context, e *env, c *common) (any, error)
 
 var modes = map[string]modeFunc{
-	"idle":   idleMode,
-	"fanout": fanoutMode,
-	"churn":  churnMode,
-	"storm":  stormMode,
-	"guess":  guessMode,
-	"fill":   fillMode,
+	"idle":     idleMode,
+	"fanout":   fanoutMode,
+	"churn":    churnMode,
+	"storm":    stormMode,
+	"guess":    guessMode,
+	"fill":     fillMode,
+	"failover": failoverMode,
+	"rolling":  rollingMode,
 }
 
 // common holds the flags every mode has.
@@ -290,10 +301,14 @@ func parseSources(spec string) ([]net.IP, error) {
 }
 
 // newMembers makes n members spread over rooms, source addresses and relay
-// URLs. A room's members take the relays in turn (member i is in room
-// i mod rooms, on relay (i / rooms) mod relays), so that with as many rooms
-// as relays no room sits on one relay alone.
-func newMembers(e *env, n int, rooms []string, namePrefix string) []*member {
+// URLs. A room's members take the relays in turn, starting with relay
+// (room + shift) mod relays (member i is in room i mod rooms, on relay
+// (i / rooms + i mod rooms + shift) mod relays): with as many rooms as
+// relays no room sits on one relay alone, and with one member per room the
+// rooms' members still spread over the relays. A second group (fanout's
+// senders) passes shift 1 so a room's first sender and first receiver sit
+// on different relays.
+func newMembers(e *env, n int, rooms []string, namePrefix string, shift int) []*member {
 	ms := make([]*member, n)
 	for i := range ms {
 		ms[i] = &member{
@@ -302,7 +317,7 @@ func newMembers(e *env, n int, rooms []string, namePrefix string) []*member {
 			name: namePrefix + strconv.Itoa(i),
 			key:  newKey(),
 			src:  e.srcs[i%len(e.srcs)],
-			url:  e.urlFor(i / len(rooms)),
+			url:  e.urlFor(i/len(rooms) + i%len(rooms) + shift),
 		}
 	}
 	return ms

@@ -39,7 +39,7 @@ func TestMembersSpreadEvenlyOverRelays(t *testing.T) {
 		t.Fatal(err)
 	}
 	count := map[string]int{}
-	for _, m := range newMembers(e, 1000, []string{"r"}, "m") {
+	for _, m := range newMembers(e, 1000, []string{"r"}, "m", 0) {
 		count[m.url]++
 	}
 	if len(count) != 3 || count[c.urls[0]] != 334 || count[c.urls[1]] != 333 || count[c.urls[2]] != 333 {
@@ -48,7 +48,7 @@ func TestMembersSpreadEvenlyOverRelays(t *testing.T) {
 	// One URL: every member on it, as before.
 	c1 := &common{url: "ws://127.0.0.1:8080/ws", srcs: "127.0.0.2", conc: 1}
 	e1, _ := c1.env()
-	for _, m := range newMembers(e1, 5, []string{"r"}, "m") {
+	for _, m := range newMembers(e1, 5, []string{"r"}, "m", 0) {
 		if m.url != "ws://127.0.0.1:8080/ws" {
 			t.Fatalf("member url %q with a single -url", m.url)
 		}
@@ -156,15 +156,16 @@ func TestFanoutSpreadsMembersOverSeveralRelayURLs(t *testing.T) {
 	res := runMode(t, "fanout", "-url", a.url+","+b.url, "-receivers", "20", "-senders", "3", "-rate", "50",
 		"-duration", "1s", "-warmup", "0s", "-drain", "5s").(*fanoutResult)
 
-	// Receivers 10/10, senders 2/1: round robin within each group.
-	if a.conns.Load() != 12 || b.conns.Load() != 11 {
-		t.Errorf("connections through the two URLs: %d and %d, want 12 and 11", a.conns.Load(), b.conns.Load())
+	// Receivers 10/10, senders 1/2: round robin within each group, the
+	// senders from the second relay on.
+	if a.conns.Load() != 11 || b.conns.Load() != 12 {
+		t.Errorf("connections through the two URLs: %d and %d, want 11 and 12", a.conns.Load(), b.conns.Load())
 	}
 	if len(res.PerRelay) != 2 {
 		t.Fatalf("per_relay has %d entries, want 2", len(res.PerRelay))
 	}
 	ra, rb := res.PerRelay[0], res.PerRelay[1]
-	if ra.URL != a.url || ra.Receivers != 10 || ra.Senders != 2 || rb.URL != b.url || rb.Receivers != 10 || rb.Senders != 1 {
+	if ra.URL != a.url || ra.Receivers != 10 || ra.Senders != 1 || rb.URL != b.url || rb.Receivers != 10 || rb.Senders != 2 {
 		t.Errorf("per_relay members: %+v / %+v", ra, rb)
 	}
 	// Every message reaches every member but its sender, whichever relay it is on.
@@ -194,7 +195,7 @@ func TestRoomsAndRelaysSpreadIndependently(t *testing.T) {
 	// As many rooms as relays: every room must still have members on every relay.
 	type key struct{ room, url string }
 	count := map[key]int{}
-	for _, m := range newMembers(e, 90, []string{"a", "b", "c"}, "m") {
+	for _, m := range newMembers(e, 90, []string{"a", "b", "c"}, "m", 0) {
 		count[key{m.room, m.url}]++
 	}
 	for _, room := range []string{"a", "b", "c"} {
@@ -240,5 +241,34 @@ func TestFanoutRefusesRoomsWithTheReceiverEcho(t *testing.T) {
 	}
 	if _, err := exec(t.Context(), e, c); err == nil || !strings.Contains(err.Error(), "-echo ack") {
 		t.Fatalf("err = %v, want a refusal pointing at -echo ack", err)
+	}
+}
+
+func TestOneMemberPerRoomStillSpreadsOverRelays(t *testing.T) {
+	c := &common{url: "ws://127.0.0.1:8081/ws,ws://127.0.0.1:8082/ws,ws://127.0.0.1:8083/ws", srcs: "127.0.0.2", conc: 1}
+	e, err := c.env()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rooms := make([]string, 99)
+	for i := range rooms {
+		rooms[i] = strconv.Itoa(i)
+	}
+	// 100 rooms of one receiver and one sender (accepted messages per
+	// second across rooms): every relay must get a third of each group,
+	// and a room's sender must not share its receiver's relay.
+	recv, send := newMembers(e, 99, rooms, "r", 0), newMembers(e, 99, rooms, "s", 1)
+	perRelay := map[string]int{}
+	for i := range recv {
+		perRelay[recv[i].url]++
+		perRelay[send[i].url]++
+		if recv[i].url == send[i].url {
+			t.Fatalf("room %s: receiver and sender both on %s", recv[i].room, recv[i].url)
+		}
+	}
+	for _, u := range c.urls {
+		if perRelay[u] != 66 {
+			t.Fatalf("members per relay %v; want 66 on each", perRelay)
+		}
 	}
 }

@@ -13,15 +13,25 @@ type seqSet struct {
 	contig  uint64 // every seq in [base, contig] was seen; base-1 if none
 	count   uint64 // distinct seqs seen at or above base
 	dups    uint64
-	late    uint64 // arrived after a higher seq (out of order)
+	late    uint64 // a msg that arrived after a higher seq (out of order)
+	lateAck uint64 // an own ack that arrived after a higher seq's msg
 }
 
 func newSeqSet(base uint64) *seqSet {
 	return &seqSet{base: base, contig: base - 1, highest: base - 1}
 }
 
-// add records seq; seqs below base are ignored (history already held).
-func (s *seqSet) add(seq uint64) {
+// add records a delivered msg's seq; seqs below base are ignored (history
+// already held).
+func (s *seqSet) add(seq uint64) { s.record(seq, &s.late) }
+
+// addAck records the seq of the member's own acked message. An ack that
+// comes after a later seq's msg is counted apart from out-of-order
+// deliveries: with several relays, another relay's message can reach the
+// sender while its own publish is still being answered.
+func (s *seqSet) addAck(seq uint64) { s.record(seq, &s.lateAck) }
+
+func (s *seqSet) record(seq uint64, late *uint64) {
 	if seq < s.base {
 		return
 	}
@@ -38,7 +48,7 @@ func (s *seqSet) add(seq uint64) {
 	s.words[w] |= bit
 	s.count++
 	if seq < s.highest {
-		s.late++
+		*late++
 	}
 	s.highest = max(s.highest, seq)
 	for s.has(s.contig + 1) {

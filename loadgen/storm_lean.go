@@ -56,7 +56,7 @@ type outbox struct {
 }
 
 func newLeanFleet(e *env, c *common, st *stormSettings) *leanFleet {
-	f := &leanFleet{e: e, c: c, st: st, members: newMembers(e, st.n, st.rooms, "m"),
+	f := &leanFleet{e: e, c: c, st: st, members: newMembers(e, st.n, st.rooms, "m", 0),
 		boxes: make([]*outbox, st.senders), resumeErr: map[string]int{}, closeCodes: map[int]int{}}
 	for _, m := range f.members {
 		m.track = true

@@ -8,8 +8,12 @@
 # Scenarios: idle5k idle19k fan10 fan100 closed16 accept churn storm10k storm10k-engine
 # (default: all). Takes about 7 minutes. It stops only the relays it started (by pid).
 # Several relays on one Redis (the relay needs --redis-url; not in the default
-# list): fan10-3relays accept100-3relays-always accept100-3relays-everysec. They
+# list): fan10-3relays accept100-3relays-always accept100-3relays-everysec
+# failover10k-3relays rolling-3relays rolling3k-3relays idle5k-redis idle19k-redis
+# redis-room-memory. They
 # start their own redis-server on 127.0.0.1:16379 with its data in OUT/redis.
+# HEARTLINE_SUITE_PORT (18080) and HEARTLINE_SUITE_REDIS_PORT (16379) move
+# the ports, so two suites can run side by side.
 set -euo pipefail
 out=${1:-/tmp/heartline-bench}
 shift || true
@@ -19,7 +23,7 @@ bin=$(mktemp -d)
 trap 'stop_cluster; stop_relay; rm -rf "$bin"' EXIT
 go build -o "$bin/heartline-relay" ./relay
 go build -o "$bin/heartline-load" ./loadgen
-port=18080
+port=${HEARTLINE_SUITE_PORT:-18080} # relays listen here (a cluster on the next ports)
 data="$out/relay-data"
 relay_pid=
 # The load generator is one host dialling from 16 loopback addresses: lift the
@@ -70,16 +74,20 @@ fanout_relay=(--max-room-members 1100 --rate 100000 --burst 100000)
 
 # Three relays on one Redis (AOF with the given appendfsync), on ports
 # port+1..port+3, each with its own data dir.
-redis_port=16379
+redis_port=${HEARTLINE_SUITE_REDIS_PORT:-16379}
 redis_pid=
+cluster_n=3 # relays start_cluster starts
 cluster_pids=()
+cluster_cmds=() # their command lines (for the rolling restart)
 cluster_urls=
 start_cluster() { # always|everysec relay-flags...
 	local fsync=$1
 	shift
 	stop_cluster
 	stop_relay
-	if ! "$bin/heartline-relay" --help 2>&1 | grep -q -- '--redis-url'; then
+	local help # read whole: grep -q closing the pipe early fails the pipeline under pipefail
+	help=$("$bin/heartline-relay" --help 2>&1 || true)
+	if ! grep -q -- '--redis-url' <<<"$help"; then
 		echo "this relay has no --redis-url: the cluster scenarios need the Redis engine" >&2
 		return 1
 	fi
@@ -95,12 +103,15 @@ start_cluster() { # always|everysec relay-flags...
 		sleep 0.1
 	done
 	cluster_urls=
+	cluster_cmds=()
 	local n p
-	for n in 1 2 3; do
+	for n in $(seq 1 "$cluster_n"); do
 		p=$((port + n))
 		rm -rf "$data$n" && mkdir -p "$data$n"
-		"$bin/heartline-relay" --listen "127.0.0.1:$p" --data-dir "$data$n" --redis-url "redis://127.0.0.1:$redis_port/0" \
-			--log-level warn --stun-port 0 "${per_ip[@]}" "$@" >"$out/relay$n.log" 2>&1 &
+		local cmd=("$bin/heartline-relay" --listen "127.0.0.1:$p" --data-dir "$data$n" --redis-url "redis://127.0.0.1:$redis_port/0"
+			--grace 30s --redis-dead-after 10s --max-conns 19500 --log-level warn --stun-port 0 "${per_ip[@]}" "$@")
+		cluster_cmds+=("${cmd[*]}")
+		"${cmd[@]}" >"$out/relay$n.log" 2>&1 &
 		cluster_pids+=($!)
 		for _ in $(seq 1 100); do
 			if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then break; fi
@@ -109,13 +120,16 @@ start_cluster() { # always|everysec relay-flags...
 		cluster_urls+="${cluster_urls:+,}ws://127.0.0.1:$p/ws"
 	done
 }
-stop_cluster() {
+stop_cluster_relays() {
 	local p
 	for p in "${cluster_pids[@]}"; do
 		kill "$p" 2>/dev/null || true
 		wait "$p" 2>/dev/null || true
 	done
 	cluster_pids=()
+}
+stop_cluster() {
+	stop_cluster_relays
 	if [ -n "$redis_pid" ]; then
 		kill "$redis_pid" 2>/dev/null || true
 		wait "$redis_pid" 2>/dev/null || true
@@ -130,6 +144,29 @@ run_cluster() { # name mode flags...
 	"$bin/heartline-load" "$@" -url "$cluster_urls" -q >"$out/$name.txt" 2>&1 || true
 	grep -v '^{' "$out/$name.txt"
 	echo "redis: $(redis-cli -p "$redis_port" info memory | grep '^used_memory_human' | tr -d '\r')"
+}
+
+# room_keys prints every key matching a pattern with its type and MEMORY USAGE.
+room_keys() { # pattern
+	local k
+	for k in $(redis-cli -p "$redis_port" --scan --pattern "$1"); do
+		echo "  $k: $(redis-cli -p "$redis_port" type "$k") $(redis-cli -p "$redis_port" hlen "$k" 2>/dev/null | grep -v WRONGTYPE) $(redis-cli -p "$redis_port" memory usage "$k" samples 0) bytes"
+	done
+}
+# room_members: what 1,000 members of one room cost in Redis, measured while
+# they are held idle.
+room_members() {
+	"$bin/heartline-load" idle -url "$cluster_urls" -n 1000 -per-room 1000 -hold 20s -q >"$out/redis-room-members.txt" 2>&1 &
+	local idle_pid=$! k n
+	for _ in $(seq 1 600); do
+		k=$(redis-cli -p "$redis_port" --scan --pattern 'hl:{r:idle-*}:members' | head -1)
+		n=$([ -n "$k" ] && redis-cli -p "$redis_port" hlen "$k" || echo 0)
+		[ "$n" -ge 1000 ] && break
+		sleep 0.1
+	done
+	echo "one room with $n members held idle:" | tee -a "$out/redis-room-memory.txt"
+	room_keys 'hl:{r:idle-*' | tee -a "$out/redis-room-memory.txt"
+	wait "$idle_pid" || true
 }
 
 for s in $scenarios; do
@@ -152,6 +189,36 @@ for s in $scenarios; do
 		run_cluster accept100-3relays-always fanout -rooms 100 -receivers 100 -senders 100 -rate 0 -window 200 -echo ack -duration 15s ;;
 	accept100-3relays-everysec) start_cluster everysec "${fanout_relay[@]}" &&
 		run_cluster accept100-3relays-everysec fanout -rooms 100 -receivers 100 -senders 100 -rate 0 -window 200 -echo ack -duration 15s ;;
+	# Idle memory per connection with the Redis engine: one relay on Redis
+	# (compare with idle5k, bbolt, run next to it).
+	idle5k-redis) cluster_n=1 start_cluster always &&
+		run_cluster idle5k-redis idle -n 5000 -hold 30s ;;
+	idle19k-redis) cluster_n=1 start_cluster always &&
+		run_cluster idle19k-redis idle -n 19000 -hold 30s ;;
+	# Redis memory per room: one room filled with 1,000 messages of 200 bytes,
+	# then MEMORY USAGE of each of its keys.
+	redis-room-memory) cluster_n=1 start_cluster always "${fanout_relay[@]}" &&
+		run_cluster redis-room-memory fanout -receivers 1 -senders 1 -rate 100 -duration 10s -warmup 0s -size 200 &&
+		room_keys 'hl:{r:fan-*' | tee -a "$out/redis-room-memory.txt" &&
+		room_members ;;
+	# 10,000 shared/client engines over three relays, each dialling its own
+	# relay first and the next when refused; the second relay is killed
+	# (SIGKILL) under traffic. -after covers --redis-dead-after and --grace,
+	# so a member wrongly taken for gone would be seen leaving.
+	failover10k-3relays) start_cluster always "${fanout_relay[@]}" &&
+		run_cluster failover10k-3relays failover -n 10000 -per-room 100 -senders 20 -rate 2 \
+			-before 15s -after 45s -back-timeout 60s -kill-pid "${cluster_pids[1]}" ;;
+	# The same engines while the load generator restarts the three relays one
+	# after the other (SIGTERM, wait for the exit, start again).
+	rolling-3relays) start_cluster always "${fanout_relay[@]}" && stop_cluster_relays &&
+		run_cluster rolling-3relays rolling -n 10000 -per-room 100 -senders 20 -rate 2 \
+			-before 15s -between 10s -after 45s -back-timeout 60s -relay-log-dir "$out" \
+			-relay-cmd "${cluster_cmds[0]}" -relay-cmd "${cluster_cmds[1]}" -relay-cmd "${cluster_cmds[2]}" ;;
+	# The same rolling restart with 3,000 engines: what scale does to it.
+	rolling3k-3relays) start_cluster always "${fanout_relay[@]}" && stop_cluster_relays &&
+		run_cluster rolling3k-3relays rolling -n 3000 -per-room 100 -senders 20 -rate 2 \
+			-before 15s -between 10s -after 45s -back-timeout 60s -relay-log-dir "$out" \
+			-relay-cmd "${cluster_cmds[0]}" -relay-cmd "${cluster_cmds[1]}" -relay-cmd "${cluster_cmds[2]}" ;;
 	*) echo "unknown scenario $s" >&2 ;;
 	esac
 done
