@@ -40,6 +40,7 @@ func main() {
 	sendQueue := flag.Int("send-queue", 0, "frames queued per connection before 4001; 0 the relay default")
 	mutexFrac := flag.Int("mutex-fraction", 0, "runtime.SetMutexProfileFraction (0 off)")
 	blockRate := flag.Int("block-rate", 0, "runtime.SetBlockProfileRate in ns (0 off)")
+	redisURL := flag.String("redis-url", "", "keep the rooms in this Redis (the Redis engine), e.g. redis://127.0.0.1:6379/0; empty: bbolt")
 	flag.Parse()
 	if *data == "" {
 		fmt.Fprintln(os.Stderr, "relayprof: -data is required (a folder for the history database)")
@@ -59,6 +60,7 @@ func main() {
 		Rate: *rate, Burst: *burst, SendQueue: *sendQueue, Logger: log,
 		// The load generator is one host dialling from a few loopback addresses.
 		MaxConnsPerIP: -1, MaxRoomMembersPerIP: -1,
+		RedisURL: *redisURL, RedisAllowVolatile: true,
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "relayprof: %v\n", err)
