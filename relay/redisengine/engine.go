@@ -45,7 +45,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"time"
 
@@ -255,8 +254,3 @@ func redactURL(u string) string {
 }
 
 var errShortReply = errors.New("redis: unexpected script reply")
-
-func toUint(s string) uint64 {
-	n, _ := strconv.ParseUint(s, 10, 64)
-	return n
-}

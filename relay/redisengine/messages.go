@@ -117,21 +117,6 @@ func records(entries []rueidis.XRangeEntry, reverse bool) ([]Record, error) {
 	return out, nil
 }
 
-// Meta is a room's position: its epoch ("" if Redis does not know the
-// room) and last seq.
-func (e *Engine) Meta(ctx context.Context, room string) (epoch string, seq uint64, err error) {
-	vals, err := e.do(ctx, "meta", e.client.B().Hmget().Key(keysOf(room).meta).Field("e", "s").Build()).ToArray()
-	if err != nil {
-		return "", 0, err
-	}
-	if len(vals) != 2 {
-		return "", 0, errShortReply
-	}
-	epoch, _ = vals[0].ToString()
-	s, _ := vals[1].ToString()
-	return epoch, toUint(s), nil
-}
-
 // Rotate gives room a new epoch if its epoch is still seen (see
 // rotateScript); it returns the epoch now current.
 func (e *Engine) Rotate(ctx context.Context, room, seen string) (string, error) {

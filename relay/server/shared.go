@@ -308,7 +308,6 @@ func (r *room) catchUp(ctx context.Context, seq, pv uint64) error {
 		if len(recs) > 0 && recs[0].Seq != r.committed+1 && recs[0].Seq > r.committed {
 			// Trimmed before this relay saw them: its members missed them
 			// and must resume (they get recovered=false).
-			r.s.metrics.RedisGapFills.Inc()
 			r.resetShared(r.epoch, recs[0].Seq-1, "the room's history moved on while this relay was cut off; reconnecting")
 		}
 		for _, rec := range recs {
