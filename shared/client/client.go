@@ -644,11 +644,14 @@ func (c *Client) dial(ctx context.Context) (*websocket.Conn, linkResult, bool) {
 			reason := fmt.Sprintf("no answer from %s within %s: check the address, or the network", hostOf(c.url), seconds(c.cfg.DialTimeout))
 			return nil, linkResult{outcome: outcomeRetry, reason: reason, atOnce: changed != nil}, false
 		case <-c.net.ready:
+			// The dial's age when the change came, read before the change
+			// is told: what the person sees has been decided already.
+			age := c.clock.Now().Sub(start)
 			ch, ok := c.takeNetChange()
 			if !ok || ch.manual || ch.told {
 				continue // CheckNow while connecting: the attempt is the check
 			}
-			if c.clock.Now().Sub(start) >= c.cfg.CheckTimeout {
+			if age >= c.cfg.CheckTimeout {
 				// An attempt this slow is likely stuck on the old network.
 				abandon()
 				return nil, linkResult{outcome: outcomeRetry, reason: "the network changed while connecting", atOnce: true}, false
