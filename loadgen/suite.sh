@@ -143,7 +143,7 @@ run_cluster() { # name mode flags...
 	echo "== $name $(date -u +%FT%TZ) load $(cut -d' ' -f1 /proc/loadavg)"
 	"$bin/heartline-load" "$@" -url "$cluster_urls" -q >"$out/$name.txt" 2>&1 || true
 	grep -v '^{' "$out/$name.txt"
-	echo "redis: $(redis-cli -p "$redis_port" info memory | grep '^used_memory_human' | tr -d '\r')"
+	echo "redis: $(redis-cli -p "$redis_port" info memory | grep '^used_memory_human' | tr -d '\r'), CPU since it started: $(redis-cli -p "$redis_port" info cpu | grep -E '^used_cpu_(sys|user):' | tr -d '\r' | tr '\n' ' ')"
 }
 
 # room_keys prints every key matching a pattern with its type and MEMORY USAGE.
@@ -188,7 +188,7 @@ for s in $scenarios; do
 	accept100-3relays-always) start_cluster always "${fanout_relay[@]}" &&
 		run_cluster accept100-3relays-always fanout -rooms 100 -receivers 100 -senders 100 -rate 0 -window 200 -echo ack -duration 15s ;;
 	accept100-3relays-everysec) start_cluster everysec "${fanout_relay[@]}" &&
-		run_cluster accept100-3relays-everysec fanout -rooms 100 -receivers 100 -senders 100 -rate 0 -window 200 -echo ack -duration 15s ;;
+		run_cluster accept100-3relays-everysec fanout -rooms 100 -receivers 100 -senders 100 -rate 0 -window ${ACCEPT_WINDOW:-200} -echo ack -duration 15s ;;
 	# Idle memory per connection with the Redis engine: one relay on Redis
 	# (compare with idle5k, bbolt, run next to it).
 	idle5k-redis) cluster_n=1 start_cluster always &&

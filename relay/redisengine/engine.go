@@ -63,9 +63,10 @@ type Config struct {
 	History int
 	// Logger; nil discards.
 	Logger *slog.Logger
-	// OnEvent receives every event of the rooms this relay subscribed to,
-	// one at a time, in the order Redis published them.
-	OnEvent func(room string, ev *Event)
+	// OnEvents receives the events of the rooms this relay subscribed to,
+	// in the order Redis published them: each call one publish's events (a
+	// batch of messages, or one roster change).
+	OnEvents func(room string, evs []*Event)
 	// OnResubscribed is called after the pub/sub link came back: events
 	// may have been lost meanwhile, so every room must catch up.
 	OnResubscribed func()

@@ -2,6 +2,7 @@ package redisengine
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -12,9 +13,22 @@ import (
 
 func open(t *testing.T, rs *redistest.Server, onEvent func(string, *Event)) *Engine {
 	t.Helper()
+	var onEvents func(string, []*Event)
+	if onEvent != nil {
+		onEvents = func(room string, evs []*Event) {
+			for _, ev := range evs {
+				onEvent(room, ev)
+			}
+		}
+	}
+	return openBatches(t, rs, onEvents)
+}
+
+func openBatches(t *testing.T, rs *redistest.Server, onEvents func(string, []*Event)) *Engine {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	e, err := Open(ctx, Config{URL: rs.URL(), History: 5, OnEvent: onEvent})
+	e, err := Open(ctx, Config{URL: rs.URL(), History: 5, OnEvents: onEvents})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,5 +154,84 @@ func TestPersistenceSeen(t *testing.T) {
 	p, err = open(t, rs2, nil).Persistence(context.Background())
 	if err != nil || !p.Durable() || p.String() != "AOF, appendfsync always" {
 		t.Fatalf("AOF always: %+v %v", p, err)
+	}
+}
+
+// A batch is one publish: every relay gets its new messages in one call,
+// in order, without the duplicates, which are answered with the original.
+func TestPublishBatchIsOneEvent(t *testing.T) {
+	rs := redistest.Start(t, redistest.Options{AppendOnly: true})
+	events := make(chan []*Event, 10)
+	e := openBatches(t, rs, func(room string, evs []*Event) { events <- evs })
+	next := func() []*Event {
+		t.Helper()
+		select {
+		case evs := <-events:
+			return evs
+		case <-time.After(10 * time.Second):
+			t.Fatal("no event within 10 s")
+			return nil
+		}
+	}
+	ctx := context.Background()
+	if err := e.Subscribe(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	first := e.Publish(ctx, "b", NewEpoch(), []Outgoing{{MemberID: "a", ClientID: "1", Text: "one"}})[0]
+	if got := next(); len(got) != 1 || got[0].Seq != 1 {
+		t.Fatalf("first publish: %+v", got)
+	}
+	out := e.Publish(ctx, "b", NewEpoch(), []Outgoing{
+		{MemberID: "a", ClientID: "2", Name: "Ann", Text: "two <b> 3:ab\u202e é\n"},
+		{MemberID: "a", ClientID: "1", Text: "one again"},
+		{MemberID: "b", ClientID: "1", Text: "three"},
+		{MemberID: "a", ClientID: "2", Text: "two again"},
+	})
+	want := []Published{{Seq: 2}, {Seq: 1, Duplicate: true}, {Seq: 3}, {Seq: 2, Duplicate: true}}
+	for i, p := range out {
+		if p.Err != nil || p.Seq != want[i].Seq || p.Duplicate != want[i].Duplicate || p.Epoch != first.Epoch {
+			t.Fatalf("message %d: %+v, want seq %d duplicate %v", i, p, want[i].Seq, want[i].Duplicate)
+		}
+	}
+	if out[1].TS != first.TS || out[0].TS < first.TS || out[2].TS != out[0].TS || out[3].TS != out[0].TS {
+		t.Fatalf("timestamps: first %d, batch %+v", first.TS, out)
+	}
+	if got := next(); len(got) != 2 || got[0].Seq != 2 || got[0].Text != "two <b> 3:ab\u202e é\n" || got[0].Name != "Ann" || got[1].Seq != 3 || got[1].ID != "b" {
+		t.Fatalf("the batch's event: %d events %+v", len(got), got)
+	}
+	if recs, err := e.After(ctx, "b", 1, 10); err != nil || len(recs) != 2 || recs[0].Text != "two <b> 3:ab\u202e é\n" ||
+		recs[0].Name != "Ann" || recs[0].TS != out[0].TS || recs[1].MemberID != "b" || recs[1].ClientID != "1" {
+		t.Fatalf("the log after the batch: %+v, %v", recs, err)
+	}
+	// A batch of duplicates only publishes nothing.
+	e.Publish(ctx, "b", NewEpoch(), []Outgoing{{MemberID: "b", ClientID: "1"}})
+	e.Publish(ctx, "b", NewEpoch(), []Outgoing{{MemberID: "c", ClientID: "9", Text: "four"}})
+	if got := next(); len(got) != 1 || got[0].Seq != 4 {
+		t.Fatalf("after a duplicate-only batch: %+v", got)
+	}
+	// More than one script call's worth, in one round trip.
+	long := make([]Outgoing, publishChunk+3)
+	for i := range long {
+		long[i] = Outgoing{MemberID: "d", ClientID: strconv.Itoa(i), Text: "x"}
+	}
+	res := e.Publish(ctx, "b", NewEpoch(), long)
+	if len(res) != len(long) || res[0].Seq != 5 || res[len(res)-1].Seq != uint64(4+len(long)) || res[len(res)-1].Err != nil {
+		t.Fatalf("a long batch: %d results, first %+v, last %+v", len(res), res[0], res[len(res)-1])
+	}
+}
+
+func TestDecodeMessagesRefusesATruncatedBatch(t *testing.T) {
+	one := (&Outgoing{MemberID: "a", ClientID: "c", Name: "Ann", Text: "hi:)\n"}).block()
+	two := (&Outgoing{MemberID: "b", ClientID: "d", Text: "3:x"}).block()
+	good := "3:e-1" + "2:10" + "1:7" + one + two
+	evs, err := decodeMessages(good)
+	if err != nil || len(evs) != 2 || evs[0].Seq != 7 || evs[0].TS != 10 || evs[0].Name != "Ann" || evs[0].Text != "hi:)\n" ||
+		evs[0].Epoch != "e-1" || evs[1].Seq != 8 || evs[1].ID != "b" || evs[1].Text != "3:x" || evs[1].TS != 10 {
+		t.Fatalf("decoded %+v, %v", evs, err)
+	}
+	for _, bad := range []string{"", "3:e-1", "3:e-12:101:7", good[:len(good)-1], good + "1:8", "3:e-1x:7", "3:e-1" + "2:10" + "1:0" + one} {
+		if evs, err := decodeMessages(bad); err == nil {
+			t.Errorf("%q decoded as %+v", bad, evs)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package redisengine
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strconv"
@@ -15,6 +16,18 @@ type Outgoing struct {
 	MemberID, ClientID, Name, Avatar, Text string
 }
 
+// block is how a message's fields travel and are kept: netstrings
+// ("5:hello") of member, client id, name, avatar and text.
+func (m *Outgoing) block() string {
+	b := make([]byte, 0, 5*4+len(m.MemberID)+len(m.ClientID)+len(m.Name)+len(m.Avatar)+len(m.Text))
+	for _, f := range [...]string{m.MemberID, m.ClientID, m.Name, m.Avatar, m.Text} {
+		b = strconv.AppendInt(b, int64(len(f)), 10)
+		b = append(b, ':')
+		b = append(b, f...)
+	}
+	return string(b)
+}
+
 // Published is what became of an Outgoing.
 type Published struct {
 	Seq       uint64
@@ -24,31 +37,59 @@ type Published struct {
 	Err       error
 }
 
+// publishChunk bounds the messages of one script call, so that one call
+// never holds Redis for long; a longer batch is several calls in one round
+// trip.
+const publishChunk = 256
+
 // Publish publishes msgs to room in order, in one round trip. A room
 // unknown to Redis is created with epoch newEpoch.
 func (e *Engine) Publish(ctx context.Context, room, newEpoch string, msgs []Outgoing) []Published {
 	k := keysOf(room)
 	keys := []string{k.meta, k.log, k.ids}
 	maxlen := strconv.Itoa(e.history)
-	execs := make([]rueidis.LuaExec, len(msgs))
-	for i, m := range msgs {
-		execs[i] = rueidis.LuaExec{Keys: keys, Args: []string{newEpoch, m.MemberID, m.ClientID, m.Name, m.Avatar, m.Text, maxlen, k.channel}}
+	var execs []rueidis.LuaExec
+	for rest := msgs; len(rest) > 0; {
+		n := min(len(rest), publishChunk)
+		args := make([]string, 0, 3+2*n)
+		args = append(args, newEpoch, maxlen, k.channel)
+		for _, m := range rest[:n] {
+			args = append(args, m.MemberID+"\x1f"+m.ClientID, m.block())
+		}
+		execs = append(execs, rueidis.LuaExec{Keys: keys, Args: args})
+		rest = rest[n:]
 	}
 	start := time.Now()
-	res := publishScript.ExecMulti(ctx, e.client, execs...)
-	out := make([]Published, len(msgs))
+	var res []rueidis.RedisResult
+	if len(execs) == 1 {
+		res = []rueidis.RedisResult{publishScript.Exec(ctx, e.client, execs[0].Keys, execs[0].Args)}
+	} else {
+		res = publishScript.ExecMulti(ctx, e.client, execs...)
+	}
+	out := make([]Published, 0, len(msgs))
 	var firstErr error
 	for i, r := range res {
-		out[i] = parsePublished(r)
-		if out[i].Err != nil && firstErr == nil {
-			firstErr = out[i].Err
+		want := min(len(msgs)-i*publishChunk, publishChunk)
+		arr, err := r.ToArray()
+		if err == nil && len(arr) != want {
+			err = errShortReply
+		}
+		if err != nil {
+			firstErr = cmp.Or(firstErr, err)
+			for range want {
+				out = append(out, Published{Err: err})
+			}
+			continue
+		}
+		for _, one := range arr {
+			out = append(out, parsePublished(one))
 		}
 	}
 	e.observe("publish", start, firstErr)
 	return out
 }
 
-func parsePublished(r rueidis.RedisResult) Published {
+func parsePublished(r rueidis.RedisMessage) Published {
 	arr, err := r.ToArray()
 	if err != nil {
 		return Published{Err: err}
@@ -78,7 +119,13 @@ func recordOf(x rueidis.XRangeEntry) (Record, error) {
 	}
 	f := x.FieldValues
 	ts, _ := strconv.ParseInt(f["t"], 10, 64)
-	return Record{Seq: seq, TS: ts, MemberID: f["m"], ClientID: f["c"], Name: f["n"], Avatar: f["a"], Text: f["x"]}, nil
+	rec := Record{Seq: seq, TS: ts}
+	d := netstrings{rest: f["b"]}
+	rec.MemberID, rec.ClientID, rec.Name, rec.Avatar, rec.Text = d.next(), d.next(), d.next(), d.next(), d.next()
+	if d.err != nil || d.rest != "" {
+		return Record{}, fmt.Errorf("redis: bad stream entry %q", x.ID)
+	}
+	return rec, nil
 }
 
 // After returns up to limit messages with seq > after, oldest first.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -167,15 +168,76 @@ func (s *subscriber) unsubscribe(ctx context.Context, room string, stillWanted f
 
 func (s *subscriber) onMessage(m rueidis.PubSubMessage) {
 	room, ok := strings.CutPrefix(m.Channel, channelPrefix)
-	if !ok || s.e.cfg.OnEvent == nil {
+	if !ok || s.e.cfg.OnEvents == nil {
 		return
 	}
-	ev := new(Event)
-	if err := json.Unmarshal([]byte(m.Message), ev); err != nil {
+	evs, err := decodeEvents(m.Message)
+	if err != nil {
 		s.e.log.Error("undecodable event on a room channel", "room", room, "err", err)
 		return
 	}
-	s.e.cfg.OnEvent(room, ev)
+	s.e.cfg.OnEvents(room, evs)
+}
+
+// decodeEvents reads what one publish sent: a batch of messages, or a
+// roster change (JSON).
+func decodeEvents(msg string) ([]*Event, error) {
+	if rest, ok := strings.CutPrefix(msg, "M"); ok {
+		return decodeMessages(rest)
+	}
+	ev := new(Event)
+	if err := json.Unmarshal([]byte(msg), ev); err != nil {
+		return nil, err
+	}
+	return []*Event{ev}, nil
+}
+
+// decodeMessages reads a batch of messages as publishScript writes it, in
+// netstrings ("5:hello"): the epoch, the batch's timestamp, the first
+// message's seq, then each message's block (Outgoing.block); seqs are
+// consecutive. Every relay decodes every message, so this is a hot path
+// JSON was too slow for; the strings share the published message's
+// memory.
+func decodeMessages(batch string) ([]*Event, error) {
+	d := netstrings{rest: batch}
+	epoch := d.next()
+	ts, errTS := strconv.ParseInt(d.next(), 10, 64)
+	seq, errSeq := strconv.ParseUint(d.next(), 10, 64)
+	if errTS != nil || errSeq != nil || seq == 0 {
+		d.fail()
+	}
+	var evs []*Event
+	for d.err == nil && d.rest != "" {
+		ev := &Event{Kind: KindMessage, Epoch: epoch, Seq: seq, TS: ts}
+		ev.ID, ev.Client, ev.Name, ev.Avatar, ev.Text = d.next(), d.next(), d.next(), d.next(), d.next()
+		evs = append(evs, ev)
+		seq++
+	}
+	if d.err != nil || len(evs) == 0 {
+		return nil, errors.New("a malformed message batch")
+	}
+	return evs, nil
+}
+
+type netstrings struct {
+	rest string
+	err  error
+}
+
+func (d *netstrings) fail() { d.err = errors.New("malformed") }
+
+func (d *netstrings) next() string {
+	if d.err != nil {
+		return ""
+	}
+	head, tail, ok := strings.Cut(d.rest, ":")
+	n, err := strconv.Atoi(head)
+	if !ok || err != nil || n < 0 || n > len(tail) {
+		d.fail()
+		return ""
+	}
+	d.rest = tail[n:]
+	return tail[:n]
 }
 
 func (s *subscriber) close() {
@@ -183,7 +245,7 @@ func (s *subscriber) close() {
 	<-s.done
 }
 
-// Subscribe makes this relay receive room's events (OnEvent) from now on.
+// Subscribe makes this relay receive room's events (OnEvents) from now on.
 // It fails while the pub/sub link is down; the room is subscribed again
 // when it is back.
 func (e *Engine) Subscribe(ctx context.Context, room string) error { return e.sub.subscribe(ctx, room) }

@@ -27,40 +27,72 @@ local function ensure(meta, epoch)
 end
 `
 
-// publishScript: dedup by (member, client id), else seq, timestamp,
-// append to the bounded log, index the id, publish. Returns
-// {duplicate, seq, ts, epoch}.
+// publishScript publishes a batch of messages in order: each is a
+// duplicate of one published before (by member and client id: its seq and
+// timestamp are returned) or gets the next seq, the batch's timestamp, a
+// place in the bounded log and in the id index. The new ones go out as one
+// event on the room's channel, so a batch costs one round trip, one
+// publish, and one wake-up per relay. Returns {duplicate, seq, ts, epoch}
+// per message.
+//
+// Redis runs every script alone, so this one is kept lean: the relay
+// encodes each message's fields (a block of netstrings, see
+// decodeMessages) and its id key, the log keeps the block as it came, and
+// the new messages of a batch have consecutive seqs and one timestamp,
+// which the event says once.
 //
 // KEYS: meta log ids
-// ARGV: newEpoch member client name avatar text maxlen channel
+// ARGV: newEpoch maxlen channel, then per message: idKey block
 var publishScript = rueidis.NewLuaScriptRetryable(luaCommon + `
-local dk = ARGV[2] .. '\31' .. ARGV[3]
-local hit = redis.call('ZSCORE', KEYS[3], dk)
-if hit then
-  local e = redis.call('HGET', KEYS[1], 'e') or ''
-  local seq = tonumber(hit)
-  local ts = 0
-  local ent = redis.call('XRANGE', KEYS[2], seq .. '-0', seq .. '-0')
-  if #ent > 0 then
-    local f = ent[1][2]
-    for i = 1, #f, 2 do if f[i] == 't' then ts = tonumber(f[i + 1]) end end
+local maxlen = tonumber(ARGV[2])
+local m = redis.call('HMGET', KEYS[1], 'e', 's', 'lt')
+local e = m[1]
+if not e then e = ensure(KEYS[1], ARGV[1]) end
+local seq = tonumber(m[2] or '0')
+local first = seq + 1
+local idKeys = {}
+for i = 4, #ARGV, 2 do idKeys[#idKeys + 1] = ARGV[i] end
+local known = redis.call('ZMSCORE', KEYS[3], unpack(idKeys))
+local out, blocks, adds, here = {}, {}, {}, {}
+local ts, tss
+for n, key in ipairs(idKeys) do
+  local dup = known[n] and tonumber(known[n]) or here[key]
+  if dup then
+    local dts = ts or 0
+    if not here[key] then
+      local ent = redis.call('XRANGE', KEYS[2], dup .. '-0', dup .. '-0')
+      dts = 0
+      if #ent > 0 then
+        local f = ent[1][2]
+        for j = 1, #f, 2 do if f[j] == 't' then dts = tonumber(f[j + 1]) end end
+      end
+    end
+    out[n] = {1, dup, dts, e}
+  else
+    seq = seq + 1
+    if not tss then
+      ts = math.max(nowms(), tonumber(m[3] or '0'))
+      tss = tostring(ts)
+    end
+    local block = ARGV[3 + 2 * n]
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, seq .. '-0', 't', tss, 'b', block)
+    blocks[#blocks + 1] = block
+    adds[#adds + 1] = seq
+    adds[#adds + 1] = key
+    here[key] = seq
+    out[n] = {0, seq, ts, e}
   end
-  return {1, seq, ts, e}
 end
-local e = ensure(KEYS[1], ARGV[1])
-local seq = redis.call('HINCRBY', KEYS[1], 's', 1)
-local ts = nowms()
-local last = tonumber(redis.call('HGET', KEYS[1], 'lt') or '0')
-if ts < last then ts = last end
-redis.call('HSET', KEYS[1], 'lt', ts)
-local maxlen = tonumber(ARGV[7])
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, seq .. '-0',
-  'm', ARGV[2], 'c', ARGV[3], 't', ts, 'n', ARGV[4], 'a', ARGV[5], 'x', ARGV[6])
-redis.call('ZADD', KEYS[3], seq, dk)
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. (seq - maxlen))
-redis.call('PUBLISH', ARGV[8], cjson.encode({k = 'm', e = e, s = seq, t = ts,
-  id = ARGV[2], c = ARGV[3], n = ARGV[4], a = ARGV[5], x = ARGV[6]}))
-return {0, seq, ts, e}
+if #blocks > 0 then
+  redis.call('ZADD', KEYS[3], unpack(adds))
+  redis.call('HSET', KEYS[1], 's', seq, 'lt', tss)
+  if math.floor((first - 1) / 64) ~= math.floor(seq / 64) then
+    redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. (seq - maxlen))
+  end
+  local firsts = tostring(first)
+  redis.call('PUBLISH', ARGV[3], 'M' .. #e .. ':' .. e .. #tss .. ':' .. tss .. #firsts .. ':' .. firsts .. table.concat(blocks))
+end
+return out
 `)
 
 // joinScript admits a member by key hash: a returning member (any relay)

@@ -91,6 +91,20 @@ const storeBusyRetry = 50 * time.Millisecond
 func (r *room) completed(res commitResult) {
 	r.doneMu.Lock()
 	r.doneQ = append(r.doneQ, res)
+	r.startDrainLocked()
+}
+
+// completedEvents queues a shared room's events for the drainer.
+func (r *room) completedEvents(evs []*redisengine.Event) {
+	r.doneMu.Lock()
+	for _, ev := range evs {
+		r.doneQ = append(r.doneQ, commitResult{ev: ev})
+	}
+	r.startDrainLocked()
+}
+
+// startDrainLocked starts the drainer unless it runs; it unlocks doneMu.
+func (r *room) startDrainLocked() {
 	start := !r.draining
 	r.draining = true
 	r.doneMu.Unlock()

@@ -119,7 +119,7 @@
 //     take room.mu afterwards to apply what came back. Unsubscribing a
 //     room checks Server.roomsMu under the subscriber's own lock (a lock
 //     of relay/redisengine taken before roomsMu, never under it). The pub/sub
-//     callback (onRedisEvent) takes Server.roomsMu to find the room, lets
+//     callback (onRedisEvents) takes Server.roomsMu to find the room, lets
 //     go, and queues the event for the room's drainer (room.doneMu only).
 //
 // TestLockOrderUnderRace drives the paths that hold two of these at once

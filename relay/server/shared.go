@@ -744,16 +744,17 @@ func (s *Server) reassert(room, id, link string) {
 	}, "cannot set a member online again", "room", room, "member", id)
 }
 
-// onRedisEvent is the pub/sub link's callback: the event goes to the
-// room's drainer, which applies events and commits in order.
-func (s *Server) onRedisEvent(name string, ev *redisengine.Event) {
+// onRedisEvents is the pub/sub link's callback: one publish's events go to
+// the room's drainer together, which applies them in order and writes
+// what they make for each local member at once.
+func (s *Server) onRedisEvents(name string, evs []*redisengine.Event) {
 	s.roomsMu.Lock()
 	r := s.rooms[name]
 	s.roomsMu.Unlock()
 	if r == nil {
 		return
 	}
-	r.completed(commitResult{ev: ev})
+	r.completedEvents(evs)
 }
 
 // onResubscribed: the pub/sub link was lost, so every room may have missed
@@ -950,7 +951,7 @@ func (s *Server) openRedis() error {
 	defer cancel()
 	e, err := redisengine.Open(ctx, redisengine.Config{
 		URL: s.cfg.RedisURL, Password: s.cfg.RedisPassword, History: s.redisHistory(),
-		Logger: s.log.With("component", "redis"), OnEvent: s.onRedisEvent, OnResubscribed: s.onResubscribed,
+		Logger: s.log.With("component", "redis"), OnEvents: s.onRedisEvents, OnResubscribed: s.onResubscribed,
 		Observe: func(op string, d time.Duration, err error) {
 			s.metrics.RedisCalls.WithLabelValues(op).Observe(d.Seconds())
 			if err != nil {

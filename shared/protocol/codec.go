@@ -35,7 +35,12 @@ func Encode(f Frame) ([]byte, error) {
 // DecodeClient parses a client -> relay frame: *Hello, *Send, *Ping or *Bye.
 // Unknown fields are ignored. It checks structure and field types only; the
 // relay validates contents (names, lengths) with the Validate functions.
-func DecodeClient(data []byte) (Frame, error) { return clientFrames.decode(data) }
+func DecodeClient(data []byte) (Frame, error) {
+	if f, ok := decodeSend(data); ok {
+		return f, nil
+	}
+	return clientFrames.decode(data)
+}
 
 // DecodeRelay parses a relay -> client frame: *Welcome, *Message, *Ack, *Joined,
 // *Presence, *Left, *Pong or *Error. Unknown fields are ignored.

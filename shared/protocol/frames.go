@@ -151,16 +151,6 @@ func (f *Ping) MarshalJSON() ([]byte, error) {
 	return withType(TypePing, alias(*f))
 }
 
-func (f *Message) MarshalJSON() ([]byte, error) {
-	type alias Message
-	return withType(TypeMsg, alias(*f))
-}
-
-func (f *Ack) MarshalJSON() ([]byte, error) {
-	type alias Ack
-	return withType(TypeAck, alias(*f))
-}
-
 func (f *Joined) MarshalJSON() ([]byte, error) {
 	type alias Joined
 	return withType(TypeJoined, alias(*f))
