@@ -13,7 +13,8 @@
 # redis-room-memory. They
 # start their own redis-server on 127.0.0.1:16379 with its data in OUT/redis.
 # HEARTLINE_SUITE_PORT (18080) and HEARTLINE_SUITE_REDIS_PORT (16379) move
-# the ports, so two suites can run side by side.
+# the ports, so two suites can run side by side. HEARTLINE_SUITE_CLUSTER_FLAGS
+# adds flags to every cluster relay (an A/B of one setting).
 set -euo pipefail
 out=${1:-/tmp/heartline-bench}
 shift || true
@@ -109,7 +110,7 @@ start_cluster() { # always|everysec relay-flags...
 		p=$((port + n))
 		rm -rf "$data$n" && mkdir -p "$data$n"
 		local cmd=("$bin/heartline-relay" --listen "127.0.0.1:$p" --data-dir "$data$n" --redis-url "redis://127.0.0.1:$redis_port/0"
-			--grace 30s --redis-dead-after 10s --max-conns 19500 --log-level warn --stun-port 0 "${per_ip[@]}" "$@")
+			--grace 30s --redis-dead-after 10s --max-conns 19500 --log-level warn --stun-port 0 "${per_ip[@]}" "$@" ${HEARTLINE_SUITE_CLUSTER_FLAGS:-})
 		cluster_cmds+=("${cmd[*]}")
 		"${cmd[@]}" >"$out/relay$n.log" 2>&1 &
 		cluster_pids+=($!)
@@ -184,11 +185,14 @@ for s in $scenarios; do
 	# One room of 1,000 receivers spread evenly over three relays on one Redis.
 	fan10-3relays) start_cluster always "${fanout_relay[@]}" &&
 		run_cluster fan10-3relays fanout -receivers 1000 -senders 10 -rate 10 -duration 30s ;;
-	# Accepted messages per second through Redis, 100 rooms, 100 senders.
+	# Accepted messages per second through Redis, 100 rooms, 100 senders, each
+	# room with 20 messages awaiting their ack (ACCEPT_WINDOW, total over the
+	# rooms): a relay publishes what waits as one batch, so this measures
+	# throughput; with 200 (2 per room) the rate is bound by the round trip.
 	accept100-3relays-always) start_cluster always "${fanout_relay[@]}" &&
-		run_cluster accept100-3relays-always fanout -rooms 100 -receivers 100 -senders 100 -rate 0 -window 200 -echo ack -duration 15s ;;
+		run_cluster accept100-3relays-always fanout -rooms 100 -receivers 100 -senders 100 -rate 0 -window ${ACCEPT_WINDOW:-2000} -echo ack -duration 15s ;;
 	accept100-3relays-everysec) start_cluster everysec "${fanout_relay[@]}" &&
-		run_cluster accept100-3relays-everysec fanout -rooms 100 -receivers 100 -senders 100 -rate 0 -window ${ACCEPT_WINDOW:-200} -echo ack -duration 15s ;;
+		run_cluster accept100-3relays-everysec fanout -rooms 100 -receivers 100 -senders 100 -rate 0 -window ${ACCEPT_WINDOW:-2000} -echo ack -duration 15s ;;
 	# Idle memory per connection with the Redis engine: one relay on Redis
 	# (compare with idle5k, bbolt, run next to it).
 	idle5k-redis) cluster_n=1 start_cluster always &&
