@@ -619,9 +619,15 @@ func (r *room) publishLoop() {
 				r.s.metrics.MessagesAccepted.Inc()
 				continue
 			}
-			if pr.Err == nil && !pr.Duplicate && pr.Seq > r.committed {
-				// Acked when the room's channel delivers it (deliver).
-				r.s.metrics.MessagesAccepted.Inc()
+			if pr.Err == nil && pr.Seq > r.committed {
+				// Acked when the room's channel delivers it (deliver),
+				// after every message before it. So is an outbox resend of
+				// a message another relay published (its original seq):
+				// acked now, it could overtake the messages before it that
+				// this view has not delivered yet.
+				if !pr.Duplicate {
+					r.s.metrics.MessagesAccepted.Inc()
+				}
 				continue
 			}
 			delete(r.inflight, it.key)
