@@ -450,3 +450,36 @@ func TestClusterJoiningWhileMessagesFlowKeepsTheEpoch(t *testing.T) {
 		}
 	}
 }
+
+// On a Redis Cluster the rooms' keys spread over the nodes (each room's
+// keys carry one hash tag), and relays given different nodes share every
+// room: one order, exact resume through the other relay.
+func TestClusterOnRedisCluster(t *testing.T) {
+	nodes := redistest.StartCluster(t, 3, redistest.Options{AppendOnly: true})
+	relays := []*testRelay{startRelay(t, redisConfig(t, nodes[0])), startRelay(t, redisConfig(t, nodes[1]))}
+	for i := range 6 {
+		room := fmt.Sprintf("room-%d", i)
+		alice, _ := relays[0].join(room, "alice", newKey())
+		bobKey := newKey()
+		bob, w := relays[1].join(room, "bob", bobKey)
+		alice.expect(protocol.TypeJoined)
+		alice.msg("1", "one")
+		if m := bob.expect(protocol.TypeMsg).(*protocol.Message); m.Seq != 1 || m.Text != "one" {
+			t.Fatalf("%s: bob got %+v", room, m)
+		}
+		alice.expect(protocol.TypeAck)
+		bob.ws.Close()
+		alice.expect(protocol.TypePresence)
+		alice.msg("2", "two")
+		alice.expect(protocol.TypeAck)
+		_, w2 := relays[0].join(room, "bob", bobKey, withResume(&protocol.Resume{Epoch: w.Epoch, LastSeq: 1}))
+		if !w2.Recovered || len(w2.History) != 1 || w2.History[0].Text != "two" || w2.You.ID != w.You.ID {
+			t.Fatalf("%s: resume on the other relay: recovered %v, history %+v", room, w2.Recovered, w2.History)
+		}
+	}
+	for _, n := range nodes {
+		if size, err := n.Do("DBSIZE"); err != nil || size == "0" {
+			t.Errorf("node %s holds %s keys (%v): the rooms should spread over the nodes", n.Addr, size, err)
+		}
+	}
+}
