@@ -148,6 +148,20 @@ func (e *Engine) Latest(ctx context.Context, room string, n int) ([]Record, erro
 	return records(entries, true)
 }
 
+// Before returns up to n of the newest messages with seq < before, oldest
+// first.
+func (e *Engine) Before(ctx context.Context, room string, before uint64, n int) ([]Record, error) {
+	if before <= 1 {
+		return nil, nil
+	}
+	cmd := e.client.B().Xrevrange().Key(keysOf(room).log).End(strconv.FormatUint(before-1, 10) + "-0").Start("-").Count(int64(n)).Build()
+	entries, err := e.do(ctx, "history", cmd).AsXRange()
+	if err != nil {
+		return nil, err
+	}
+	return records(entries, true)
+}
+
 func records(entries []rueidis.XRangeEntry, reverse bool) ([]Record, error) {
 	out := make([]Record, len(entries))
 	for i, x := range entries {

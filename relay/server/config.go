@@ -459,6 +459,7 @@ type Store interface {
 	DeleteMember(room, memberID string, done func(error))
 	After(room string, seq uint64, limit int) ([]store.Record, bool, error)
 	Latest(room string, n int) ([]store.Record, error)
+	Before(room string, seq uint64, n int) ([]store.Record, error)
 	LookupID(room, memberID, clientID string) (store.Record, bool, error)
 }
 

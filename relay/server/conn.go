@@ -22,6 +22,7 @@ type conn struct {
 	// Owned by the reader (and the frame handler it waits for).
 	limiter      *rate.Limiter
 	blockedUntil time.Time
+	histLimiter  *rate.Limiter // history requests: a budget of their own
 
 	mu     sync.Mutex // guards room and member
 	room   *room      // set by a successful hello (under the room's lock)

@@ -43,6 +43,8 @@ func (c *conn) HandleText(data []byte) (stop bool) {
 		return c.handleHello(f)
 	case *protocol.Send:
 		c.handleSend(f)
+	case *protocol.HistoryRequest:
+		c.handleHistory(f)
 	case *protocol.Bye:
 		r, m := c.roomMember()
 		if r != nil {

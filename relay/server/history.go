@@ -3,7 +3,12 @@ package server
 // What a joiner is told: the welcome and the history it carries (spec rule 6).
 
 import (
+	"cmp"
+	"context"
+	"fmt"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/heartline/heartline/relay/store"
 	"github.com/heartline/heartline/shared/protocol"
@@ -28,6 +33,7 @@ func (r *room) welcomeWith(c *conn, m *member, hist []protocol.Message, recovere
 			TimeoutMS:  r.s.cfg.HeartbeatTimeout.Milliseconds(),
 		},
 		ObservedAddr: c.Remote(), STUN: r.s.STUNPorts(),
+		Features: []string{protocol.FeatureHistory},
 	}
 }
 
@@ -87,4 +93,83 @@ func (r *room) messages(recs []store.Record) []protocol.Message {
 		out = append(out, protocol.Message{Seq: rec.Seq, ID: rec.ClientID, From: from, Text: rec.Text, TS: rec.TS})
 	}
 	return out
+}
+
+// History requests: a reader scrolling back asks for a page at a time, so
+// a budget of a few a second is plenty, and keeps a hostile client from
+// turning the relay's history into a disk or Redis load.
+const (
+	historyRate  = 5
+	historyBurst = 10
+)
+
+// handleHistory answers a history request (protocol.HistoryRequest) with
+// the page the room's store holds below its Before.
+func (c *conn) handleHistory(f *protocol.HistoryRequest) {
+	r, _ := c.roomMember()
+	if r == nil {
+		c.SendError(protocol.ErrNotJoined, "send a hello and wait for the welcome before asking for history", f.ID)
+		return
+	}
+	if err := protocol.ValidateMsgID(f.ID); err != nil {
+		c.SendError(protocol.ErrBadFrame, "a history request needs an id of 1 to 64 characters, without control characters", "")
+		return
+	}
+	if f.Limit < 0 || f.Limit > protocol.HistoryMaxLimit {
+		c.SendError(protocol.ErrBadFrame, fmt.Sprintf("a history request's limit is 1 to %d (0: %d)", protocol.HistoryMaxLimit, r.s.cfg.HistoryPage), f.ID)
+		return
+	}
+	if c.histLimiter == nil {
+		c.histLimiter = rate.NewLimiter(historyRate, historyBurst)
+	}
+	now := c.s.cfg.now()
+	res := c.histLimiter.ReserveN(now, 1)
+	if d := res.DelayFrom(now); d > 0 {
+		res.CancelAt(now)
+		ms := max(1, (d + time.Millisecond - 1).Milliseconds())
+		c.Send(&protocol.Error{Code: protocol.ErrRateLimited, ID: f.ID, RetryAfterMS: ms,
+			Message: fmt.Sprintf("too many history requests: wait %d ms, then ask again", ms)})
+		return
+	}
+	page, err := r.olderPage(f.Before, cmp.Or(f.Limit, r.s.cfg.HistoryPage))
+	if err != nil {
+		r.s.log.Error("cannot read history for a request", "room", r.name, "err", err)
+		c.SendError(protocol.ErrInternal, "the relay could not read the room's history right now; ask again later", f.ID)
+		return
+	}
+	page.ID = f.ID
+	c.Send(page)
+}
+
+// olderPage is up to limit of the room's messages below before (0: the
+// newest), oldest first. Only delivered messages count, as in a welcome.
+func (r *room) olderPage(before uint64, limit int) (*protocol.History, error) {
+	r.mu.Lock()
+	epoch, top := r.epoch, r.committed
+	r.mu.Unlock()
+	if before == 0 || before > top+1 {
+		before = top + 1
+	}
+	var msgs []protocol.Message
+	if r.s.inRedis() {
+		ctx, cancel := context.WithTimeout(context.Background(), redisTimeout)
+		recs, err := r.s.redis.Before(ctx, r.name, before, limit)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		msgs = r.sharedMessages(recs)
+	} else {
+		recs, err := r.s.store.Before(r.name, before, limit)
+		if err != nil {
+			return nil, err
+		}
+		r.mu.Lock()
+		msgs = r.messages(recs)
+		r.mu.Unlock()
+	}
+	// The store keeps a contiguous run of the newest messages, so a full
+	// page may have older ones before it; a short one does not.
+	more := len(msgs) == limit && msgs[0].Seq > 1
+	return &protocol.History{Epoch: epoch, Messages: msgs, More: more}, nil
 }

@@ -195,6 +195,42 @@ func (s *Store) Latest(room string, n int) ([]Record, error) {
 	return recs, nil
 }
 
+// Before returns the newest n retained records of room with seq < seq,
+// ascending by seq. An unknown room has none.
+func (s *Store) Before(room string, seq uint64, n int) ([]Record, error) {
+	var recs []Record
+	err := s.view(func(tx *bolt.Tx) error {
+		rb := roomBucket(tx, room)
+		if rb == nil || seq <= 1 {
+			return nil
+		}
+		msgs := rb.Bucket(bktMsgs)
+		if msgs == nil {
+			return fmt.Errorf("room %q is missing its messages: %w", room, ErrCorrupt)
+		}
+		c := msgs.Cursor()
+		k, v := c.Seek(seqKey(seq))
+		if k == nil {
+			k, v = c.Last()
+		} else {
+			k, v = c.Prev()
+		}
+		for ; k != nil && len(recs) < n; k, v = c.Prev() {
+			r, err := decodeRecord(keySeqOf(k), v)
+			if err != nil {
+				return err
+			}
+			recs = append(recs, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.Reverse(recs)
+	return recs, nil
+}
+
 // LookupID finds the retained record that memberID sent with client id
 // clientID (spec rule 3: a resent id gets the same ack). It sees committed
 // records only; ids still in the commit queue are the caller's to track.

@@ -1004,3 +1004,32 @@ func TestCloseWhileAppendBlockedOnAFullQueue(t *testing.T) {
 		t.Errorf("after reopen seq = %d, want %d", seq, 1+durable)
 	}
 }
+
+func TestBeforePagesBackwards(t *testing.T) {
+	s := openT(t, t.TempDir(), Options{History: 10})
+	ensureT(t, s, "r")
+	for i := 1; i <= 25; i++ {
+		mustAppend(t, s, "r", msg("a", fmt.Sprint(i)))
+	}
+	cases := []struct {
+		name   string
+		room   string
+		before uint64
+		n      int
+		want   []uint64
+	}{
+		{"unknown room", "nosuch", 5, 10, nil},
+		{"the newest page", "r", 26, 4, seqRange(22, 25)},
+		{"beyond latest", "r", 100, 3, seqRange(23, 25)},
+		{"in the middle", "r", 20, 3, seqRange(17, 19)},
+		{"down to the retention boundary", "r", 18, 10, seqRange(16, 17)},
+		{"below what is retained", "r", 16, 10, nil},
+		{"before 1", "r", 1, 10, nil},
+	}
+	for _, c := range cases {
+		recs, err := s.Before(c.room, c.before, c.n)
+		if err != nil || !equalSeqs(seqs(recs), c.want) {
+			t.Errorf("%s: Before(%q, %d, %d) = %v, %v; want %v", c.name, c.room, c.before, c.n, seqs(recs), err, c.want)
+		}
+	}
+}

@@ -32,7 +32,8 @@ func Encode(f Frame) ([]byte, error) {
 	return f.MarshalJSON()
 }
 
-// DecodeClient parses a client -> relay frame: *Hello, *Send, *Ping or *Bye.
+// DecodeClient parses a client -> relay frame: *Hello, *Send, *Ping, *Bye
+// or *HistoryRequest.
 // Unknown fields are ignored. It checks structure and field types only; the
 // relay validates contents (names, lengths) with the Validate functions.
 func DecodeClient(data []byte) (Frame, error) {
@@ -43,14 +44,14 @@ func DecodeClient(data []byte) (Frame, error) {
 }
 
 // DecodeRelay parses a relay -> client frame: *Welcome, *Message, *Ack, *Joined,
-// *Presence, *Left, *Pong or *Error. Unknown fields are ignored.
+// *Presence, *Left, *Pong, *Error or *History. Unknown fields are ignored.
 func DecodeRelay(data []byte) (Frame, error) { return relayFrames.decode(data) }
 
 // The frames each direction carries. A field added to a frame type's struct
 // is decoded with nothing else to change.
 var (
-	clientFrames = newFrameSet(&Hello{}, &Send{}, &Ping{}, &Bye{})
-	relayFrames  = newFrameSet(&Welcome{}, &Message{}, &Ack{}, &Joined{}, &Presence{}, &Left{}, &Pong{}, &Error{})
+	clientFrames = newFrameSet(&Hello{}, &Send{}, &Ping{}, &Bye{}, &HistoryRequest{})
+	relayFrames  = newFrameSet(&Welcome{}, &Message{}, &Ack{}, &Joined{}, &Presence{}, &Left{}, &Pong{}, &Error{}, &History{})
 )
 
 // frameSet decodes the frames of one direction. Every Heartline encoder

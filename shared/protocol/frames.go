@@ -44,6 +44,27 @@ type Send struct {
 }
 
 // Ping is the client's heartbeat; T is the client's clock in unix ms.
+// HistoryRequest asks for up to Limit of the room's messages with seq
+// below Before (0: the newest), for a client that is missing them: one
+// that scrolled back past what it holds. An addition to v1: send it only
+// to a relay whose welcome lists FeatureHistory.
+type HistoryRequest struct {
+	ID     string `json:"id"`     // the request's id, 1-64 characters: the answer carries it
+	Before uint64 `json:"before"` // messages with seq < Before; 0: the newest
+	Limit  int    `json:"limit"`  // 1..HistoryMaxLimit; 0: the relay's page size
+}
+
+// History answers a HistoryRequest: the newest Limit messages the relay
+// still holds below Before, oldest first, with no hole between them and
+// Before. More is false when the relay holds nothing older than the first
+// of them. A request the relay refuses gets an error with its id instead.
+type History struct {
+	ID       string    `json:"id"`
+	Epoch    string    `json:"epoch"`
+	Messages []Message `json:"messages"`
+	More     bool      `json:"more"`
+}
+
 type Ping struct {
 	T int64 `json:"t"`
 }
@@ -65,6 +86,8 @@ type Welcome struct {
 	Heartbeat    Heartbeat `json:"heartbeat"`
 	ObservedAddr string    `json:"observed_addr"`
 	STUN         []int     `json:"stun"`
+	// Features lists the additions to v1 this relay serves (FeatureHistory).
+	Features []string `json:"features,omitempty"`
 }
 
 // Heartbeat tells the client how often to ping and when the link counts as dead.
@@ -120,18 +143,20 @@ type Error struct {
 	RetryAfterMS int64  `json:"retry_after_ms,omitempty"`
 }
 
-func (*Hello) FrameType() string    { return TypeHello }
-func (*Send) FrameType() string     { return TypeMsg }
-func (*Ping) FrameType() string     { return TypePing }
-func (*Bye) FrameType() string      { return TypeBye }
-func (*Welcome) FrameType() string  { return TypeWelcome }
-func (*Message) FrameType() string  { return TypeMsg }
-func (*Ack) FrameType() string      { return TypeAck }
-func (*Joined) FrameType() string   { return TypeJoined }
-func (*Presence) FrameType() string { return TypePresence }
-func (*Left) FrameType() string     { return TypeLeft }
-func (*Pong) FrameType() string     { return TypePong }
-func (*Error) FrameType() string    { return TypeError }
+func (*Hello) FrameType() string          { return TypeHello }
+func (*Send) FrameType() string           { return TypeMsg }
+func (*Ping) FrameType() string           { return TypePing }
+func (*Bye) FrameType() string            { return TypeBye }
+func (*HistoryRequest) FrameType() string { return TypeHistory }
+func (*History) FrameType() string        { return TypeHistory }
+func (*Welcome) FrameType() string        { return TypeWelcome }
+func (*Message) FrameType() string        { return TypeMsg }
+func (*Ack) FrameType() string            { return TypeAck }
+func (*Joined) FrameType() string         { return TypeJoined }
+func (*Presence) FrameType() string       { return TypePresence }
+func (*Left) FrameType() string           { return TypeLeft }
+func (*Pong) FrameType() string           { return TypePong }
+func (*Error) FrameType() string          { return TypeError }
 
 // Each MarshalJSON marshals an alias type (which has no methods, so no recursion)
 // and splices "type" in front.
@@ -164,6 +189,20 @@ func (f *Presence) MarshalJSON() ([]byte, error) {
 func (f *Left) MarshalJSON() ([]byte, error) {
 	type alias Left
 	return withType(TypeLeft, alias(*f))
+}
+
+func (f *HistoryRequest) MarshalJSON() ([]byte, error) {
+	type alias HistoryRequest
+	return withType(TypeHistory, alias(*f))
+}
+
+func (f *History) MarshalJSON() ([]byte, error) {
+	type alias History
+	h := alias(*f)
+	if h.Messages == nil {
+		h.Messages = []Message{}
+	}
+	return withType(TypeHistory, h)
 }
 
 func (f *Pong) MarshalJSON() ([]byte, error) {

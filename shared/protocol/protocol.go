@@ -33,6 +33,10 @@ const (
 	TypeMsg   = "msg" // also relay -> client
 	TypePing  = "ping"
 	TypeBye   = "bye"
+	// TypeHistory asks for older messages (client -> relay) and carries them
+	// (relay -> client): an addition to v1, sent only to a relay whose
+	// welcome lists FeatureHistory.
+	TypeHistory = "history"
 
 	// relay -> client
 	TypeWelcome  = "welcome"
@@ -43,6 +47,14 @@ const (
 	TypePong     = "pong"
 	TypeError    = "error"
 )
+
+// Features a relay lists in its welcome: additions to v1 a client may use.
+const (
+	FeatureHistory = "history"
+)
+
+// HistoryMaxLimit is the most messages one history request gets.
+const HistoryMaxLimit = 200
 
 // Error codes carried in an error frame's "code".
 const (
