@@ -149,6 +149,7 @@ type Client struct {
 	finished bool
 	state    State
 	core     core // the outbox, seqs, epoch and send policy
+	history  historyRequests
 }
 
 const (
@@ -571,7 +572,9 @@ func (c *Client) connectOnce(ctx context.Context) linkResult {
 		return res
 	}
 	l := newLink(c, conn)
-	return l.run(ctx)
+	res = l.run(ctx)
+	c.historyLinkEnded()
+	return res
 }
 
 // dial opens the WebSocket, bounded by DialTimeout on the engine's clock.

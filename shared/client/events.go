@@ -108,6 +108,21 @@ type HistoryGap struct {
 	HeldUpTo uint64
 }
 
+// HistoryPage answers RequestHistory: older messages from the relay, oldest
+// first, contiguous up to the request's Before; or Err when there are none
+// to give (the relay refused or failed, the link dropped, or the room's
+// history was reset since: ask again). More is false when the relay holds
+// nothing older than the first of Messages.
+type HistoryPage struct {
+	ID       string
+	Epoch    string
+	Messages []protocol.Message
+	More     bool
+	Err      string
+	// RetryAfter: the relay asked to wait this long before asking again.
+	RetryAfter time.Duration
+}
+
 // Text is the sentence to show in the chat where the gap is.
 func (g HistoryGap) Text() string {
 	if g.EpochChanged {
@@ -208,3 +223,4 @@ func (RelayError) isEvent()      {}
 func (LinkDropped) isEvent()     {}
 func (NetworkChanged) isEvent()  {}
 func (LinkChecked) isEvent()     {}
+func (HistoryPage) isEvent()     {}

@@ -160,6 +160,7 @@ func (l *link) run(ctx context.Context) linkResult {
 			return l.checkFailed()
 		case <-c.wake:
 			l.flushOutbox()
+			l.flushHistory()
 		case <-leaveC:
 			// bye, then wait (bounded) for the relay to close: the others
 			// see the member leave at once instead of after the grace period.
@@ -298,7 +299,12 @@ func (l *link) handle(f protocol.Frame) {
 		c.mu.Unlock()
 	case *protocol.Pong:
 		l.onPong(f)
+	case *protocol.History:
+		l.onHistory(f)
 	case *protocol.Error:
+		if l.historyRefused(f) {
+			return
+		}
 		now := c.clock.Now()
 		c.mu.Lock()
 		l.applyLocked(c.core.relayError(f, now))
@@ -342,6 +348,7 @@ func (l *link) onWelcome(w *protocol.Welcome) {
 	if l.interval <= 0 || l.timeout <= l.interval {
 		l.interval, l.timeout = fallbackInterval, fallbackTimeout
 	}
+	c.historyServed(w)
 	l.deadT = c.clock.NewTimer(l.timeout)
 	l.pingT = c.clock.NewTimer(l.interval)
 	l.sendPing() // measure the round trip now rather than one interval later
