@@ -47,6 +47,8 @@ type roomView struct {
 	contextOnly bool
 	// moreOnDevice: the local history holds messages older than the view's.
 	moreOnDevice bool
+	// older: asking the relay for what the device lacks (relayhistory.go).
+	older relayOlder
 
 	// widgets
 	content      fyne.CanvasObject
@@ -250,6 +252,10 @@ func (r *roomView) apply(events []client.Event) {
 		case client.MemberLeft:
 			r.roster.Remove(e.Member.ID)
 			membersChanged = true
+		case client.HistoryPage:
+			if r.gotRelayPage(e) > 0 {
+				changed = true
+			}
 		case client.HistoryGap:
 			if !r.contextOnly || e.EpochChanged {
 				r.tl.MarkGap(e.Text())
@@ -418,7 +424,9 @@ func (r *roomView) showMessage(epoch string, seq uint64) {
 func (r *roomView) loadOlder() {
 	if r.ui.local != nil && r.ui.local.loadOlder(r) {
 		r.list.Sync()
+		return
 	}
+	r.askRelayForOlder() // the device has nothing older: the relay may
 }
 
 // resetTimeline empties the view (its history was cleared on this device).

@@ -253,6 +253,8 @@ func (rs *rooms) apply(r *roomState, evs []client.Event) {
 			if rs.onNotify != nil && r.Entry.Notify.Notifies(mention) {
 				rs.onNotify(r, m, mention)
 			}
+		case client.HistoryPage:
+			rs.keepRelayPage(r, e)
 		case client.HistoryGap:
 			if rs.hist != nil {
 				from := r.epoch
