@@ -270,9 +270,14 @@ func (u *UI) Start(override *settings.Profile, join bool) {
 }
 
 // tick updates what moves with time: the reconnect countdown, the banner
-// after its grace, "Today" turning into "Yesterday".
+// after its grace, "Today" turning into "Yesterday"; and it rests the
+// focused box's cursor once nobody typed for a while.
 func (u *UI) tick(now time.Time) {
 	u.warmOneView()
+	// A box left alone stops blinking (each blink step is a frame).
+	if f, ok := u.win.Canvas().Focused().(interface{ RestCursor(time.Time) bool }); ok {
+		f.RestCursor(now)
+	}
 	for _, r := range u.rooms.items {
 		u.sessions.tick(r.sess, now)
 		if r.Link.Phase == chatview.PhaseReconnecting {
