@@ -1,0 +1,118 @@
+package ui
+
+import (
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/test"
+
+	"github.com/heartline/heartline/desktop/settings"
+	"github.com/heartline/heartline/shared/client"
+)
+
+// redrawApp is the test app with a driver whose canvases count Refresh
+// calls: each is a request to redraw the window (a full frame in the real
+// driver).
+type redrawApp struct {
+	fyne.App
+	d *redrawDriver
+}
+
+func (a redrawApp) Driver() fyne.Driver { return a.d }
+
+type redrawDriver struct {
+	fyne.Driver
+	n atomic.Int64
+}
+
+func (d *redrawDriver) CanvasForObject(o fyne.CanvasObject) fyne.Canvas {
+	c := d.Driver.CanvasForObject(o)
+	if c == nil {
+		return nil
+	}
+	return redrawCanvas{Canvas: c, n: &d.n}
+}
+
+type redrawCanvas struct {
+	fyne.Canvas
+	n *atomic.Int64
+}
+
+func (c redrawCanvas) Refresh(o fyne.CanvasObject) {
+	c.n.Add(1)
+	c.Canvas.Refresh(o)
+}
+
+// idleApp is an app with rooms rooms saved on a relay that is not there,
+// opened (its engines' events are dropped: the test feeds the views), and
+// a counter of redraw requests.
+func idleApp(t *testing.T, rooms int) (*UI, *redrawDriver) {
+	t.Helper()
+	a := test.NewTempApp(t)
+	d := &redrawDriver{Driver: a.Driver()}
+	fyne.SetCurrentApp(redrawApp{App: a, d: d})
+	t.Cleanup(func() { fyne.SetCurrentApp(a) })
+	st := settings.New(a.Preferences())
+	var es []settings.RoomEntry
+	for i := 1; i <= rooms; i++ {
+		es = append(es, settings.RoomEntry{Relay: "127.0.0.1:9", Room: fmt.Sprintf("room-%02d", i), Notify: settings.NotifyAll})
+	}
+	st.SaveRooms(es)
+	p := st.Load()
+	p.Name, p.AutoJoin = "Idle", true
+	st.Save(p)
+	u := New(a, Options{DataDir: t.TempDir(), Do: func(func()) {}, Diagnose: (&diagCalls{}).run})
+	u.Start(nil, false)
+	t.Cleanup(u.Close)
+	u.win.Resize(fyne.NewSize(1000, 680))
+	return u, d
+}
+
+// A heartbeat's new round-trip time that says nothing new (a few ms of
+// jitter) does not redraw the window; a real change does.
+func TestHeartbeatJitterDoesNotRedraw(t *testing.T) {
+	u, d := idleApp(t, 1)
+	v := u.room
+	beat := func(rtt time.Duration) int64 {
+		before := d.n.Load()
+		v.apply([]client.Event{client.StateChanged{State: client.State{Phase: client.Connected, RTT: rtt}}})
+		return d.n.Load() - before
+	}
+	if n := beat(40 * time.Millisecond); n == 0 {
+		t.Fatal("connecting did not redraw the header")
+	}
+	if got := v.statusText.Text; got != "Connected · 40 ms" {
+		t.Fatalf("header %q", got)
+	}
+	for _, rtt := range []time.Duration{41, 39, 44, 37, 40} {
+		if n := beat(rtt * time.Millisecond); n != 0 {
+			t.Fatalf("a heartbeat at %d ms (shown 40 ms) asked for %d redraws", rtt, n)
+		}
+	}
+	if n := beat(90 * time.Millisecond); n == 0 || v.statusText.Text != "Connected · 90 ms" {
+		t.Fatalf("a real change (40 -> 90 ms): %d redraws, header %q", n, v.statusText.Text)
+	}
+}
+
+// The app's once-a-second tick rests the focused composer's cursor after
+// widgets.DefaultBlinkFor without a key (the widget's own test checks the
+// blink stops).
+func TestTickRestsTheComposerCursor(t *testing.T) {
+	u, _ := idleApp(t, 1)
+	if u.win.Canvas().Focused() != u.room.composer {
+		t.Fatal("the composer does not have the focus")
+	}
+	now := time.Now()
+	u.tick(now)
+	if u.room.composer.RestCursor(now) {
+		t.Fatal("rested at once")
+	}
+	u.tick(now.Add(time.Minute))
+	// (RestCursor at a time within BlinkFor only reports.)
+	if !u.room.composer.RestCursor(now) {
+		t.Fatal("the tick did not rest the cursor")
+	}
+}
