@@ -9,6 +9,7 @@ import (
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/test"
 
+	"github.com/heartline/heartline/desktop/chatview"
 	"github.com/heartline/heartline/desktop/settings"
 	"github.com/heartline/heartline/shared/client"
 )
@@ -114,5 +115,47 @@ func TestTickRestsTheComposerCursor(t *testing.T) {
 	// (RestCursor at a time within BlinkFor only reports.)
 	if !u.room.composer.RestCursor(now) {
 		t.Fatal("the tick did not rest the cursor")
+	}
+}
+
+// A change in one room redraws its sidebar row only, not every row (20
+// rooms connecting at start re-measured 20 x 20 rows), and a row that
+// would look the same is not redrawn at all.
+func TestSidebarRedrawsOnlyTheRoomThatChanged(t *testing.T) {
+	u, d := idleApp(t, 6)
+	test.WidgetRenderer(u.sidebar.list)
+	u.sidebar.list.Resize(fyne.NewSize(220, 600))
+	r := u.rooms.items[3]
+	var it *sidebarItem
+	for _, x := range u.sidebar.items {
+		if x.key == r.Key() {
+			it = x
+		}
+	}
+	if it == nil {
+		t.Fatal("no row shows room 4")
+	}
+	// What drawing one row costs, as a yardstick.
+	before := d.n.Load()
+	it.look = rowLook{}
+	it.show(r, u.now())
+	oneRow := d.n.Load() - before
+	if oneRow == 0 {
+		t.Fatal("drawing a row asked for no redraw")
+	}
+
+	r.Link = chatview.Link{Phase: chatview.PhaseStopped, StopReason: "the relay said no"}
+	before = d.n.Load()
+	u.roomChanged(r)
+	if n := d.n.Load() - before; n == 0 || n >= 2*oneRow {
+		t.Fatalf("one room's change asked for %d redraws; one row costs %d (a redraw of every row, as before, 6 times that)", n, oneRow)
+	}
+	if it.row.noteSeg.Text != linkNote(r.Link, u.now()) {
+		t.Fatalf("row note %q", it.row.noteSeg.Text)
+	}
+	before = d.n.Load()
+	u.roomChanged(r)
+	if n := d.n.Load() - before; n != 0 {
+		t.Fatalf("no change asked for %d redraws", n)
 	}
 }
