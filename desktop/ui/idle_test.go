@@ -159,3 +159,69 @@ func TestSidebarRedrawsOnlyTheRoomThatChanged(t *testing.T) {
 		t.Fatalf("no change asked for %d redraws", n)
 	}
 }
+
+// StagedStart shows the window with the room selected last time before the
+// other saved rooms are opened; they follow, each in its saved place, and
+// the saved list is never cut short meanwhile.
+func TestStagedStartShowsTheLastRoomFirst(t *testing.T) {
+	a := test.NewTempApp(t)
+	st := settings.New(a.Preferences())
+	var es []settings.RoomEntry
+	var want []string
+	for i := 1; i <= 5; i++ {
+		es = append(es, settings.RoomEntry{Relay: "127.0.0.1:9", Room: fmt.Sprintf("room-%02d", i), Notify: settings.NotifyAll})
+		want = append(want, es[i-1].Key())
+	}
+	st.SaveRooms(es)
+	st.SaveSelectedRoom(es[2].Key())
+	p := st.Load()
+	p.Name, p.AutoJoin = "Staged", true
+	st.Save(p)
+	saved := func() []string {
+		var ks []string
+		for _, e := range st.Rooms() {
+			ks = append(ks, e.Key())
+		}
+		return ks
+	}
+	open := func(u *UI) []string {
+		var ks []string
+		for _, r := range u.rooms.items {
+			ks = append(ks, r.Key())
+		}
+		return ks
+	}
+
+	loop := newUILoop(t)
+	var u *UI
+	loop.wait(func() {
+		u = New(a, Options{DataDir: t.TempDir(), Do: loop.do, Diagnose: (&diagCalls{}).run, StagedStart: true})
+		u.Start(nil, false)
+		// The window is shown with the selected room only.
+		if got := open(u); len(got) != 1 || got[0] != want[2] {
+			t.Errorf("rooms open when the window is shown: %v, want only %s", got, want[2])
+		}
+		if u.screen != "room" || u.room == nil || u.room.state.Key() != want[2] {
+			t.Errorf("screen %q, room %v", u.screen, u.room)
+		}
+		if got := saved(); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("saved rooms while starting: %v, want %v", got, want)
+		}
+	})
+	t.Cleanup(func() { loop.wait(u.Close) })
+	eventually(t, loop, "every saved room open", func() bool { return len(u.rooms.items) == len(want) && u.rooms.startOrder == nil })
+	loop.wait(func() {
+		if got := open(u); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("sidebar order %v, want %v", got, want)
+		}
+		if got := saved(); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("saved rooms %v, want %v", got, want)
+		}
+		if u.room.state.Key() != want[2] || u.rooms.selected != want[2] {
+			t.Errorf("selected %s, want %s", u.rooms.selected, want[2])
+		}
+		if u.views[want[0]] == nil || u.views[want[4]] == nil {
+			t.Error("rooms opened later have no screen")
+		}
+	})
+}
