@@ -81,7 +81,7 @@ func run(args []string) int {
 	a := app.NewWithID(md.ID)
 	a.SetIcon(icon)
 
-	u := ui.New(a, ui.Options{AppName: meta.Name, Version: meta.Version, Icon: icon, Logger: log})
+	u := ui.New(a, ui.Options{AppName: meta.Name, Version: meta.Version, Icon: icon, Logger: log, StagedStart: true})
 	if *seed > 0 {
 		err := u.SeedHistory(*seed)
 		u.Close()
@@ -160,7 +160,9 @@ func run(args []string) int {
 			}
 		}()
 	}
-	log.Debug("window built, every room opened", "after", time.Since(processStart), "cpu", ui.ProcessCPU())
+	// With several saved rooms the others open after this, on the UI loop
+	// ("every saved room opened").
+	log.Debug("window built, the selected room opened", "after", time.Since(processStart), "cpu", ui.ProcessCPU())
 	a.Lifecycle().SetOnStarted(func() {
 		log.Debug("app started", "after", time.Since(processStart))
 		// Runs on the UI loop's next turn: the window is up and drawing.

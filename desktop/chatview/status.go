@@ -71,6 +71,25 @@ func FormatRTT(d time.Duration) string {
 	}
 }
 
+// SteadyRTT is the round-trip time to show, given the one shown and a new
+// measurement: the shown one while the new one is within 20% or 2 ms of
+// it (whichever is larger), the new one otherwise (0 shown: the new one).
+// Every heartbeat measures a slightly different time; redrawing the header
+// for each would redraw the window every few seconds for no news.
+func SteadyRTT(shown, measured time.Duration) time.Duration {
+	if shown <= 0 || measured <= 0 {
+		return measured
+	}
+	diff := measured - shown
+	if diff < 0 {
+		diff = -diff
+	}
+	if diff <= max(shown/5, 2*time.Millisecond) {
+		return shown
+	}
+	return measured
+}
+
 func secondsUntil(t, now time.Time) int {
 	if t.IsZero() || !t.After(now) {
 		return 0

@@ -283,3 +283,23 @@ func TestExcerpt(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+func TestSteadyRTTIgnoresJitter(t *testing.T) {
+	ms := time.Millisecond
+	for _, c := range []struct{ shown, measured, want time.Duration }{
+		{0, 23 * ms, 23 * ms},
+		{23 * ms, 24 * ms, 23 * ms},
+		{23 * ms, 21 * ms, 23 * ms},
+		{23 * ms, 30 * ms, 30 * ms},
+		{100 * ms, 119 * ms, 100 * ms},
+		{100 * ms, 121 * ms, 121 * ms},
+		{100 * ms, 79 * ms, 79 * ms},
+		{500 * time.Microsecond, 2 * ms, 500 * time.Microsecond},
+		{500 * time.Microsecond, 3 * ms, 3 * ms},
+		{40 * ms, 0, 0},
+	} {
+		if got := SteadyRTT(c.shown, c.measured); got != c.want {
+			t.Errorf("SteadyRTT(%v, %v) = %v, want %v", c.shown, c.measured, got, c.want)
+		}
+	}
+}

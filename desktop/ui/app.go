@@ -55,6 +55,11 @@ type Options struct {
 	// driver runs fyne.Do at once on the caller's goroutine, so tests that
 	// drive a live engine pass a serialising loop.)
 	Do func(f func())
+	// StagedStart: Start opens the room to show first (the one selected
+	// last time), shows the window with it, and opens the other saved rooms
+	// after, one per turn of the UI goroutine (through Do), so the window
+	// does not wait for them. False opens every room before showing.
+	StagedStart bool
 }
 
 // UI is the running app: one window, a sidebar of rooms (each with its own
@@ -237,6 +242,22 @@ func (u *UI) Start(override *settings.Profile, join bool) {
 		u.deviceCounts = u.local.counts()
 		u.pruneHistory()
 	}
+	sel := u.store.SelectedRoom()
+	var later []settings.RoomEntry
+	if u.opts.StagedStart && !join && len(entries) > 1 {
+		// The room to show first; the others once the window is up.
+		first := 0
+		for i, e := range entries {
+			if e.Key() == sel {
+				first = i
+			}
+		}
+		later = append(append(later, entries[:first]...), entries[first+1:]...)
+		u.rooms.beginStart(entries)
+		entries = entries[first : first+1]
+	} else {
+		u.rooms.beginStart(entries) // saved once, after
+	}
 	// One sidebar refresh for all of them, not one per room.
 	u.batching = true
 	for _, e := range entries {
@@ -246,11 +267,18 @@ func (u *UI) Start(override *settings.Profile, join bool) {
 		}
 	}
 	u.batching = false
+	if len(later) == 0 {
+		u.rooms.endStart()
+	}
 	u.sidebar.refresh()
-	if sel := u.store.SelectedRoom(); u.rooms.find(sel) != nil {
+	if u.rooms.find(sel) != nil {
 		u.selectRoom(sel)
 	} else if len(u.rooms.items) > 0 {
 		u.selectRoom(u.rooms.items[0].Key())
+	}
+	if len(later) > 0 {
+		u.openLater(later, failed)
+		failed = nil
 	}
 	switch {
 	case join:
@@ -269,10 +297,47 @@ func (u *UI) Start(override *settings.Profile, join bool) {
 	u.win.Show()
 }
 
+// openLater opens saved rooms after the window is up, one per turn of the
+// UI goroutine (each starts its engine and reads its page from the
+// device), then saves the list once and tells which could not be opened
+// (failed: those that failed before). Queued from another goroutine: before
+// the app runs, fyne.Do on the main goroutine would run at once.
+func (u *UI) openLater(entries []settings.RoomEntry, failed []string) {
+	u.bg.Add(1)
+	go func() {
+		defer u.bg.Done()
+		for _, e := range entries {
+			u.do(func() {
+				if u.rooms.find(e.Key()) != nil {
+					return // joined meanwhile
+				}
+				if err := u.openEntry(e); err != nil {
+					u.log.Warn("could not open a saved room", "room", e.Room, "relay", e.Relay, "err", err)
+					failed = append(failed, fmt.Sprintf("#%s: %v", e.Room, err))
+				}
+			})
+		}
+		u.do(func() {
+			u.rooms.endStart()
+			u.sidebar.refresh()
+			u.updateTitle()
+			u.log.Debug("every saved room opened", "rooms", len(u.rooms.items), "cpu", cpuTime())
+			if len(failed) > 0 {
+				dialog.ShowError(fmt.Errorf("some rooms could not be opened:\n%s", strings.Join(failed, "\n")), u.win)
+			}
+		})
+	}()
+}
+
 // tick updates what moves with time: the reconnect countdown, the banner
-// after its grace, "Today" turning into "Yesterday".
+// after its grace, "Today" turning into "Yesterday"; and it rests the
+// focused box's cursor once nobody typed for a while.
 func (u *UI) tick(now time.Time) {
 	u.warmOneView()
+	// A box left alone stops blinking (each blink step is a frame).
+	if f, ok := u.win.Canvas().Focused().(interface{ RestCursor(time.Time) bool }); ok {
+		f.RestCursor(now)
+	}
 	for _, r := range u.rooms.items {
 		u.sessions.tick(r.sess, now)
 		if r.Link.Phase == chatview.PhaseReconnecting {

@@ -33,6 +33,7 @@ type roomView struct {
 	tl       *chatview.Timeline
 	roster   chatview.Roster
 	link     chatview.Link
+	shownRTT time.Duration // the round-trip time in the header (see chatview.SteadyRTT)
 	gate     chatview.BannerGate
 	me       protocol.Member
 	welcome  *protocol.Welcome
@@ -349,10 +350,19 @@ func (r *roomView) updateEmpty() {
 // updateStatus refreshes the header status and the banner; it also runs
 // every second from the UI's ticker while the link is not connected.
 func (r *roomView) updateStatus(now time.Time) {
-	text, tone := chatview.StatusLine(r.link, now)
-	r.statusText.SetText(text)
-	r.statusDot.FillColor = toneColor(tone)
-	r.statusDot.Refresh()
+	l := r.link
+	l.RTT = chatview.SteadyRTT(r.shownRTT, l.RTT)
+	r.shownRTT = l.RTT
+	text, tone := chatview.StatusLine(l, now)
+	// Only what changed is refreshed: a heartbeat that leaves the line as it
+	// was (most of them) must not redraw the window.
+	if r.statusText.Text != text {
+		r.statusText.SetText(text)
+	}
+	if c := toneColor(tone); r.statusDot.FillColor != color.Color(c) {
+		r.statusDot.FillColor = c
+		r.statusDot.Refresh()
+	}
 
 	b, _ := r.gate.Banner(r.link, now)
 	if !b.Show {

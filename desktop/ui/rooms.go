@@ -3,6 +3,7 @@ package ui
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -93,6 +94,9 @@ type rooms struct {
 	// onChanged: a room's row in the sidebar changed (counts, link) or
 	// rooms were added, removed or moved (r is nil then).
 	onChanged func(r *roomState)
+	// startOrder is each saved room's place while they are being opened
+	// after the window was shown (nil: not starting); see beginStart.
+	startOrder map[string]int
 }
 
 // historySink takes every message and gap a room sees and where the
@@ -129,9 +133,39 @@ func (rs *rooms) open(req openRequest, newView func(r *roomState, readUpTo *sett
 	}
 	r.sess = s
 	rs.items = append(rs.items, r)
+	if rs.startOrder != nil {
+		// Opened after the window was shown: its saved place, not the end.
+		rank := func(r *roomState) int {
+			if i, ok := rs.startOrder[r.Key()]; ok {
+				return i
+			}
+			return len(rs.startOrder) // joined meanwhile: after the saved ones
+		}
+		slices.SortStableFunc(rs.items, func(a, b *roomState) int { return rank(a) - rank(b) })
+	}
 	rs.save()
 	rs.changed(nil)
 	return r, nil
+}
+
+// beginStart: the saved rooms es are being opened, some after the window
+// is shown; each takes its saved place and the list is not saved (a crash
+// meanwhile must not forget the rooms not opened yet) until endStart.
+func (rs *rooms) beginStart(es []settings.RoomEntry) {
+	rs.startOrder = make(map[string]int, len(es))
+	for i, e := range es {
+		rs.startOrder[e.Key()] = i
+	}
+}
+
+// endStart: every saved room was opened (or failed to); the list is saved
+// as it is now.
+func (rs *rooms) endStart() {
+	if rs.startOrder == nil {
+		return
+	}
+	rs.startOrder = nil
+	rs.save()
 }
 
 func (rs *rooms) start(r *roomState, req openRequest, same bool, newView func(r *roomState, readUpTo *settings.ResumePoint)) (*session, error) {
@@ -435,6 +469,9 @@ func (rs *rooms) setNotify(key string, l settings.NotifyLevel) {
 }
 
 func (rs *rooms) save() {
+	if rs.startOrder != nil {
+		return // endStart saves
+	}
 	es := make([]settings.RoomEntry, len(rs.items))
 	for i, r := range rs.items {
 		es[i] = r.Entry

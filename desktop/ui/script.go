@@ -32,6 +32,7 @@ import (
 //	switcher TEXT     open the quick switcher (Ctrl+K) and type TEXT
 //	search all|room TEXT  search every room or this one and type TEXT
 //	close             close the switcher, the search or the shortcuts sheet
+//	unfocus           take the keyboard focus off the composer (nothing focused)
 //	shortcuts         show the shortcuts sheet (Ctrl+/)
 //	measure SECONDS   log (warn level) what the app costs: rooms connected,
 //	                  goroutines, RSS, CPU over SECONDS idle, and the time to
@@ -166,6 +167,8 @@ func (u *UI) scriptCommand(ctx context.Context, cmd string) (quit bool, err erro
 		u.measure(ctx, secs)
 	case "close":
 		fyne.DoAndWait(u.closePopups)
+	case "unfocus":
+		fyne.DoAndWait(func() { u.win.Canvas().Unfocus() })
 	case "shortcuts":
 		fyne.DoAndWait(u.showShortcuts)
 	case "quit":

@@ -25,6 +25,9 @@ type sidebar struct {
 	list    *widget.List
 	content fyne.CanvasObject
 	syncing bool // the list's selection is being set from code
+	// items are the rows the list made (it shows some and keeps the others
+	// for later); refreshRoom updates the one showing a room.
+	items []*sidebarItem
 }
 
 // sidebarRow is one room's row: avatar with the link dot, name, the relay
@@ -62,6 +65,7 @@ func newSidebar(u *UI) *sidebar {
 			row := newSidebarRow()
 			it := &sidebarItem{row: row, box: row.layout(), menu: sb.showMenu}
 			it.ExtendBaseWidget(it)
+			sb.items = append(sb.items, it)
 			return it
 		},
 		func(id widget.ListItemID, o fyne.CanvasObject) {
@@ -118,6 +122,9 @@ type sidebarItem struct {
 	tip string // the link's trouble in full (hover shows it)
 	pop *widget.PopUp
 	key string // the room shown
+	// look is what the row shows; show skips a row that would look the same
+	// (re-setting a label re-measures its text for the ellipsis).
+	look rowLook
 	// menu opens the room's menu (nil: none, as in the switcher).
 	menu func(key string, at fyne.Position)
 }
@@ -167,38 +174,60 @@ func (it *sidebarItem) show(r *roomState, now time.Time) {
 	row := it.row
 	row.av.Set(r.Entry.Room, nil)
 	row.av.SetDot(linkColor(r.Link))
-	row.name.SetText(r.Title())
-	note := linkNote(r.Link, now)
-	it.tip = note
+	l := rowLook{title: r.Title(), mention: r.Mentions > 0}
+	l.note = linkNote(r.Link, now)
+	it.tip = l.note
 	switch {
-	case note == "":
-		note = r.Where()
-		row.noteSeg.Style.ColorName = theme.ColorNamePlaceHolder
+	case l.note == "":
+		l.note = r.Where()
+		l.noteColor = theme.ColorNamePlaceHolder
 	case r.Link.Phase == chatview.PhaseStopped:
-		row.noteSeg.Style.ColorName = theme.ColorNameError
+		l.noteColor = theme.ColorNameError
 	default:
-		row.noteSeg.Style.ColorName = theme.ColorNameWarning
+		l.noteColor = theme.ColorNameWarning
 	}
-	row.noteSeg.Text = note
-	row.note.Refresh()
-	if r.Mentions > 0 {
+	if r.Unread > 0 {
+		l.count = fmt.Sprint(r.Unread)
+		if r.Unread > 99 {
+			l.count = "99+"
+		}
+	}
+	if l == it.look {
+		return
+	}
+	old := it.look
+	it.look = l
+	if l.note != old.note || l.noteColor != old.noteColor {
+		row.noteSeg.Style.ColorName = l.noteColor
+		row.noteSeg.Text = l.note
+		row.note.Refresh()
+	}
+	if l.mention {
 		row.mention.Show()
 	} else {
 		row.mention.Hide()
 	}
-	if r.Unread > 0 {
-		row.count.Text = fmt.Sprint(r.Unread)
-		if r.Unread > 99 {
-			row.count.Text = "99+"
+	if l.count != "" {
+		if row.count.Text != l.count {
+			row.count.Text = l.count
+			row.count.Refresh()
 		}
-		row.count.Refresh()
 		row.badge.Show()
-		row.name.TextStyle.Bold = true
 	} else {
 		row.badge.Hide()
-		row.name.TextStyle.Bold = false
 	}
-	row.name.Refresh()
+	if bold := l.count != ""; l.title != old.title || bold != row.name.TextStyle.Bold || old.title == "" {
+		row.name.TextStyle.Bold = bold
+		row.name.SetText(l.title) // refreshes
+	}
+}
+
+// rowLook is what a sidebar row shows.
+type rowLook struct {
+	title, note string
+	noteColor   fyne.ThemeColorName
+	mention     bool
+	count       string // unread ("" none)
 }
 
 // roomMenu is a room's right-click menu: open, notifications, move, leave.
@@ -271,10 +300,16 @@ func (sb *sidebar) syncSelection() {
 	sb.syncing = false
 }
 
-// refreshRoom redraws one room's row.
+// refreshRoom redraws one room's row, if it is showing. (Fyne's
+// List.RefreshItem refreshes the whole list, every visible row, first: 20
+// rooms connecting at start cost 20 x 20 rows re-measured.)
 func (sb *sidebar) refreshRoom(r *roomState) {
-	if i := sb.ui.rooms.index(r.Key()); i >= 0 {
-		sb.list.RefreshItem(i)
+	key := r.Key()
+	now := sb.ui.now()
+	for _, it := range sb.items {
+		if it.key == key {
+			it.show(r, now)
+		}
 	}
 }
 

@@ -172,15 +172,14 @@ func (m *MessageList) Sync() {
 	}
 	m.heights = m.heights[:from]
 	m.exact = m.exact[:from]
-	refreshed := false
+	m.list.holdRefresh = true // one refresh for all the new heights (see applyFixes)
 	for i := from; i < n; i++ {
 		m.heights = append(m.heights, m.estimate(i))
 		m.exact = append(m.exact, false)
-		refreshed = m.setListHeight(i, m.heights[i]) || refreshed
+		m.setListHeight(i, m.heights[i])
 	}
-	if !refreshed {
-		m.list.Refresh() // rows changed but kept their heights
-	}
+	m.list.holdRefresh = false
+	m.list.Refresh()
 	if m.scroll.AtBottom() {
 		m.scrollToBottom()
 	}
@@ -374,10 +373,20 @@ func (m *MessageList) setListHeight(i int, h float32) bool {
 func (m *MessageList) applyFixes() {
 	m.fixQueue = false
 	n := m.TL.Len()
+	// Fyne's List.SetItemHeight refreshes the whole list for each height
+	// that changes (every visible row set again): hold those back and
+	// refresh once. (A room's first screen fixed ~10 rows: ~10 full list
+	// refreshes before the window could show.)
+	changed := false
+	m.list.holdRefresh = true
 	for id, h := range m.fixes {
-		if id < n {
-			m.setListHeight(id, h)
+		if id < n && m.setListHeight(id, h) {
+			changed = true
 		}
+	}
+	m.list.holdRefresh = false
+	if changed {
+		m.list.Refresh()
 	}
 	clear(m.fixes)
 	if m.scroll.AtBottom() {
@@ -451,6 +460,25 @@ type hookedList struct {
 	widget.List
 	owner    *MessageList
 	scroller *container.Scroll
+	// holdRefresh: the list's renderer skips refreshes (applyFixes sets
+	// many heights, then refreshes once).
+	holdRefresh bool
+	refreshes   int // renderer refreshes done (tests)
+}
+
+// heldRenderer is the List's renderer, which skips refreshes while the
+// list holds them.
+type heldRenderer struct {
+	fyne.WidgetRenderer
+	list *hookedList
+}
+
+func (r *heldRenderer) Refresh() {
+	if r.list.holdRefresh {
+		return
+	}
+	r.list.refreshes++
+	r.WidgetRenderer.Refresh()
 }
 
 func (l *hookedList) CreateRenderer() fyne.WidgetRenderer {
@@ -467,7 +495,7 @@ func (l *hookedList) CreateRenderer() fyne.WidgetRenderer {
 			}
 		}
 	}
-	return r
+	return &heldRenderer{WidgetRenderer: r, list: l}
 }
 
 // metrics are the row measurements for a theme.

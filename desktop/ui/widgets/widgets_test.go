@@ -437,3 +437,38 @@ func BenchmarkArrivedAt10k(b *testing.B) {
 		f.settle()
 	}
 }
+
+// The exact heights measured while drawing a screenful of rows reach the
+// list with one refresh, not one per row (Fyne's List.SetItemHeight
+// refreshes the whole list each time); new rows from Sync likewise.
+func TestMessageListHeightFixesRefreshOnce(t *testing.T) {
+	f := newListFixture(t, 0)
+	for i := 0; i < 30; i++ {
+		// Long enough to wrap: the estimate misses some of them.
+		f.add(strings.Repeat(fmt.Sprintf("row %d wraps somewhere here ", i), 1+i%5))
+	}
+	f.ml.Sync()
+	if len(f.queued) == 0 || len(f.ml.fixes) < 2 {
+		t.Fatalf("no height fixes to apply (%d queued, %d fixes): the test needs some", len(f.queued), len(f.ml.fixes))
+	}
+	fixes := len(f.ml.fixes)
+	before := f.ml.list.refreshes
+	q := f.queued
+	f.queued = nil
+	for _, fn := range q {
+		fn()
+	}
+	if n := f.ml.list.refreshes - before; n > 1 {
+		t.Fatalf("%d height fixes refreshed the list %d times, want once", fixes, n)
+	}
+	f.settle()
+
+	before = f.ml.list.refreshes
+	for i := 0; i < 20; i++ {
+		f.add(fmt.Sprintf("new %d", i))
+	}
+	f.ml.Sync()
+	if n := f.ml.list.refreshes - before; n > 1 {
+		t.Fatalf("20 new rows refreshed the list %d times, want once", n)
+	}
+}
