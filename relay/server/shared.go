@@ -201,10 +201,13 @@ func (r *room) joinShared(c *conn, h *protocol.Hello) joinResult {
 		r.serials[kh] = c.Serial()
 		m.conn, m.lastSerial, m.remote, m.addr = c, c.Serial(), c.Remote(), c.ip
 		r.attach(c, m)
-		w := r.welcomeWith(c, m, hist, recovered, s.cfg.now())
+		// Queued under the room's lock, as the relay's own store does: the
+		// next message the room delivers to this connection comes after
+		// its welcome, never before (a client drops what precedes its
+		// welcome, and would hold a hole until its next resume).
+		c.Send(r.welcomeWith(c, m, hist, recovered, s.cfg.now()))
 		name := m.name
 		r.mu.Unlock()
-		c.Send(w)
 		if ev.Kind == redisengine.KindJoined {
 			s.log.Info("member joined", "room", r.name, "member", m.id, "name", name, "remote", c.Remote(), "client", h.Client)
 		} else {
