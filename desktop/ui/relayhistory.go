@@ -20,7 +20,11 @@ type relayOlder struct {
 	// floor: the relay holds nothing of the current epoch below this seq
 	// (it said so with More=false); 0 while unknown.
 	floor uint64
-	epoch string // the epoch floor is about
+	// low: the lowest seq a page brought; every seq from it up to the hole
+	// it filled came too (pages are contiguous and go down), even while
+	// the device's writer has not stored them yet.
+	low   uint64
+	epoch string // the epoch floor and low are about
 }
 
 // askRelayForOlder requests the page that best fills what the device lacks
@@ -65,6 +69,12 @@ func (r *roomView) nextRelayPage(epoch string) (before uint64, limit int, ok boo
 		return 0, 0, false
 	}
 	for _, h := range holes { // newest first
+		if low := r.older.low; low != 0 {
+			if h.From >= low {
+				continue // brought already; not yet on the device
+			}
+			h.To = min(h.To, low-1)
+		}
 		if r.older.floor != 0 && h.To < r.older.floor {
 			return 0, 0, false // older holes are older still: gone from the relay too
 		}
@@ -89,6 +99,9 @@ func (r *roomView) gotRelayPage(p client.HistoryPage) (added int) {
 		if len(p.Messages) > 0 {
 			r.older.floor = p.Messages[0].Seq
 		}
+	}
+	if len(p.Messages) > 0 && (r.older.low == 0 || p.Messages[0].Seq < r.older.low) {
+		r.older.low = p.Messages[0].Seq
 	}
 	for _, m := range p.Messages {
 		if r.tl.AddIn(p.Epoch, m) {
