@@ -11,7 +11,7 @@
 // one slot and runs unchanged on Redis Cluster:
 //
 //	hl:{r:ROOM}:meta     HASH    e epoch, s last seq, pv roster version, lt last timestamp, c created
-//	hl:{r:ROOM}:log      STREAM  id <seq>-0; m member, c client id, t relay time, n name, a avatar, x text (MAXLEN ~ History)
+//	hl:{r:ROOM}:log      STREAM  id <seq>-0; t Redis time, b the message's block (Outgoing.block) (MAXLEN ~ History)
 //	hl:{r:ROOM}:ids      ZSET    "member\x1fclient id" -> seq: an outbox resend through any relay gets its original ack
 //	hl:{r:ROOM}:members  HASH    member id -> {id, name, fold, shape, avatar, kh, since, addr}
 //	hl:{r:ROOM}:keys     HASH    key hash -> member id
@@ -21,10 +21,10 @@
 //	hl:relays            ZSET    relay id -> last heartbeat (ms)
 //	hl:relay:ID:rooms    SET     rooms with members on that relay, to turn them away if it dies
 //	hl:rooms             ZSET    room -> last join (ms), for /v1/rooms and the room cap
-//	hl.r.ROOM            channel the room's messages and roster changes, as JSON events
+//	hl.r.ROOM            channel a batch of messages per publish ("M" + netstrings, decodeMessages), roster changes as JSON
 //
-// Messages are published by one script (dedup, seq, Redis's clock, append,
-// publish), so every relay sees one order; roster changes carry a version
+// Messages are published by one script per batch (dedup, seq, Redis's
+// clock, append, publish), so every relay sees one order; roster changes carry a version
 // (pv) so a relay that missed one re-reads the roster instead of showing a
 // ghost.
 //
