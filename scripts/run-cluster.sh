@@ -33,7 +33,10 @@ for tool in redis-server redis-cli nginx curl; do
 done
 nginx_bin=$(command -v nginx 2>/dev/null || echo /usr/sbin/nginx)
 [ -x "$relay_bin" ] || die "$relay_bin is missing; build it with: make relay"
-"$relay_bin" --help 2>&1 | grep -q -- '--redis-url' ||
+# Read the help whole: grep -q stops reading at the first match, and the
+# relay, still writing, would die of SIGPIPE and fail the pipeline.
+relay_help=$("$relay_bin" --help 2>&1 || true)
+grep -q -- '--redis-url' <<<"$relay_help" ||
   die "$relay_bin has no --redis-url flag (built before the Redis engine?); rebuild it with: make relay"
 [[ $relays =~ ^[1-9][0-9]?$ ]] || die "HEARTLINE_CLUSTER_RELAYS=$relays: want a number from 1 to 99"
 for v in redis_port lb_port first_port first_stun; do

@@ -235,3 +235,29 @@ func TestDecodeMessagesRefusesATruncatedBatch(t *testing.T) {
 		}
 	}
 }
+
+// A Redis that outlived an upgrade holds log entries written one field per
+// value: history reads still return them, and new messages follow on.
+func TestHistoryReadsEntriesOfTheOlderLayout(t *testing.T) {
+	rs := redistest.Start(t, redistest.Options{AppendOnly: true})
+	e := open(t, rs, nil)
+	ctx := context.Background()
+	k := keysOf("old")
+	if _, err := rs.Do("HSET", k.meta, "e", "e-old", "s", "1", "pv", "0", "lt", "5"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rs.Do("XADD", k.log, "1-0", "m", "ann", "c", "c1", "t", "5", "n", "Ann", "a", "", "x", "from before"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rs.Do("ZADD", k.ids, "1", "ann\x1fc1"); err != nil {
+		t.Fatal(err)
+	}
+	out := e.Publish(ctx, "old", NewEpoch(), []Outgoing{{MemberID: "bob", ClientID: "c1", Name: "Bob", Text: "after"}, {MemberID: "ann", ClientID: "c1", Text: "resend"}})
+	if out[0].Seq != 2 || out[0].Epoch != "e-old" || !out[1].Duplicate || out[1].Seq != 1 || out[1].TS != 5 {
+		t.Fatalf("publish after the upgrade: %+v", out)
+	}
+	recs, err := e.After(ctx, "old", 0, 10)
+	if err != nil || len(recs) != 2 || recs[0].Text != "from before" || recs[0].Name != "Ann" || recs[0].MemberID != "ann" || recs[1].Text != "after" {
+		t.Fatalf("history: %+v, %v", recs, err)
+	}
+}

@@ -120,7 +120,14 @@ func recordOf(x rueidis.XRangeEntry) (Record, error) {
 	f := x.FieldValues
 	ts, _ := strconv.ParseInt(f["t"], 10, 64)
 	rec := Record{Seq: seq, TS: ts}
-	d := netstrings{rest: f["b"]}
+	block, ok := f["b"]
+	if !ok {
+		// Written by a relay from before blocks (one field per value):
+		// a Redis that outlived an upgrade still has them.
+		rec.MemberID, rec.ClientID, rec.Name, rec.Avatar, rec.Text = f["m"], f["c"], f["n"], f["a"], f["x"]
+		return rec, nil
+	}
+	d := netstrings{rest: block}
 	rec.MemberID, rec.ClientID, rec.Name, rec.Avatar, rec.Text = d.next(), d.next(), d.next(), d.next(), d.next()
 	if d.err != nil || d.rest != "" {
 		return Record{}, fmt.Errorf("redis: bad stream entry %q", x.ID)
