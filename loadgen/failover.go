@@ -350,12 +350,7 @@ type failoverFleet struct {
 	rate    float64
 	rooms   []string
 
-	runCtx    context.Context
-	runCancel context.CancelFunc
-	runs      sync.WaitGroup
-	readers   sync.WaitGroup
-	joined    atomic.Int64
-	ended     atomic.Int64
+	engineStarts
 
 	counting atomic.Bool // presence is counted from the first outage until the run's own leave
 	// Welcomes with recovered=false and history gaps, all members so far.
@@ -380,12 +375,9 @@ type failoverFleet struct {
 type foMember struct {
 	idx, home int
 	room      string
-	cl        *client.Client
-	joinOnce  sync.Once
-	release   func()
+	engineRun
 
 	relay     atomic.Int32 // the relay its latest TCP connection reached
-	welcomes  atomic.Int64
 	welcomeAt atomic.Int64 // env.now() of the latest welcome
 	onRelay   atomic.Int32 // the relay of the latest welcome
 	connected atomic.Bool
@@ -478,47 +470,26 @@ func (f *failoverFleet) count(m map[string]int, key string) {
 }
 
 func (f *failoverFleet) join(ctx context.Context) int {
-	f.runCtx, f.runCancel = context.WithCancel(ctx)
-	sem := make(chan struct{}, f.c.conc)
-	joinCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
-start:
+	engines := make([]*engineRun, len(f.members))
 	for i, m := range f.members {
-		cl, err := client.New(client.Config{
-			URL: f.e.urls[m.home], Room: m.room, Name: "m" + strconv.Itoa(i), Key: client.NewKey(), Token: f.e.token,
-			Client: "heartline-load-failover/1", NetDialContext: f.dial(m),
-		})
-		if err != nil {
-			f.count(f.joinFails, "config: "+err.Error())
-			f.ended.Add(1)
-			continue
-		}
-		m.cl = cl
-		select {
-		case sem <- struct{}{}:
-		case <-joinCtx.Done():
-			break start
-		}
-		m.release = func() { m.joinOnce.Do(func() { <-sem }) }
-		f.readers.Go(func() { f.read(m) })
-		f.runs.Go(func() {
-			err := cl.Run(f.runCtx)
-			var stop *client.StopError
-			if errors.As(err, &stop) {
-				f.mu.Lock()
-				f.stopped[stop.Code]++
-				f.mu.Unlock()
-			}
-			if m.welcomes.Load() == 0 {
-				f.ended.Add(1)
-			}
-			m.release()
-		})
+		engines[i] = &m.engineRun
 	}
-	for int(f.joined.Load()+f.ended.Load()) < len(f.members) && joinCtx.Err() == nil {
-		sleepCtx(joinCtx, 100*time.Millisecond)
-	}
-	return int(f.joined.Load())
+	return f.start(ctx, engines, f.c.conc, engineHooks{
+		newClient: func(i int) (*client.Client, error) {
+			m := f.members[i]
+			return client.New(client.Config{
+				URL: f.e.urls[m.home], Room: m.room, Name: "m" + strconv.Itoa(i), Key: client.NewKey(), Token: f.e.token,
+				Client: "heartline-load-failover/1", NetDialContext: f.dial(m),
+			})
+		},
+		read:   func(i int) { f.read(f.members[i]) },
+		failed: func(err error) { f.count(f.joinFails, "config: "+err.Error()) },
+		stopped: func(code int) {
+			f.mu.Lock()
+			f.stopped[code]++
+			f.mu.Unlock()
+		},
+	})
 }
 
 // read drains one engine's events until the channel closes.

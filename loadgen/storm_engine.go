@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -24,12 +23,7 @@ type engineFleet struct {
 	st      *stormSettings
 	members []*engineMember
 
-	runCtx    context.Context
-	runCancel context.CancelFunc
-	runs      sync.WaitGroup // Run goroutines
-	readers   sync.WaitGroup // event readers
-	joined    atomic.Int64
-	ended     atomic.Int64 // Run returned before the first welcome
+	engineStarts
 	armed     atomic.Bool
 	welcomes0 []int64
 
@@ -48,12 +42,9 @@ type engineFleet struct {
 // and read by the storm driver; the rest belongs to the reader until the
 // Events channel closes, then to finish.
 type engineMember struct {
-	room     string
-	cl       *client.Client
-	joinOnce sync.Once
-	release  func() // gives the join slot back
+	room string
+	engineRun
 
-	welcomes  atomic.Int64
 	recovered atomic.Bool // the latest welcome's flag
 	connected atomic.Bool
 	contig    atomic.Uint64 // every room seq up to this one was received
@@ -106,51 +97,28 @@ func (f *engineFleet) count(m map[string]int, key string) {
 }
 
 func (f *engineFleet) join(ctx context.Context) int {
-	f.runCtx, f.runCancel = context.WithCancel(ctx)
-	sem := make(chan struct{}, f.c.conc)
-	joinCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
 	f.c.progress("storm: starting %d engines, at most %d joining at a time", len(f.members), f.c.conc)
-start:
+	engines := make([]*engineRun, len(f.members))
 	for i, m := range f.members {
-		src := f.e.srcs[i%len(f.e.srcs)]
-		cl, err := client.New(client.Config{
-			URL: f.e.url, Room: m.room, Name: fmt.Sprintf("m%d", i), Key: client.NewKey(), Token: f.e.token,
-			Client: "heartline-load-engine/1",
-			// Spread over source addresses: one address has ~28,000 ephemeral ports.
-			NetDialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: src}}).DialContext,
-		})
-		if err != nil {
-			f.count(f.joinFails, "config: "+err.Error())
-			f.ended.Add(1)
-			continue
-		}
-		m.cl = cl
-		select {
-		case sem <- struct{}{}:
-		case <-joinCtx.Done():
-			break start
-		}
-		m.release = func() { m.joinOnce.Do(func() { <-sem }) }
-		f.readers.Go(func() { f.read(m) })
-		f.runs.Go(func() {
-			err := cl.Run(f.runCtx)
-			var stop *client.StopError
-			if errors.As(err, &stop) {
-				f.mu.Lock()
-				f.stopped[stop.Code]++
-				f.mu.Unlock()
-			}
-			if m.welcomes.Load() == 0 {
-				f.ended.Add(1)
-			}
-			m.release()
-		})
+		engines[i] = &m.engineRun
 	}
-	for int(f.joined.Load()+f.ended.Load()) < len(f.members) && joinCtx.Err() == nil {
-		sleepCtx(joinCtx, 100*time.Millisecond)
-	}
-	return int(f.joined.Load())
+	return f.start(ctx, engines, f.c.conc, engineHooks{
+		newClient: func(i int) (*client.Client, error) {
+			return client.New(client.Config{
+				URL: f.e.url, Room: f.members[i].room, Name: fmt.Sprintf("m%d", i), Key: client.NewKey(), Token: f.e.token,
+				Client: "heartline-load-engine/1",
+				// Spread over source addresses: one address has ~28,000 ephemeral ports.
+				NetDialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: f.e.srcs[i%len(f.e.srcs)]}}).DialContext,
+			})
+		},
+		read:   func(i int) { f.read(f.members[i]) },
+		failed: func(err error) { f.count(f.joinFails, "config: "+err.Error()) },
+		stopped: func(code int) {
+			f.mu.Lock()
+			f.stopped[code]++
+			f.mu.Unlock()
+		},
+	})
 }
 
 // read drains one engine's events until the channel closes (after Run

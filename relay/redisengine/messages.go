@@ -60,12 +60,7 @@ func (e *Engine) Publish(ctx context.Context, room, newEpoch string, msgs []Outg
 		rest = rest[n:]
 	}
 	start := time.Now()
-	var res []rueidis.RedisResult
-	if len(execs) == 1 {
-		res = []rueidis.RedisResult{publishScript.Exec(ctx, e.client, execs[0].Keys, execs[0].Args)}
-	} else {
-		res = publishScript.ExecMulti(ctx, e.client, execs...)
-	}
+	res := publishScript.ExecMulti(ctx, e.client, execs...)
 	out := make([]Published, 0, len(msgs))
 	var firstErr error
 	for i, r := range res {

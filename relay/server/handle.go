@@ -234,12 +234,23 @@ func (c *conn) allow(now time.Time) (spent *rate.Reservation, wait time.Duration
 	if c.limiter == nil {
 		c.limiter = rate.NewLimiter(rate.Limit(c.s.cfg.Rate), c.s.cfg.Burst)
 	}
-	res := c.limiter.ReserveN(now, 1)
+	return reserve(c.limiter, now)
+}
+
+// reserve takes one token from l, or returns how long to wait for it; a
+// refused request consumes nothing.
+func reserve(l *rate.Limiter, now time.Time) (spent *rate.Reservation, wait time.Duration) {
+	res := l.ReserveN(now, 1)
 	if d := res.DelayFrom(now); d > 0 {
-		res.CancelAt(now) // a refused message consumes no budget
+		res.CancelAt(now)
 		return nil, d
 	}
 	return res, 0
+}
+
+// retryMS is d as a retry_after_ms: whole milliseconds, rounded up, at least 1.
+func retryMS(d time.Duration) int64 {
+	return max(1, (d + time.Millisecond - 1).Milliseconds())
 }
 
 // rateLimited refuses a message and refuses every later one until d has
@@ -249,10 +260,7 @@ func (c *conn) rateLimited(id string, d time.Duration) {
 	if until := now.Add(d); until.After(c.blockedUntil) {
 		c.blockedUntil = until
 	}
-	ms := (d + time.Millisecond - 1).Milliseconds()
-	if ms < 1 {
-		ms = 1
-	}
+	ms := retryMS(d)
 	c.Send(&protocol.Error{Code: protocol.ErrRateLimited, ID: id, RetryAfterMS: ms,
 		Message: fmt.Sprintf("too many messages: wait %d ms, then send again", ms)})
 }

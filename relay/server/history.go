@@ -4,7 +4,6 @@ package server
 
 import (
 	"cmp"
-	"context"
 	"fmt"
 	"time"
 
@@ -122,11 +121,8 @@ func (c *conn) handleHistory(f *protocol.HistoryRequest) {
 	if c.histLimiter == nil {
 		c.histLimiter = rate.NewLimiter(historyRate, historyBurst)
 	}
-	now := c.s.cfg.now()
-	res := c.histLimiter.ReserveN(now, 1)
-	if d := res.DelayFrom(now); d > 0 {
-		res.CancelAt(now)
-		ms := max(1, (d + time.Millisecond - 1).Milliseconds())
+	if _, d := reserve(c.histLimiter, c.s.cfg.now()); d > 0 {
+		ms := retryMS(d)
 		c.Send(&protocol.Error{Code: protocol.ErrRateLimited, ID: f.ID, RetryAfterMS: ms,
 			Message: fmt.Sprintf("too many history requests: wait %d ms, then ask again", ms)})
 		return
@@ -152,7 +148,7 @@ func (r *room) olderPage(before uint64, limit int) (*protocol.History, error) {
 	}
 	var msgs []protocol.Message
 	if r.s.inRedis() {
-		ctx, cancel := context.WithTimeout(context.Background(), redisTimeout)
+		ctx, cancel := redisCtx()
 		recs, err := r.s.redis.Before(ctx, r.name, before, limit)
 		cancel()
 		if err != nil {

@@ -19,9 +19,9 @@ var ErrHistoryUnavailable = errors.New("older messages can be asked for only whi
 
 // historyRequests is the Client's part of it; c.mu guards it.
 type historyRequests struct {
-	served  bool                                // the current link's relay answers history requests
-	queued  []*protocol.HistoryRequest          // for the link to send
-	waiting map[string]*protocol.HistoryRequest // sent or queued, by id, until answered
+	served  bool                       // the current link's relay answers history requests
+	queued  []*protocol.HistoryRequest // for the link to send
+	waiting map[string]bool            // ids sent or queued, until answered
 }
 
 // RequestHistory asks the relay for up to limit messages with seq below
@@ -42,9 +42,9 @@ func (c *Client) RequestHistory(before uint64, limit int) (string, error) {
 	}
 	req := &protocol.HistoryRequest{ID: "h-" + newMessageID(), Before: before, Limit: limit}
 	if c.history.waiting == nil {
-		c.history.waiting = make(map[string]*protocol.HistoryRequest)
+		c.history.waiting = make(map[string]bool)
 	}
-	c.history.waiting[req.ID] = req
+	c.history.waiting[req.ID] = true
 	c.history.queued = append(c.history.queued, req)
 	c.poke()
 	return req.ID, nil
@@ -78,7 +78,7 @@ func (l *link) onHistory(h *protocol.History) {
 	c := l.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.history.waiting[h.ID]; !ok {
+	if !c.history.waiting[h.ID] {
 		return
 	}
 	delete(c.history.waiting, h.ID)
@@ -95,7 +95,7 @@ func (l *link) historyRefused(e *protocol.Error) bool {
 	c := l.c
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e.ID == "" || c.history.waiting[e.ID] == nil {
+	if e.ID == "" || !c.history.waiting[e.ID] {
 		return false
 	}
 	delete(c.history.waiting, e.ID)
