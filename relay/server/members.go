@@ -199,8 +199,10 @@ func (r *room) remove(m *member, reason string) {
 	r.unindexName(m)
 	r.s.store.DeleteMember(r.name, m.id, nil)
 	r.size.Store(int32(len(r.members)))
-	r.broadcast(&protocol.Left{Member: m.wire(), Reason: reason}, m)
+	// Logged before the others are told, so a log read after they see the
+	// left event has the line.
 	r.s.log.Info("member left", "room", r.name, "member", m.id, "name", m.name, "remote", m.remote, "reason", reason)
+	r.broadcast(&protocol.Left{Member: m.wire(), Reason: reason}, m)
 }
 
 // leaveDue notes that an away member leaves at t, so that sweep looks at
