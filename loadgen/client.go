@@ -138,11 +138,15 @@ func runID() string {
 // for the welcome. On success the member holds a live connection; the caller
 // starts its reader.
 func (e *env) join(ctx context.Context, m *member, resume bool) error {
+	nd := &net.Dialer{LocalAddr: &net.TCPAddr{IP: m.src}, Timeout: 10 * time.Second}
 	d := websocket.Dialer{
-		NetDialContext: (&net.Dialer{
-			LocalAddr: &net.TCPAddr{IP: m.src},
-			Timeout:   10 * time.Second,
-		}).DialContext,
+		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := nd.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return newEdgeConn(c), nil
+		},
 		ReadBufferSize:   e.readBuf,
 		WriteBufferSize:  e.writeBuf,
 		WriteBufferPool:  e.wpool,
@@ -218,6 +222,7 @@ func (e *env) join(ctx context.Context, m *member, resume bool) error {
 			m.high.Store(max(m.high.Load(), f.Seq))
 			_ = ws.SetReadDeadline(time.Time{})
 			_ = ws.SetWriteDeadline(time.Time{})
+			goLean(ws.NetConn())
 			m.wmu.Lock()
 			m.ws = ws
 			m.wmu.Unlock()

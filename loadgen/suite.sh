@@ -14,7 +14,8 @@
 # start their own redis-server on 127.0.0.1:16379 with its data in OUT/redis.
 # HEARTLINE_SUITE_PORT (18080) and HEARTLINE_SUITE_REDIS_PORT (16379) move
 # the ports, so two suites can run side by side. HEARTLINE_SUITE_CLUSTER_FLAGS
-# adds flags to every cluster relay (an A/B of one setting).
+# adds flags to every cluster relay, HEARTLINE_SUITE_CLUSTER_ENV variables to
+# their environment (an A/B of one setting, e.g. GOMAXPROCS=1).
 set -euo pipefail
 out=${1:-/tmp/heartline-bench}
 shift || true
@@ -109,7 +110,7 @@ start_cluster() { # always|everysec relay-flags...
 	for n in $(seq 1 "$cluster_n"); do
 		p=$((port + n))
 		rm -rf "$data$n" && mkdir -p "$data$n"
-		local cmd=("$bin/heartline-relay" --listen "127.0.0.1:$p" --data-dir "$data$n" --redis-url "redis://127.0.0.1:$redis_port/0"
+		local cmd=(env ${HEARTLINE_SUITE_CLUSTER_ENV:-} "$bin/heartline-relay" --listen "127.0.0.1:$p" --data-dir "$data$n" --redis-url "redis://127.0.0.1:$redis_port/0"
 			--grace 30s --redis-dead-after 10s --max-conns 19500 --log-level warn --stun-port 0 "${per_ip[@]}" "$@" ${HEARTLINE_SUITE_CLUSTER_FLAGS:-})
 		cluster_cmds+=("${cmd[*]}")
 		"${cmd[@]}" >"$out/relay$n.log" 2>&1 &
