@@ -80,12 +80,12 @@ type room struct {
 	wantPV     uint64 // idem
 	catchingUp bool   // a catch-up goroutine runs
 	joining    int    // joins under way (the room has no connection of theirs yet)
-	// recent remembers who sent the latest seqs (seq % len): the same seq
-	// again from someone else means Redis handed it out twice.
-	recent     [256]string
-	recentSeq  [256]uint64             // the seq recent[i] was delivered as (0: none yet: a view loaded from Redis knows no senders)
-	recentKey  [256]string             // the delivered key of recent[i]
-	delivered  map[string]protocol.Ack // member\x00client id -> its ack, for the messages in recent
+	// recentKey remembers who sent the latest seqs (seq % len), as member
+	// and client id joined by \x00: the same seq again from someone else
+	// means Redis handed it out twice.
+	recentKey  [256]string
+	recentSeq  [256]uint64             // the seq recentKey[i] was delivered as (0: none yet: a view loaded from Redis knows no senders)
+	delivered  map[string]protocol.Ack // recentKey -> its ack, for the messages in recentKey
 	serials    map[string]uint64       // key hash -> serial of the newest connection here that joined with it
 	pubQ       []pubItem               // messages waiting for the publisher
 	publishing bool                    // the publisher goroutine runs

@@ -337,11 +337,11 @@ func (r *room) deliver(b *fanBatch, seq uint64, ts int64, from, client, name, av
 	}
 	r.committed, r.seq = seq, seq
 	r.lastTS = ts
-	slot := seq % uint64(len(r.recent))
+	slot := seq % uint64(len(r.recentKey))
 	delete(r.delivered, r.recentKey[slot])
-	r.recent[slot], r.recentSeq[slot] = from+"\x1f"+client, seq
-	r.recentKey[slot] = from + "\x00" + client
-	r.delivered[r.recentKey[slot]] = protocol.Ack{ID: client, Seq: seq, TS: ts}
+	key := from + "\x00" + client
+	r.recentKey[slot], r.recentSeq[slot] = key, seq
+	r.delivered[key] = protocol.Ack{ID: client, Seq: seq, TS: ts}
 	m := r.members[from]
 	if data, ok := r.s.encode(&protocol.Message{Seq: seq, ID: client, From: r.sender(from, name, avatar), Text: text, TS: ts}); ok {
 		b.addMsg(data, m)
@@ -350,9 +350,9 @@ func (r *room) deliver(b *fanBatch, seq uint64, ts int64, from, client, name, av
 	// order, whether or not its publish has returned yet.
 	if m != nil && m.conn != nil {
 		acks := 1
-		if p := r.inflight[from+"\x00"+client]; p != nil {
+		if p := r.inflight[key]; p != nil {
 			acks = p.acks
-			delete(r.inflight, from+"\x00"+client)
+			delete(r.inflight, key)
 		}
 		r.ack(b, m, acks, &protocol.Ack{ID: client, Seq: seq, TS: ts})
 	}
@@ -368,8 +368,8 @@ func (r *room) applyEvent(ev *redisengine.Event) {
 		r.epoch = ev.Epoch
 		switch {
 		case ev.Seq <= r.committed:
-			slot := ev.Seq % uint64(len(r.recent))
-			if r.recentSeq[slot] == ev.Seq && r.recent[slot] != ev.ID+"\x1f"+ev.Client {
+			slot := ev.Seq % uint64(len(r.recentKey))
+			if r.recentSeq[slot] == ev.Seq && r.recentKey[slot] != ev.ID+"\x00"+ev.Client {
 				// Not the message this view has under that seq: Redis lost
 				// writes and numbers again from an older seq.
 				r.s.async(func(ctx context.Context) error {
