@@ -156,7 +156,7 @@ export class Engine {
     ws.onmessage = (e) => { if (ws === this.ws) this.#frame(e.data); };
     ws.onclose = (e) => {
       if (ws !== this.ws) return;
-      if (e.code === 1006 || e.code === 1005) this.#dropped('the connection to the relay was lost', 1006);
+      if (e.code === 1006 || e.code === 1005) this.#dropped('the relay or the network dropped it', 1006);
       else this.#dropped('closed by the relay: ' + e.code + ' ' + (e.reason || closeText[e.code] || ''), e.code);
     };
     ws.onerror = () => {}; // onclose follows with the code
