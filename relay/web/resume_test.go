@@ -26,8 +26,23 @@ func TestRelayRestartBrowserResumes(t *testing.T) {
 	}
 	alice.shown("before the restart")
 
+	// Every reason the banner gives from here, in order.
+	eval[bool](alice, `(() => { const e = heartline.engine, on = e.o.onEvent; window.causes = [];
+		e.o.onEvent = (type, d) => { if (type === 'state' && d.phase === 'waiting') causes.push(d.cause); on(type, d); }; return true; })()`)
 	r.stop()
 	alice.waitFor("the banner with Retry now", `!document.getElementById('banner').hidden && !document.getElementById('retry').hidden`)
+	// The relay said goodbye (1001), and the tries while it is down could
+	// not reach it: nothing was "dropped".
+	alice.waitFor("a try while the relay is down", `causes.length >= 2`)
+	causes := eval[[]string](alice, `causes`)
+	if want := "closed by the relay: 1001 relay shutting down"; causes[0] != want {
+		t.Errorf("the banner's first reason is %q, want %q", causes[0], want)
+	}
+	for _, c := range causes[1:] {
+		if c != "cannot reach the relay" {
+			t.Errorf("a try while the relay is down gave the reason %q, want \"cannot reach the relay\"", c)
+		}
+	}
 	const typed = "typed while the relay was down"
 	alice.say(typed)
 	alice.waitFor("the message waiting in the outbox", `[...document.querySelectorAll('#canvas .row.out.pending .text')].some(e => e.textContent === `+js(typed)+`)`)

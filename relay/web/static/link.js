@@ -144,6 +144,7 @@ export class Engine {
     l.helloT = after(() => this.#dead('the relay did not answer within ' + HELLO_TIMEOUT / 1000 + ' s'), HELLO_TIMEOUT);
     ws.onopen = () => {
       if (ws !== this.ws) return;
+      l.opened = true;
       const hello = {
         type: 'hello', v: 1, room: this.o.room, name: this.o.name, key: this.o.key,
         avatar: this.o.avatar || '', client: 'heartline-web/1',
@@ -156,7 +157,9 @@ export class Engine {
     ws.onmessage = (e) => { if (ws === this.ws) this.#frame(e.data); };
     ws.onclose = (e) => {
       if (ws !== this.ws) return;
-      if (e.code === 1006 || e.code === 1005) this.#dropped('the relay or the network dropped it', 1006);
+      // A socket that never opened reports 1006 too: nothing was dropped.
+      if (!l.opened) this.#dropped('cannot reach the relay', 1006);
+      else if (e.code === 1006 || e.code === 1005) this.#dropped('the relay or the network dropped it', 1006);
       else this.#dropped('closed by the relay: ' + e.code + ' ' + (e.reason || closeText[e.code] || ''), e.code);
     };
     ws.onerror = () => {}; // onclose follows with the code
