@@ -94,7 +94,13 @@ func TestBusyRoomWaitsForTheFlushInterval(t *testing.T) {
 	cfg := fastConfig(t)
 	cfg.HeartbeatInterval, cfg.HeartbeatTimeout = 10*time.Second, time.Minute
 	cfg.Rate, cfg.Burst = 1e6, 1e6
-	cfg.FlushInterval = 400 * time.Millisecond
+	cfg.FlushInterval = 800 * time.Millisecond
+	// The burst below must leave in one batch of several messages: its first
+	// message commits at once (the store is idle), and the rest wait for
+	// the next commit together. With the default 5 ms a busy machine split
+	// them over commits, the last batch held fewer than flushMinBatch, and
+	// the room rightly did not wait (seen in CI).
+	cfg.CommitInterval = cfg.FlushInterval / 4
 	tr := startRelay(t, cfg)
 	for _, members := range []int{2, flushMinMembers} {
 		room := fmt.Sprint("room-", members)
@@ -121,7 +127,8 @@ func TestBusyRoomWaitsForTheFlushInterval(t *testing.T) {
 		}
 		time.Sleep(cfg.FlushInterval) // quiet again
 
-		// A burst: its messages commit together and leave in one busy batch.
+		// A burst: all but its first message commit together and leave in
+		// one busy batch.
 		for i := range 10 {
 			sender.msg(fmt.Sprint("burst-", i), "hello")
 		}
