@@ -69,10 +69,11 @@ func (c *edgeConn) Read(p []byte) (int, error) {
 	if !c.lean {
 		return c.TCPConn.Read(p)
 	}
+	empty := false // a read here found nothing: wait even after a hangup
 	for {
 		// A short read drains the data an edge announced, but not the
 		// peer's FIN that came with it: after a hangup, read to the end.
-		if !c.mayHave && !c.hangup.Load() {
+		if !c.mayHave && (empty || !c.hangup.Load()) {
 			select {
 			case <-c.ready:
 			case <-c.closed:
@@ -89,7 +90,7 @@ func (c *edgeConn) Read(p []byte) (int, error) {
 		}
 		switch {
 		case rerr == syscall.EAGAIN:
-			c.mayHave = false
+			c.mayHave, empty = false, true
 		case rerr != nil:
 			return 0, rerr
 		case n == 0 && len(p) > 0:
