@@ -108,14 +108,15 @@ func (r *room) startDrainLocked() {
 	start := !r.draining
 	r.draining = true
 	r.doneMu.Unlock()
-	if start {
-		r.s.bgWG.Add(1)
-		go r.drain()
+	if start && !r.s.goBackground(r.drain) {
+		// The relay has stopped: no link is left to deliver to.
+		r.doneMu.Lock()
+		r.draining, r.doneQ = false, nil
+		r.doneMu.Unlock()
 	}
 }
 
 func (r *room) drain() {
-	defer r.s.bgWG.Done()
 	for {
 		start := time.Now()
 		r.doneMu.Lock()

@@ -63,7 +63,6 @@ func runDrain(r *room, q []commitResult) {
 	r.doneQ = append(r.doneQ, q...)
 	r.draining = true
 	r.doneMu.Unlock()
-	r.s.bgWG.Add(1)
 	r.drain()
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"github.com/heartline/heartline/relay/redisengine"
 	"hash/crc32"
 	"image"
 	"image/color"
@@ -341,3 +342,30 @@ func TestTLS(t *testing.T) {
 }
 
 func crc32IEEE(b []byte) uint32 { return crc32.ChecksumIEEE(b) }
+
+// Redis's pub/sub delivers until the relay's client closes, at the very end
+// of Shutdown, after Shutdown began waiting for its background work: an
+// event then must not start a drainer (its Add raced that Wait, seen by the
+// race detector in CI) but be dropped, since no link is left to deliver to.
+func TestNoBackgroundWorkStartsOnceShutdownWaits(t *testing.T) {
+	srv, err := New(Config{Listen: "127.0.0.1:0", DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r := srv.newRoom("late")
+	if err := srv.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if srv.goBackground(func() { t.Error("background work ran after Shutdown") }) {
+		t.Error("goBackground started work after Shutdown")
+	}
+	r.completedEvents([]*redisengine.Event{{Kind: redisengine.KindMessage, Seq: 1, ID: "m1", Client: "c1", Text: "late"}})
+	r.doneMu.Lock()
+	defer r.doneMu.Unlock()
+	if r.draining || len(r.doneQ) != 0 {
+		t.Errorf("an event after Shutdown left the room draining=%v with %d queued", r.draining, len(r.doneQ))
+	}
+}

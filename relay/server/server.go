@@ -49,9 +49,11 @@ type Server struct {
 	total   int            // reserved connections
 	serial  atomic.Uint64
 
-	connWG  sync.WaitGroup  // connections, until their reader and writer are both done
-	reactor *wsconn.Reactor // watches idle sockets; nil where there is no epoll
-	bgWG    sync.WaitGroup  // sweeper and room drainers
+	connWG   sync.WaitGroup  // connections, until their reader and writer are both done
+	reactor  *wsconn.Reactor // watches idle sockets; nil where there is no epoll
+	bgWG     sync.WaitGroup  // sweeper and room drainers
+	bgMu     sync.Mutex      // guards bgClosed; a leaf: held only to Add to bgWG
+	bgClosed bool            // Shutdown waits for bgWG: nothing new may start
 
 	avatarLimits *ipLimiter
 	decodes      *avatar.Limiter
@@ -512,12 +514,34 @@ func (s *Server) shutdownOnce(ctx context.Context) error {
 	if s.reactor != nil {
 		s.reactor.Close()
 	}
+	// Redis's pub/sub still delivers until the client closes below, and
+	// its events start drainers: from here they are dropped (every link
+	// is closed), so that no Add races the Wait.
+	s.bgMu.Lock()
+	s.bgClosed = true
+	s.bgMu.Unlock()
 	s.bgWG.Wait()
 	if s.redis != nil {
 		s.redis.Close()
 	}
 	s.log.Info("relay stopped")
 	return errors.Join(errs...)
+}
+
+// goBackground runs f on its own goroutine, owned by bgWG, unless Shutdown
+// already waits for bgWG; it reports whether f runs.
+func (s *Server) goBackground(f func()) bool {
+	s.bgMu.Lock()
+	defer s.bgMu.Unlock()
+	if s.bgClosed {
+		return false
+	}
+	s.bgWG.Add(1)
+	go func() {
+		defer s.bgWG.Done()
+		f()
+	}()
+	return true
 }
 
 // waitGroup waits for wg or ctx, reporting whether wg finished.

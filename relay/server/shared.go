@@ -521,9 +521,7 @@ func (r *room) requestCatchUp(seq, pv uint64) {
 		return
 	}
 	r.catchingUp = true
-	r.s.bgWG.Add(1)
-	go func() {
-		defer r.s.bgWG.Done()
+	started := r.s.goBackground(func() {
 		for {
 			r.mu.Lock()
 			seq, pv := r.wantSeq, r.wantPV
@@ -545,7 +543,10 @@ func (r *room) requestCatchUp(seq, pv uint64) {
 				return // the next event, or the periodic check, tries again
 			}
 		}
-	}()
+	})
+	if !started {
+		r.catchingUp = false // the relay has stopped
+	}
 }
 
 // sendShared publishes a message through Redis: the relay acks it once
@@ -577,9 +578,7 @@ func (r *room) sendShared(m *member, c *conn, f *protocol.Send, now time.Time) {
 	r.pubQ = append(r.pubQ, pubItem{key: key, member: m, out: redisengine.Outgoing{
 		MemberID: m.id, ClientID: f.ID, Name: m.name, Avatar: m.avatar, Text: f.Text}})
 	if !r.publishing {
-		r.publishing = true
-		r.s.bgWG.Add(1)
-		go r.publishLoop()
+		r.publishing = r.s.goBackground(r.publishLoop) // false: the relay has stopped
 	}
 }
 
@@ -590,7 +589,6 @@ type pubItem struct {
 }
 
 func (r *room) publishLoop() {
-	defer r.s.bgWG.Done()
 	for {
 		r.mu.Lock()
 		q := r.pubQ
@@ -733,15 +731,13 @@ func (r *room) sweepShared() {
 
 // async runs a Redis call for a room in the background, owned by bgWG.
 func (s *Server) async(f func(ctx context.Context) error, msg string, attrs ...any) {
-	s.bgWG.Add(1)
-	go func() {
-		defer s.bgWG.Done()
+	s.goBackground(func() {
 		ctx, cancel := redisCtx()
 		defer cancel()
 		if err := f(ctx); err != nil {
 			s.log.Warn(msg, append(attrs, "err", err)...)
 		}
-	}()
+	})
 }
 
 // reassert says in Redis that a member whose connection here is alive is
@@ -769,11 +765,7 @@ func (s *Server) onRedisEvents(name string, evs []*redisengine.Event) {
 // onResubscribed: the pub/sub link was lost, so every room may have missed
 // events; each checks its position against Redis.
 func (s *Server) onResubscribed() {
-	s.bgWG.Add(1)
-	go func() {
-		defer s.bgWG.Done()
-		s.checkSharedRooms()
-	}()
+	s.goBackground(s.checkSharedRooms)
 }
 
 // checkSharedRooms compares every room's view with Redis: it catches up
@@ -929,11 +921,7 @@ func (s *Server) heartbeat() {
 		s.log.Error("Redis unreachable: refusing messages and reporting not ready until it is back", "err", err)
 	case err == nil && !was:
 		s.log.Info("Redis reachable again")
-		s.bgWG.Add(1)
-		go func() {
-			defer s.bgWG.Done()
-			s.checkSharedRooms()
-		}()
+		s.goBackground(s.checkSharedRooms)
 	}
 }
 
