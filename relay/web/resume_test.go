@@ -35,6 +35,9 @@ func TestRelayRestartBrowserResumes(t *testing.T) {
 	// not reach it: nothing was "dropped".
 	alice.waitFor("a try while the relay is down", `causes.length >= 2`)
 	causes := eval[[]string](alice, `causes`)
+	if count := eval[string](alice, `document.getElementById('member-count').textContent`); !strings.HasPrefix(count, "last seen: ") {
+		t.Errorf("offline, the member count reads %q: it should say it is what was last seen", count)
+	}
 	if want := "closed by the relay: 1001 relay shutting down"; causes[0] != want {
 		t.Errorf("the banner's first reason is %q, want %q", causes[0], want)
 	}
@@ -66,6 +69,7 @@ func TestRelayRestartBrowserResumes(t *testing.T) {
 		t.Errorf("the browser did not resume without a gap: welcome %v", eval[map[string]any](alice, `heartline.welcome`))
 	}
 	alice.waitFor("the banner gone", `document.getElementById('banner').hidden`)
+	alice.waitFor("the member count current again", `!document.getElementById('member-count').textContent.startsWith('last seen')`)
 
 	// Exactly once: a message sent after it arrives after it, and the
 	// engine saw the offline message one time.

@@ -264,12 +264,18 @@ class Session {
       return li;
     }));
     const online = sorted.filter((m) => m.state !== 'away').length;
-    $('member-count').textContent = online + ' online' + (online < sorted.length ? ', ' + (sorted.length - online) + ' away' : '');
+    const count = online + ' online' + (online < sorted.length ? ', ' + (sorted.length - online) + ' away' : '');
+    // Offline, the list is what the relay said last, not who is there now.
+    $('member-count').textContent = this.#live() ? count : 'last seen: ' + count;
     $('members-toggle').textContent = 'Members (' + online + ')';
   }
 
+  #live() { return !this.state || this.state.phase === 'connected'; }
+
   #state(d) {
+    const wasLive = this.#live();
     this.state = d;
+    if (this.#live() !== wasLive) this.#members();
     const ls = $('link-state');
     ls.className = 'link-state ' + d.phase;
     ls.textContent = { connecting: 'Connecting', connected: 'Connected', waiting: 'Offline', stopped: 'Stopped' }[d.phase];
