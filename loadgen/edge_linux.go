@@ -10,7 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"unsafe"
+
+	"github.com/heartline/heartline/internal/rawsys"
 )
 
 // The load generator shares the machine with the relays it measures, so
@@ -83,7 +84,7 @@ func (c *edgeConn) Read(p []byte) (int, error) {
 		var n int
 		var rerr error
 		if err := c.raw.Read(func(fd uintptr) bool {
-			n, rerr = sysRead(fd, p)
+			n, rerr = rawsys.Read(fd, p)
 			return true
 		}); err != nil {
 			return 0, err
@@ -169,7 +170,7 @@ func (p *edgePoller) add(c *edgeConn) error {
 	c.serial = p.serial
 	p.conns[c.slot] = c
 	p.mu.Unlock()
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | edgeTriggered, Fd: int32(c.slot), Pad: int32(c.serial)}
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | rawsys.EPOLLET, Fd: int32(c.slot), Pad: int32(c.serial)}
 	var ctlErr error
 	err := c.raw.Control(func(fd uintptr) { ctlErr = syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev) })
 	if err = errors.Join(err, ctlErr); err != nil {
@@ -193,7 +194,7 @@ func (p *edgePoller) run() {
 	var events [256]syscall.EpollEvent
 	_ = p.raw.Read(func(epfd uintptr) bool {
 		for {
-			n, err := epollWaitNow(epfd, events[:])
+			n, err := rawsys.EpollWaitNow(epfd, events[:])
 			if err != nil || n <= 0 {
 				return false // back to the netpoller until the next event
 			}
@@ -216,31 +217,4 @@ func (p *edgePoller) run() {
 			p.mu.Unlock()
 		}
 	})
-}
-
-// edgeTriggered is EPOLLET as the uint32 the event mask is.
-const edgeTriggered = 1 << 31
-
-// sysRead and epollWaitNow never block (the socket is non-blocking, the wait
-// has timeout 0), so they skip the runtime's syscall bookkeeping.
-func sysRead(fd uintptr, p []byte) (int, error) {
-	return rawSyscall3(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
-}
-
-func epollWaitNow(epfd uintptr, events []syscall.EpollEvent) (int, error) {
-	return rawSyscall3(syscall.SYS_EPOLL_PWAIT, epfd, uintptr(unsafe.Pointer(unsafe.SliceData(events))), uintptr(len(events)))
-}
-
-func rawSyscall3(trap, a1, a2, a3 uintptr) (int, error) {
-	for {
-		n, _, errno := syscall.RawSyscall6(trap, a1, a2, a3, 0, 0, 0)
-		switch errno {
-		case 0:
-			return int(n), nil
-		case syscall.EINTR:
-			continue
-		default:
-			return 0, errno
-		}
-	}
 }

@@ -7,7 +7,8 @@ import (
 	"os"
 	"sync"
 	"syscall"
-	"unsafe"
+
+	"github.com/heartline/heartline/internal/rawsys"
 )
 
 // Reactor watches the sockets of idle connections with one epoll instance.
@@ -81,7 +82,7 @@ func (r *Reactor) Close() { r.file.Close() }
 // sends the goroutine back to the netpoller until the next one.
 func (r *Reactor) poll(epfd uintptr) bool {
 	for {
-		n, err := epollWait(epfd, r.events[:])
+		n, err := rawsys.EpollWaitNow(epfd, r.events[:])
 		if err != nil || n <= 0 {
 			return false
 		}
@@ -120,7 +121,7 @@ func (r *Reactor) Add(w Watcher, slot int, serial uint64, b *BatchConn) error {
 	r.conns[slot] = watched{w, uint32(serial)}
 	r.mu.Unlock()
 	ev := syscall.EpollEvent{
-		Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollET,
+		Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | rawsys.EPOLLET,
 		Fd:     int32(slot),
 		Pad:    int32(uint32(serial)),
 	}
@@ -157,43 +158,7 @@ type readyConn struct {
 	hangup bool
 }
 
-// epollET is EPOLLET as the uint32 the event mask is (syscall declares it
-// as a negative int).
-const epollET = 1 << 31
-
-// rawRead, rawWrite and epollWait are one non-blocking syscall each, made
-// with RawSyscall: they never block, so the runtime need not hand the P
-// off, and skipping entersyscall keeps them from waking the runtime's
-// monitor thread (sysmon), which otherwise went through a few dozen short
-// sleeps after every burst of pings. EINTR is retried; EAGAIN means nothing
-// to read, or no room to write.
-func rawRead(fd uintptr, p []byte) (int, error) {
-	return rawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
-}
-
-func rawWrite(fd uintptr, p []byte) (int, error) {
-	return rawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
-}
-
-// epollWait returns the ready events without waiting (timeout 0, no signal
-// mask; epoll_pwait exists on every Linux architecture, epoll_wait not on
-// arm64).
-func epollWait(epfd uintptr, events []syscall.EpollEvent) (int, error) {
-	return rawSyscall(syscall.SYS_EPOLL_PWAIT, epfd, uintptr(unsafe.Pointer(unsafe.SliceData(events))), uintptr(len(events)))
-}
-
-// rawSyscall makes a non-blocking syscall of up to three arguments (the
-// rest zero), retrying EINTR.
-func rawSyscall(trap, a1, a2, a3 uintptr) (int, error) {
-	for {
-		n, _, errno := syscall.RawSyscall6(trap, a1, a2, a3, 0, 0, 0)
-		switch errno {
-		case 0:
-			return int(n), nil
-		case syscall.EINTR:
-			continue
-		default:
-			return 0, errno
-		}
-	}
-}
+// rawRead and rawWrite are one non-blocking syscall each (rawsys says why
+// raw); EAGAIN means nothing to read, or no room to write.
+func rawRead(fd uintptr, p []byte) (int, error)  { return rawsys.Read(fd, p) }
+func rawWrite(fd uintptr, p []byte) (int, error) { return rawsys.Write(fd, p) }
