@@ -17,10 +17,10 @@ import (
 // benchApp is the app with rooms rooms saved (on a relay that is not
 // there: the start is offline, as on a train) and msgs messages in their
 // local history, seeded once per data directory.
-func benchApp(b *testing.B, rooms, msgs int) (fyne.App, string) {
-	b.Helper()
-	dir := filepath.Join(os.TempDir(), fmt.Sprintf("heartline-bench-%d-%d", rooms, msgs))
-	a := test.NewTempApp(b)
+// seedRooms saves a profile named name that joins rooms rooms, room-01 and
+// on, on a relay nobody listens at (127.0.0.1:9): the app starts with its
+// sidebar full and every link reconnecting.
+func seedRooms(a fyne.App, rooms int, name string) {
 	st := settings.New(a.Preferences())
 	var es []settings.RoomEntry
 	for i := 1; i <= rooms; i++ {
@@ -28,8 +28,15 @@ func benchApp(b *testing.B, rooms, msgs int) (fyne.App, string) {
 	}
 	st.SaveRooms(es)
 	p := st.Load()
-	p.Name, p.AutoJoin = "Bench", true
+	p.Name, p.AutoJoin = name, true
 	st.Save(p)
+}
+
+func benchApp(b *testing.B, rooms, msgs int) (fyne.App, string) {
+	b.Helper()
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("heartline-bench-%d-%d", rooms, msgs))
+	a := test.NewTempApp(b)
+	seedRooms(a, rooms, "Bench")
 	if _, err := os.Stat(filepath.Join(dir, "seeded")); err != nil {
 		os.RemoveAll(dir)
 		os.MkdirAll(dir, 0o700)

@@ -56,15 +56,7 @@ func idleApp(t *testing.T, rooms int) (*UI, *redrawDriver) {
 	d := &redrawDriver{Driver: a.Driver()}
 	fyne.SetCurrentApp(redrawApp{App: a, d: d})
 	t.Cleanup(func() { fyne.SetCurrentApp(a) })
-	st := settings.New(a.Preferences())
-	var es []settings.RoomEntry
-	for i := 1; i <= rooms; i++ {
-		es = append(es, settings.RoomEntry{Relay: "127.0.0.1:9", Room: fmt.Sprintf("room-%02d", i), Notify: settings.NotifyAll})
-	}
-	st.SaveRooms(es)
-	p := st.Load()
-	p.Name, p.AutoJoin = "Idle", true
-	st.Save(p)
+	seedRooms(a, rooms, "Idle")
 	u := New(a, Options{DataDir: t.TempDir(), Do: func(func()) {}, Diagnose: (&diagCalls{}).run})
 	u.Start(nil, false)
 	t.Cleanup(u.Close)

@@ -72,13 +72,7 @@ func stateOf(u *UI, room string) *roomState {
 // unread count of the room that was not read; scrolling to the top loads
 // older messages page by page from the device.
 func TestOfflineStartShowsLocalHistory(t *testing.T) {
-	srv, err := server.New(server.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Rate: 10000, Burst: 10000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
+	srv := runRelay(t, server.Config{Rate: 10000, Burst: 10000})
 	addr := srv.Addr().String()
 	a := test.NewTempApp(t)
 	dataDir := t.TempDir()
@@ -155,13 +149,7 @@ func last(s []string) string {
 // marker that the device keeps: opened offline later, the marker is still
 // between what was read and what came after, never silently merged.
 func TestGapMarkerKeptOnTheDevice(t *testing.T) {
-	srv, err := server.New(server.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), History: 10, Rate: 10000, Burst: 10000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
+	srv := runRelay(t, server.Config{History: 10, Rate: 10000, Burst: 10000})
 	addr := srv.Addr().String()
 	a := test.NewTempApp(t)
 	dataDir := t.TempDir()

@@ -16,15 +16,7 @@ import (
 // scrolling up past it asks the relay for older pages until the relay has
 // nothing older, and what came back stays on the device.
 func TestScrollingBackAsksTheRelayForWhatTheDeviceLacks(t *testing.T) {
-	srv, err := server.New(server.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Rate: 10000, Burst: 10000, HistoryPage: 5})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown(context.Background())
-	addr := srv.Addr().String()
+	addr := runRelay(t, server.Config{Rate: 10000, Burst: 10000, HistoryPage: 5}).Addr().String()
 	newPoster(t, addr, "gamma").post("x", 120)
 
 	a := test.NewTempApp(t)

@@ -64,16 +64,8 @@ func (p *poster) post(prefix string, n int) {
 // history messages per room (0: the default 1000).
 func resumeRelay(t *testing.T, history int) string {
 	t.Helper()
-	srv, err := server.New(server.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), History: history,
-		Rate: 10000, Burst: 10000, ShutdownTimeout: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Shutdown(context.Background()) })
-	return srv.Addr().String()
+	return runRelay(t, server.Config{History: history,
+		Rate: 10000, Burst: 10000, ShutdownTimeout: 2 * time.Second}).Addr().String()
 }
 
 // openApp starts the app as it starts after a restart: with the
@@ -250,15 +242,7 @@ func TestCloseBeforeWelcomeKeepsSavedPoint(t *testing.T) {
 // A message the relay refused can be thrown away: it leaves the room view
 // and the outbox, and does not come back when the app starts again.
 func TestDiscardFailedMessage(t *testing.T) {
-	srv, err := server.New(server.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), MaxText: 20, ShutdownTimeout: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown(context.Background())
-	addr := srv.Addr().String()
+	addr := runRelay(t, server.Config{MaxText: 20, ShutdownTimeout: 2 * time.Second}).Addr().String()
 
 	a := test.NewTempApp(t)
 	loop := newUILoop(t)

@@ -98,13 +98,28 @@ func eventually(t *testing.T, l *uiLoop, what string, cond func() bool) {
 
 func startRelay(t *testing.T, addr, dir string) *server.Server {
 	t.Helper()
-	srv, err := server.New(server.Config{Listen: addr, DataDir: dir, ShutdownTimeout: 2 * time.Second})
+	return runRelay(t, server.Config{Listen: addr, DataDir: dir, ShutdownTimeout: 2 * time.Second})
+}
+
+// runRelay starts a real relay with cfg, on a free loopback port and a
+// temporary data dir unless cfg names them, and shuts it down when the test
+// ends (a test may shut it down sooner: Shutdown is idempotent).
+func runRelay(t *testing.T, cfg server.Config) *server.Server {
+	t.Helper()
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:0"
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = t.TempDir()
+	}
+	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
 	return srv
 }
 
